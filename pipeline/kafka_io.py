@@ -1,0 +1,148 @@
+"""Kafka at the edge: creating the topics the pipeline needs and sending JSON Lines to the input.
+
+``send_lines`` keeps every line's bytes unchanged (the dead-letter contract depends on it) and
+keys each message by ``contact_id`` (or ``agent_id`` for agent events) when the line is JSON
+that carries one; the pipeline itself never relies on the key.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import orjson
+from kafka import KafkaAdminClient, KafkaProducer
+from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+from pipeline.settings import Settings
+
+log = logging.getLogger("ccpulse.kafka")
+
+# The broker's default message.max.bytes is ~1 MiB; the contract's own limit (64 KiB) is
+# enforced by the worker, which must receive over-size messages to dead-letter them.
+MAX_REQUEST_BYTES = 1_000_000
+
+
+class KafkaUnavailable(RuntimeError):
+    """The broker could not be reached; the message says where we looked."""
+
+
+def _client_options(settings: Settings) -> dict[str, object]:
+    return {"bootstrap_servers": settings.kafka_bootstrap.split(","), **settings.kafka_security.kafka_python_options()}
+
+
+def ensure_topics(settings: Settings, timeout_seconds: float = 30.0) -> None:
+    """Create the input and dead-letter topics with ``settings.partitions`` if they are missing."""
+    try:
+        admin = KafkaAdminClient(client_id="ccpulse-admin", request_timeout_ms=int(timeout_seconds * 1000),
+                                 **_client_options(settings))
+    except KafkaError as problem:
+        raise KafkaUnavailable(
+            f"cannot reach Kafka at {settings.kafka_bootstrap} ({problem}). Start a broker "
+            "(python3 deploy/local/kafka.py start) or set CCPULSE_KAFKA_BOOTSTRAP."
+        ) from problem
+    try:
+        existing = set(admin.list_topics())
+        wanted = {
+            name: {"num_partitions": settings.partitions, "replication_factor": -1}
+            for name in (settings.topic, settings.dlq_topic)
+            if name not in existing
+        }
+        if wanted:
+            try:
+                admin.create_topics(wanted, timeout_ms=int(timeout_seconds * 1000), wait_for_metadata=True)
+                log.info("created topics %s with %d partitions", sorted(wanted), settings.partitions)
+            except TopicAlreadyExistsError:
+                pass  # another process created it first
+    finally:
+        admin.close()
+
+
+def message_key(line: bytes) -> bytes | None:
+    """``contact_id`` (or ``agent_id``) of a JSON event line; None when there is none."""
+    try:
+        event = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(event, dict):
+        return None
+    for field in ("contact_id", "agent_id"):
+        value = event.get(field)
+        if isinstance(value, str) and value:
+            return value.encode()
+    return None
+
+
+def json_lines(stream: Iterable[bytes]) -> Iterator[bytes]:
+    """The lines of a JSON Lines stream without their line ending; blank lines are skipped."""
+    for line in stream:
+        if line.endswith(b"\n"):
+            line = line[:-1]
+            if line.endswith(b"\r"):
+                line = line[:-1]
+        if line.strip():
+            yield line
+
+
+@dataclass
+class SendReport:
+    sent: int = 0
+    failed: int = 0
+
+
+class EventSender:
+    """A producer for the input topic, batched (linger) and acknowledged by all replicas."""
+
+    def __init__(self, settings: Settings, topic: str | None = None) -> None:
+        self.topic = topic or settings.topic
+        try:
+            self._producer = KafkaProducer(
+                client_id="ccpulse-produce",
+                acks="all",
+                linger_ms=20,
+                batch_size=256 * 1024,
+                max_request_size=MAX_REQUEST_BYTES,
+                retries=5,
+                **_client_options(settings),
+            )
+        except KafkaError as problem:
+            raise KafkaUnavailable(
+                f"cannot reach Kafka at {settings.kafka_bootstrap} ({problem}). Is the broker running? "
+                "Start one with: python3 deploy/local/kafka.py start"
+            ) from problem
+        self.report = SendReport()
+        self._pending: list[object] = []
+
+    def send(self, line: bytes, key: bytes | None = None) -> None:
+        key = message_key(line) if key is None else key
+        try:
+            future = self._producer.send(self.topic, value=line, key=key)
+        except KafkaError as problem:  # e.g. larger than the broker takes
+            log.error("line not sent (%s): %d bytes", problem, len(line))
+            self.report.failed += 1
+            return
+        self._pending.append(future)
+        if len(self._pending) >= 10_000:
+            self._settle()
+
+    def _settle(self) -> None:
+        self._producer.flush()
+        for future in self._pending:
+            try:
+                future.get(timeout=30)  # type: ignore[attr-defined]
+                self.report.sent += 1
+            except KafkaError as problem:
+                log.error("message not acknowledged: %s", problem)
+                self.report.failed += 1
+        self._pending.clear()
+
+    def close(self) -> SendReport:
+        self._settle()
+        self._producer.close()
+        return self.report
+
+    def __enter__(self) -> EventSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

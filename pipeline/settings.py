@@ -1,0 +1,190 @@
+"""Configuration, resolved once from the environment into a frozen object and passed down.
+
+Every knob is a ``CCPULSE_*`` variable (a ``.env`` file in the working directory may set them;
+the real environment wins). Secrets are held in :class:`Secret`, whose ``repr`` and ``str``
+never show the value, so a settings object can be logged whole.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+CLOCKS = ("wall", "event")
+
+
+class SettingsError(ValueError):
+    """A configuration value is wrong; the message names the variable and what it takes."""
+
+
+@dataclass(frozen=True)
+class Secret:
+    """A credential: usable through ``reveal()``, never printed."""
+
+    _value: str = field(repr=False)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __str__(self) -> str:
+        return "***"
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class KafkaSecurity:
+    """Client security for every Kafka connection (consumer, producer, admin)."""
+
+    protocol: str = "PLAINTEXT"  # PLAINTEXT | SSL | SASL_PLAINTEXT | SASL_SSL
+    sasl_mechanism: str | None = None  # PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+    sasl_username: str | None = None
+    sasl_password: Secret | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+
+    def kafka_python_options(self) -> dict[str, object]:
+        """Keyword arguments for kafka-python's clients."""
+        options: dict[str, object] = {"security_protocol": self.protocol}
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password.reveal() if self.sasl_password else None
+        for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+            if getattr(self, name):
+                options[name] = getattr(self, name)
+        return options
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topic: str = "cc.events"
+    dlq_topic: str = "cc.events.dlq"
+    partitions: int = 8
+    app_id: str = "ccpulse"
+    clickhouse_url: Secret = Secret("")  # empty: the embedded engine under the data dir
+    data_dir: Path = Path(".ccpulse")
+    http_host: str = "127.0.0.1"
+    http_port: int = 6066
+    clock: Literal["wall", "event"] = "wall"
+    timezone: str = "UTC"
+    targets_file: Path | None = None
+    batch_size: int = 2000
+    batch_seconds: float = 0.1
+    log_level: str = "info"
+    # How long the group waits for a silent worker before handing its partitions to others:
+    # the recovery time after a crash. Lower is faster recovery; too low evicts a busy worker.
+    session_timeout_seconds: float = 10.0
+    kafka_security: KafkaSecurity = KafkaSecurity()
+
+    @property
+    def effective_clickhouse_url(self) -> Secret:
+        if self.clickhouse_url:
+            return self.clickhouse_url
+        return Secret(f"chdb://{(self.data_dir / 'clickhouse').resolve()}")
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def web_url(self) -> str:
+        host = "127.0.0.1" if self.http_host in ("0.0.0.0", "") else self.http_host
+        return f"http://{host}:{self.http_port}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
+        """Resolve settings from ``environ`` (default: the process environment) over ``env_file``."""
+        values: dict[str, str] = {}
+        if env_file is not None and env_file.is_file():
+            from dotenv import dotenv_values
+
+            values.update({k: v for k, v in dotenv_values(env_file).items() if v is not None})
+        values.update(os.environ if environ is None else environ)
+        return cls._from_mapping(values)
+
+    @classmethod
+    def _from_mapping(cls, env: Mapping[str, str]) -> Settings:
+        def get(name: str, default: str) -> str:
+            value = env.get(name, "").strip()
+            return value or default
+
+        def integer(name: str, default: int, low: int, high: int) -> int:
+            raw = get(name, str(default))
+            try:
+                number = int(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+            if not low <= number <= high:
+                raise SettingsError(f"{name}={number}: expected {low}..{high}")
+            return number
+
+        def number(name: str, default: float, low: float, high: float) -> float:
+            raw = get(name, str(default))
+            try:
+                value = float(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r}: expected a number") from None
+            if not low <= value <= high:
+                raise SettingsError(f"{name}={value}: expected {low}..{high}")
+            return value
+
+        clock = get("CCPULSE_CLOCK", "wall").lower()
+        if clock not in CLOCKS:
+            raise SettingsError(f"CCPULSE_CLOCK={clock!r}: expected 'wall' (the default) or 'event'")
+        timezone = get("CCPULSE_TIMEZONE", "UTC")
+        try:
+            ZoneInfo(timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise SettingsError(
+                f"CCPULSE_TIMEZONE={timezone!r}: not an IANA time zone (e.g. UTC, Europe/Paris, Asia/Tokyo)"
+            ) from None
+        targets = get("CCPULSE_TARGETS", "")
+        if targets and not Path(targets).is_file():
+            raise SettingsError(f"CCPULSE_TARGETS={targets!r}: no such file")
+        password = env.get("CCPULSE_KAFKA_SASL_PASSWORD", "")
+        security = KafkaSecurity(
+            protocol=get("CCPULSE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+            sasl_mechanism=get("CCPULSE_KAFKA_SASL_MECHANISM", "") or None,
+            sasl_username=get("CCPULSE_KAFKA_SASL_USERNAME", "") or None,
+            sasl_password=Secret(password) if password else None,
+            ssl_cafile=get("CCPULSE_KAFKA_SSL_CAFILE", "") or None,
+            ssl_certfile=get("CCPULSE_KAFKA_SSL_CERTFILE", "") or None,
+            ssl_keyfile=get("CCPULSE_KAFKA_SSL_KEYFILE", "") or None,
+        )
+        if security.protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+            raise SettingsError(
+                f"CCPULSE_KAFKA_SECURITY_PROTOCOL={security.protocol!r}: "
+                "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+            )
+        log_level = get("CCPULSE_LOG_LEVEL", "info").lower()
+        if log_level not in ("debug", "info", "warning", "error"):
+            raise SettingsError(f"CCPULSE_LOG_LEVEL={log_level!r}: expected debug, info, warning or error")
+        return cls(
+            kafka_bootstrap=get("CCPULSE_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
+            topic=get("CCPULSE_TOPIC", cls.topic),
+            dlq_topic=get("CCPULSE_DLQ_TOPIC", cls.dlq_topic),
+            partitions=integer("CCPULSE_PARTITIONS", cls.partitions, 1, 1024),
+            app_id=get("CCPULSE_APP_ID", cls.app_id),
+            clickhouse_url=Secret(get("CCPULSE_CLICKHOUSE_URL", "")),
+            data_dir=Path(get("CCPULSE_DATA_DIR", str(cls.data_dir))),
+            http_host=get("CCPULSE_HTTP_HOST", cls.http_host),
+            http_port=integer("CCPULSE_HTTP_PORT", cls.http_port, 1, 65535),
+            clock=clock,  # type: ignore[arg-type]
+            timezone=timezone,
+            targets_file=Path(targets) if targets else None,
+            batch_size=integer("CCPULSE_BATCH_SIZE", cls.batch_size, 1, 1_000_000),
+            batch_seconds=number("CCPULSE_BATCH_SECONDS", cls.batch_seconds, 0.001, 60.0),
+            log_level=log_level,
+            session_timeout_seconds=number("CCPULSE_KAFKA_SESSION_TIMEOUT", cls.session_timeout_seconds, 6.0, 300.0),
+            kafka_security=security,
+        )

@@ -1,0 +1,60 @@
+"""Session fixtures for real components.
+
+Kafka, in this order: ``CCPULSE_KAFKA_BOOTSTRAP`` when set; else testcontainers' Kafka when a
+Docker engine answers; else the project's own launcher (deploy/local/kafka.py) on a free port,
+started once per test session and stopped at the end, even when tests fail.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TESTCONTAINERS_KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"  # Apache Kafka 3.9, as the local launcher
+
+
+def docker_answers() -> bool:
+    """True when a Docker engine answers a ping (not merely when the client is installed)."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    explicit = os.environ.get("CCPULSE_KAFKA_BOOTSTRAP", "").strip()
+    if explicit:
+        yield explicit
+        return
+    if docker_answers():
+        from testcontainers.kafka import KafkaContainer
+
+        with KafkaContainer(TESTCONTAINERS_KAFKA_IMAGE).with_kraft() as container:
+            yield container.get_bootstrap_server()
+        return
+    from pipeline.local_broker import launcher
+
+    kafka = launcher()
+    data_dir = tmp_path_factory.mktemp("kafka-broker")
+    broker = kafka.start(data_dir, port=0)
+    try:
+        yield broker.bootstrap
+    finally:
+        kafka.stop(data_dir)
+
+
+@pytest.fixture(scope="session")
+def kafka_launcher():  # type: ignore[no-untyped-def]
+    from pipeline.local_broker import launcher
+
+    return launcher()

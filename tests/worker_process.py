@@ -1,0 +1,149 @@
+"""A real ``ccpulse worker`` process for integration tests, on its own topic, port and data dir."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@dataclass
+class Deployment:
+    """One isolated ccpulse deployment: topic, app id and data dir of its own on a shared broker."""
+
+    bootstrap: str
+    root: Path
+    topic: str = field(default_factory=lambda: unique_name("cc.events"))
+    app_id: str = field(default_factory=lambda: unique_name("ccpulse"))
+    partitions: int = 4
+    extra_env: dict[str, str] = field(default_factory=dict)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        return {
+            **os.environ,
+            "CCPULSE_KAFKA_BOOTSTRAP": self.bootstrap,
+            "CCPULSE_TOPIC": self.topic,
+            "CCPULSE_DLQ_TOPIC": f"{self.topic}.dlq",
+            "CCPULSE_APP_ID": self.app_id,
+            "CCPULSE_PARTITIONS": str(self.partitions),
+            "CCPULSE_KAFKA_SESSION_TIMEOUT": "6",
+            "CCPULSE_LOG_LEVEL": "info",
+            **self.extra_env,
+            **overrides,
+        }
+
+    def ccpulse(self, *args: str, input_bytes: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+        return subprocess.run(
+            [sys.executable, "-m", "pipeline", *args], env=self.env(), input=input_bytes,
+            capture_output=True, timeout=timeout, cwd=self.root,
+        )
+
+    def worker(self, name: str = "w1") -> WorkerProcess:
+        return WorkerProcess(self, name)
+
+
+class WorkerProcess:
+    def __init__(self, deployment: Deployment, name: str) -> None:
+        self.deployment = deployment
+        self.name = name
+        self.port = free_port()
+        self.data_dir = deployment.root / f"data-{name}"
+        self.log_path = deployment.root / f"worker-{name}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 90) -> WorkerProcess:
+        env = self.deployment.env(CCPULSE_HTTP_PORT=str(self.port), CCPULSE_DATA_DIR=str(self.data_dir))
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "pipeline", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            cwd=self.deployment.root,
+        )
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                self.scrape()
+                return self
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"worker {self.name} did not answer within {timeout}s:\n{self.log_tail()}")
+
+    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample on /metrics, keyed by (name, sorted labels)."""
+        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
+            text = response.read().decode()
+        samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+        return samples
+
+    def wait_for(self, predicate, timeout: float = 60, interval: float = 0.3):  # type: ignore[no-untyped-def]
+        """Scrape until ``predicate(samples)`` is true; return the samples. Fails with the last scrape."""
+        deadline = time.monotonic() + timeout
+        samples: dict = {}
+        while time.monotonic() < deadline:
+            try:
+                samples = self.scrape()
+                if predicate(samples):
+                    return samples
+            except OSError:
+                pass
+            time.sleep(interval)
+        raise AssertionError(f"condition not met within {timeout}s; last scrape: {samples}\n{self.log_tail()}")
+
+    def kill(self) -> None:
+        """SIGKILL: no clean shutdown, no final commit."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self, grace: float = 30) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> WorkerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def counter(samples: dict, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
