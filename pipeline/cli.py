@@ -1,4 +1,5 @@
 """The ``ccpulse`` command line."""
+
 from __future__ import annotations
 
 import argparse
@@ -89,16 +90,21 @@ def command_produce(args: argparse.Namespace) -> int:
         return 1
     size = os.path.getsize(args.file) if args.file != "-" else None
     show = size is not None and size > 5_000_000 and sys.stderr.isatty()
-    with _input(args.file) as stream, Progress(
-        TextColumn("sending"), BarColumn(), TransferSpeedColumn(), disable=not show, transient=True
-    ) as progress:
+    with (
+        _input(args.file) as stream,
+        Progress(
+            TextColumn("sending"), BarColumn(), TransferSpeedColumn(), disable=not show, transient=True
+        ) as progress,
+    ):
         task = progress.add_task("send", total=size)
         for line in json_lines(stream):
             sender.send(line)
             progress.advance(task, len(line) + 1)
         report = sender.close()
-    print(f"sent {report.sent} events to {sender.topic} at {settings.kafka_bootstrap}"
-          + (f"; {report.failed} failed (see the errors above)" if report.failed else ""))
+    print(
+        f"sent {report.sent} events to {sender.topic} at {settings.kafka_bootstrap}"
+        + (f"; {report.failed} failed (see the errors above)" if report.failed else "")
+    )
     return 1 if report.failed else 0
 
 
@@ -125,7 +131,7 @@ def command_simulate(args: argparse.Namespace) -> int:
         report = sender.close()
         print(f"sent {report.sent} simulated events to {sender.topic}")
         return 0
-    with (open(args.output, "wb") if args.output != "-" else contextlib.nullcontext(sys.stdout.buffer)) as out:
+    with open(args.output, "wb") if args.output != "-" else contextlib.nullcontext(sys.stdout.buffer) as out:
         count = 0
         for event in _paced(events, start, args.speed):
             out.write(orjson.dumps(event) + b"\n")
@@ -163,7 +169,10 @@ def command_status(args: argparse.Namespace) -> int:
         with urllib.request.urlopen(url, timeout=5) as response:
             status = json.loads(response.read())
     except (urllib.error.URLError, OSError) as problem:
-        print(f"ccpulse status: no worker answers at {url} ({problem}). Start one: ccpulse worker", file=sys.stderr)
+        print(
+            f"ccpulse status: no worker answers at {url} ({problem}). Start one: ccpulse worker",
+            file=sys.stderr,
+        )
         return 1
     print(json.dumps(status, indent=2))
     return 0
@@ -190,19 +199,26 @@ def command_up(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(
-        prog="ccpulse", description=DESCRIPTION, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="ccpulse",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     from pipeline import __version__
 
     root.add_argument("--version", action="version", version=f"ccpulse {__version__}")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    worker = commands.add_parser("worker", help="run a worker in the foreground (web on CCPULSE_HTTP_PORT)",
-                                 description="Consume the input topic, keep the metrics, serve /metrics and /status.")
+    worker = commands.add_parser(
+        "worker",
+        help="run a worker in the foreground (web on CCPULSE_HTTP_PORT)",
+        description="Consume the input topic, keep the metrics, serve /metrics and /status.",
+    )
     worker.set_defaults(run=command_worker)
 
     produce = commands.add_parser(
-        "produce", help="send JSON Lines to the input topic",
+        "produce",
+        help="send JSON Lines to the input topic",
         description="Send each line of FILE (or standard input with -) to the input topic as one message, "
         "its bytes unchanged, keyed by contact_id (or agent_id). Prints how many were sent.",
     )
@@ -211,14 +227,21 @@ def parser() -> argparse.ArgumentParser:
     produce.set_defaults(run=command_produce)
 
     simulate = commands.add_parser(
-        "simulate", help="generate contact-center traffic (to a file or to Kafka)",
+        "simulate",
+        help="generate contact-center traffic (to a file or to Kafka)",
         description="Deterministic simulated traffic: the same --seed gives the same events.",
     )
     simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     simulate.add_argument("--start", default=None, help="simulated start, RFC 3339 (default: now)")
-    simulate.add_argument("--minutes", type=float, default=60, help="simulated minutes of arrivals (default 60)")
-    simulate.add_argument("--speed", type=float, default=0,
-                          help="pace: 1 = real time, 60 = a minute per second, 0 = as fast as possible (default)")
+    simulate.add_argument(
+        "--minutes", type=float, default=60, help="simulated minutes of arrivals (default 60)"
+    )
+    simulate.add_argument(
+        "--speed",
+        type=float,
+        default=0,
+        help="pace: 1 = real time, 60 = a minute per second, 0 = as fast as possible (default)",
+    )
     target = simulate.add_mutually_exclusive_group()
     target.add_argument("-o", "--output", default="-", help="JSON Lines file (default: standard output)")
     target.add_argument("--to-kafka", action="store_true", help="send to the input topic instead")
@@ -227,17 +250,21 @@ def parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="what the running worker has processed")
     status.set_defaults(run=command_status)
 
-    broker = commands.add_parser("broker", help="the local Kafka broker (real Apache Kafka, no Docker)",
-                                 description="Start, stop or inspect the single-node Kafka broker that "
-                                 "deploy/local/kafka.py runs under CCPULSE_DATA_DIR.")
+    broker = commands.add_parser(
+        "broker",
+        help="the local Kafka broker (real Apache Kafka, no Docker)",
+        description="Start, stop or inspect the single-node Kafka broker that "
+        "deploy/local/kafka.py runs under CCPULSE_DATA_DIR.",
+    )
     broker.add_argument("action", choices=["start", "stop", "status"])
     broker.add_argument("--port", type=int, default=None, help="client port for start (0 = a free one)")
     broker.set_defaults(run=command_broker)
 
     up = commands.add_parser(
-        "up", help="run everything locally: broker, worker, simulated traffic",
-        description="Start the local Kafka broker (unless CCPULSE_KAFKA_BOOTSTRAP names another), a worker and "
-        "simulated traffic, print where to look, and stop all of it on Ctrl-C.",
+        "up",
+        help="run everything locally: broker, worker, simulated traffic",
+        description="Start the local Kafka broker (unless CCPULSE_KAFKA_BOOTSTRAP names another), "
+        "a worker and simulated traffic, print where to look, and stop all of it on Ctrl-C.",
     )
     up.add_argument("--speed", type=float, default=1.0, help="traffic pace (1 = real time, the default)")
     up.add_argument("--no-traffic", action="store_true", help="start broker and worker only")
@@ -253,4 +280,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

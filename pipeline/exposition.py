@@ -3,6 +3,7 @@
 Nothing here counts anything: the numbers come from the worker's tables (so they survive a
 restart exactly); this module only names and labels them. The registry is passed in.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator

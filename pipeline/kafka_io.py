@@ -4,6 +4,7 @@
 keys each message by ``contact_id`` (or ``agent_id`` for agent events) when the line is JSON
 that carries one; the pipeline itself never relies on the key.
 """
+
 from __future__ import annotations
 
 import logging
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 import orjson
-from kafka import KafkaAdminClient, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer  # type: ignore[attr-defined]
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.settings import Settings
@@ -28,14 +29,20 @@ class KafkaUnavailable(RuntimeError):
 
 
 def _client_options(settings: Settings) -> dict[str, object]:
-    return {"bootstrap_servers": settings.kafka_bootstrap.split(","), **settings.kafka_security.kafka_python_options()}
+    return {
+        "bootstrap_servers": settings.kafka_bootstrap.split(","),
+        **settings.kafka_security.kafka_python_options(),
+    }
 
 
 def ensure_topics(settings: Settings, timeout_seconds: float = 30.0) -> None:
     """Create the input and dead-letter topics with ``settings.partitions`` if they are missing."""
     try:
-        admin = KafkaAdminClient(client_id="ccpulse-admin", request_timeout_ms=int(timeout_seconds * 1000),
-                                 **_client_options(settings))
+        admin = KafkaAdminClient(
+            client_id="ccpulse-admin",
+            request_timeout_ms=int(timeout_seconds * 1000),
+            **_client_options(settings),
+        )
     except KafkaError as problem:
         raise KafkaUnavailable(
             f"cannot reach Kafka at {settings.kafka_bootstrap} ({problem}). Start a broker "

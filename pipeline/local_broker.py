@@ -3,6 +3,7 @@
 The launcher is standard-library Python so it runs before any venv exists; the package and
 the tests reuse it rather than carrying a second copy.
 """
+
 from __future__ import annotations
 
 import importlib.util

@@ -4,6 +4,7 @@ Every knob is a ``CCPULSE_*`` variable (a ``.env`` file in the working directory
 the real environment wins). Secrets are held in :class:`Secret`, whose ``repr`` and ``str``
 never show the value, so a settings object can be logged whole.
 """
+
 from __future__ import annotations
 
 import os
@@ -102,7 +103,9 @@ class Settings:
         return f"http://{host}:{self.http_port}"
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
+    ) -> Settings:
         """Resolve settings from ``environ`` (default: the process environment) over ``env_file``."""
         values: dict[str, str] = {}
         if env_file is not None and env_file.is_file():
@@ -185,6 +188,8 @@ class Settings:
             batch_size=integer("CCPULSE_BATCH_SIZE", cls.batch_size, 1, 1_000_000),
             batch_seconds=number("CCPULSE_BATCH_SECONDS", cls.batch_seconds, 0.001, 60.0),
             log_level=log_level,
-            session_timeout_seconds=number("CCPULSE_KAFKA_SESSION_TIMEOUT", cls.session_timeout_seconds, 6.0, 300.0),
+            session_timeout_seconds=number(
+                "CCPULSE_KAFKA_SESSION_TIMEOUT", cls.session_timeout_seconds, 6.0, 300.0
+            ),
             kafka_security=security,
         )

@@ -6,6 +6,7 @@ same arguments always give the same events (tests and benchmarks depend on it).
 This first version models each queue as Poisson arrivals with exponential waits, customer
 patience and abandonment, handle times and surveys; agents and staffing come later.
 """
+
 from __future__ import annotations
 
 import random
@@ -57,28 +58,54 @@ def contact_events(
                 break
             contact = f"{profile.queue}-{seed}-{serial}"
             customer = f"cust-{rng.randrange(5000)}"
-            emit(at, {"type": "contact.offered", "contact_id": contact, "channel": profile.channel,
-                      "queue": profile.queue, "customer_id": customer,
-                      "reason": rng.choice(["invoice", "outage", "upgrade", "refund"])})
+            emit(
+                at,
+                {
+                    "type": "contact.offered",
+                    "contact_id": contact,
+                    "channel": profile.channel,
+                    "queue": profile.queue,
+                    "customer_id": customer,
+                    "reason": rng.choice(["invoice", "outage", "upgrade", "refund"]),
+                },
+            )
             wait = rng.expovariate(1 / profile.mean_wait_seconds)
             patience = rng.expovariate(1 / profile.mean_patience_seconds)
             if patience < wait:
                 emit(at + timedelta(seconds=patience), {"type": "contact.abandoned", "contact_id": contact})
                 continue
             answered = at + timedelta(seconds=wait)
-            emit(answered, {"type": "contact.answered", "contact_id": contact, "agent_id": f"agent-{rng.randrange(40)}"})
+            emit(
+                answered,
+                {"type": "contact.answered", "contact_id": contact, "agent_id": f"agent-{rng.randrange(40)}"},
+            )
             talk = rng.expovariate(1 / profile.mean_handle_seconds)
             hold = rng.choice([0, 0, 0, rng.uniform(5, 90)])
             acw = rng.uniform(5, 60)
             ended = answered + timedelta(seconds=talk + hold + acw)
             resolved = rng.random() < 0.75
-            emit(ended, {"type": "contact.ended", "contact_id": contact, "talk_seconds": round(talk, 1),
-                         "hold_seconds": round(hold, 1), "acw_seconds": round(acw, 1), "resolved": resolved})
+            emit(
+                ended,
+                {
+                    "type": "contact.ended",
+                    "contact_id": contact,
+                    "talk_seconds": round(talk, 1),
+                    "hold_seconds": round(hold, 1),
+                    "acw_seconds": round(acw, 1),
+                    "resolved": resolved,
+                },
+            )
             if rng.random() < 0.3:
-                emit(ended + timedelta(seconds=rng.uniform(30, 600)), {
-                    "type": "survey.responded", "contact_id": contact,
-                    "csat": rng.choice([5, 5, 4, 4, 3, 2, 1] if resolved else [4, 3, 2, 1, 1]),
-                    "nps": rng.randrange(11), "ces": rng.randint(1, 7)})
+                emit(
+                    ended + timedelta(seconds=rng.uniform(30, 600)),
+                    {
+                        "type": "survey.responded",
+                        "contact_id": contact,
+                        "csat": rng.choice([5, 5, 4, 4, 3, 2, 1] if resolved else [4, 3, 2, 1, 1]),
+                        "nps": rng.randrange(11),
+                        "ces": rng.randint(1, 7),
+                    },
+                )
     events.sort(key=lambda item: (item[0], item[1]))
     for _, _, event in events:
         yield event

@@ -1,4 +1,5 @@
 """Timestamps as the contract writes them: RFC 3339, UTC, with a ``Z``."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime

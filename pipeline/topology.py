@@ -5,6 +5,7 @@ every state change is idempotent (per-partition progress records the next source
 not applied), because Faust's exactly-once mode has open bugs and offsets are committed only
 every few seconds.
 """
+
 from __future__ import annotations
 
 import logging
@@ -40,7 +41,7 @@ class SourcePartitionTable(faust.Table):
 
 def faust_app(settings: Settings) -> faust.App:
     security = settings.kafka_security
-    credentials = None
+    credentials: faust.SASLCredentials | faust.SSLCredentials | None = None
     if security.sasl_mechanism:
         credentials = faust.SASLCredentials(
             username=security.sasl_username,
@@ -102,13 +103,13 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
         value_serializer="raw",
         partitions=settings.partitions,
     )
-    progress_table = app.tables.add(
+    progress_table: faust.Table = app.tables.add(  # type: ignore[assignment]
         SourcePartitionTable(
             app,
             name="progress",
             default=None,
             beacon=app.tables.beacon,
-            key_type=int,
+            key_type=int,  # type: ignore[arg-type]  # faust serialises int keys as JSON
             partitions=settings.partitions,
             help="Per input partition: the next offset to apply and what was counted.",
         )
@@ -124,7 +125,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
 
     @app.agent(source, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(settings.batch_size, within=settings.batch_seconds):
+        batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
+        async for batch in batches:
             for partition, events in by_partition(batch):
                 progress = PartitionProgress.from_json(progress_table.get(partition))
                 for event in events:

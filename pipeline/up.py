@@ -4,6 +4,7 @@ It starts (1) the local Kafka broker through the project's launcher, unless
 ``CCPULSE_KAFKA_BOOTSTRAP`` names a broker that already answers, (2) a worker process and
 (3) a simulated-traffic process; it stops, on Ctrl-C or SIGTERM, exactly what it started.
 """
+
 from __future__ import annotations
 
 import os
@@ -58,16 +59,24 @@ def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool =
         if kafka.broker_answers(host, int(port)):
             _say(f"using the Kafka broker that answers at {settings.kafka_bootstrap}")
         else:
-            _say(f"starting Apache Kafka {kafka.kafka_version()} (first run fetches its jars from Maven Central)")
+            _say(
+                f"starting Apache Kafka {kafka.kafka_version()} "
+                "(the first run fetches its jars from Maven Central)"
+            )
             began = time.monotonic()
             broker = kafka.start(settings.data_dir, int(port) if host in ("127.0.0.1", "localhost") else None)
             broker_started_here = broker.started_here
             settings = replace(settings, kafka_bootstrap=broker.bootstrap)
-            _say(f"Kafka answers at {broker.bootstrap} after {time.monotonic() - began:.1f}s "
-                 f"(logs: {settings.data_dir / 'kafka' / 'logs'})")
+            _say(
+                f"Kafka answers at {broker.bootstrap} after {time.monotonic() - began:.1f}s "
+                f"(logs: {settings.data_dir / 'kafka' / 'logs'})"
+            )
 
-        env = {**os.environ, "CCPULSE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-               "CCPULSE_DATA_DIR": str(settings.data_dir)}
+        env = {
+            **os.environ,
+            "CCPULSE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+            "CCPULSE_DATA_DIR": str(settings.data_dir),
+        }
         worker = subprocess.Popen([sys.executable, "-m", "pipeline", "worker"], env=env)
         deadline = time.monotonic() + 120
         while not _answers(f"{settings.web_url}/metrics"):
@@ -80,8 +89,18 @@ def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool =
             time.sleep(0.5)
         if with_traffic:
             traffic = subprocess.Popen(
-                [sys.executable, "-m", "pipeline", "simulate", "--to-kafka", "--minutes", str(12 * 60),
-                 "--speed", str(speed)], env=env,
+                [
+                    sys.executable,
+                    "-m",
+                    "pipeline",
+                    "simulate",
+                    "--to-kafka",
+                    "--minutes",
+                    str(12 * 60),
+                    "--speed",
+                    str(speed),
+                ],
+                env=env,
             )
         _say("running. Look at:")
         print(f"    metrics   {settings.web_url}/metrics", flush=True)

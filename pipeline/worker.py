@@ -1,4 +1,5 @@
 """Running one worker in the foreground (``ccpulse worker``)."""
+
 from __future__ import annotations
 
 import logging
@@ -13,13 +14,18 @@ log = logging.getLogger("ccpulse.worker")
 
 
 def run_worker(settings: Settings) -> int:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.basicConfig(
+        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     ensure_topics(settings)
     app = build(settings)
     log.info(
         "worker starting: kafka %s, topic %s (%d partitions), web %s",
-        settings.kafka_bootstrap, settings.topic, settings.partitions, settings.web_url,
+        settings.kafka_bootstrap,
+        settings.topic,
+        settings.partitions,
+        settings.web_url,
     )
     worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()  # returns only by SystemExit

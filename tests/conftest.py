@@ -4,6 +4,7 @@ Kafka, in this order: ``CCPULSE_KAFKA_BOOTSTRAP`` when set; else testcontainers'
 Docker engine answers; else the project's own launcher (deploy/local/kafka.py) on a free port,
 started once per test session and stopped at the end, even when tests fail.
 """
+
 from __future__ import annotations
 
 import os

@@ -1,4 +1,5 @@
 """A real ``ccpulse worker`` process for integration tests, on its own topic, port and data dir."""
+
 from __future__ import annotations
 
 import os
@@ -50,10 +51,16 @@ class Deployment:
             **overrides,
         }
 
-    def ccpulse(self, *args: str, input_bytes: bytes | None = None, timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
+    def ccpulse(
+        self, *args: str, input_bytes: bytes | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[bytes]:
         return subprocess.run(
-            [sys.executable, "-m", "pipeline", *args], env=self.env(), input=input_bytes,
-            capture_output=True, timeout=timeout, cwd=self.root,
+            [sys.executable, "-m", "pipeline", *args],
+            env=self.env(),
+            input=input_bytes,
+            capture_output=True,
+            timeout=timeout,
+            cwd=self.root,
         )
 
     def worker(self, name: str = "w1") -> WorkerProcess:
@@ -77,14 +84,19 @@ class WorkerProcess:
         env = self.deployment.env(CCPULSE_HTTP_PORT=str(self.port), CCPULSE_DATA_DIR=str(self.data_dir))
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "pipeline", "worker"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             cwd=self.deployment.root,
         )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+                raise RuntimeError(
+                    f"worker {self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
+                )
             try:
                 self.scrape()
                 return self
@@ -114,7 +126,9 @@ class WorkerProcess:
             except OSError:
                 pass
             time.sleep(interval)
-        raise AssertionError(f"condition not met within {timeout}s; last scrape: {samples}\n{self.log_tail()}")
+        raise AssertionError(
+            f"condition not met within {timeout}s; last scrape: {samples}\n{self.log_tail()}"
+        )
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, no final commit."""

@@ -19,6 +19,7 @@ Contract:
 
 Standard library only: it must run on a fresh machine before the project's venv exists.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -51,9 +52,10 @@ class LauncherError(RuntimeError):
 def kafka_version(pom: Path = POM) -> str:
     ns = {"m": "http://maven.apache.org/POM/4.0.0"}
     version = ElementTree.parse(pom).getroot().find("m:properties/m:kafka.version", ns)
-    if version is None or not (version.text or "").strip():
+    text = (version.text or "").strip() if version is not None else ""
+    if not text:
         raise LauncherError(f"{pom} has no <kafka.version> property")
-    return version.text.strip()
+    return text
 
 
 def cache_root() -> Path:
@@ -95,8 +97,14 @@ def fetch_jars(quiet: bool = False) -> Path:
     if not quiet:
         log(f"fetching Apache Kafka {kafka_version()} jars from Maven Central into {target} (once)")
     command = [
-        mvn, "-B", "-q", "-f", str(POM), "dependency:copy-dependencies",
-        f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+        mvn,
+        "-B",
+        "-q",
+        "-f",
+        str(POM),
+        "dependency:copy-dependencies",
+        f"-DoutputDirectory={staging}",
+        "-DincludeScope=runtime",
     ]
     result = subprocess.run(command, capture_output=True, text=True)
     if result.returncode != 0:
@@ -153,7 +161,7 @@ class BrokerLayout:
     root: Path
 
     @classmethod
-    def for_data_dir(cls, data_dir: Path) -> "BrokerLayout":
+    def for_data_dir(cls, data_dir: Path) -> BrokerLayout:
         return cls(Path(data_dir).resolve() / "kafka")
 
     @property
@@ -338,15 +346,32 @@ def start(
     layout.properties.write_text(server_properties(layout.storage, port, controller_port, partitions))
     layout.log4j.write_text(log4j_properties(layout.logs))
     layout.ports_file.write_text(json.dumps({"port": port, "controller_port": controller_port}))
-    java_options = [f"-Xms{heap}", f"-Xmx{heap}", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                    f"-Dlog4j.configuration=file:{layout.log4j}"]
+    java_options = [
+        f"-Xms{heap}",
+        f"-Xmx{heap}",
+        "-XX:+UseG1GC",
+        "-Djava.awt.headless=true",
+        f"-Dlog4j.configuration=file:{layout.log4j}",
+    ]
 
     if not (layout.storage / "meta.properties").exists():
         cluster_id = _cluster_id()
         result = subprocess.run(
-            [java, *java_options, "-cp", classpath, STORAGE_TOOL, "format",
-             "-t", cluster_id, "-c", str(layout.properties), "--ignore-formatted"],
-            capture_output=True, text=True,
+            [
+                java,
+                *java_options,
+                "-cp",
+                classpath,
+                STORAGE_TOOL,
+                "format",
+                "-t",
+                cluster_id,
+                "-c",
+                str(layout.properties),
+                "--ignore-formatted",
+            ],
+            capture_output=True,
+            text=True,
         )
         if result.returncode != 0:
             raise LauncherError("formatting the broker's storage failed:\n" + result.stdout + result.stderr)
@@ -354,7 +379,9 @@ def start(
     stdout = open(layout.logs / "stdout.log", "ab")
     process = subprocess.Popen(
         [java, *java_options, "-cp", classpath, MAIN_CLASS, str(layout.properties)],
-        stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        stdout=stdout,
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # Ctrl-C in the caller's terminal is the caller's to handle
     )
     stdout.close()
@@ -439,7 +466,7 @@ def status(data_dir: Path | None = None) -> dict[str, object]:
     layout = BrokerLayout.for_data_dir(data_dir or default_data_dir())
     pid = running_pid(layout)
     ports = recorded_ports(layout)
-    answering = bool(ports) and broker_answers("127.0.0.1", ports[0]) if pid else False
+    answering = bool(pid and ports and broker_answers("127.0.0.1", ports[0]))
     return {
         "running": pid is not None,
         "answering": answering,
@@ -458,13 +485,24 @@ def main(argv: list[str] | None = None) -> int:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     start_parser = commands.add_parser("start", help="start the broker (or find it running)")
-    start_parser.add_argument("--port", type=int, default=None,
-                              help="client port (default 9092, or the one of the last start; 0 = a free port)")
+    start_parser.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help="client port (default 9092, or the one of the last start; 0 = a free port)",
+    )
     start_parser.add_argument("--heap", default="512m", help="JVM heap (default 512m)")
-    for sub in (start_parser, commands.add_parser("stop", help="stop the broker this launcher started"),
-                commands.add_parser("status", help="say what runs")):
-        sub.add_argument("--data-dir", type=Path, default=None,
-                         help="data dir (default $CCPULSE_DATA_DIR or ./.ccpulse); the broker uses <dir>/kafka")
+    for sub in (
+        start_parser,
+        commands.add_parser("stop", help="stop the broker this launcher started"),
+        commands.add_parser("status", help="say what runs"),
+    ):
+        sub.add_argument(
+            "--data-dir",
+            type=Path,
+            default=None,
+            help="data dir (default $CCPULSE_DATA_DIR or ./.ccpulse); the broker uses <dir>/kafka",
+        )
     commands.add_parser("fetch", help="only fetch the broker's jars into the cache")
     args = parser.parse_args(argv)
     try:

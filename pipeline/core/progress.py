@@ -5,6 +5,7 @@ offsets only every few seconds, so after a SIGKILL the events since the last com
 replayed against state that already holds them. The record keeps the next source offset it
 has not applied yet; a replayed offset below it is skipped, which makes re-delivery a no-op.
 """
+
 from __future__ import annotations
 
 from collections import Counter

@@ -4,6 +4,7 @@
 stable reason code. This first cut checks the envelope's outer shape only; the full contract
 (every field of every type, timestamps normalised to UTC) replaces it behind the same API.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,6 +1,7 @@
 """Evidence for the broker version: both client libraries the project uses do everything the
 pipeline needs against it: create topics, produce, consume in a group, commit and read back
 committed offsets. (Faust itself is exercised end to end by test_walking_skeleton.py.)"""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,9 @@ def test_kafka_python_creates_produces_consumes_and_commits(kafka_bootstrap: str
 
     topic, group = _name("compat-kp"), _name("group")
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics({topic: {"num_partitions": PARTITIONS, "replication_factor": 1}}, wait_for_metadata=True)
+    admin.create_topics(
+        {topic: {"num_partitions": PARTITIONS, "replication_factor": 1}}, wait_for_metadata=True
+    )
     assert topic in admin.list_topics()
     admin.close()
 
@@ -33,8 +36,14 @@ def test_kafka_python_creates_produces_consumes_and_commits(kafka_bootstrap: str
     producer.flush()
     producer.close()
 
-    consumer = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=group,
-                             auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=5000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=5000,
+    )
     values = sorted(int(message.value) for message in consumer)
     consumer.commit()
     partitions = [TopicPartition(topic, p) for p in range(PARTITIONS)]
@@ -43,8 +52,14 @@ def test_kafka_python_creates_produces_consumes_and_commits(kafka_bootstrap: str
     assert values == list(range(MESSAGES))
     assert committed == MESSAGES
 
-    again = KafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=group,
-                          auto_offset_reset="earliest", enable_auto_commit=False, consumer_timeout_ms=3000)
+    again = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=3000,
+    )
     assert list(again) == []  # the group resumes after its committed offsets
     again.close()
 
@@ -68,8 +83,13 @@ def test_aiokafka_creates_produces_consumes_and_commits(kafka_bootstrap: str) ->
         await producer.flush()
         await producer.stop()
 
-        consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=group,
-                                    auto_offset_reset="earliest", enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=kafka_bootstrap,
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
         await consumer.start()
         values: list[int] = []
         try:
@@ -83,8 +103,13 @@ def test_aiokafka_creates_produces_consumes_and_commits(kafka_bootstrap: str) ->
         finally:
             await consumer.stop()
 
-        again = AIOKafkaConsumer(topic, bootstrap_servers=kafka_bootstrap, group_id=group,
-                                 auto_offset_reset="earliest", enable_auto_commit=False)
+        again = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=kafka_bootstrap,
+            group_id=group,
+            auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )
         await again.start()
         try:
             leftover = await again.getmany(timeout_ms=3000)

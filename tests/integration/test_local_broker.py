@@ -1,4 +1,5 @@
 """The project's Kafka launcher (deploy/local/kafka.py) with a real broker JVM."""
+
 from __future__ import annotations
 
 import subprocess
@@ -39,8 +40,12 @@ def test_start_status_restart_keeps_data_and_address_stop(kafka_launcher, tmp_pa
 
         restarted = kafka.start(tmp_path)
         assert restarted.bootstrap == broker.bootstrap  # same address for clients
-        consumer = KafkaConsumer("kept", bootstrap_servers=restarted.bootstrap, auto_offset_reset="earliest",
-                                 consumer_timeout_ms=10000)
+        consumer = KafkaConsumer(
+            "kept",
+            bootstrap_servers=restarted.bootstrap,
+            auto_offset_reset="earliest",
+            consumer_timeout_ms=10000,
+        )
         assert [message.value for message in consumer] == [b"survives a restart"]
         consumer.close()
     finally:
@@ -63,16 +68,28 @@ def test_stop_never_touches_a_process_it_did_not_start(kafka_launcher, tmp_path:
 
 def test_command_line_start_prints_bootstrap_and_stop(tmp_path: Path) -> None:
     launcher = str(REPO / "deploy" / "local" / "kafka.py")
-    started = subprocess.run([sys.executable, launcher, "start", "--data-dir", str(tmp_path), "--port", "0"],
-                             capture_output=True, text=True, timeout=180)
+    started = subprocess.run(
+        [sys.executable, launcher, "start", "--data-dir", str(tmp_path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
     try:
         assert started.returncode == 0, started.stderr
         bootstrap = started.stdout.strip().splitlines()[-1]
         assert bootstrap.startswith("127.0.0.1:")
-        status = subprocess.run([sys.executable, launcher, "status", "--data-dir", str(tmp_path)],
-                                capture_output=True, text=True, timeout=30)
+        status = subprocess.run(
+            [sys.executable, launcher, "status", "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
         assert '"answering": true' in status.stdout
     finally:
-        stopped = subprocess.run([sys.executable, launcher, "stop", "--data-dir", str(tmp_path)],
-                                 capture_output=True, text=True, timeout=60)
+        stopped = subprocess.run(
+            [sys.executable, launcher, "stop", "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     assert "stopped" in stopped.stderr

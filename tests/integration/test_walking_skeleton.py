@@ -4,6 +4,7 @@ The expected counts are computed here from the input lines with the standard lib
 the pipeline's own code, and /metrics must equal them exactly: no loss, no double count, even
 across SIGKILLs of the worker mid-stream.
 """
+
 from __future__ import annotations
 
 import json
@@ -40,8 +41,12 @@ def expected_counts(lines: list[bytes]) -> Counter[str]:
         except ValueError:
             continue
         if isinstance(event, dict) and event.get("type") in (
-            "contact.offered", "contact.answered", "contact.abandoned", "contact.ended",
-            "survey.responded", "agent.state_changed",
+            "contact.offered",
+            "contact.answered",
+            "contact.abandoned",
+            "contact.ended",
+            "survey.responded",
+            "agent.state_changed",
         ):
             counts[event["type"]] += 1
     return counts

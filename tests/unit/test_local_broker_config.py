@@ -1,0 +1,43 @@
+"""The launcher's pure parts: configuration text, version parsing, process identity."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pipeline.local_broker import launcher
+
+
+def test_server_properties_are_single_node_kraft_on_loopback(tmp_path: Path) -> None:
+    text = launcher().server_properties(tmp_path / "storage", 19092, 19093)
+    lines = dict(line.split("=", 1) for line in text.strip().splitlines())
+    assert lines["process.roles"] == "broker,controller"
+    assert lines["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
+    assert lines["advertised.listeners"] == "PLAINTEXT://127.0.0.1:19092"
+    assert lines["controller.quorum.voters"] == "1@127.0.0.1:19093"
+    assert lines["group.initial.rebalance.delay.ms"] == "0"
+    assert lines["offsets.topic.replication.factor"] == "1"
+    assert lines["log.dirs"] == str(tmp_path / "storage")
+
+
+def test_java_version_parsing() -> None:
+    parse = launcher()._java_major
+    assert parse('openjdk version "17.0.15" 2025-04-15') == 17
+    assert parse('java version "1.8.0_292"') == 8
+    assert parse('openjdk version "21" 2023-09-19') == 21
+
+
+def test_pinned_version_is_read_from_the_pom() -> None:
+    assert launcher().kafka_version() == "3.9.1"
+
+
+def test_a_pid_is_ours_only_when_its_command_line_is_our_broker(tmp_path: Path) -> None:
+    kafka = launcher()
+    layout = kafka.BrokerLayout.for_data_dir(tmp_path)
+    assert not kafka._pid_is_our_broker(os.getpid(), layout)
+    assert not kafka._pid_is_our_broker(2**22 + 12345, layout)  # no such process
+
+
+def test_a_silent_port_does_not_answer() -> None:
+    kafka = launcher()
+    assert kafka.broker_answers("127.0.0.1", kafka.free_port(), timeout=0.5) is False
