@@ -53,7 +53,10 @@ def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool =
     def on_term(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
+    # Explicitly: a parent that ignores SIGINT (a background job, some CI runners) would
+    # otherwise leave Python without its KeyboardInterrupt handler.
     signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)
     try:
         host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
         if kafka.broker_answers(host, int(port)):
@@ -109,7 +112,7 @@ def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool =
         while True:
             if worker.poll() is not None:
                 _say(f"the worker exited with code {worker.returncode}")
-                return 1
+                return 1 if worker.returncode else 0
             time.sleep(0.5)
     except KeyboardInterrupt:
         stopping = True
