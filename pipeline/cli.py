@@ -35,6 +35,7 @@ examples:
   ccpulse up                              broker + worker + simulated traffic, Ctrl-C stops all
   ccpulse worker                          run a worker in the foreground
   ccpulse simulate --minutes 60 -o day.jsonl
+  ccpulse validate day.jsonl              check a file against the event contract, line by line
   ccpulse produce day.jsonl               send JSON Lines to the input topic
   ccpulse status                          what the running worker has processed
   ccpulse broker start|stop|status        the local Kafka broker (no Docker needed)
@@ -109,10 +110,19 @@ def command_produce(args: argparse.Namespace) -> int:
 
 
 def command_simulate(args: argparse.Namespace) -> int:
-    from pipeline.simulation import contact_events
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    start = _parse_start(args.start) if args.start else datetime.now(UTC).replace(microsecond=0)
-    events = contact_events(start, timedelta(minutes=args.minutes), seed=args.seed)
+    from pipeline.simulation import Faults, Simulation, inject
+
+    start = _parse_start(args.start) if args.start else datetime.now(UTC).replace(second=0, microsecond=0)
+    duration = timedelta(days=args.days, hours=args.hours, minutes=args.minutes)
+    if duration <= timedelta(0):
+        duration = timedelta(hours=1)
+    model = Simulation(start, seed=args.seed, scale=args.scale, staffing=args.staffing,
+                       utc_offset_hours=args.utc_offset)  # fmt: skip
+    faults = Faults(args.duplicates, args.disorder, args.disorder_window, args.invalid_rate)
+    messages = inject(model.events(duration), faults, args.seed)
+    sender = None
     if args.to_kafka:
         from pipeline.kafka_io import EventSender, KafkaUnavailable, ensure_topics
 
@@ -123,22 +133,51 @@ def command_simulate(args: argparse.Namespace) -> int:
         except KafkaUnavailable as problem:
             print(f"ccpulse simulate: {problem}", file=sys.stderr)
             return 1
-        try:
-            for event in _paced(events, start, args.speed):
-                sender.send(orjson.dumps(event))
-        except KeyboardInterrupt:
-            pass
+    out = None if sender else (open(args.output, "wb") if args.output != "-" else sys.stdout.buffer)
+    show = sys.stderr.isatty() and args.speed == 0 and (sender is not None or args.output != "-")
+    total = duration.total_seconds()
+    counts = {"events": 0, "hostile": 0}
+    try:
+        with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.fields[done]} messages"),
+                      TimeRemainingColumn(), disable=not show, transient=True) as progress:  # fmt: skip
+            task = progress.add_task("simulate", total=total, done=0)
+            for event, raw in _paced(messages, start, args.speed):
+                if event is None:
+                    counts["hostile"] += 1
+                else:
+                    counts["events"] += 1
+                if sender is not None:
+                    sender.send(raw, key=_key_of(event))
+                else:
+                    assert out is not None
+                    out.write(raw + b"\n")
+                if event is not None and counts["events"] % 5000 == 0:
+                    progress.update(task, completed=min(total, (_when(event) - start).total_seconds()),
+                                    done=counts["events"] + counts["hostile"])  # fmt: skip
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if out is not None and out is not sys.stdout.buffer:
+            out.close()
+    if sender is not None:
         report = sender.close()
-        print(f"sent {report.sent} simulated events to {sender.topic}")
-        return 0
-    with open(args.output, "wb") if args.output != "-" else contextlib.nullcontext(sys.stdout.buffer) as out:
-        count = 0
-        for event in _paced(events, start, args.speed):
-            out.write(orjson.dumps(event) + b"\n")
-            count += 1
+        print(f"sent {report.sent} messages to {sender.topic} ({counts['hostile']} hostile)", file=sys.stderr)
+        return 1 if report.failed else 0
     if args.output != "-":
-        print(f"wrote {count} events to {args.output}", file=sys.stderr)
+        print(f"wrote {counts['events'] + counts['hostile']} messages to {args.output} "
+              f"({counts['hostile']} hostile)", file=sys.stderr)  # fmt: skip
     return 0
+
+
+def _key_of(event: dict[str, object] | None) -> bytes | None:
+    if event is None:
+        return None
+    key = event.get("contact_id") or event.get("agent_id")
+    return str(key).encode() if key else None
+
+
+def _when(event: dict[str, object]) -> datetime:
+    return datetime.fromisoformat(str(event["occurred_at"]).replace("Z", "+00:00"))
 
 
 def _parse_start(text: str) -> datetime:
@@ -148,18 +187,48 @@ def _parse_start(text: str) -> datetime:
     return moment
 
 
-def _paced(events: Iterator[dict[str, object]], start: datetime, speed: float) -> Iterator[dict[str, object]]:
-    """Hold each event until its simulated time (scaled by ``speed``; 0 = as fast as possible)."""
+def _paced(
+    messages: Iterator[tuple[dict[str, object] | None, bytes]], start: datetime, speed: float
+) -> Iterator[tuple[dict[str, object] | None, bytes]]:
+    """Hold each message until its simulated time (scaled by ``speed``; 0 = as fast as possible)."""
     if speed <= 0:
-        yield from events
+        yield from messages
         return
     began = time.monotonic()
-    for event in events:
-        at = datetime.fromisoformat(str(event["occurred_at"]).replace("Z", "+00:00"))
-        delay = (at - start).total_seconds() / speed - (time.monotonic() - began)
-        if delay > 0:
-            time.sleep(delay)
-        yield event
+    for event, raw in messages:
+        if event is not None:
+            delay = (_when(event) - start).total_seconds() / speed - (time.monotonic() - began)
+            if delay > 0:
+                time.sleep(delay)
+        yield event, raw
+
+
+def command_validate(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from pipeline.core.contract import check
+
+    out = sys.stdout.buffer
+    tally: Counter[str] = Counter()
+    lines = 0
+    with _input(args.file) as stream:
+        for number, line in enumerate(stream, start=1):
+            lines = number
+            raw = line[:-1] if line.endswith(b"\n") else line
+            verdict = check(raw.rstrip(b"\r"))
+            if not raw.strip():
+                verdict_line = {"line": number, "valid": False, "reason": "invalid_json",
+                                "detail": "blank line (ccpulse produce skips it)"}  # fmt: skip
+            else:
+                verdict_line = {"line": number, "valid": verdict.valid, "reason": verdict.reason,
+                                "detail": verdict.detail}  # fmt: skip
+            tally[verdict_line["reason"] or "valid"] += 1  # type: ignore[index]
+            out.write(orjson.dumps(verdict_line) + b"\n")
+    invalid = lines - tally["valid"]
+    summary = ", ".join(f"{count} {reason}" for reason, count in sorted(tally.items()) if reason != "valid")
+    print(f"{lines} lines: {tally['valid']} valid, {invalid} invalid" + (f" ({summary})" if summary else ""),
+          file=sys.stderr)  # fmt: skip
+    return 0 if invalid == 0 else 1
 
 
 def command_status(args: argparse.Namespace) -> int:
@@ -227,14 +296,42 @@ def parser() -> argparse.ArgumentParser:
     produce.set_defaults(run=command_produce)
 
     simulate = commands.add_parser(
-        "simulate",
-        help="generate contact-center traffic (to a file or to Kafka)",
-        description="Deterministic simulated traffic: the same --seed gives the same events.",
-    )
+        "simulate", help="realistic contact-center traffic, to a file or to Kafka",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Simulate a contact center: arrivals per queue on an intraday curve, agents on shifts with
+breaks (agent.state_changed), waits from the agents' availability, patience and abandonment,
+handle times, resolution, repeat contacts within days, and surveys. Deterministic: the same
+arguments and --seed give the same messages.
+
+examples:
+  ccpulse simulate --hours 8 -o day.jsonl                 a working day, as fast as possible
+  ccpulse simulate --to-kafka --speed 1                   live traffic into CCPULSE_TOPIC
+  ccpulse simulate --staffing 0.7 --hours 2 -o short.jsonl   too few agents: service level drops
+  ccpulse simulate --duplicates 0.05 --disorder 0.1 --invalid-rate 0.01 -o messy.jsonl""",
+    )  # fmt: skip
     simulate.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    simulate.add_argument("--start", default=None, help="simulated start, RFC 3339 (default: now)")
+    simulate.add_argument("--start", default=None, help="simulated start, RFC 3339 (default: now, to the minute)")
+    simulate.add_argument("--days", type=float, default=0, help="simulated days of arrivals")
+    simulate.add_argument("--hours", type=float, default=0, help="simulated hours of arrivals")
+    simulate.add_argument("--minutes", type=float, default=0, help="simulated minutes (default: 1 hour in all)")
     simulate.add_argument(
-        "--minutes", type=float, default=60, help="simulated minutes of arrivals (default 60)"
+        "--scale",
+        type=float,
+        default=1.0,
+        help="volume multiplier; staff grows with it (default 1: ~10,000 contacts a day)",
+    )
+    simulate.add_argument(
+        "--staffing",
+        type=float,
+        default=1.0,
+        help="staff multiplier: 1 staffs for the curve, 0.7 is 30%% short (default 1)",
+    )
+    simulate.add_argument(
+        "--utc-offset",
+        type=int,
+        default=0,
+        help="the center's local time, hours from UTC: its day curve and shifts (default 0)",
     )
     simulate.add_argument(
         "--speed",
@@ -242,10 +339,49 @@ def parser() -> argparse.ArgumentParser:
         default=0,
         help="pace: 1 = real time, 60 = a minute per second, 0 = as fast as possible (default)",
     )
+    simulate.add_argument(
+        "--duplicates",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of events sent twice (retries, and re-emissions with a new event_id)",
+    )
+    simulate.add_argument(
+        "--disorder",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="share of events delivered late, out of event-time order",
+    )
+    simulate.add_argument(
+        "--disorder-window",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="how late a late event can be, in simulated seconds (default 600)",
+    )
+    simulate.add_argument(
+        "--invalid-rate",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="hostile messages mixed in, per event (they go to the dead-letter topic)",
+    )
     target = simulate.add_mutually_exclusive_group()
     target.add_argument("-o", "--output", default="-", help="JSON Lines file (default: standard output)")
     target.add_argument("--to-kafka", action="store_true", help="send to the input topic instead")
     simulate.set_defaults(run=command_simulate)
+
+    validate = commands.add_parser(
+        "validate", help="check JSON Lines against the event contract (no Kafka needed)",
+        description="Check each line of FILE (or standard input with -) against the event contract, with the "
+        "worker's own validation. Prints one JSON line per input line: "
+        '{"line": N, "valid": true|false, "reason": CODE, "detail": TEXT}. Reason codes: too_large, '
+        "invalid_json, unknown_type, unsupported_version, schema. Exit status 0 when every line is valid, "
+        "1 otherwise, 2 on a usage error.",
+    )  # fmt: skip
+    validate.add_argument("file", metavar="FILE|-")
+    validate.set_defaults(run=command_validate)
 
     status = commands.add_parser("status", help="what the running worker has processed")
     status.set_defaults(run=command_status)

@@ -23,9 +23,7 @@ class PipelineHealthCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         progress = self._snapshot()
-        events = CounterMetricFamily(
-            "ccpulse_events", "Valid events processed, by event type.", labels=["type"]
-        )
+        events = CounterMetricFamily("ccpulse_events", "Valid events processed, by event type.", labels=["type"])
         for event_type, count in sorted(progress.events_by_type.items()):
             events.add_metric([event_type], count)
         yield events

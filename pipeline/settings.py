@@ -103,9 +103,7 @@ class Settings:
         return f"http://{host}:{self.http_port}"
 
     @classmethod
-    def from_env(
-        cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")
-    ) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
         """Resolve settings from ``environ`` (default: the process environment) over ``env_file``."""
         values: dict[str, str] = {}
         if env_file is not None and env_file.is_file():
@@ -188,8 +186,6 @@ class Settings:
             batch_size=integer("CCPULSE_BATCH_SIZE", cls.batch_size, 1, 1_000_000),
             batch_seconds=number("CCPULSE_BATCH_SECONDS", cls.batch_seconds, 0.001, 60.0),
             log_level=log_level,
-            session_timeout_seconds=number(
-                "CCPULSE_KAFKA_SESSION_TIMEOUT", cls.session_timeout_seconds, 6.0, 300.0
-            ),
+            session_timeout_seconds=number("CCPULSE_KAFKA_SESSION_TIMEOUT", cls.session_timeout_seconds, 6.0, 300.0),
             kafka_security=security,
         )

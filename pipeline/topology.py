@@ -19,8 +19,9 @@ from faust.types import EventT
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from pipeline import dead_letters
+from pipeline.core.contract import check
 from pipeline.core.progress import PartitionProgress, total
-from pipeline.core.validation import verdict
 from pipeline.exposition import PipelineHealthCollector
 from pipeline.settings import Settings
 
@@ -90,6 +91,11 @@ def by_partition(batch: Sequence[EventT]) -> Iterable[tuple[int, list[EventT]]]:
     return groups.items()
 
 
+def _milliseconds(event: EventT) -> int | None:
+    stamp = event.message.timestamp
+    return int(stamp * 1000) if stamp else None
+
+
 def build(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
     """Assemble the worker: the input topic, the state tables, the agents and the web views."""
     app = faust_app(settings)
@@ -97,6 +103,14 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
 
     source = app.topic(
         settings.topic,
+        key_type=bytes,
+        value_type=bytes,
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=settings.partitions,
+    )
+    dead_letter_topic = app.topic(
+        settings.dlq_topic,
         key_type=bytes,
         value_type=bytes,
         key_serializer="raw",
@@ -133,11 +147,24 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                     offset = event.message.offset
                     if not progress.is_new(offset):
                         continue  # a replay after a crash: already applied
-                    outcome = verdict(event.value)
-                    if outcome.valid:
-                        progress.events_by_type[outcome.event_type or ""] += 1
-                    else:
-                        progress.invalid_by_reason[outcome.reason or "unknown"] += 1
+                    raw = event.message.value  # None for a tombstone: dead-lettered as invalid_json
+                    try:
+                        verdict = check(raw if raw is not None else b"")
+                        reason, detail = verdict.reason, verdict.detail
+                        if verdict.event is not None:
+                            progress.events_by_type[verdict.event.type] += 1
+                    except Exception as problem:  # noqa: BLE001 - one bad event must not stop the stream
+                        log.exception("event at %s/%d/%d failed", settings.topic, partition, offset)
+                        reason, detail = "internal_error", f"{type(problem).__name__}: {problem}"
+                    if reason is not None:
+                        progress.invalid_by_reason[reason] += 1
+                        await dead_letter_topic.send(
+                            key=event.message.key,
+                            value=raw,
+                            headers=dead_letters.headers(
+                                reason, detail, settings.topic, partition, offset, _milliseconds(event)
+                            ),
+                        )
                     progress.applied(offset)
                 progress_table[partition] = progress.to_json()
 

@@ -62,10 +62,7 @@ def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool =
         if kafka.broker_answers(host, int(port)):
             _say(f"using the Kafka broker that answers at {settings.kafka_bootstrap}")
         else:
-            _say(
-                f"starting Apache Kafka {kafka.kafka_version()} "
-                "(the first run fetches its jars from Maven Central)"
-            )
+            _say(f"starting Apache Kafka {kafka.kafka_version()} (the first run fetches its jars from Maven Central)")
             began = time.monotonic()
             broker = kafka.start(settings.data_dir, int(port) if host in ("127.0.0.1", "localhost") else None)
             broker_started_here = broker.started_here

@@ -14,9 +14,7 @@ log = logging.getLogger("ccpulse.worker")
 
 
 def run_worker(settings: Settings) -> int:
-    logging.basicConfig(
-        level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for chatty in ("kafka", "aiokafka"):  # client libraries log every connection at INFO
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)

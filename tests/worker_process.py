@@ -94,9 +94,7 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"worker {self.name} exited with {self.process.returncode}:\n{self.log_tail()}"
-                )
+                raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 self.scrape()
                 return self
@@ -126,9 +124,7 @@ class WorkerProcess:
             except OSError:
                 pass
             time.sleep(interval)
-        raise AssertionError(
-            f"condition not met within {timeout}s; last scrape: {samples}\n{self.log_tail()}"
-        )
+        raise AssertionError(f"condition not met within {timeout}s; last scrape: {samples}\n{self.log_tail()}")
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, no final commit."""

@@ -112,9 +112,7 @@ class AgentStateChanged(_Envelope, tag="agent.state_changed"):
     contact_id: ContactId | UnsetType = UNSET
 
 
-Wire = (
-    ContactOffered | ContactAnswered | ContactAbandoned | ContactEnded | SurveyResponded | AgentStateChanged
-)
+Wire = ContactOffered | ContactAnswered | ContactAbandoned | ContactEnded | SurveyResponded | AgentStateChanged
 EVENT_TYPES: Final = tuple(cls.__struct_config__.tag for cls in Wire.__args__)  # type: ignore[attr-defined]
 
 
@@ -265,9 +263,7 @@ def _normalise(wire: Wire) -> Event:
             case_id=None if wire.case_id is UNSET else wire.case_id,
         )  # fmt: skip
     if isinstance(wire, ContactAnswered):
-        return Event(
-            wire.event_id, "contact.answered", at, wire.contact_id, channel, queue, agent_id=wire.agent_id
-        )
+        return Event(wire.event_id, "contact.answered", at, wire.contact_id, channel, queue, agent_id=wire.agent_id)
     if isinstance(wire, ContactAbandoned):
         return Event(wire.event_id, "contact.abandoned", at, wire.contact_id, channel, queue)
     if isinstance(wire, ContactEnded):

@@ -24,9 +24,7 @@ def test_kafka_python_creates_produces_consumes_and_commits(kafka_bootstrap: str
 
     topic, group = _name("compat-kp"), _name("group")
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics(
-        {topic: {"num_partitions": PARTITIONS, "replication_factor": 1}}, wait_for_metadata=True
-    )
+    admin.create_topics({topic: {"num_partitions": PARTITIONS, "replication_factor": 1}}, wait_for_metadata=True)
     assert topic in admin.list_topics()
     admin.close()
 

@@ -29,9 +29,7 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def test_up_runs_broker_worker_and_traffic_and_ctrl_c_stops_everything(
-    tmp_path: Path, kafka_launcher
-) -> None:  # type: ignore[no-untyped-def]
+def test_up_runs_broker_worker_and_traffic_and_ctrl_c_stops_everything(tmp_path: Path, kafka_launcher) -> None:  # type: ignore[no-untyped-def]
     import urllib.request
 
     from prometheus_client.parser import text_string_to_metric_families
@@ -91,7 +89,4 @@ def test_up_runs_broker_worker_and_traffic_and_ctrl_c_stops_everything(
     assert not kafka_launcher.status(data_dir)["running"]
     assert _processes_mentioning(str(data_dir)) == []  # the broker JVM is gone
     for pid in [broker_pid, *children]:  # and so are the worker and the traffic
-        assert (
-            not Path(f"/proc/{pid}").exists()
-            or "Z" in Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1]
-        )
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().split(") ")[1][:1]

@@ -20,9 +20,7 @@ from tests.schema_reference import reference_valid
 
 SETTINGS = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
-json_scalars = (
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
-)
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text()
 json_values = st.recursive(
     json_scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
@@ -35,7 +33,9 @@ ids = st.text(min_size=1, max_size=130) | st.text(alphabet="abc-_0123", min_size
 
 @st.composite
 def timestamps(draw: st.DrawFn) -> str:
-    moment = draw(st.datetimes(min_value=datetime(1800, 1, 2), max_value=datetime(2999, 12, 30)))
+    # hypothesis wants naive bounds; the offset is attached below
+    low, high = datetime(1800, 1, 2), datetime(2999, 12, 30)  # noqa: DTZ001
+    moment = draw(st.datetimes(min_value=low, max_value=high))
     offset_minutes = draw(st.integers(-23 * 60 - 59, 23 * 60 + 59))
     zone = timezone(timedelta(minutes=offset_minutes))
     text = moment.replace(tzinfo=zone).isoformat()
@@ -100,13 +100,9 @@ def mutated_events(draw: st.DrawFn) -> dict[str, Any]:
         if action == "drop" and fields:
             del event[draw(st.sampled_from(fields))]
         elif action == "replace" and fields:
-            event[draw(st.sampled_from(fields))] = draw(
-                json_values | st.sampled_from(EVENT_TYPES) | timestamps()
-            )
+            event[draw(st.sampled_from(fields))] = draw(json_values | st.sampled_from(EVENT_TYPES) | timestamps())
         else:
-            name = draw(
-                st.sampled_from(["x_extra", "channel", "queue", "csat", "nps", "ces", "reason", "type"])
-            )
+            name = draw(st.sampled_from(["x_extra", "channel", "queue", "csat", "nps", "ces", "reason", "type"]))
             event[name] = draw(json_values)
     return event
 

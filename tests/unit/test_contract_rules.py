@@ -25,8 +25,8 @@ ENDED = {"event_id": "e3", "type": "contact.ended", "schema_version": 1, "occurr
          "contact_id": "c1", "resolved": True}  # fmt: skip
 SURVEY = {"event_id": "e4", "type": "survey.responded", "schema_version": 1,
           "occurred_at": "2026-11-23T09:10:00Z", "contact_id": "c1", "csat": 5}  # fmt: skip
-AGENT = {"event_id": "e6", "type": "agent.state_changed", "schema_version": 1,
-         "occurred_at": "2026-11-23T08:00:00Z", "agent_id": "a7", "state": "available", "queues": ["billing"]}  # fmt: skip
+AGENT = {"event_id": "e6", "type": "agent.state_changed", "schema_version": 1, "occurred_at": "2026-11-23T08:00:00Z",
+         "agent_id": "a7", "state": "available", "queues": ["billing"]}  # fmt: skip
 DROP = object()
 
 
