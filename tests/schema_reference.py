@@ -27,7 +27,12 @@ def validator() -> Draft202012Validator:
         resources.append((schema["$id"], Resource.from_contents(schema)))
     registry = Registry().with_resources(resources)
     event = json.loads((SCHEMAS / "event.schema.json").read_text())
-    return Draft202012Validator(event, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER)
+    checker = Draft202012Validator.FORMAT_CHECKER
+    # jsonschema checks `date-time` only when rfc3339-validator is installed: without it the
+    # reference would silently accept February 30th.
+    if checker.conforms("2026-02-30T00:00:00Z", "date-time"):
+        raise RuntimeError("jsonschema cannot check date-time: install jsonschema[format-nongpl]")
+    return Draft202012Validator(event, registry=registry, format_checker=checker)
 
 
 def _no_constants(name: str) -> Any:
