@@ -1,11 +1,11 @@
 """Windows of whole UTC minutes ending at ``floor(now)`` (METRICS.md, "Dimensions and time").
 
-    minute index m = floor(t / 60 s); a contribution at t belongs to minute m.
+minute index m = floor(t / 60 s); a contribution at t belongs to minute m.
 
-                        floor(now) - 14          floor(now)
-    15m:    ... ─────────[  m  m  m ...  m  m  m ]───── later minutes: in no window yet
-    1h:     ... [ 60 minutes ending at floor(now) ]
-    today:  [ from the last local midnight of now (CCPULSE_TIMEZONE) to floor(now) ]
+                    floor(now) - 14          floor(now)
+15m:    ... ─────────[  m  m  m ...  m  m  m ]───── later minutes: in no window yet
+1h:     ... [ 60 minutes ending at floor(now) ]
+today:  [ from the last local midnight of now (CCPULSE_TIMEZONE) to floor(now) ]
 """
 
 from __future__ import annotations

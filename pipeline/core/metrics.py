@@ -1,0 +1,71 @@
+"""The metrics of METRICS.md from summed counts: ratios only here, at the edge.
+
+A ratio or mean whose denominator is 0 has no value: None (the gauge is absent, the wallboard
+shows a dash, SQL returns NULL).
+"""
+
+from __future__ import annotations
+
+from pipeline.core.counts import MICROS, Counts
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def service_level(c: Counts) -> float | None:
+    return _ratio(c.answered_in_sl, c.answered + c.abandoned - c.short_abandoned)
+
+
+def asa_seconds(c: Counts) -> float | None:
+    return _ratio(c.wait_us_sum / MICROS, c.answered)
+
+
+def abandon_ratio(c: Counts) -> float | None:
+    return _ratio(c.abandoned - c.short_abandoned, c.answered + c.abandoned - c.short_abandoned)
+
+
+def aht_seconds(c: Counts) -> float | None:
+    return _ratio(c.handle_us_sum / MICROS, c.handled)
+
+
+def csat_ratio(c: Counts) -> float | None:
+    return _ratio(c.csat_positive, c.csat_responses)
+
+
+def nps_score(c: Counts) -> float | None:
+    return _ratio(100 * (c.nps_promoters - c.nps_detractors), c.nps_responses)
+
+
+def ces_score(c: Counts) -> float | None:
+    return _ratio(c.ces_sum, c.ces_responses)
+
+
+def fcr_ratio(c: Counts) -> float | None:
+    return _ratio(c.issues_fcr, c.issues_judged)
+
+
+def art_seconds(c: Counts) -> float | None:
+    return _ratio(c.resolution_us_sum / MICROS, c.issues_resolved)
+
+
+# Prometheus name -> formula; the counts exported beside them are in COUNT_GAUGES.
+RATIO_GAUGES = {
+    "ccpulse_service_level_ratio": service_level,
+    "ccpulse_asa_seconds": asa_seconds,
+    "ccpulse_abandon_ratio": abandon_ratio,
+    "ccpulse_aht_seconds": aht_seconds,
+    "ccpulse_csat_ratio": csat_ratio,
+    "ccpulse_nps_score": nps_score,
+    "ccpulse_ces_score": ces_score,
+    "ccpulse_fcr_ratio": fcr_ratio,
+    "ccpulse_art_seconds": art_seconds,
+}
+COUNT_GAUGES = {
+    "ccpulse_offered": "offered",
+    "ccpulse_answered": "answered",
+    "ccpulse_answered_in_sl": "answered_in_sl",
+    "ccpulse_abandoned": "abandoned",
+    "ccpulse_short_abandoned": "short_abandoned",
+    "ccpulse_handled": "handled",
+}

@@ -1,0 +1,172 @@
+"""A brute-force model of METRICS.md: the definitions applied to the whole set of events at once.
+
+Deliberately naive and independent of pipeline.core (no buckets, no reports, no incremental
+state): it looks at every event every time. Tests compare the pipeline to it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from pipeline.core.contract import Event
+from pipeline.core.targets import Targets
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+COUNT_FIELDS = (
+    "offered", "answered", "answered_in_sl", "abandoned", "short_abandoned", "wait_us_sum", "handled",
+    "handle_us_sum", "csat_responses", "csat_positive", "nps_responses", "nps_promoters", "nps_detractors",
+    "ces_responses", "ces_sum", "issues_judged", "issues_fcr", "issues_resolved", "resolution_us_sum",
+)  # fmt: skip
+
+
+def as_datetime(us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=us)
+
+
+def in_window(at_us: int, now_us: int, window: str, zone: ZoneInfo) -> bool:
+    """Does the minute floor(at) lie in the window ending at floor(now)?"""
+    minute = as_datetime(at_us).replace(second=0, microsecond=0)
+    last = as_datetime(now_us).replace(second=0, microsecond=0)
+    if minute > last:
+        return False
+    if window == "15m":
+        return minute >= last - timedelta(minutes=14)
+    if window == "1h":
+        return minute >= last - timedelta(minutes=59)
+    midnight = as_datetime(now_us).astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
+    return minute >= midnight
+
+
+@dataclass
+class Expected:
+    counts: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict)  # (queue, channel, window)
+    waiting: dict[tuple[str, str], tuple[int, int | None]] = field(default_factory=dict)
+    agents: dict[tuple[str, str], int] = field(default_factory=dict)
+    duplicates: int = 0
+    conflicts: int = 0
+
+
+def model(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, targets: Targets) -> Expected:
+    distinct = {source: event for event, source in messages}  # a replayed source is one message
+    expected = Expected()
+
+    # winners per (contact, type): earliest occurred_at, ties: smallest event_id
+    by_key: dict[tuple[str, str], list[Event]] = defaultdict(list)
+    for event in distinct.values():
+        if event.type != "agent.state_changed":
+            by_key[(event.contact_id or "", event.type)].append(event)
+    expected.duplicates = sum(len(group) - 1 for group in by_key.values())
+    winner = {key: min(group, key=lambda e: (e.at, e.event_id)) for key, group in by_key.items()}
+    contacts = {contact for contact, _ in winner}
+    expected.conflicts = sum(
+        1 for c in contacts if (c, "contact.answered") in winner and (c, "contact.abandoned") in winner
+    )
+
+    contributions: list[tuple[str, str, int, str, int]] = []  # queue, channel, at, field, amount
+    answered_contacts = []
+    for contact in contacts:
+        offered = winner.get((contact, "contact.offered"))
+        if offered is None:
+            continue
+        queue, channel = offered.queue or "", offered.channel or ""
+        answered = winner.get((contact, "contact.answered"))
+        abandoned = winner.get((contact, "contact.abandoned"))
+        ended = winner.get((contact, "contact.ended"))
+        survey = winner.get((contact, "survey.responded"))
+        if answered and abandoned:
+            if answered.at <= abandoned.at:
+                abandoned = None
+            else:
+                answered = None
+
+        def add(at: int, name: str, amount: int = 1, queue: str = queue, channel: str = channel) -> None:
+            contributions.append((queue, channel, at, name, amount))
+
+        add(offered.at, "offered")
+        threshold_us = targets.for_queue(queue, channel).threshold_seconds * 1_000_000
+        if answered:
+            wait = max(0, answered.at - offered.at)
+            add(answered.at, "answered")
+            add(answered.at, "wait_us_sum", wait)
+            if wait <= threshold_us:
+                add(answered.at, "answered_in_sl")
+            answered_contacts.append((offered, answered, ended))
+        if abandoned:
+            add(abandoned.at, "abandoned")
+            if max(0, abandoned.at - offered.at) < targets.short_abandon_seconds * 1_000_000:
+                add(abandoned.at, "short_abandoned")
+        if ended and answered:
+            add(ended.at, "handled")
+            seconds = (ended.talk_seconds or 0) + (ended.hold_seconds or 0) + (ended.acw_seconds or 0)
+            add(ended.at, "handle_us_sum", round(seconds * 1_000_000))
+        if survey:
+            if survey.csat is not None:
+                add(survey.at, "csat_responses")
+                add(survey.at, "csat_positive", int(survey.csat >= 4))
+            if survey.nps is not None:
+                add(survey.at, "nps_responses")
+                add(survey.at, "nps_promoters", int(survey.nps >= 9))
+                add(survey.at, "nps_detractors", int(survey.nps <= 6))
+            if survey.ces is not None:
+                add(survey.at, "ces_responses")
+                add(survey.at, "ces_sum", survey.ces)
+        still_waiting = not (winner.get((contact, "contact.answered")) or winner.get((contact, "contact.abandoned"))
+                             or ended)  # fmt: skip
+        if still_waiting and now_us - offered.at <= 7 * 86400 * 1_000_000:
+            count, oldest = expected.waiting.get((queue, channel), (0, None))
+            wait = now_us - offered.at
+            expected.waiting[(queue, channel)] = (count + 1, wait if oldest is None else max(oldest, wait))
+        expected.waiting.setdefault((queue, channel), (0, None))
+
+    # issues
+    window_us = targets.fcr_window_days * 86400 * 1_000_000
+    keyed: dict[tuple[str, str, str], list] = defaultdict(list)  # type: ignore[type-arg]
+    for offered, _answered, ended in answered_contacts:
+        kind = ("case", offered.customer_id, offered.case_id) if offered.case_id is not None else (
+            "reason", offered.customer_id, offered.reason)  # fmt: skip
+        keyed[kind].append((offered, ended))  # type: ignore[index]
+    for members in keyed.values():
+        members.sort(key=lambda pair: (pair[0].at, pair[0].contact_id))
+        issues: list[list] = []  # type: ignore[type-arg]
+        for pair in members:
+            if issues and pair[0].at - issues[-1][0][0].at <= window_us:
+                issues[-1].append(pair)
+            else:
+                issues.append([pair])
+        for issue in issues:
+            opening, opening_end = issue[0]
+            queue, channel, opened_at = opening.queue or "", opening.channel or "", opening.at
+            if opening_end is not None:
+                contributions.append((queue, channel, opening_end.at, "issues_judged", 1))
+                fcr = bool(opening_end.resolved) and len(issue) == 1
+                contributions.append((queue, channel, opening_end.at, "issues_fcr", int(fcr)))
+            resolving = [end for _, end in issue if end is not None and end.resolved]
+            if resolving:
+                end = resolving[0]
+                contributions.append((queue, channel, end.at, "issues_resolved", 1))
+                contributions.append((queue, channel, end.at, "resolution_us_sum", max(0, end.at - opened_at)))
+
+    lines = {(q, c) for q, c, *_ in contributions} | set(expected.waiting)
+    for queue, channel in lines:
+        for window in ("15m", "1h", "today"):
+            expected.counts[(queue, channel, window)] = dict.fromkeys(COUNT_FIELDS, 0)
+    for queue, channel, at, name, amount in contributions:
+        for window in ("15m", "1h", "today"):
+            if in_window(at, now_us, window, zone):
+                expected.counts[(queue, channel, window)][name] += amount
+
+    # agents: the latest state by event time (ties: the larger event_id)
+    latest: dict[str, Event] = {}
+    for event in distinct.values():
+        if event.type == "agent.state_changed":
+            current = latest.get(event.agent_id or "")
+            if current is None or (event.at, event.event_id) > (current.at, current.event_id):
+                latest[event.agent_id or ""] = event
+    for event in latest.values():
+        if event.state != "offline":
+            for queue in set(event.queues or ()):
+                expected.agents[(queue, event.state or "")] = expected.agents.get((queue, event.state or ""), 0) + 1
+    return expected

@@ -1,0 +1,138 @@
+"""The metric core against the brute-force model of METRICS.md (tests/metrics_model.py).
+
+Named invariants, each over generated event sets:
+1. Exactness: window counts, live waiting, agents and health equal the model's.
+2. Arrival order never changes a result (the same set in another order gives the same board).
+3. Replays are no-ops: delivering messages again (same source) changes nothing.
+"""
+
+from __future__ import annotations
+
+import random
+from zoneinfo import ZoneInfo
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from pipeline.core.board import Board
+from pipeline.core.contract import Event
+from pipeline.core.counts import Counts
+from pipeline.core.engine import Engine
+from pipeline.core.targets import Targets
+from tests.metrics_model import COUNT_FIELDS, model
+
+MINUTE = 60_000_000
+BASE = 1_795_392_000_000_000  # 2026-11-23T00:00:00Z
+ZONES = [ZoneInfo("UTC"), ZoneInfo("Asia/Kolkata"), ZoneInfo("America/New_York")]
+
+times = st.integers(0, 3 * 86400).map(lambda s: BASE + s * 1_000_000) | st.integers(0, 200).map(
+    lambda m: BASE + m * MINUTE + 123
+)
+
+
+@st.composite
+def contact_events(draw: st.DrawFn, contact: str) -> list[Event]:
+    events: list[Event] = []
+    serial = 0
+
+    def eid() -> str:
+        nonlocal serial
+        serial += 1
+        return f"{contact}-{serial}-{draw(st.integers(0, 3))}"
+
+    offered_at = draw(times)
+    for _ in range(draw(st.integers(0, 2))):  # 0: never offered (its other events wait forever)
+        events.append(Event(eid(), "contact.offered", draw(st.sampled_from([offered_at, draw(times)])), contact,
+                            draw(st.sampled_from(["voice", "chat", "email"])), draw(st.sampled_from(["q0", "q1"])),
+                            draw(st.sampled_from(["cu0", "cu1", "cu2"])), draw(st.sampled_from(["r0", "r1"])),
+                            draw(st.none() | st.sampled_from(["case0", "case1"]))))  # fmt: skip
+    near = (
+        st.integers(-30, 900).map(lambda s: offered_at + s * 1_000_000)
+        | times
+        | st.just(offered_at + 10_000_000)  # a time shared by several events: ties
+    )
+    for _ in range(draw(st.integers(0, 2))):
+        events.append(Event(eid(), "contact.answered", draw(near), contact, agent_id="a0"))
+    for _ in range(draw(st.integers(0, 1))):
+        events.append(Event(eid(), "contact.abandoned", draw(near), contact))
+    for _ in range(draw(st.integers(0, 2))):
+        talk = draw(st.sampled_from([0, 12.5, 300.1]))
+        events.append(Event(eid(), "contact.ended", draw(near), contact, talk_seconds=talk,
+                            hold_seconds=draw(st.sampled_from([0, 7.25])), acw_seconds=30.0,
+                            resolved=draw(st.booleans())))  # fmt: skip
+    for _ in range(draw(st.integers(0, 1))):
+        events.append(Event(eid(), "survey.responded", draw(near), contact, csat=draw(st.none() | st.integers(1, 5)),
+                            nps=draw(st.none() | st.integers(0, 10)), ces=draw(st.integers(1, 7))))  # fmt: skip
+    return events
+
+
+@st.composite
+def scenarios(draw: st.DrawFn) -> tuple[list[tuple[Event, str]], int, ZoneInfo]:
+    events: list[Event] = []
+    for number in range(draw(st.integers(1, 9))):
+        events += draw(contact_events(f"c{number}"))
+    for number in range(draw(st.integers(0, 6))):
+        events.append(Event(f"ag{number}", "agent.state_changed", draw(times), agent_id=f"a{number % 3}",
+                            state=draw(st.sampled_from(["available", "on_contact", "away", "offline"])),
+                            queues=tuple(draw(st.lists(st.sampled_from(["q0", "q1"]), max_size=2)))))  # fmt: skip
+    messages = [(event, f"0:{offset}") for offset, event in enumerate(events)]
+    messages += [
+        (event, f"1:{offset}") for offset, event in enumerate(draw(st.lists(st.sampled_from(events))) if events else [])
+    ]  # fmt: skip  (retries)
+    random.Random(draw(st.integers(0, 2**32))).shuffle(messages)
+    latest = max((event.at for event, _ in messages), default=BASE)
+    now = draw(st.sampled_from([latest, latest + draw(st.integers(0, 2 * 86400)) * 1_000_000, BASE + 100 * MINUTE]))
+    return messages, now, draw(st.sampled_from(ZONES))
+
+
+def board_counts(board: Board, now: int, zone: ZoneInfo) -> dict[tuple[str, str, str], dict[str, int]]:
+    return {(q, c, w): dict(zip(COUNT_FIELDS, counts.as_tuple(), strict=True))
+            for q, c, w, counts in board.window_counts(now, zone)}  # fmt: skip
+
+
+def nonzero(counts: dict[tuple[str, str, str], dict[str, int]]) -> dict[tuple[str, str, str], dict[str, int]]:
+    return {key: values for key, values in counts.items() if any(values.values())}
+
+
+def run(messages: list[tuple[Event, str]], targets: Targets) -> Engine:
+    engine = Engine(targets)
+    for event, source in messages:
+        engine.process(event, source)
+    return engine
+
+
+SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@SETTINGS
+@given(scenarios())
+def test_the_core_equals_the_model(scenario: tuple[list[tuple[Event, str]], int, ZoneInfo]) -> None:
+    messages, now, zone = scenario
+    targets = Targets.from_document({"fcr_window_days": 1, "queues": {"q1": {"voice": {"sl_threshold_seconds": 60}}}})
+    engine = run(messages, targets)
+    expected = model(messages, now, zone, targets)
+    assert nonzero(board_counts(engine.board, now, zone)) == nonzero(expected.counts)
+    waiting = {(q, c): (n, oldest) for q, c, n, oldest in engine.board.waiting(now)}
+    assert {k: v for k, v in waiting.items() if v[0]} == {k: v for k, v in expected.waiting.items() if v[0]}
+    assert {(q, s): n for q, s, n in engine.board.agents_by_state()} == expected.agents
+    assert (engine.health.duplicates, engine.health.conflicts) == (expected.duplicates, expected.conflicts)
+
+
+@SETTINGS
+@given(scenarios(), st.randoms())
+def test_arrival_order_and_replays_change_nothing(
+    scenario: tuple[list[tuple[Event, str]], int, ZoneInfo], rng: random.Random
+) -> None:
+    messages, now, zone = scenario
+    again = messages + [rng.choice(messages) for _ in range(len(messages) // 2)] if messages else []
+    rng.shuffle(again)
+    first, second = run(messages, Targets()), run(again, Targets())
+    assert board_counts(first.board, now, zone) == board_counts(second.board, now, zone)
+    assert first.board.reports == second.board.reports
+    assert (first.health.duplicates, first.health.conflicts) == (second.health.duplicates, second.health.conflicts)
+
+
+def test_counts_add_and_subtract() -> None:
+    total = Counts(offered=2, wait_us_sum=5)
+    total.add(Counts(offered=1, wait_us_sum=5), -1)
+    assert total == Counts(offered=1) and not total.is_zero()
