@@ -1,42 +1,146 @@
-"""Prometheus exposition: a collector that reads a snapshot of the worker's state at scrape time.
+"""Prometheus exposition: collectors that read the worker's state at scrape time.
 
-Nothing here counts anything: the numbers come from the worker's tables (so they survive a
-restart exactly); this module only names and labels them. The registry is passed in.
+Nothing here counts anything: the numbers come from the worker's tables and board (so they
+survive a restart exactly); this module only names and labels them. The registry is passed in.
+Names are the ones METRICS.md fixes; a ratio whose denominator is 0 is absent.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from zoneinfo import ZoneInfo
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from pipeline.core.progress import PartitionProgress
+from pipeline.core.board import Board
+from pipeline.core.metrics import COUNT_GAUGES, RATIO_GAUGES
+from pipeline.core.progress import PartitionProgress, StageProgress
+from pipeline.core.targets import Targets
+
+HELP = {
+    "ccpulse_offered": "Contacts offered in the window (attributed at offered_at).",
+    "ccpulse_answered": "Contacts answered in the window (attributed at answered_at).",
+    "ccpulse_answered_in_sl": "Contacts answered within the service-level threshold.",
+    "ccpulse_abandoned": "Contacts abandoned in the window, short abandons included.",
+    "ccpulse_short_abandoned": "Contacts abandoned within short_abandon_seconds of being offered.",
+    "ccpulse_handled": "Answered contacts that ended in the window.",
+    "ccpulse_service_level_ratio": "Answered in SL / (answered + abandoned - short abandoned).",
+    "ccpulse_asa_seconds": "Average speed of answer: mean wait of answered contacts.",
+    "ccpulse_abandon_ratio": "(Abandoned - short abandoned) / (answered + abandoned - short abandoned).",
+    "ccpulse_aht_seconds": "Average handle time: mean talk + hold + after-contact work of handled contacts.",
+    "ccpulse_csat_ratio": "Share of CSAT responses of 4 or 5.",
+    "ccpulse_nps_score": "Net promoter score: 100 x (promoters - detractors) / responses.",
+    "ccpulse_ces_score": "Mean customer effort score (1-7, higher is easier).",
+    "ccpulse_fcr_ratio": "Issues resolved on first contact / issues judged (provisional for fcr_window_days).",
+    "ccpulse_art_seconds": "Average resolution time of issues resolved in the window.",
+}
+WINDOW_LABELS = ["queue", "channel", "window"]
 
 
 class PipelineHealthCollector(Collector):
-    """``ccpulse_events_total{type}``, ``ccpulse_events_invalid_total{reason}`` and progress."""
+    """Events, dead letters, duplicates, conflicts: counters that survive restarts exactly."""
 
-    def __init__(self, snapshot: Callable[[], PartitionProgress], partitions: Callable[[], int]) -> None:
-        self._snapshot = snapshot
+    def __init__(
+        self,
+        ingest: Callable[[], PartitionProgress],
+        contacts: Callable[[], StageProgress],
+        partitions: Callable[[], int],
+    ) -> None:
+        self._ingest = ingest
+        self._contacts = contacts
         self._partitions = partitions
 
     def collect(self) -> Iterator[Metric]:
-        progress = self._snapshot()
+        progress = self._ingest()
         events = CounterMetricFamily("ccpulse_events", "Valid events processed, by event type.", labels=["type"])
         for event_type, count in sorted(progress.events_by_type.items()):
             events.add_metric([event_type], count)
         yield events
         invalid = CounterMetricFamily(
-            "ccpulse_events_invalid",
-            "Invalid messages sent to the dead-letter topic, by reason code.",
+            "ccpulse_events_invalid", "Invalid messages sent to the dead-letter topic, by reason code.",
             labels=["reason"],
-        )
+        )  # fmt: skip
         for reason, count in sorted(progress.invalid_by_reason.items()):
             invalid.add_metric([reason], count)
         yield invalid
+        health = self._contacts()
+        yield CounterMetricFamily(
+            "ccpulse_events_duplicate", "Events that repeat an earlier one (same contact and type); one counts.",
+            value=health.duplicates,
+        )  # fmt: skip
+        yield CounterMetricFamily(
+            "ccpulse_events_conflict", "Contacts both answered and abandoned (the earlier event counts).",
+            value=health.conflicts,
+        )  # fmt: skip
         yield GaugeMetricFamily(
             "ccpulse_assigned_partitions",
             "Input-topic partitions this worker currently owns.",
             value=self._partitions(),
         )
+
+
+class BoardCollector(Collector):
+    """Windowed counts and metrics, live queue state, agents and targets from the board."""
+
+    def __init__(self, board: Callable[[], Board], now_us: Callable[[], int], zone: ZoneInfo, targets: Targets) -> None:
+        self._board = board
+        self._now_us = now_us
+        self._zone = zone
+        self._targets = targets
+
+    def collect(self) -> Iterator[Metric]:
+        board = self._board()
+        now = self._now_us()
+        counts = {name: GaugeMetricFamily(name, HELP[name], labels=WINDOW_LABELS) for name in COUNT_GAUGES}
+        ratios = {name: GaugeMetricFamily(name, HELP[name], labels=WINDOW_LABELS) for name in RATIO_GAUGES}
+        lines: set[tuple[str, str]] = set()
+        for queue, channel, window, summed in board.window_counts(now, self._zone):
+            lines.add((queue, channel))
+            labels = [queue, channel, window]
+            for name, field in COUNT_GAUGES.items():
+                counts[name].add_metric(labels, getattr(summed, field))
+            for name, formula in RATIO_GAUGES.items():
+                value = formula(summed)
+                if value is not None:
+                    ratios[name].add_metric(labels, value)
+        yield from counts.values()
+        yield from ratios.values()
+
+        waiting = GaugeMetricFamily("ccpulse_queue_waiting", "Contacts waiting now (offered at most 7 days ago).",
+                                    labels=["queue", "channel"])  # fmt: skip
+        oldest = GaugeMetricFamily(
+            "ccpulse_queue_oldest_wait_seconds", "How long the oldest waiting contact has waited.",
+            labels=["queue", "channel"],
+        )  # fmt: skip
+        for queue, channel, count, oldest_us in board.waiting(now):
+            lines.add((queue, channel))
+            waiting.add_metric([queue, channel], count)
+            if oldest_us is not None:
+                oldest.add_metric([queue, channel], oldest_us / 1_000_000)
+        yield waiting
+        yield oldest
+
+        agents = GaugeMetricFamily("ccpulse_agents", "Agents whose latest state is this one, per queue they serve.",
+                                   labels=["queue", "state"])  # fmt: skip
+        for queue, state, count in board.agents_by_state():
+            agents.add_metric([queue, state], count)
+        yield agents
+
+        target = GaugeMetricFamily("ccpulse_service_level_target_ratio", "The service-level target in force.",
+                                   labels=["queue", "channel"])  # fmt: skip
+        threshold = GaugeMetricFamily("ccpulse_service_level_threshold_seconds",
+                                      "Answered within this many seconds counts as in service level.",
+                                      labels=["queue", "channel"])  # fmt: skip
+        for queue, channel in sorted(lines):
+            effective = self._targets.for_queue(queue, channel)
+            target.add_metric([queue, channel], effective.target_ratio)
+            threshold.add_metric([queue, channel], effective.threshold_seconds)
+        yield target
+        yield threshold
+        if now:
+            yield GaugeMetricFamily("ccpulse_clock_seconds", "The worker's now (Unix seconds).", value=now / 1_000_000)
+        yield GaugeMetricFamily(
+            "ccpulse_board_reports", "Sources (contacts, issue keys, agents) on this worker's board.",
+            value=len(board.reports),
+        )  # fmt: skip

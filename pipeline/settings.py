@@ -85,6 +85,9 @@ class Settings:
     # How long the group waits for a silent worker before handing its partitions to others:
     # the recovery time after a crash. Lower is faster recovery; too low evicts a busy worker.
     session_timeout_seconds: float = 10.0
+    # How long a contact's state is kept after its last event: late events (duplicates,
+    # surveys) within it are exact; after it, a contact is forgotten (ClickHouse keeps it).
+    contact_retention_hours: float = 48.0
     kafka_security: KafkaSecurity = KafkaSecurity()
 
     @property
@@ -186,6 +189,9 @@ class Settings:
             batch_size=integer("CCPULSE_BATCH_SIZE", cls.batch_size, 1, 1_000_000),
             batch_seconds=number("CCPULSE_BATCH_SECONDS", cls.batch_seconds, 0.001, 60.0),
             log_level=log_level,
+            contact_retention_hours=number(
+                "CCPULSE_CONTACT_RETENTION_HOURS", cls.contact_retention_hours, 1.0, 24 * 90
+            ),
             session_timeout_seconds=number("CCPULSE_KAFKA_SESSION_TIMEOUT", cls.session_timeout_seconds, 6.0, 300.0),
             kafka_security=security,
         )

@@ -1,43 +1,81 @@
 """The worker's topology, built in one place: topics, tables, agents and web views.
 
-Agents are thin: decode, call the core, write state, hand on. Delivery is at-least-once and
-every state change is idempotent (per-partition progress records the next source offset it has
-not applied), because Faust's exactly-once mode has open bugs and offsets are committed only
-every few seconds.
+    input topic ─▶ ingest ──valid──▶ <app>-events (by contact / agent) ─▶ contacts ─┐
+       (any key)     │ └─invalid──▶ dead-letter topic                      │ issue   │ reports
+                     └─clock ticks (to every board partition)              ▼ updates │ (by queue)
+                                                       <app>-issue-updates ─▶ issues ─┤
+                                                                                      ▼
+                                                              <app>-reports (by queue) ─▶ board ─▶ /metrics
+
+Agents are thin: decode, call the pure steps of ``pipeline.core.engine``, write state, send on.
+Delivery is at-least-once everywhere and every step is idempotent: a message applied twice
+changes nothing, and each step re-sends its current output on a replay, so output lost in a
+crash is sent after all. Counters (events, dead letters, duplicates, conflicts) advance only for
+offsets beyond the partition's recorded progress, so a replay never counts twice.
+
+Every internal message is sent to an explicit partition (``wire.partition_of``) and every table
+routes its changelog by the same function of its key: each piece of state has one owner.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import faust
+import msgspec
 import orjson
 from faust.types import EventT
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from pipeline import dead_letters
+from pipeline.core.board import Board, Report
 from pipeline.core.contract import check
-from pipeline.core.progress import PartitionProgress, total
-from pipeline.exposition import PipelineHealthCollector
+from pipeline.core.engine import (
+    AgentRecord,
+    ContactRecord,
+    IssueGroup,
+    IssueUpdate,
+    agent_step,
+    contact_step,
+    issue_step,
+)
+from pipeline.core.progress import PartitionProgress, StageProgress, total
+from pipeline.core.targets import Targets
+from pipeline.core.wire import (
+    BoardMessage,
+    Routed,
+    Tick,
+    board_decoder,
+    encode,
+    issue_update_decoder,
+    partition_of,
+    routed_decoder,
+    routing_key,
+)
+from pipeline.exposition import BoardCollector, PipelineHealthCollector
 from pipeline.settings import Settings
 
 log = logging.getLogger("ccpulse.worker")
+HOUR_US = 3600 * 1_000_000
 
 
-class SourcePartitionTable(faust.Table):
-    """A table keyed by the input topic's partition number.
+class KeyedTable(faust.Table):
+    """A table whose changelog partition is an explicit function of the key.
 
-    Faust puts a table write into the changelog partition of the event being processed; a
-    batch mixes partitions, so the key itself names the partition here. That keeps each
-    partition's record with the worker that owns the partition, and restores it there.
+    Faust would use the partition of the event being processed; a batch mixes partitions, and
+    expiry runs outside any one event, so the key decides here (the same function that chose
+    the partition of the key's messages).
     """
 
+    partition_function: Callable[[Any], int]
+
     def partition_for_key(self, key: Any) -> int | None:
-        return int(key)
+        return self.partition_function(key)
 
 
 def faust_app(settings: Settings) -> faust.App:
@@ -70,6 +108,7 @@ def faust_app(settings: Settings) -> faust.App:
         broker_commit_interval=1.0,
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
+        table_standby_replicas=0,
         stream_wait_empty=False,
     )
 
@@ -97,76 +136,227 @@ def _milliseconds(event: EventT) -> int | None:
 
 
 def build(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
-    """Assemble the worker: the input topic, the state tables, the agents and the web views."""
+    """Assemble the worker: topics, state tables, agents and web views."""
     app = faust_app(settings)
     registry = registry or CollectorRegistry()
+    targets = Targets.load(settings.targets_file)
+    partitions = settings.partitions
+    retention_us = int(settings.contact_retention_hours * HOUR_US)
 
-    source = app.topic(
-        settings.topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    dead_letter_topic = app.topic(
-        settings.dlq_topic,
-        key_type=bytes,
-        value_type=bytes,
-        key_serializer="raw",
-        value_serializer="raw",
-        partitions=settings.partitions,
-    )
-    progress_table: faust.Table = app.tables.add(  # type: ignore[assignment]
-        SourcePartitionTable(
-            app,
-            name="progress",
-            default=None,
-            beacon=app.tables.beacon,
-            key_type=int,  # type: ignore[arg-type]  # faust serialises int keys as JSON
-            partitions=settings.partitions,
-            help="Per input partition: the next offset to apply and what was counted.",
-        )
-    )
+    def raw_topic(name: str, internal: bool = False) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
+                         partitions=partitions, internal=internal)  # fmt: skip
 
-    def owned_partitions() -> list[int]:
-        return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == settings.topic)
+    source = raw_topic(settings.topic)
+    dead_letter_topic = raw_topic(settings.dlq_topic)
+    routed_topic = raw_topic(f"{settings.app_id}-events", internal=True)
+    issue_topic = raw_topic(f"{settings.app_id}-issue-updates", internal=True)
+    board_topic = raw_topic(f"{settings.app_id}-reports", internal=True)
 
-    def snapshot() -> PartitionProgress:
-        return total([PartitionProgress.from_json(progress_table.get(p)) for p in owned_partitions()])
+    def table(name: str, key_type: type, partition_function: Callable[[Any], int], help_text: str) -> Any:
+        created = KeyedTable(app, name=name, default=None, beacon=app.tables.beacon, key_type=key_type,
+                             value_type=bytes, partitions=partitions, help=help_text)  # fmt: skip
+        created.partition_function = partition_function
+        return app.tables.add(created)
 
-    registry.register(PipelineHealthCollector(snapshot, lambda: len(owned_partitions())))
+    progress_table = table("progress", int, int, "Per input partition: next offset, counts, latest event time.")
+    contacts = table("contacts", str, lambda key: _contacts_partition(key, partitions),
+                     "Contact lifecycles, and per events partition its progress record.")  # fmt: skip
+    agents = table("agents", str, lambda key: partition_of(key, partitions), "Agents' latest states.")
+    issues = table("issues", str, lambda key: partition_of(key, partitions), "Answered contacts per issue key.")
+    reports = table("reports", str, lambda key: partition_of(key.split("\x1f", 1)[0], partitions),
+                    "Per (queue, source): its current report.")  # fmt: skip
+    clocks = table("clock", int, int, "Per board partition: latest event time of each input partition.")
 
+    def owned(topic: str) -> list[int]:
+        return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
+
+    # ---------------------------------------------------------------- the board, in memory
+    class Keeper:
+        """The board of the partitions this worker owns, rebuilt from the reports table."""
+
+        board = Board()
+        partitions: tuple[int, ...] = ()
+
+        @classmethod
+        def current(cls) -> Board:
+            active = tuple(owned(board_topic.get_topic_name()))
+            if active != cls.partitions:
+                fresh = Board()
+                keep = set(active)
+                fresh.load(
+                    msgspec.msgpack.decode(value, type=Report)
+                    for key, value in list(reports.items())
+                    if value is not None and partition_of(key.split("\x1f", 1)[0], partitions) in keep
+                )
+                cls.board, cls.partitions = fresh, active
+                log.info("board rebuilt for partitions %s: %d reports", list(active), len(fresh.reports))
+            return cls.board
+
+    def clock_us() -> int:
+        if settings.clock == "wall":
+            return time.time_ns() // 1000
+        latest = 0
+        for partition in owned(board_topic.get_topic_name()):
+            for at in (orjson.loads(clocks.get(partition) or b"{}")).values():
+                latest = max(latest, int(at))
+        return latest
+
+    # ---------------------------------------------------------------- ingest
     @app.agent(source, name="ingest")
     async def ingest(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
         async for batch in batches:
             for partition, events in by_partition(batch):
-                progress = PartitionProgress.from_json(progress_table.get(partition))
+                progress = PartitionProgress.from_json(_json(progress_table.get(partition)))
+                latest_before = progress.latest_at
                 for event in events:
                     offset = event.message.offset
-                    if not progress.is_new(offset):
-                        continue  # a replay after a crash: already applied
+                    new = progress.is_new(offset)  # replays are forwarded again, never counted again
                     raw = event.message.value  # None for a tombstone: dead-lettered as invalid_json
                     try:
                         verdict = check(raw if raw is not None else b"")
                         reason, detail = verdict.reason, verdict.detail
-                        if verdict.event is not None:
-                            progress.events_by_type[verdict.event.type] += 1
+                        valid = verdict.event
+                        if valid is not None:
+                            if new:
+                                progress.events_by_type[valid.type] += 1
+                                progress.latest_at = max(progress.latest_at, valid.at)
+                            key = routing_key(valid)
+                            await routed_topic.send(
+                                key=key.encode(), value=encode(Routed(f"{partition}:{offset}", valid)),
+                                partition=partition_of(key, partitions),
+                            )  # fmt: skip
                     except Exception as problem:  # noqa: BLE001 - one bad event must not stop the stream
                         log.exception("event at %s/%d/%d failed", settings.topic, partition, offset)
                         reason, detail = "internal_error", f"{type(problem).__name__}: {problem}"
                     if reason is not None:
-                        progress.invalid_by_reason[reason] += 1
+                        if new:
+                            progress.invalid_by_reason[reason] += 1
                         await dead_letter_topic.send(
-                            key=event.message.key,
-                            value=raw,
-                            headers=dead_letters.headers(
-                                reason, detail, settings.topic, partition, offset, _milliseconds(event)
-                            ),
-                        )
+                            key=event.message.key, value=raw,
+                            headers=dead_letters.headers(reason, detail, settings.topic, partition, offset,
+                                                         _milliseconds(event)),
+                        )  # fmt: skip
                     progress.applied(offset)
-                progress_table[partition] = progress.to_json()
+                progress_table[partition] = orjson.dumps(progress.to_json())
+                if progress.latest_at > latest_before:
+                    tick = encode(BoardMessage(tick=Tick(partition, progress.latest_at)))
+                    for board_partition in range(partitions):
+                        await board_topic.send(value=tick, partition=board_partition)
+
+    # ---------------------------------------------------------------- contacts and agents
+    @app.agent(routed_topic, name="contacts")
+    async def contacts_agent(stream: faust.StreamT) -> None:
+        batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
+        latest_seen = 0
+        async for batch in batches:
+            records: dict[str, ContactRecord | AgentRecord] = {}
+            out_reports: dict[str, list[Report]] = {}
+            out_updates: dict[str, list[IssueUpdate]] = {}
+            progress_records: dict[int, StageProgress] = {}
+            for partition, events in by_partition(batch):
+                progress = StageProgress.from_json(_json(contacts.get(progress_key(partition))))
+                progress_records[partition] = progress
+                for event in events:
+                    routed = routed_decoder.decode(event.message.value or b"")
+                    new = progress.is_new(event.message.offset)
+                    key = routing_key(routed.event)
+                    latest_seen = max(latest_seen, routed.event.at)
+                    if routed.event.type == "agent.state_changed":
+                        agent = records.get(key) or _load(agents, key, AgentRecord)
+                        records[key] = agent
+                        out_reports[key] = agent_step(agent, routed.event)  # type: ignore[arg-type]
+                    else:
+                        contact = records.get(key) or _load(contacts, key, ContactRecord)
+                        records[key] = contact
+                        outcome = contact_step(contact, routed.event.contact_id or "", routed.event,  # type: ignore[arg-type]
+                                               routed.source, targets)  # fmt: skip
+                        if new and outcome.new:  # a re-forwarded copy has a new offset but a known source
+                            progress.duplicates += outcome.duplicate
+                            progress.conflicts += outcome.conflict
+                        out_reports[key] = outcome.reports
+                        out_updates[key] = outcome.issue_updates
+                    progress.applied(event.message.offset)
+            # The progress record goes first, into the same changelog partition as the contacts it
+            # covers: a crash keeps a prefix of those writes, so counted implies recorded.
+            for partition, progress in progress_records.items():
+                contacts[progress_key(partition)] = orjson.dumps(progress.to_json())
+            for key, record in records.items():
+                (agents if key.startswith("agent\x1f") else contacts)[key] = encode(record)
+            await _send_reports(board_topic, out_reports.values(), partitions)
+            for updates in out_updates.values():
+                for update in updates:
+                    await issue_topic.send(key=update.key.encode(), value=encode(update),
+                                           partition=partition_of(update.key, partitions))  # fmt: skip
+            if latest_seen and _every(contacts_agent, 300):
+                _expire_contacts(contacts, latest_seen, retention_us)
+
+    # ---------------------------------------------------------------- issues
+    @app.agent(issue_topic, name="issues")
+    async def issues_agent(stream: faust.StreamT) -> None:
+        batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
+        latest_seen = 0
+        async for batch in batches:
+            groups: dict[str, IssueGroup] = {}
+            out: dict[str, list[Report]] = {}
+            for event in batch:
+                update = issue_update_decoder.decode(event.message.value or b"")
+                group = groups.get(update.key) or _load(issues, update.key, IssueGroup)
+                groups[update.key] = group
+                out[update.key] = issue_step(group, update, targets)
+                latest_seen = max(latest_seen, group.last_at)
+            for key, group in groups.items():
+                issues[key] = encode(group)
+            await _send_reports(board_topic, out.values(), partitions)
+            if latest_seen and _every(issues_agent, 300):
+                horizon = latest_seen - targets.fcr_window_us - retention_us
+                for key, value in list(issues.items()):
+                    if value is not None and msgspec.msgpack.decode(value, type=IssueGroup).last_at < horizon:
+                        del issues[key]
+
+    # ---------------------------------------------------------------- the board
+    @app.agent(board_topic, name="board")
+    async def board_agent(stream: faust.StreamT) -> None:
+        batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
+        async for batch in batches:
+            board = Keeper.current()
+            for partition, events in by_partition(batch):
+                ticks: dict[str, int] | None = None
+                for event in events:
+                    message = board_decoder.decode(event.message.value or b"")
+                    if message.tick is not None:
+                        ticks = ticks if ticks is not None else orjson.loads(clocks.get(partition) or b"{}")
+                        name = str(message.tick.source_partition)
+                        ticks[name] = max(int(ticks.get(name, 0)), message.tick.at)
+                    elif message.report is not None:
+                        report = message.report
+                        board.apply(report)
+                        if report.empty:
+                            reports.pop(report.key, None)
+                        else:
+                            reports[report.key] = encode(report)
+                if ticks is not None:
+                    clocks[partition] = orjson.dumps(ticks)
+            if _every(board_agent, 60):
+                for report in board.expired(clock_us()):
+                    reports.pop(report.key, None)
+                    board.apply(Report(report.source, report.queue))
+
+    # ---------------------------------------------------------------- exposition
+    def ingest_progress() -> PartitionProgress:
+        return total([PartitionProgress.from_json(_json(progress_table.get(p))) for p in owned(settings.topic)])
+
+    def contact_health() -> StageProgress:
+        summed = StageProgress()
+        for p in owned(routed_topic.get_topic_name()):
+            one = StageProgress.from_json(_json(contacts.get(progress_key(p))))
+            summed.duplicates += one.duplicates
+            summed.conflicts += one.conflicts
+        return summed
+
+    registry.register(PipelineHealthCollector(ingest_progress, contact_health, lambda: len(owned(settings.topic))))
+    registry.register(BoardCollector(Keeper.current, clock_us, settings.zone, targets))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
@@ -174,18 +364,77 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
 
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:
-        progress = snapshot()
+        progress = ingest_progress()
+        health = contact_health()
         return web.bytes(
             orjson.dumps(
                 {
                     "app": settings.app_id,
                     "topic": settings.topic,
-                    "owned_partitions": owned_partitions(),
+                    "clock": settings.clock,
+                    "now_us": clock_us(),
+                    "owned_partitions": {"input": owned(settings.topic), "board": owned(board_topic.get_topic_name())},
                     "events_by_type": dict(progress.events_by_type),
                     "invalid_by_reason": dict(progress.invalid_by_reason),
+                    "duplicates": health.duplicates,
+                    "conflicts": health.conflicts,
+                    "board_reports": len(Keeper.current().reports),
                 }
-            ),
+            ),  # fmt: skip
             content_type="application/json",
         )
 
     return app
+
+
+def progress_key(partition: int) -> str:
+    return f"\x00progress\x1f{partition}"
+
+
+def _contacts_partition(key: str, partitions: int) -> int:
+    if key.startswith("\x00progress\x1f"):
+        return int(key.rsplit("\x1f", 1)[1])
+    return partition_of(key, partitions)
+
+
+def _json(value: bytes | None) -> dict[str, Any] | None:
+    return orjson.loads(value) if value else None
+
+
+def _load(table: Any, key: str, kind: type) -> Any:
+    value = table.get(key)
+    return msgspec.msgpack.decode(value, type=kind) if value is not None else kind()
+
+
+async def _send_reports(topic: faust.TopicT, groups: Iterable[list[Report]], partitions: int) -> None:
+    for group in groups:
+        for report in group:
+            await topic.send(key=report.queue.encode(), value=encode(BoardMessage(report=report)),
+                             partition=partition_of(report.queue, partitions))  # fmt: skip
+
+
+_last_run: dict[object, float] = {}
+
+
+def _every(owner: object, seconds: float) -> bool:
+    """True at most once every ``seconds`` per owner (periodic work inside an agent)."""
+    now = time.monotonic()
+    if now - _last_run.setdefault(owner, now) >= seconds:
+        _last_run[owner] = now
+        return True
+    return False
+
+
+def _expire_contacts(contacts: Any, latest_us: int, retention_us: int) -> None:
+    """Forget contacts whose last event is older than the retention and that wait for nothing."""
+    horizon = latest_us - retention_us
+    waiting_horizon = latest_us - 7 * 24 * HOUR_US
+    for key, value in list(contacts.items()):
+        if value is None or key.startswith("\x00"):
+            continue
+        record = msgspec.msgpack.decode(value, type=ContactRecord)
+        state = record.state
+        waiting = (state.offered is not None and state.answered is None and state.abandoned is None
+                   and state.ended is None and state.offered.at >= waiting_horizon)  # fmt: skip
+        if state.last_at < horizon and not waiting:
+            del contacts[key]

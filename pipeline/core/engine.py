@@ -31,8 +31,9 @@ from pipeline.core.targets import Targets
 
 class ContactRecord(Struct, array_like=True):
     state: ContactState = msgspec.field(default_factory=ContactState)
-    reported_queue: str | None = None
-    reported_issue_key: str | None = None
+    # every queue and issue key ever reported to: a clear lost in a crash is sent again
+    reported_queues: list[str] = []
+    reported_issue_keys: list[str] = []
 
 
 class IssueUpdate(Struct, array_like=True, frozen=True):
@@ -83,16 +84,17 @@ def contact_reports(record: ContactRecord, contact_id: str, targets: Targets) ->
     if found.queue is not None and found.channel is not None:
         waiting = ((found.channel, found.waiting_since),) if found.waiting_since is not None else ()
         reports.append(Report(source, found.queue, minutes_payload(found.channel, found.minutes), waiting))
-    if record.reported_queue is not None and record.reported_queue != found.queue:
-        reports.append(Report(source, record.reported_queue))  # an earlier offer named another queue
-    record.reported_queue = found.queue
+    # an earlier offer may have named another queue (or customer, reason, case): clear it there
+    reports += [Report(source, queue) for queue in record.reported_queues if queue != found.queue]
+    if found.queue is not None and found.queue not in record.reported_queues:
+        record.reported_queues.append(found.queue)
     updates: list[IssueUpdate] = []
     key = found.issue.key if found.issue is not None else None
     if key is not None:
         updates.append(IssueUpdate(key, contact_id, found.issue))
-    if record.reported_issue_key is not None and record.reported_issue_key != key:
-        updates.append(IssueUpdate(record.reported_issue_key, contact_id, None))
-    record.reported_issue_key = key
+    updates += [IssueUpdate(old, contact_id, None) for old in record.reported_issue_keys if old != key]
+    if key is not None and key not in record.reported_issue_keys:
+        record.reported_issue_keys.append(key)
     return reports, updates
 
 
@@ -109,7 +111,7 @@ def issue_step(record: IssueGroup, update: IssueUpdate, targets: Targets) -> lis
         by_queue.setdefault(queue, []).extend(minutes_payload(channel, minutes))
     reports = [Report(source, queue, tuple(sorted(entries))) for queue, entries in sorted(by_queue.items())]
     reports += [Report(source, queue) for queue in record.reported_queues if queue not in by_queue]
-    record.reported_queues = sorted(by_queue)
+    record.reported_queues = sorted(set(record.reported_queues) | set(by_queue))
     return reports
 
 
@@ -125,7 +127,7 @@ def agent_step(record: AgentRecord, event: Event) -> list[Report]:
     agent = f"agent:{event.agent_id}"
     reports = [Report(agent, queue, agent_state=record.state) for queue in record.queues]
     reports += [Report(agent, queue) for queue in record.reported_queues if queue not in record.queues]
-    record.reported_queues = record.queues
+    record.reported_queues = tuple(sorted(set(record.reported_queues) | set(record.queues)))
     return reports
 
 

@@ -1,0 +1,50 @@
+"""The messages between the worker's stages (internal topics), and how keys map to partitions.
+
+Partitions are chosen here, explicitly, for every internal message and every table write, so
+that a key's state always lives with the partition its messages arrive on, whatever client
+library sends them.
+"""
+
+from __future__ import annotations
+
+import zlib
+
+import msgspec
+from msgspec import Struct
+
+from pipeline.core.board import Report
+from pipeline.core.contract import Event
+from pipeline.core.engine import IssueUpdate
+
+
+def partition_of(key: str, partitions: int) -> int:
+    return zlib.crc32(key.encode()) % partitions
+
+
+def routing_key(event: Event) -> str:
+    """Contacts by contact_id; agents by agent_id, in a separate key space."""
+    if event.type == "agent.state_changed":
+        return f"agent\x1f{event.agent_id}"
+    return f"contact\x1f{event.contact_id}"
+
+
+class Routed(Struct, array_like=True, frozen=True):
+    source: str  # "<input partition>:<offset>": the message's identity, for replays
+    event: Event
+
+
+class Tick(Struct, array_like=True, frozen=True):
+    source_partition: int
+    at: int  # the greatest occurred_at of valid events of that input partition so far
+
+
+class BoardMessage(Struct, array_like=True, frozen=True):
+    report: Report | None = None
+    tick: Tick | None = None
+
+
+routed_encoder = msgspec.msgpack.Encoder()
+routed_decoder = msgspec.msgpack.Decoder(Routed)
+issue_update_decoder = msgspec.msgpack.Decoder(IssueUpdate)
+board_decoder = msgspec.msgpack.Decoder(BoardMessage)
+encode = routed_encoder.encode

@@ -1,0 +1,104 @@
+"""Expected /metrics samples from the brute-force model, and a comparison that names every miss."""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import orjson
+
+from pipeline.core.contract import Event, check
+from pipeline.core.targets import Targets
+from pipeline.simulation import Faults, Simulation, inject
+from tests.metrics_model import COUNT_FIELDS, Expected, model
+
+Sample = tuple[str, tuple[tuple[str, str], ...]]
+COUNTS = {
+    "ccpulse_offered": "offered",
+    "ccpulse_answered": "answered",
+    "ccpulse_answered_in_sl": "answered_in_sl",
+    "ccpulse_abandoned": "abandoned",
+    "ccpulse_short_abandoned": "short_abandoned",
+    "ccpulse_handled": "handled",
+}
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def expected_samples(expected: Expected, targets: Targets) -> dict[Sample, float]:
+    samples: dict[Sample, float] = {}
+
+    def put(name: str, value: float | None, **labels: str) -> None:
+        if value is not None:
+            samples[(name, tuple(sorted(labels.items())))] = float(value)
+
+    for (queue, channel, window), c in expected.counts.items():
+        labels = {"queue": queue, "channel": channel, "window": window}
+        for name, field in COUNTS.items():
+            put(name, c[field], **labels)
+        denominator = c["answered"] + c["abandoned"] - c["short_abandoned"]
+        put("ccpulse_service_level_ratio", _ratio(c["answered_in_sl"], denominator), **labels)
+        put("ccpulse_asa_seconds", _ratio(c["wait_us_sum"] / 1e6, c["answered"]), **labels)
+        put("ccpulse_abandon_ratio", _ratio(c["abandoned"] - c["short_abandoned"], denominator), **labels)
+        put("ccpulse_aht_seconds", _ratio(c["handle_us_sum"] / 1e6, c["handled"]), **labels)
+        put("ccpulse_csat_ratio", _ratio(c["csat_positive"], c["csat_responses"]), **labels)
+        put("ccpulse_nps_score", _ratio(100 * (c["nps_promoters"] - c["nps_detractors"]), c["nps_responses"]), **labels)
+        put("ccpulse_ces_score", _ratio(c["ces_sum"], c["ces_responses"]), **labels)
+        put("ccpulse_fcr_ratio", _ratio(c["issues_fcr"], c["issues_judged"]), **labels)
+        put("ccpulse_art_seconds", _ratio(c["resolution_us_sum"] / 1e6, c["issues_resolved"]), **labels)
+        target = targets.for_queue(queue, channel)
+        put("ccpulse_service_level_target_ratio", target.target_ratio, queue=queue, channel=channel)
+        put("ccpulse_service_level_threshold_seconds", target.threshold_seconds, queue=queue, channel=channel)
+    for (queue, channel), (count, oldest_us) in expected.waiting.items():
+        put("ccpulse_queue_waiting", count, queue=queue, channel=channel)
+        put("ccpulse_queue_oldest_wait_seconds", None if oldest_us is None else oldest_us / 1e6,
+            queue=queue, channel=channel)  # fmt: skip
+    for (queue, state), count in expected.agents.items():
+        put("ccpulse_agents", count, queue=queue, state=state)
+    put("ccpulse_events_duplicate_total", expected.duplicates)
+    put("ccpulse_events_conflict_total", expected.conflicts)
+    return samples
+
+
+_EVERYTHING = Expected(
+    counts={("q", "voice", "15m"): dict.fromkeys(COUNT_FIELDS, 1)}, waiting={("q", "voice"): (1, 1)},
+    agents={("q", "away"): 1},
+)  # fmt: skip
+MODEL_NAMES = {name for name, _ in expected_samples(_EVERYTHING, Targets())}  # every name the model speaks for
+
+
+def differences(actual: dict[Sample, float], expected: dict[Sample, float]) -> list[str]:
+    """Every sample of a modelled metric that is missing, extra or different."""
+    problems = []
+    relevant = {key: value for key, value in actual.items() if key[0] in MODEL_NAMES}
+    for key in sorted(set(relevant) | set(expected)):
+        got, want = relevant.get(key), expected.get(key)
+        if got is None or want is None or not math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-9):
+            problems.append(f"{key[0]}{dict(key[1])}: got {got}, expected {want}")
+    return problems
+
+
+def simulated(hours: float, seed: int, faults: Faults, start: datetime | None = None) -> list[bytes]:
+    start = start or datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
+    events = Simulation(start, seed=seed, scale=0.5).events(timedelta(hours=hours))
+    return [raw for _, raw in inject(events, faults, seed)]
+
+
+UTC_ZONE = ZoneInfo("UTC")
+
+
+def model_of(lines: list[bytes], targets: Targets, zone: ZoneInfo = UTC_ZONE) -> tuple[Expected, int]:
+    """The model of what a worker with the event clock shows once it has read ``lines``."""
+    messages: list[tuple[Event, str]] = []
+    for number, line in enumerate(lines):
+        verdict = check(line)
+        if verdict.event is not None:
+            messages.append((verdict.event, f"line:{number}"))
+    now = max(event.at for event, _ in messages)
+    return model(messages, now, zone, targets), now
+
+
+__all__ = ["differences", "expected_samples", "model_of", "orjson", "simulated"]

@@ -1,0 +1,97 @@
+"""Every gauge of a real worker, fed through the real broker, equals the brute-force model of
+METRICS.md: simulated traffic with disorder, duplicates and hostile messages; after SIGKILLs of
+the worker mid-stream; and with two workers sharing the partitions."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from pipeline.core.targets import Targets
+from pipeline.simulation import Faults
+from tests.gauges import differences, expected_samples, model_of, simulated
+from tests.worker_process import Deployment, WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+HOURS = float(os.environ.get("CCPULSE_TEST_HOURS", "3"))  # simulated hours per scenario (CI size)
+MESSY = Faults(duplicates=0.05, disorder=0.1, disorder_window=300, invalid_rate=0.01)
+
+
+def union(workers: list[WorkerProcess]) -> dict:  # type: ignore[type-arg]
+    """All workers' samples together; counters (health) add up across workers."""
+    merged: dict = {}  # type: ignore[type-arg]
+    for worker in workers:
+        for key, value in worker.scrape().items():
+            if key[0].endswith("_total") and key in merged:
+                merged[key] += value
+            else:
+                merged[key] = value
+    return merged
+
+
+def wait_until_exact(workers: list[WorkerProcess], expected: dict, timeout: float = 180) -> None:  # type: ignore[type-arg]
+    import time
+
+    deadline = time.monotonic() + timeout
+    problems: list[str] = ["not scraped yet"]
+    while time.monotonic() < deadline:
+        try:
+            problems = differences(union(workers), expected)
+        except OSError as failure:
+            problems = [f"scrape failed: {failure}"]
+        if not problems:
+            return
+        time.sleep(1)
+    shown = "\n".join(problems[:25])
+    raise AssertionError(f"{len(problems)} gauges differ from the model, e.g.:\n{shown}\n{workers[0].log_tail(15)}")
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str, tmp_path: Path) -> Deployment:
+    return Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event"})
+
+
+def test_gauges_equal_the_model_with_disorder_and_duplicates(deployment: Deployment) -> None:
+    lines = simulated(HOURS, seed=31, faults=MESSY)
+    expected, _ = model_of(lines, Targets())
+    with deployment.worker() as worker:
+        produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines) + b"\n")
+        assert produced.returncode == 0, produced.stderr.decode()
+        wait_until_exact([worker], expected_samples(expected, Targets()))
+
+
+def test_gauges_stay_exact_when_the_worker_is_killed_three_times(deployment: Deployment) -> None:
+    lines = simulated(HOURS, seed=32, faults=MESSY)
+    expected, _ = model_of(lines, Targets())
+    chunks = [lines[i * len(lines) // 4 : (i + 1) * len(lines) // 4] for i in range(4)]
+    worker = deployment.worker().start()
+    try:
+        for chunk in chunks[:3]:
+            produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(chunk) + b"\n")
+            assert produced.returncode == 0, produced.stderr.decode()
+            worker.wait_for(lambda s: any(k[0] == "ccpulse_events_total" for k in s), timeout=60)
+            worker.kill()  # SIGKILL mid-stream: no clean shutdown, offsets not committed
+            worker = deployment.worker().start()
+        produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(chunks[3]) + b"\n")
+        assert produced.returncode == 0
+        wait_until_exact([worker], expected_samples(expected, Targets()))
+    finally:
+        worker.stop()
+
+
+def test_two_workers_sharing_the_partitions_give_the_same_results_as_one(deployment: Deployment) -> None:
+    lines = simulated(HOURS, seed=33, faults=MESSY)
+    expected, _ = model_of(lines, Targets())
+    first, second = deployment.worker("a").start(), deployment.worker("b").start()
+    try:
+        produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines) + b"\n")
+        assert produced.returncode == 0
+        wait_until_exact([first, second], expected_samples(expected, Targets()))
+        owned = [w.scrape().get(("ccpulse_assigned_partitions", ()), 0) for w in (first, second)]
+        assert sorted(owned) == [deployment.partitions // 2] * 2  # the work really is shared
+    finally:
+        first.stop()
+        second.stop()
