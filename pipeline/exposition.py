@@ -144,3 +144,16 @@ class BoardCollector(Collector):
             "ccpulse_board_reports", "Sources (contacts, issue keys, agents) on this worker's board.",
             value=len(board.reports),
         )  # fmt: skip
+
+
+class StateSizeCollector(Collector):
+    """Keys held in each state table: the figure to watch for memory."""
+
+    def __init__(self, sizes: Callable[[], dict[str, int]]) -> None:
+        self._sizes = sizes
+
+    def collect(self) -> Iterator[Metric]:
+        keys = GaugeMetricFamily("ccpulse_state_keys", "Keys in each state table of this worker.", labels=["table"])
+        for table, size in sorted(self._sizes().items()):
+            keys.add_metric([table], size)
+        yield keys

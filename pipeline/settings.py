@@ -86,8 +86,10 @@ class Settings:
     # the recovery time after a crash. Lower is faster recovery; too low evicts a busy worker.
     session_timeout_seconds: float = 10.0
     # How long a contact's state is kept after its last event: late events (duplicates,
-    # surveys) within it are exact; after it, a contact is forgotten (ClickHouse keeps it).
-    contact_retention_hours: float = 48.0
+    # surveys) within it are exact; after it, a contact is forgotten (its contribution stays).
+    # 26 h covers the longest window ("today", up to 25 h on a DST day). Waiting contacts are
+    # kept as long as the 7-day waiting rule needs them.
+    contact_retention_hours: float = 26.0
     kafka_security: KafkaSecurity = KafkaSecurity()
 
     @property

@@ -57,7 +57,7 @@ from pipeline.core.wire import (
     routed_decoder,
     routing_key,
 )
-from pipeline.exposition import BoardCollector, PipelineHealthCollector
+from pipeline.exposition import BoardCollector, PipelineHealthCollector, StateSizeCollector
 from pipeline.settings import Settings
 
 log = logging.getLogger("ccpulse.worker")
@@ -311,9 +311,13 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
             await _send_reports(board_topic, out.values(), partitions)
             if latest_seen and _every(issues_agent, 300):
                 horizon = latest_seen - targets.fcr_window_us - retention_us
-                for key, value in list(issues.items()):
-                    if value is not None and msgspec.msgpack.decode(value, type=IssueGroup).last_at < horizon:
-                        del issues[key]
+                stale = [
+                    key
+                    for key, value in issues.items()
+                    if value is not None and msgspec.msgpack.decode(value, type=IssueGroup).last_at < horizon
+                ]
+                for key in stale[:EXPIRE_AT_ONCE]:
+                    del issues[key]
 
     # ---------------------------------------------------------------- the board
     @app.agent(board_topic, name="board")
@@ -339,7 +343,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                 if ticks is not None:
                     clocks[partition] = orjson.dumps(ticks)
             if _every(board_agent, 60):
-                for report in board.expired(clock_us()):
+                for report in board.expired(clock_us())[:EXPIRE_AT_ONCE]:
                     reports.pop(report.key, None)
                     board.apply(Report(report.source, report.queue))
 
@@ -356,6 +360,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
         return summed
 
     registry.register(PipelineHealthCollector(ingest_progress, contact_health, lambda: len(owned(settings.topic))))
+    state_tables = {"contacts": contacts, "agents": agents, "issues": issues, "reports": reports}
+    registry.register(StateSizeCollector(lambda: {name: len(t.data) for name, t in state_tables.items()}))
     registry.register(BoardCollector(Keeper.current, clock_us, settings.zone, targets))
 
     @app.page("/metrics")
@@ -413,15 +419,22 @@ async def _send_reports(topic: faust.TopicT, groups: Iterable[list[Report]], par
                              partition=partition_of(report.queue, partitions))  # fmt: skip
 
 
-_last_run: dict[object, float] = {}
+_last_run: dict[object, tuple[float, int]] = {}
+BATCHES_BETWEEN_EXPIRY = 50
+# Expiry deletes at most this many keys per run: a burst of thousands of changelog tombstones
+# raises the process's memory high-water mark, which CPython rarely gives back.
+EXPIRE_AT_ONCE = 500
 
 
 def _every(owner: object, seconds: float) -> bool:
-    """True at most once every ``seconds`` per owner (periodic work inside an agent)."""
+    """True once every ``seconds`` or every BATCHES_BETWEEN_EXPIRY calls, whichever comes first
+    (periodic work inside an agent: a replay of days at full speed expires state as it goes)."""
     now = time.monotonic()
-    if now - _last_run.setdefault(owner, now) >= seconds:
-        _last_run[owner] = now
+    since, calls = _last_run.setdefault(owner, (now, 0))
+    if now - since >= seconds or calls + 1 >= BATCHES_BETWEEN_EXPIRY:
+        _last_run[owner] = (now, 0)
         return True
+    _last_run[owner] = (since, calls + 1)
     return False
 
 
@@ -429,7 +442,10 @@ def _expire_contacts(contacts: Any, latest_us: int, retention_us: int) -> None:
     """Forget contacts whose last event is older than the retention and that wait for nothing."""
     horizon = latest_us - retention_us
     waiting_horizon = latest_us - 7 * 24 * HOUR_US
+    expired = 0
     for key, value in list(contacts.items()):
+        if expired >= EXPIRE_AT_ONCE:
+            return
         if value is None or key.startswith("\x00"):
             continue
         record = msgspec.msgpack.decode(value, type=ContactRecord)
@@ -438,3 +454,4 @@ def _expire_contacts(contacts: Any, latest_us: int, retention_us: int) -> None:
                    and state.ended is None and state.offered.at >= waiting_horizon)  # fmt: skip
         if state.last_at < horizon and not waiting:
             del contacts[key]
+            expired += 1
