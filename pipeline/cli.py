@@ -67,6 +67,7 @@ def _input(path: str) -> Iterator[BinaryIO]:
 
 
 def command_worker(args: argparse.Namespace) -> int:
+    from pipeline.core.targets import TargetsError
     from pipeline.kafka_io import KafkaUnavailable
     from pipeline.worker import run_worker
 
@@ -75,6 +76,9 @@ def command_worker(args: argparse.Namespace) -> int:
     except KafkaUnavailable as problem:
         print(f"ccpulse worker: {problem}", file=sys.stderr)
         return 1
+    except TargetsError as problem:
+        print(f"ccpulse worker: targets file (CCPULSE_TARGETS): {problem}", file=sys.stderr)
+        return 2
 
 
 def command_produce(args: argparse.Namespace) -> int:
