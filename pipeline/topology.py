@@ -51,6 +51,7 @@ from pipeline.core.wire import (
     Routed,
     Tick,
     board_decoder,
+    chunks,
     encode,
     issue_update_decoder,
     partition_of,
@@ -207,6 +208,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
     async def ingest(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
         async for batch in batches:
+            forward: dict[int, list[Routed]] = defaultdict(list)
+            ticks: list[Tick] = []
             for partition, events in by_partition(batch):
                 progress = PartitionProgress.from_json(_json(progress_table.get(partition)))
                 latest_before = progress.latest_at
@@ -222,11 +225,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                             if new:
                                 progress.events_by_type[valid.type] += 1
                                 progress.latest_at = max(progress.latest_at, valid.at)
-                            key = routing_key(valid)
-                            await routed_topic.send(
-                                key=key.encode(), value=encode(Routed(f"{partition}:{offset}", valid)),
-                                partition=partition_of(key, partitions),
-                            )  # fmt: skip
+                            destination = partition_of(routing_key(valid), partitions)
+                            forward[destination].append(Routed(f"{partition}:{offset}", valid))
                     except Exception as problem:  # noqa: BLE001 - one bad event must not stop the stream
                         log.exception("event at %s/%d/%d failed", settings.topic, partition, offset)
                         reason, detail = "internal_error", f"{type(problem).__name__}: {problem}"
@@ -241,9 +241,14 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                     progress.applied(offset)
                 progress_table[partition] = orjson.dumps(progress.to_json())
                 if progress.latest_at > latest_before:
-                    tick = encode(BoardMessage(tick=Tick(partition, progress.latest_at)))
-                    for board_partition in range(partitions):
-                        await board_topic.send(value=tick, partition=board_partition)
+                    ticks.append(Tick(partition, progress.latest_at))
+            for destination, routed in forward.items():
+                for chunk in chunks(routed):
+                    await routed_topic.send(value=encode(chunk), partition=destination)
+            if ticks:
+                tick_message = encode(BoardMessage(ticks=ticks))
+                for board_partition in range(partitions):
+                    await board_topic.send(value=tick_message, partition=board_partition)
 
     # ---------------------------------------------------------------- contacts and agents
     @app.agent(routed_topic, name="contacts")
@@ -259,15 +264,15 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                 progress = StageProgress.from_json(_json(contacts.get(progress_key(partition))))
                 progress_records[partition] = progress
                 for event in events:
-                    routed = routed_decoder.decode(event.message.value or b"")
                     new = progress.is_new(event.message.offset)
-                    key = routing_key(routed.event)
-                    latest_seen = max(latest_seen, routed.event.at)
-                    if routed.event.type == "agent.state_changed":
-                        agent = records.get(key) or _load(agents, key, AgentRecord)
-                        records[key] = agent
-                        out_reports[key] = agent_step(agent, routed.event)  # type: ignore[arg-type]
-                    else:
+                    for routed in routed_decoder.decode(event.message.value or b""):
+                        key = routing_key(routed.event)
+                        latest_seen = max(latest_seen, routed.event.at)
+                        if routed.event.type == "agent.state_changed":
+                            agent = records.get(key) or _load(agents, key, AgentRecord)
+                            records[key] = agent
+                            out_reports[key] = agent_step(agent, routed.event)  # type: ignore[arg-type]
+                            continue
                         contact = records.get(key) or _load(contacts, key, ContactRecord)
                         records[key] = contact
                         outcome = contact_step(contact, routed.event.contact_id or "", routed.event,  # type: ignore[arg-type]
@@ -285,10 +290,13 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
             for key, record in records.items():
                 (agents if key.startswith("agent\x1f") else contacts)[key] = encode(record)
             await _send_reports(board_topic, out_reports.values(), partitions)
+            by_key_partition: dict[int, list[IssueUpdate]] = defaultdict(list)
             for updates in out_updates.values():
                 for update in updates:
-                    await issue_topic.send(key=update.key.encode(), value=encode(update),
-                                           partition=partition_of(update.key, partitions))  # fmt: skip
+                    by_key_partition[partition_of(update.key, partitions)].append(update)
+            for destination, batch_updates in by_key_partition.items():
+                for chunk in chunks(batch_updates):
+                    await issue_topic.send(value=encode(chunk), partition=destination)
             if latest_seen and _every(contacts_agent, 300):
                 _expire_contacts(contacts, latest_seen, retention_us)
 
@@ -301,11 +309,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
             groups: dict[str, IssueGroup] = {}
             out: dict[str, list[Report]] = {}
             for event in batch:
-                update = issue_update_decoder.decode(event.message.value or b"")
-                group = groups.get(update.key) or _load(issues, update.key, IssueGroup)
-                groups[update.key] = group
-                out[update.key] = issue_step(group, update, targets)
-                latest_seen = max(latest_seen, group.last_at)
+                for update in issue_update_decoder.decode(event.message.value or b""):
+                    group = groups.get(update.key) or _load(issues, update.key, IssueGroup)
+                    groups[update.key] = group
+                    out[update.key] = issue_step(group, update, targets)
+                    latest_seen = max(latest_seen, group.last_at)
             for key, group in groups.items():
                 issues[key] = encode(group)
             await _send_reports(board_topic, out.values(), partitions)
@@ -325,27 +333,34 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
         batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
         async for batch in batches:
             board = Keeper.current()
+            latest_reports: dict[str, Report] = {}  # one changelog write per key and batch
             for partition, events in by_partition(batch):
                 ticks: dict[str, int] | None = None
                 for event in events:
                     message = board_decoder.decode(event.message.value or b"")
-                    if message.tick is not None:
+                    for tick in message.ticks:
                         ticks = ticks if ticks is not None else orjson.loads(clocks.get(partition) or b"{}")
-                        name = str(message.tick.source_partition)
-                        ticks[name] = max(int(ticks.get(name, 0)), message.tick.at)
-                    elif message.report is not None:
-                        report = message.report
+                        name = str(tick.source_partition)
+                        ticks[name] = max(int(ticks.get(name, 0)), tick.at)
+                    for report in message.reports:
                         board.apply(report)
-                        if report.empty:
-                            reports.pop(report.key, None)
-                        else:
-                            reports[report.key] = encode(report)
+                        latest_reports[report.key] = report
                 if ticks is not None:
                     clocks[partition] = orjson.dumps(ticks)
+            for key, report in latest_reports.items():
+                if report.empty:
+                    reports.pop(key, None)
+                else:
+                    reports[key] = encode(report)
             if _every(board_agent, 60):
                 for report in board.expired(clock_us())[:EXPIRE_AT_ONCE]:
                     reports.pop(report.key, None)
                     board.apply(Report(report.source, report.queue))
+
+    @app.task
+    async def quiet_send_logs() -> None:
+        # Faust's logging setup leaves faust.topics at DEBUG, which formats a record per send.
+        logging.getLogger("faust.topics").setLevel(max(logging.INFO, logging.getLogger().level))
 
     # ---------------------------------------------------------------- exposition
     def ingest_progress() -> PartitionProgress:
@@ -413,10 +428,14 @@ def _load(table: Any, key: str, kind: type) -> Any:
 
 
 async def _send_reports(topic: faust.TopicT, groups: Iterable[list[Report]], partitions: int) -> None:
+    """The reports of a batch, one message per board partition (in the order they were made)."""
+    by_partition_: dict[int, list[Report]] = defaultdict(list)
     for group in groups:
         for report in group:
-            await topic.send(key=report.queue.encode(), value=encode(BoardMessage(report=report)),
-                             partition=partition_of(report.queue, partitions))  # fmt: skip
+            by_partition_[partition_of(report.queue, partitions)].append(report)
+    for destination, reports in by_partition_.items():
+        for chunk in chunks(reports):
+            await topic.send(value=encode(BoardMessage(reports=chunk)), partition=destination)
 
 
 _last_run: dict[object, tuple[float, int]] = {}

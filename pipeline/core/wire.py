@@ -8,6 +8,7 @@ library sends them.
 from __future__ import annotations
 
 import zlib
+from typing import TypeVar
 
 import msgspec
 from msgspec import Struct
@@ -15,6 +16,8 @@ from msgspec import Struct
 from pipeline.core.board import Report
 from pipeline.core.contract import Event
 from pipeline.core.engine import IssueUpdate
+
+T = TypeVar("T")
 
 
 def partition_of(key: str, partitions: int) -> int:
@@ -39,12 +42,21 @@ class Tick(Struct, array_like=True, frozen=True):
 
 
 class BoardMessage(Struct, array_like=True, frozen=True):
-    report: Report | None = None
-    tick: Tick | None = None
+    reports: list[Report] = []
+    ticks: list[Tick] = []
 
 
-routed_encoder = msgspec.msgpack.Encoder()
-routed_decoder = msgspec.msgpack.Decoder(Routed)
-issue_update_decoder = msgspec.msgpack.Decoder(IssueUpdate)
+# Internal messages carry lists: one message per destination partition per processed batch,
+# at most ITEMS_PER_MESSAGE items, instead of one message per item (a send costs far more
+# than an item). Order within a partition is kept, and every item is idempotent on its own.
+ITEMS_PER_MESSAGE = 1000
+
+_encoder = msgspec.msgpack.Encoder()
+routed_decoder = msgspec.msgpack.Decoder(list[Routed])
+issue_update_decoder = msgspec.msgpack.Decoder(list[IssueUpdate])
 board_decoder = msgspec.msgpack.Decoder(BoardMessage)
-encode = routed_encoder.encode
+encode = _encoder.encode
+
+
+def chunks(items: list[T]) -> list[list[T]]:
+    return [items[i : i + ITEMS_PER_MESSAGE] for i in range(0, len(items), ITEMS_PER_MESSAGE)]

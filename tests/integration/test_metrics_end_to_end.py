@@ -90,8 +90,15 @@ def test_two_workers_sharing_the_partitions_give_the_same_results_as_one(deploym
         produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines) + b"\n")
         assert produced.returncode == 0
         wait_until_exact([first, second], expected_samples(expected, Targets()))
-        owned = [w.scrape().get(("ccpulse_assigned_partitions", ()), 0) for w in (first, second)]
-        assert sorted(owned) == [deployment.partitions // 2] * 2  # the work really is shared
+        import time
+
+        deadline, owned = time.monotonic() + 60, [0.0, 0.0]
+        while time.monotonic() < deadline:  # the work really is shared, once the group settles
+            owned = [w.scrape().get(("ccpulse_assigned_partitions", ()), 0.0) for w in (first, second)]
+            if sorted(owned) == [deployment.partitions // 2] * 2:
+                break
+            time.sleep(1)
+        assert sorted(owned) == [deployment.partitions // 2] * 2, f"input partitions owned: {owned}"
     finally:
         first.stop()
         second.stop()
