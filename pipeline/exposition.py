@@ -157,3 +157,19 @@ class StateSizeCollector(Collector):
         for table, size in sorted(self._sizes().items()):
             keys.add_metric([table], size)
         yield keys
+
+
+class LagCollector(Collector):
+    """Per stage, the messages of this worker's partitions not yet processed and committed."""
+
+    def __init__(self, lags: Callable[[], dict[str, int]]) -> None:
+        self._lags = lags
+
+    def collect(self) -> Iterator[Metric]:
+        lag = GaugeMetricFamily(
+            "ccpulse_consumer_lag", "Messages not yet processed and committed, per pipeline stage.",
+            labels=["stage"],
+        )  # fmt: skip
+        for stage, messages in sorted(self._lags().items()):
+            lag.add_metric([stage], messages)
+        yield lag

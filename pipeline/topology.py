@@ -58,11 +58,12 @@ from pipeline.core.wire import (
     routed_decoder,
     routing_key,
 )
-from pipeline.exposition import BoardCollector, PipelineHealthCollector, StateSizeCollector
+from pipeline.exposition import BoardCollector, LagCollector, PipelineHealthCollector, StateSizeCollector
 from pipeline.settings import Settings
 
 log = logging.getLogger("ccpulse.worker")
 HOUR_US = 3600 * 1_000_000
+PRODUCER_BUFFER_MESSAGES = 50_000
 
 
 class KeyedTable(faust.Table):
@@ -357,10 +358,33 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                     reports.pop(report.key, None)
                     board.apply(Report(report.source, report.queue))
 
+    # ---------------------------------------------------------------- lag, per stage
+    stage_topics = {"ingest": settings.topic, "contacts": routed_topic.get_topic_name(),
+                    "issues": issue_topic.get_topic_name(), "board": board_topic.get_topic_name()}  # fmt: skip
+    lag: dict[str, int] = {}
+
+    @app.timer(interval=1.0)
+    async def measure_lag() -> None:
+        """Messages not yet processed and committed, per stage, over this worker's partitions."""
+        assigned = app.assignor.assigned_actives()
+        committed = app.consumer._committed_offset  # type: ignore[attr-defined]  # faust: last commit per partition
+        for stage, topic in stage_topics.items():
+            tps = [tp for tp in assigned if tp.topic == topic]
+            if not tps:
+                lag[stage] = 0
+                continue
+            ends = await app.consumer.highwaters(*tps)
+            lag[stage] = sum(max(0, ends.get(tp, 0) - (committed.get(tp) or 0)) for tp in tps)
+
     @app.task
-    async def quiet_send_logs() -> None:
+    async def tune_producer() -> None:
         # Faust's logging setup leaves faust.topics at DEBUG, which formats a record per send.
         logging.getLogger("faust.topics").setLevel(max(logging.INFO, logging.getLogger().level))
+        # Table writes queue in a buffer that Faust caps at 100 messages: past that, it stops
+        # delivering events until the buffer drains, waiting up to 0.1 s at a time. One batch
+        # writes hundreds of keys, so the cap made the worker idle most of the time. Batches
+        # (CCPULSE_BATCH_SIZE) bound what a batch can add.
+        app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
 
     # ---------------------------------------------------------------- exposition
     def ingest_progress() -> PartitionProgress:
@@ -378,6 +402,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
     state_tables = {"contacts": contacts, "agents": agents, "issues": issues, "reports": reports}
     registry.register(StateSizeCollector(lambda: {name: len(t.data) for name, t in state_tables.items()}))
     registry.register(BoardCollector(Keeper.current, clock_us, settings.zone, targets))
+    registry.register(LagCollector(lambda: dict(lag)))
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
@@ -400,6 +425,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                     "duplicates": health.duplicates,
                     "conflicts": health.conflicts,
                     "board_reports": len(Keeper.current().reports),
+                    "lag": dict(lag),
                 }
             ),  # fmt: skip
             content_type="application/json",
