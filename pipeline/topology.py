@@ -175,15 +175,24 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
 
     # ---------------------------------------------------------------- the board, in memory
     class Keeper:
-        """The board of the partitions this worker owns, rebuilt from the reports table."""
+        """The board of the partitions this worker owns, rebuilt from the reports table.
+
+        Hazard: a scrape can come while the tables are still being restored after a restart or
+        a rebalance; a board built then would miss the restored reports for good. So the board
+        is rebuilt only once recovery has completed (and once after every completed rebalance).
+        """
 
         board = Board()
         partitions: tuple[int, ...] = ()
+        stale = True
 
         @classmethod
         def current(cls) -> Board:
+            if app.in_recovery or app.rebalancing:
+                return cls.board  # the last complete board, until the tables are whole again
             active = tuple(owned(board_topic.get_topic_name()))
-            if active != cls.partitions:
+            if cls.stale or active != cls.partitions:
+                cls.stale = False
                 fresh = Board()
                 keep = set(active)
                 fresh.load(
@@ -194,6 +203,10 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                 cls.board, cls.partitions = fresh, active
                 log.info("board rebuilt for partitions %s: %d reports", list(active), len(fresh.reports))
             return cls.board
+
+    @app.on_rebalance_complete.connect  # type: ignore[arg-type]
+    async def rebuild_board_after_recovery(sender: Any, **kwargs: Any) -> None:
+        Keeper.stale = True
 
     def clock_us() -> int:
         if settings.clock == "wall":
