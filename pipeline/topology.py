@@ -400,10 +400,25 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
         app.producer.buffer.max_messages = PRODUCER_BUFFER_MESSAGES
 
     # ---------------------------------------------------------------- exposition
+    last_complete: dict[str, Any] = {}
+
+    def steady(name: str, read: Callable[[], Any]) -> Any:
+        """``read()``, or while tables are being restored its last complete reading: a half-restored
+        counter would look like a reset to Prometheus."""
+        if app.in_recovery or app.rebalancing:
+            return last_complete.get(name) or read()
+        last_complete[name] = value = read()
+        return value
+
     def ingest_progress() -> PartitionProgress:
-        return total([PartitionProgress.from_json(_json(progress_table.get(p))) for p in owned(settings.topic)])
+        return steady("ingest", lambda: total(
+            [PartitionProgress.from_json(_json(progress_table.get(p))) for p in owned(settings.topic)]
+        ))  # fmt: skip
 
     def contact_health() -> StageProgress:
+        return steady("contacts", read_contact_health)  # type: ignore[no-any-return]
+
+    def read_contact_health() -> StageProgress:
         summed = StageProgress()
         for p in owned(routed_topic.get_topic_name()):
             one = StageProgress.from_json(_json(contacts.get(progress_key(p))))
