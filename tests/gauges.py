@@ -6,8 +6,6 @@ import math
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-import orjson
-
 from pipeline.core.contract import Event, check
 from pipeline.core.targets import Targets
 from pipeline.simulation import Faults, Simulation, inject
@@ -99,6 +97,3 @@ def model_of(lines: list[bytes], targets: Targets, zone: ZoneInfo = UTC_ZONE) ->
             messages.append((verdict.event, f"line:{number}"))
     now = max(event.at for event, _ in messages)
     return model(messages, now, zone, targets), now
-
-
-__all__ = ["differences", "expected_samples", "model_of", "orjson", "simulated"]
