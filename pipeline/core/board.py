@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from msgspec import Struct
 
 from pipeline.core.counts import Counts
-from pipeline.core.windows import MINUTE_US, WINDOWS, minute_of, window_minutes
+from pipeline.core.windows import WINDOWS, minute_of, window_minutes
 
 WAITING_HORIZON_US = 7 * 86_400 * 1_000_000  # "offered at most 7 days before now"
 # Reports whose every minute is older than this before now cannot reach any window (today is
@@ -151,4 +151,4 @@ def minutes_payload(channel: str, minutes: dict[int, Counts]) -> tuple[tuple[str
     return tuple((channel, minute, counts.as_tuple()) for minute, counts in sorted(minutes.items()))
 
 
-__all__ = ["MINUTE_US", "Board", "Report", "minutes_payload"]
+__all__ = ["Board", "Report", "minutes_payload"]

@@ -70,10 +70,6 @@ class ContactState(Struct, array_like=True):
     last_at: int = 0  # the latest occurred_at seen: expiry is measured from it
 
     @property
-    def duplicates(self) -> int:
-        return sum(len(seen) - 1 for seen in self.sources.values())
-
-    @property
     def conflict(self) -> bool:
         """Both answered and abandoned: the earlier counts (ties: answered), the other does not."""
         return self.answered is not None and self.abandoned is not None
