@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from pipeline import dead_letters
+from pipeline.changelog import RECORD_BATCH_BYTES, ChangelogWrites
 from pipeline.core.board import Board, Report
 from pipeline.core.contract import check
 from pipeline.core.engine import (
@@ -111,6 +112,7 @@ def faust_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         table_standby_replicas=0,
+        producer_max_batch_size=RECORD_BATCH_BYTES,
         stream_wait_empty=False,
     )
 
@@ -222,6 +224,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
     async def ingest(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
         async for batch in batches:
+            writes = ChangelogWrites(app)
             forward: dict[int, list[Routed]] = defaultdict(list)
             ticks: list[Tick] = []
             for partition, events in by_partition(batch):
@@ -253,9 +256,10 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                                                          _milliseconds(event)),
                         )  # fmt: skip
                     progress.applied(offset)
-                progress_table[partition] = orjson.dumps(progress.to_json())
+                writes.put(progress_table, partition, orjson.dumps(progress.to_json()))
                 if progress.latest_at > latest_before:
                     ticks.append(Tick(partition, progress.latest_at))
+            await writes.send()
             for destination, routed in forward.items():
                 for chunk in chunks(routed):
                     await routed_topic.send(value=encode(chunk), partition=destination)
@@ -299,10 +303,14 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                     progress.applied(event.message.offset)
             # The progress record goes first, into the same changelog partition as the contacts it
             # covers: a crash keeps a prefix of those writes, so counted implies recorded.
+            writes = ChangelogWrites(app)
             for partition, progress in progress_records.items():
-                contacts[progress_key(partition)] = orjson.dumps(progress.to_json())
+                writes.put(contacts, progress_key(partition), orjson.dumps(progress.to_json()))
             for key, record in records.items():
-                (agents if key.startswith("agent\x1f") else contacts)[key] = encode(record)
+                writes.put(agents if key.startswith("agent\x1f") else contacts, key, encode(record))
+            if latest_seen and _every(contacts_agent, 300):
+                _expire_contacts(contacts, writes, latest_seen, retention_us)
+            await writes.send()
             await _send_reports(board_topic, out_reports.values(), partitions)
             by_key_partition: dict[int, list[IssueUpdate]] = defaultdict(list)
             for updates in out_updates.values():
@@ -311,8 +319,6 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
             for destination, batch_updates in by_key_partition.items():
                 for chunk in chunks(batch_updates):
                     await issue_topic.send(value=encode(chunk), partition=destination)
-            if latest_seen and _every(contacts_agent, 300):
-                _expire_contacts(contacts, latest_seen, retention_us)
 
     # ---------------------------------------------------------------- issues
     @app.agent(issue_topic, name="issues")
@@ -328,9 +334,9 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                     groups[update.key] = group
                     out[update.key] = issue_step(group, update, targets)
                     latest_seen = max(latest_seen, group.last_at)
+            writes = ChangelogWrites(app)
             for key, group in groups.items():
-                issues[key] = encode(group)
-            await _send_reports(board_topic, out.values(), partitions)
+                writes.put(issues, key, encode(group))
             if latest_seen and _every(issues_agent, 300):
                 horizon = latest_seen - targets.fcr_window_us - retention_us
                 stale = [
@@ -339,7 +345,9 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                     if value is not None and msgspec.msgpack.decode(value, type=IssueGroup).last_at < horizon
                 ]
                 for key in stale[:EXPIRE_AT_ONCE]:
-                    del issues[key]
+                    writes.delete(issues, key)
+            await writes.send()
+            await _send_reports(board_topic, out.values(), partitions)
 
     # ---------------------------------------------------------------- the board
     @app.agent(board_topic, name="board")
@@ -347,6 +355,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
         batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
         async for batch in batches:
             board = Keeper.current()
+            writes = ChangelogWrites(app)
             latest_reports: dict[str, Report] = {}  # one changelog write per key and batch
             for partition, events in by_partition(batch):
                 ticks: dict[str, int] | None = None
@@ -360,16 +369,17 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                         board.apply(report)
                         latest_reports[report.key] = report
                 if ticks is not None:
-                    clocks[partition] = orjson.dumps(ticks)
+                    writes.put(clocks, partition, orjson.dumps(ticks))
             for key, report in latest_reports.items():
                 if report.empty:
-                    reports.pop(key, None)
+                    writes.delete(reports, key)
                 else:
-                    reports[key] = encode(report)
+                    writes.put(reports, key, encode(report))
             if _every(board_agent, 60):
                 for report in board.expired(clock_us())[:EXPIRE_AT_ONCE]:
-                    reports.pop(report.key, None)
+                    writes.delete(reports, report.key)
                     board.apply(Report(report.source, report.queue))
+            await writes.send()
 
     # ---------------------------------------------------------------- lag, per stage
     stage_topics = {"ingest": settings.topic, "contacts": routed_topic.get_topic_name(),
@@ -511,7 +521,7 @@ def _every(owner: object, seconds: float) -> bool:
     return False
 
 
-def _expire_contacts(contacts: Any, latest_us: int, retention_us: int) -> None:
+def _expire_contacts(contacts: Any, writes: ChangelogWrites, latest_us: int, retention_us: int) -> None:
     """Forget contacts whose last event is older than the retention and that wait for nothing."""
     horizon = latest_us - retention_us
     waiting_horizon = latest_us - 7 * 24 * HOUR_US
@@ -526,5 +536,5 @@ def _expire_contacts(contacts: Any, latest_us: int, retention_us: int) -> None:
         waiting = (state.offered is not None and state.answered is None and state.abandoned is None
                    and state.ended is None and state.offered.at >= waiting_horizon)  # fmt: skip
         if state.last_at < horizon and not waiting:
-            del contacts[key]
+            writes.delete(contacts, key)
             expired += 1
