@@ -6,9 +6,11 @@ One run, one broker (the local launcher unless --bootstrap or CCPULSE_KAFKA_BOOT
 1. the simulator fills a fresh topic with --events events (fixed seed);
 2. floor: an aiokafka consumer in this Python process reads the whole topic and parses every
    message with orjson: the least any Python consumer of this topic can cost;
-3. ccpulse: one worker (event clock) reads the same topic through all four stages; timed from
+3. Faust floor: a Faust agent (its own process) that only takes batches and parses: the least
+   any pipeline built on Faust agents pays per message;
+4. ccpulse: one worker (event clock) reads the same topic through all four stages; timed from
    its first processed event to every stage's lag being 0 (ccpulse_consumer_lag);
-4. freshness: a second worker (wall clock) under a steady background load (--load events/s);
+5. freshness: a second worker (wall clock) under a steady background load (--load events/s);
    probe contacts are produced one by one and the time until each shows on /metrics
    (ccpulse_offered of its own queue) is recorded: median and p99.
 """
@@ -71,6 +73,18 @@ def floor_rate(bootstrap: str, topic: str, events: int) -> float:
         return seen / (time.perf_counter() - began)
 
     return asyncio.run(consume())
+
+
+def faust_floor_rate(bootstrap: str, topic: str, events: int, partitions: int) -> float:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "bench.faust_floor", bootstrap, topic, str(events), str(partitions)],
+                          capture_output=True, text=True, timeout=1800, check=True)  # fmt: skip
+    # Faust sends what the agent prints to its log (stderr); the result is the line with the JSON
+    line = next(line for line in (done.stdout + done.stderr).splitlines() if '{"events"' in line)
+    result = json.loads(line[line.index("{") :])
+    return float(result["events"] / result["seconds"])
 
 
 def worker_rate(deployment, events: int) -> dict[str, float]:  # type: ignore[no-untyped-def]
@@ -171,9 +185,12 @@ def main() -> None:
             print(f"topic filled with {produced} events")
             floor = floor_rate(bootstrap, batch.topic, produced)
             print(f"floor (aiokafka + orjson.loads): {floor:,.0f} events/s")
+            faust_floor = faust_floor_rate(bootstrap, batch.topic, produced, args.partitions)
+            print(f"Faust floor (one agent, take_events + orjson.loads): {faust_floor:,.0f} events/s")
             ours = worker_rate(batch, produced)
             print(f"ccpulse worker, all four stages: {ours['events_per_second']:,.0f} events/s "
-                  f"({ours['seconds']:.1f}s) = {ours['events_per_second'] / floor:.2f} of the floor")  # fmt: skip
+                  f"({ours['seconds']:.1f}s) = {ours['events_per_second'] / floor:.3f} of the floor, "
+                  f"{ours['events_per_second'] / faust_floor:.2f} of the Faust floor")  # fmt: skip
             live = Deployment(bootstrap, root, partitions=args.partitions,
                               extra_env={"CCPULSE_CLOCK": "wall", "CCPULSE_LOG_LEVEL": "warning"})  # fmt: skip
             latencies = freshness(live, Settings.from_env(live.env(), env_file=None), args.load, args.probes)
@@ -187,7 +204,7 @@ def main() -> None:
           f"median {median:.3f}s, p99 {p99:.3f}s")  # fmt: skip
     result = {
         "machine": describe(), "events": produced, "partitions": args.partitions,
-        "floor_events_per_second": floor, "ccpulse": ours, "ratio_to_floor": ours["events_per_second"] / floor,
+        "floor_events_per_second": floor, "faust_floor_events_per_second": faust_floor, "ccpulse": ours, "ratio_to_floor": ours["events_per_second"] / floor,
         "freshness_seconds": {"load": args.load, "probes": args.probes, "seen": len(latencies),
                               "median": median, "p99": p99},
     }  # fmt: skip
