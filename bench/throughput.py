@@ -204,7 +204,8 @@ def main() -> None:
           f"median {median:.3f}s, p99 {p99:.3f}s")  # fmt: skip
     result = {
         "machine": describe(), "events": produced, "partitions": args.partitions,
-        "floor_events_per_second": floor, "faust_floor_events_per_second": faust_floor, "ccpulse": ours, "ratio_to_floor": ours["events_per_second"] / floor,
+        "floor_events_per_second": floor, "faust_floor_events_per_second": faust_floor,
+        "ccpulse": ours, "ratio_to_floor": ours["events_per_second"] / floor,
         "freshness_seconds": {"load": args.load, "probes": args.probes, "seen": len(latencies),
                               "median": median, "p99": p99},
     }  # fmt: skip
