@@ -1,12 +1,16 @@
 """Resident memory of one worker over simulated days at a steady rate (event clock).
 
-    .venv/bin/python -m bench.memory [--days 3] [--scale 1] [--bootstrap HOST:PORT]
+    .venv/bin/python -m bench.memory [--days 3] [--scale 1] [--pace 1000] [--bootstrap HOST:PORT]
 
-Produces --days of simulated traffic to a fresh topic, starts one worker with CCPULSE_CLOCK=event,
-and samples the worker's RSS against the simulated time it has reached, until it has read
-everything. Without --bootstrap (or CCPULSE_KAFKA_BOOTSTRAP) it starts the local broker.
-State expires by event time (contacts after CCPULSE_CONTACT_RETENTION_HOURS, board reports
-after 27 h), so after the first day the curve should be flat.
+Starts one worker with CCPULSE_CLOCK=event on a fresh topic, produces --days of simulated
+traffic to it at a steady --pace (events per second of real time), and samples the worker's
+RSS against the simulated time it has reached, until it has read everything. Without
+--bootstrap (or CCPULSE_KAFKA_BOOTSTRAP) it starts the local broker.
+
+State expires by event time: contacts after CCPULSE_CONTACT_RETENTION_HOURS (26 h), board
+reports after 27 h, agents offline for 26 h, issue keys after the FCR window + 26 h. With the
+default FCR window (7 days) issue state grows for 8 days, then stays flat; --targets with a
+shorter fcr_window_days shows the flat curve sooner.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import argparse
 import json
 import os
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +34,8 @@ def rss_mib(pid: int) -> float:
     return 0.0
 
 
-def run(days: float, scale: float, bootstrap: str | None, root: Path) -> dict[str, object]:
+def run(days: float, scale: float, bootstrap: str | None, root: Path, pace: float = 1000,
+        env: dict[str, str] | None = None) -> dict[str, object]:  # fmt: skip
     import orjson
 
     from pipeline.kafka_io import EventSender, ensure_topics
@@ -44,20 +50,30 @@ def run(days: float, scale: float, bootstrap: str | None, root: Path) -> dict[st
         launcher_dir = root / "broker"
         bootstrap = launcher().start(launcher_dir, port=0).bootstrap
     try:
-        deployment = Deployment(bootstrap, root, extra_env={"CCPULSE_CLOCK": "event"})
+        deployment = Deployment(bootstrap, root, extra_env={"CCPULSE_CLOCK": "event", **(env or {})})
         settings = Settings.from_env(deployment.env(), env_file=None)
         ensure_topics(settings)
         start = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
-        produced = 0
-        began = time.monotonic()
-        with EventSender(settings) as sender:
-            for event in Simulation(start, seed=7, scale=scale).events(timedelta(days=days)):
-                sender.send(orjson.dumps(event))
-                produced += 1
-        print(f"produced {produced} events in {time.monotonic() - began:.0f}s")
+        lines = [orjson.dumps(event) for event in Simulation(start, seed=7, scale=scale).events(timedelta(days=days))]
+        produced = len(lines)
+        stop = threading.Event()
+
+        def produce() -> None:  # a steady pace, as a live center sends them
+            with EventSender(settings) as sender:
+                began = time.monotonic()
+                for sent, line in enumerate(lines, start=1):
+                    if stop.is_set():
+                        return
+                    sender.send(line)
+                    ahead = sent / pace - (time.monotonic() - began)
+                    if ahead > 0.05:
+                        time.sleep(ahead)
+
         samples: list[tuple[float, float, float]] = []  # (simulated hours, events read, RSS MiB)
         tables: list[dict[str, float]] = []  # keys per state table, at each sample
         worker = deployment.worker().start()
+        producer = threading.Thread(target=produce, daemon=True)
+        producer.start()
         began = time.monotonic()
         try:
             assert worker.process is not None
@@ -70,8 +86,11 @@ def run(days: float, scale: float, bootstrap: str | None, root: Path) -> dict[st
                 tables.append({labels[0][1]: v for (name, labels), v in scrape.items() if name == "ccpulse_state_keys"})
                 if done >= produced:
                     break
+                if not producer.is_alive() and time.monotonic() - began > produced / pace + 600:
+                    raise RuntimeError(f"the worker read {done} of {produced} events")
                 time.sleep(1)
         finally:
+            stop.set()
             worker.stop()
         seconds = time.monotonic() - began
     finally:
@@ -79,7 +98,7 @@ def run(days: float, scale: float, bootstrap: str | None, root: Path) -> dict[st
             from pipeline.local_broker import launcher
 
             launcher().stop(launcher_dir)
-    return {"days": days, "scale": scale, "events": produced, "seconds": seconds, "samples": samples,
+    return {"days": days, "scale": scale, "pace": pace, "events": produced, "seconds": seconds, "samples": samples,
             "state_keys": tables}  # fmt: skip
 
 
@@ -98,11 +117,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--days", type=float, default=3)
     parser.add_argument("--scale", type=float, default=1)
+    parser.add_argument("--pace", type=float, default=1000, help="events per second of real time")
+    parser.add_argument("--targets", type=Path, help="a targets file (CCPULSE_TARGETS), e.g. a shorter fcr_window_days")
     parser.add_argument("--bootstrap", default=os.environ.get("CCPULSE_KAFKA_BOOTSTRAP"))
     parser.add_argument("--output", type=Path, default=Path("bench/results/memory.json"))
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ccpulse-memory-") as folder:
-        result = run(args.days, args.scale, args.bootstrap, Path(folder))
+        env = {"CCPULSE_TARGETS": str(args.targets.resolve())} if args.targets else None
+        result = run(args.days, args.scale, args.bootstrap, Path(folder), args.pace, env)
     result["machine"] = describe()
     result["summary"] = summary(result)
     print(f"{result['events']} events over {args.days} simulated days read in {result['seconds']:.0f}s")

@@ -90,6 +90,10 @@ class Settings:
     # 26 h covers the longest window ("today", up to 25 h on a DST day). Waiting contacts are
     # kept as long as the 7-day waiting rule needs them.
     contact_retention_hours: float = 26.0
+    # A stage with messages waiting that has committed nothing for this long is stuck (a consumer
+    # that went silent after a coordinator change has been seen): the worker exits with code 3 so
+    # that its supervisor restarts it; state is restored from the changelogs. 0 turns this off.
+    stall_seconds: float = 120.0
     kafka_security: KafkaSecurity = KafkaSecurity()
 
     @property
@@ -195,5 +199,6 @@ class Settings:
                 "CCPULSE_CONTACT_RETENTION_HOURS", cls.contact_retention_hours, 1.0, 24 * 90
             ),
             session_timeout_seconds=number("CCPULSE_KAFKA_SESSION_TIMEOUT", cls.session_timeout_seconds, 6.0, 300.0),
+            stall_seconds=number("CCPULSE_STALL_SECONDS", cls.stall_seconds, 0.0, 86_400.0),
             kafka_security=security,
         )

@@ -20,6 +20,7 @@ routes its changelog by the same function of its key: each piece of state has on
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -46,6 +47,7 @@ from pipeline.core.engine import (
     issue_step,
 )
 from pipeline.core.progress import PartitionProgress, StageProgress, total
+from pipeline.core.stall import StallWatch
 from pipeline.core.targets import Targets
 from pipeline.core.wire import (
     BoardMessage,
@@ -65,6 +67,7 @@ from pipeline.settings import Settings
 log = logging.getLogger("ccpulse.worker")
 HOUR_US = 3600 * 1_000_000
 PRODUCER_BUFFER_MESSAGES = 50_000
+EXIT_STALLED = 3
 
 
 class KeyedTable(faust.Table):
@@ -310,6 +313,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                 writes.put(agents if key.startswith("agent\x1f") else contacts, key, encode(record))
             if latest_seen and _every(contacts_agent, 300):
                 _expire_contacts(contacts, writes, latest_seen, retention_us)
+                out_reports.update(_expire_agents(agents, writes, latest_seen, retention_us))
             await writes.send()
             await _send_reports(board_topic, out_reports.values(), partitions)
             by_key_partition: dict[int, list[IssueUpdate]] = defaultdict(list)
@@ -385,12 +389,17 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
     stage_topics = {"ingest": settings.topic, "contacts": routed_topic.get_topic_name(),
                     "issues": issue_topic.get_topic_name(), "board": board_topic.get_topic_name()}  # fmt: skip
     lag: dict[str, int] = {}
+    watch = StallWatch(settings.stall_seconds)
 
     @app.timer(interval=1.0)
     async def measure_lag() -> None:
-        """Messages not yet processed and committed, per stage, over this worker's partitions."""
+        """Messages not yet processed and committed, per stage, over this worker's partitions;
+        a stage that has them but commits nothing for CCPULSE_STALL_SECONDS stops the worker."""
         assigned = app.assignor.assigned_actives()
         committed = app.consumer._committed_offset  # type: ignore[attr-defined]  # faust: last commit per partition
+        now = time.monotonic()
+        if app.in_recovery or app.rebalancing:
+            watch.reset(now)
         for stage, topic in stage_topics.items():
             tps = [tp for tp in assigned if tp.topic == topic]
             if not tps:
@@ -398,6 +407,16 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                 continue
             ends = await app.consumer.highwaters(*tps)
             lag[stage] = sum(max(0, ends.get(tp, 0) - (committed.get(tp) or 0)) for tp in tps)
+            done = sum(committed.get(tp) or 0 for tp in tps)
+            if not (app.in_recovery or app.rebalancing) and watch.stuck(stage, lag[stage], done, now):
+                log.critical(
+                    "stage %s has %d messages waiting and has committed nothing for %.0f s: the consumer "
+                    "is stuck; exiting (code 3) so that the supervisor restarts the worker, which "
+                    "restores its state from the changelogs and goes on from the last commit "
+                    "(CCPULSE_STALL_SECONDS sets the limit)", stage, lag[stage], settings.stall_seconds,
+                )  # fmt: skip
+                logging.shutdown()
+                os._exit(EXIT_STALLED)
 
     @app.task
     async def tune_producer() -> None:
@@ -504,9 +523,10 @@ async def _send_reports(topic: faust.TopicT, groups: Iterable[list[Report]], par
 
 _last_run: dict[object, tuple[float, int]] = {}
 BATCHES_BETWEEN_EXPIRY = 50
-# Expiry deletes at most this many keys per run: a burst of thousands of changelog tombstones
-# raises the process's memory high-water mark, which CPython rarely gives back.
-EXPIRE_AT_ONCE = 500
+# Expiry deletes at most this many keys per run (the tombstones go out in the batch's record
+# batches): enough to keep up with a replay at thousands of times real time, bounded so that
+# one run never builds a burst of records larger than a few megabytes.
+EXPIRE_AT_ONCE = 10_000
 
 
 def _every(owner: object, seconds: float) -> bool:
@@ -538,3 +558,21 @@ def _expire_contacts(contacts: Any, writes: ChangelogWrites, latest_us: int, ret
         if state.last_at < horizon and not waiting:
             writes.delete(contacts, key)
             expired += 1
+
+
+def _expire_agents(agents: Any, writes: ChangelogWrites, latest_us: int, retention_us: int) -> dict[str, list[Report]]:
+    """Forget agents that went offline longer ago than the retention (offline is never shown);
+    returns the reports that clear them from the board."""
+    horizon = latest_us - retention_us
+    clears: dict[str, list[Report]] = {}
+    for key, value in list(agents.items()):
+        if len(clears) >= EXPIRE_AT_ONCE:
+            break
+        if value is None:
+            continue
+        record = msgspec.msgpack.decode(value, type=AgentRecord)
+        if record.state == "offline" and record.at < horizon:
+            writes.delete(agents, key)
+            source = f"agent:{key.split(chr(0x1F), 1)[1]}"
+            clears[key] = [Report(source, queue) for queue in record.reported_queues]
+    return clears

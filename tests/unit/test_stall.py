@@ -1,0 +1,34 @@
+from pipeline.core.stall import StallWatch
+
+
+def test_a_stage_with_waiting_messages_and_no_commits_is_stuck_after_the_limit() -> None:
+    watch = StallWatch(60)
+    assert not watch.stuck("ingest", 500, 100, now=0)
+    assert not watch.stuck("ingest", 500, 100, now=59)
+    assert watch.stuck("ingest", 500, 100, now=60)
+
+
+def test_progress_or_an_empty_backlog_starts_the_clock_again() -> None:
+    watch = StallWatch(60)
+    watch.stuck("contacts", 10, 5, now=0)
+    assert not watch.stuck("contacts", 10, 6, now=50)  # committed moved
+    assert not watch.stuck("contacts", 10, 6, now=109)
+    assert not watch.stuck("contacts", 0, 6, now=200)  # nothing waiting: idle, not stuck
+    assert not watch.stuck("contacts", 3, 6, now=259)
+    assert watch.stuck("contacts", 3, 6, now=260)
+
+
+def test_stages_are_watched_separately_and_reset_forgives_recovery_time() -> None:
+    watch = StallWatch(60)
+    watch.stuck("issues", 1, 0, now=0)
+    watch.stuck("board", 1, 0, now=30)
+    watch.reset(now=50)  # tables were being restored until now
+    assert not watch.stuck("issues", 1, 0, now=100)
+    assert watch.stuck("issues", 1, 0, now=110)
+    assert not watch.stuck("board", 1, 1, now=500)
+
+
+def test_a_limit_of_zero_never_fires() -> None:
+    watch = StallWatch(0)
+    watch.stuck("ingest", 1, 0, now=0)
+    assert not watch.stuck("ingest", 1, 0, now=10**6)
