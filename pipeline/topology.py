@@ -46,6 +46,7 @@ from pipeline.core.engine import (
     contact_step,
     issue_step,
 )
+from pipeline.core.expiry import ExpiryClock
 from pipeline.core.progress import PartitionProgress, StageProgress, total
 from pipeline.core.stall import StallWatch
 from pipeline.core.targets import Targets
@@ -276,6 +277,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
     async def contacts_agent(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
         latest_seen = 0
+        contacts_expiry = ExpiryClock()
         async for batch in batches:
             records: dict[str, ContactRecord | AgentRecord] = {}
             out_reports: dict[str, list[Report]] = {}
@@ -311,7 +313,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                 writes.put(contacts, progress_key(partition), orjson.dumps(progress.to_json()))
             for key, record in records.items():
                 writes.put(agents if key.startswith("agent\x1f") else contacts, key, encode(record))
-            if latest_seen and _every(contacts_agent, 300):
+            if latest_seen and contacts_expiry.due(latest_seen, time.monotonic()):
                 _expire_contacts(contacts, writes, latest_seen, retention_us)
                 out_reports.update(_expire_agents(agents, writes, latest_seen, retention_us))
             await writes.send()
@@ -329,6 +331,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
     async def issues_agent(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
         latest_seen = 0
+        issues_expiry = ExpiryClock()
         async for batch in batches:
             groups: dict[str, IssueGroup] = {}
             out: dict[str, list[Report]] = {}
@@ -341,7 +344,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
             writes = ChangelogWrites(app)
             for key, group in groups.items():
                 writes.put(issues, key, encode(group))
-            if latest_seen and _every(issues_agent, 300):
+            if latest_seen and issues_expiry.due(latest_seen, time.monotonic()):
                 horizon = latest_seen - targets.fcr_window_us - retention_us
                 stale = [
                     key
@@ -357,6 +360,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
     @app.agent(board_topic, name="board")
     async def board_agent(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
+        board_expiry = ExpiryClock()
         async for batch in batches:
             board = Keeper.current()
             writes = ChangelogWrites(app)
@@ -379,8 +383,9 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                     writes.delete(reports, key)
                 else:
                     writes.put(reports, key, encode(report))
-            if _every(board_agent, 60):
-                for report in board.expired(clock_us())[:EXPIRE_AT_ONCE]:
+            now_us = clock_us()
+            if now_us and board_expiry.due(now_us, time.monotonic()):
+                for report in board.expired(now_us)[:EXPIRE_AT_ONCE]:
                     writes.delete(reports, report.key)
                     board.apply(Report(report.source, report.queue))
             await writes.send()
@@ -521,24 +526,10 @@ async def _send_reports(topic: faust.TopicT, groups: Iterable[list[Report]], par
             await topic.send(value=encode(BoardMessage(reports=chunk)), partition=destination)
 
 
-_last_run: dict[object, tuple[float, int]] = {}
-BATCHES_BETWEEN_EXPIRY = 50
 # Expiry deletes at most this many keys per run (the tombstones go out in the batch's record
-# batches): enough to keep up with a replay at thousands of times real time, bounded so that
-# one run never builds a burst of records larger than a few megabytes.
+# batches): enough for an hour of event time at any realistic volume, bounded so that one run
+# never builds a burst of records larger than a few megabytes.
 EXPIRE_AT_ONCE = 10_000
-
-
-def _every(owner: object, seconds: float) -> bool:
-    """True once every ``seconds`` or every BATCHES_BETWEEN_EXPIRY calls, whichever comes first
-    (periodic work inside an agent: a replay of days at full speed expires state as it goes)."""
-    now = time.monotonic()
-    since, calls = _last_run.setdefault(owner, (now, 0))
-    if now - since >= seconds or calls + 1 >= BATCHES_BETWEEN_EXPIRY:
-        _last_run[owner] = (now, 0)
-        return True
-    _last_run[owner] = (since, calls + 1)
-    return False
 
 
 def _expire_contacts(contacts: Any, writes: ChangelogWrites, latest_us: int, retention_us: int) -> None:

@@ -42,6 +42,9 @@ def _stop(process: subprocess.Popen[bytes] | None, name: str, grace: float = 20.
         process.wait()
 
 
+EXIT_STALLED = 3  # pipeline.topology.EXIT_STALLED (not imported: that pulls in Faust)
+
+
 def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool = True) -> int:
     from pipeline.local_broker import launcher
 
@@ -108,6 +111,10 @@ def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool =
         _say("Ctrl-C stops everything started here.")
         while True:
             if worker.poll() is not None:
+                if worker.returncode == EXIT_STALLED:  # the worker's own stall watchdog: restart it
+                    _say("the worker stopped itself after a stall (exit 3); starting it again")
+                    worker = subprocess.Popen([sys.executable, "-m", "pipeline", "worker"], env=env)
+                    continue
                 _say(f"the worker exited with code {worker.returncode}")
                 return 1 if worker.returncode else 0
             time.sleep(0.5)

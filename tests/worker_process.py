@@ -46,6 +46,9 @@ class Deployment:
             "CCPULSE_APP_ID": self.app_id,
             "CCPULSE_PARTITIONS": str(self.partitions),
             "CCPULSE_KAFKA_SESSION_TIMEOUT": "6",
+            # the stall watchdog, tighter than in production: a false alarm would stop a worker
+            # mid-test and fail it (restarts, rebalances and backlogs happen in these tests)
+            "CCPULSE_STALL_SECONDS": "30",
             "CCPULSE_LOG_LEVEL": "info",
             **self.extra_env,
             **overrides,

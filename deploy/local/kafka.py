@@ -394,10 +394,15 @@ def start(
 
 
 def _cluster_id() -> str:
-    # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding (22 chars).
+    # KRaft cluster ids are 16 random bytes in URL-safe base64 without padding (22 chars). One in
+    # 64 would start with "-", which kafka-storage takes for an option ("--cluster-id/-t: expected
+    # one argument"); Kafka's own Uuid.randomUuid() draws again in that case, and so do we.
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        candidate = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not candidate.startswith("-"):
+            return candidate
 
 
 def _wait_until_answers(port: int, timeout: float, pid: int) -> bool:

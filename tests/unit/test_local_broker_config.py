@@ -41,3 +41,10 @@ def test_a_pid_is_ours_only_when_its_command_line_is_our_broker(tmp_path: Path) 
 def test_a_silent_port_does_not_answer() -> None:
     kafka = launcher()
     assert kafka.broker_answers("127.0.0.1", kafka.free_port(), timeout=0.5) is False
+
+
+def test_cluster_ids_never_start_with_a_dash_which_kafka_storage_takes_for_an_option() -> None:
+    # found when one broker start in eight failed: "--cluster-id/-t: expected one argument"
+    ids = [launcher()._cluster_id() for _ in range(2000)]  # a dash first would appear ~31 times
+    assert all(len(found) == 22 and not found.startswith("-") for found in ids)
+    assert len(set(ids)) == len(ids)
