@@ -50,9 +50,6 @@ class ChangelogWrites:
         table.data.pop(key, None)
         self._records[_destination(table, key)][changelog_key(key)] = None
 
-    def __len__(self) -> int:
-        return sum(len(records) for records in self._records.values())
-
     async def send(self) -> None:
         """Send every write, one record batch per partition (more when one is full), and wait until
         the broker has them all. Later writes to a key within the batch replace earlier ones."""
@@ -63,14 +60,16 @@ class ChangelogWrites:
         for (topic, partition), records in self._records.items():
             batch, count = producer.create_batch(), 0
             for key, value in records.items():
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    if not count:
-                        raise ValueError(f"a {len(value or b'')}-byte record does not fit in a record batch")
+                if count and batch.append(key=key, value=value, timestamp=None) is not None:
+                    count += 1
+                    continue
+                if count:  # full: send it and start the next one
+                    batch.close()
                     deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch, count = producer.create_batch(), 0
-                    if batch.append(key=key, value=value, timestamp=None) is None:
-                        raise ValueError(f"a {len(value or b'')}-byte record does not fit in a record batch")
-                count += 1
+                    batch = producer.create_batch()
+                if batch.append(key=key, value=value, timestamp=None) is None:
+                    raise ValueError(f"a {len(value or b'')}-byte record does not fit in a record batch")
+                count = 1
             if count:
                 batch.close()
                 deliveries.append(await producer.send_batch(batch, topic, partition=partition))

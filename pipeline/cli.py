@@ -18,6 +18,7 @@ from typing import BinaryIO
 import orjson
 
 from pipeline.settings import Settings, SettingsError
+from pipeline.warehouse import WarehouseError
 
 DESCRIPTION = """\
 ccpulse: streaming contact-center metrics.
@@ -38,6 +39,7 @@ examples:
   ccpulse validate day.jsonl              check a file against the event contract, line by line
   ccpulse produce day.jsonl               send JSON Lines to the input topic
   ccpulse status                          what the running worker has processed
+  ccpulse query "SELECT ..."              read-only SQL on the ClickHouse tables
   ccpulse broker start|stop|status        the local Kafka broker (no Docker needed)
 """
 
@@ -79,6 +81,52 @@ def command_worker(args: argparse.Namespace) -> int:
     except TargetsError as problem:
         print(f"ccpulse worker: targets file (CCPULSE_TARGETS): {problem}", file=sys.stderr)
         return 2
+    except WarehouseError as problem:
+        print(f"ccpulse worker: ClickHouse: {problem}", file=sys.stderr)
+        return 2
+
+
+def command_query(args: argparse.Namespace) -> int:
+    import urllib.error
+    import urllib.request
+
+    settings = _settings()
+    sql = sys.stdin.read() if args.sql == "-" else args.sql
+    if not settings.sink_enabled:
+        print("ccpulse query: ClickHouse is off (CCPULSE_CLICKHOUSE_URL=off)", file=sys.stderr)
+        return 2
+    url = settings.effective_clickhouse_url.reveal()
+    if url.startswith("chdb:"):  # a running worker holds the embedded engine: ask it
+        request = urllib.request.Request(f"{settings.web_url}/query?format={args.format}", data=sql.encode(),
+                                         method="POST")  # fmt: skip
+        if settings.query_token:
+            request.add_header("Authorization", f"Bearer {settings.query_token.reveal()}")
+        try:
+            with urllib.request.urlopen(request, timeout=args.timeout) as response:
+                sys.stdout.buffer.write(response.read())
+                return 0
+        except urllib.error.HTTPError as refused:
+            print(f"ccpulse query: {refused.read().decode('utf-8', 'replace').strip()}", file=sys.stderr)
+            return 1
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass  # no worker: open the engine ourselves
+    from pipeline.worker import warehouse_opener
+
+    try:
+        warehouse = warehouse_opener(settings, readonly=True)()
+    except Exception as problem:  # noqa: BLE001
+        print(f"ccpulse query: cannot open ClickHouse at {url}: {problem}\n"
+              f"(no worker answered at {settings.web_url}; if one runs elsewhere, set CCPULSE_HTTP_PORT to its port)",
+              file=sys.stderr)  # fmt: skip
+        return 1
+    try:
+        sys.stdout.buffer.write(warehouse.query(sql, args.format))
+    except Exception as problem:  # noqa: BLE001
+        print(f"ccpulse query: {problem}", file=sys.stderr)
+        return 1
+    finally:
+        warehouse.close()
+    return 0
 
 
 def command_produce(args: argparse.Namespace) -> int:
@@ -386,6 +434,25 @@ examples:
     )  # fmt: skip
     validate.add_argument("file", metavar="FILE|-")
     validate.set_defaults(run=command_validate)
+
+    query = commands.add_parser(
+        "query",
+        help="read-only SQL on the ClickHouse tables (events, contacts, issues, metrics_minute)",
+        description="Run one read-only SQL query on the configured ClickHouse (CCPULSE_CLICKHOUSE_URL; by "
+        "default the embedded engine under CCPULSE_DATA_DIR). While a worker holds the embedded engine, the "
+        "query goes through that worker's /query endpoint; otherwise ccpulse opens the engine itself. Tables "
+        "live in the database ccpulse: query them with FINAL for one row per key. See docs/analysts.md.",
+        epilog="examples:\n"
+        "  ccpulse query \"SELECT queue, sum(offered) FROM ccpulse.metrics_minute FINAL GROUP BY queue\"\n"
+        "  ccpulse query --format table \"SELECT * FROM ccpulse.contacts FINAL LIMIT 5\"\n"
+        "  ccpulse query - < report.sql",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    query.add_argument("sql", metavar="SQL|-", help="the query (- reads it from standard input)")
+    query.add_argument("--format", choices=["jsonl", "csv", "table"], default="jsonl",
+                       help="output: JSON Lines (default), CSV with a header, or a text table")  # fmt: skip
+    query.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the worker's answer")
+    query.set_defaults(run=command_query)
 
     status = commands.add_parser("status", help="what the running worker has processed")
     status.set_defaults(run=command_status)

@@ -17,6 +17,7 @@ from pipeline.core.board import Board
 from pipeline.core.metrics import COUNT_GAUGES, RATIO_GAUGES
 from pipeline.core.progress import PartitionProgress, StageProgress
 from pipeline.core.targets import Targets
+from pipeline.sink import SinkHealth
 
 HELP = {
     "ccpulse_offered": "Contacts offered in the window (attributed at offered_at).",
@@ -173,3 +174,30 @@ class LagCollector(Collector):
         for stage, messages in sorted(self._lags().items()):
             lag.add_metric([stage], messages)
         yield lag
+
+
+class SinkCollector(Collector):
+    """The ClickHouse sink: what it wrote, what waits, and whether it is failing."""
+
+    def __init__(self, health: Callable[[], SinkHealth]) -> None:
+        self._health = health
+
+    def collect(self) -> Iterator[Metric]:
+        health = self._health()
+        written = CounterMetricFamily("ccpulse_sink_rows_written", "Rows written to ClickHouse, by table.",
+                                      labels=["table"])  # fmt: skip
+        for table, rows in sorted(health.rows_written.items()):
+            written.add_metric([table], rows)
+        yield written
+        yield GaugeMetricFamily("ccpulse_sink_backlog_rows", "Rows waiting to be written to ClickHouse.",
+                                value=health.backlog_rows)  # fmt: skip
+        yield CounterMetricFamily("ccpulse_sink_errors", "Failed ClickHouse writes (each is retried).",
+                                  value=health.errors)  # fmt: skip
+        yield GaugeMetricFamily("ccpulse_sink_last_success_timestamp_seconds",
+                                "When a ClickHouse write last succeeded (Unix seconds; 0: not yet).",
+                                value=health.last_success)  # fmt: skip
+        yield GaugeMetricFamily("ccpulse_sink_failing", "1 while ClickHouse writes fail (they are retried).",
+                                value=int(health.failing))  # fmt: skip
+        yield GaugeMetricFamily("ccpulse_sink_blocked",
+                                "1 while the stages wait for the sink (backlog full: consumption paused).",
+                                value=int(health.blocked))  # fmt: skip

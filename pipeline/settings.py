@@ -95,6 +95,20 @@ class Settings:
     # that its supervisor restarts it; state is restored from the changelogs. 0 turns this off.
     stall_seconds: float = 120.0
     kafka_security: KafkaSecurity = KafkaSecurity()
+    clickhouse_database: str = "ccpulse"
+    # The sink: rows are written when this many are pending, or when the oldest has waited this
+    # long; past sink_max_rows pending (ClickHouse slow or down) the stages stop consuming.
+    sink_flush_rows: int = 20_000
+    sink_flush_seconds: float = 0.5
+    sink_max_rows: int = 200_000
+    sink_fault_file: str | None = None  # tests: while this file exists, writes fail
+    # HMAC-SHA256 key for customer ids (CCPULSE_CUSTOMER_KEY or CCPULSE_CUSTOMER_KEY_FILE)
+    customer_key: Secret | None = None
+    query_token: Secret | None = None  # CCPULSE_QUERY_TOKEN: required by /query when set
+
+    @property
+    def sink_enabled(self) -> bool:
+        return self.clickhouse_url.reveal().lower() not in ("off", "none", "disabled")
 
     @property
     def effective_clickhouse_url(self) -> Secret:
@@ -179,7 +193,34 @@ class Settings:
         log_level = get("CCPULSE_LOG_LEVEL", "info").lower()
         if log_level not in ("debug", "info", "warning", "error"):
             raise SettingsError(f"CCPULSE_LOG_LEVEL={log_level!r}: expected debug, info, warning or error")
+        customer_key = env.get("CCPULSE_CUSTOMER_KEY", "")
+        key_file = get("CCPULSE_CUSTOMER_KEY_FILE", "")
+        if customer_key and key_file:
+            raise SettingsError("set CCPULSE_CUSTOMER_KEY or CCPULSE_CUSTOMER_KEY_FILE, not both")
+        if key_file:
+            try:
+                customer_key = Path(key_file).read_text().strip()
+            except OSError as problem:
+                raise SettingsError(
+                    f"CCPULSE_CUSTOMER_KEY_FILE={key_file!r}: cannot read it ({problem.strerror})"
+                ) from None
+        if customer_key and len(customer_key) < 16:
+            raise SettingsError(
+                "CCPULSE_CUSTOMER_KEY is too short to protect customer ids: use at least 16 characters, "
+                "e.g. the output of `python -c 'import secrets; print(secrets.token_hex(32))'`"
+            )
+        database = get("CCPULSE_CLICKHOUSE_DATABASE", cls.clickhouse_database)
+        if not database.replace("_", "a").isalnum() or database[0].isdigit():
+            raise SettingsError(f"CCPULSE_CLICKHOUSE_DATABASE={database!r}: letters, digits and underscores only")
+        token = env.get("CCPULSE_QUERY_TOKEN", "")
         return cls(
+            clickhouse_database=database,
+            sink_flush_rows=integer("CCPULSE_SINK_FLUSH_ROWS", cls.sink_flush_rows, 1, 10_000_000),
+            sink_flush_seconds=number("CCPULSE_SINK_FLUSH_SECONDS", cls.sink_flush_seconds, 0.01, 60.0),
+            sink_max_rows=integer("CCPULSE_SINK_MAX_ROWS", cls.sink_max_rows, 1000, 100_000_000),
+            sink_fault_file=get("CCPULSE_SINK_FAULT_FILE", "") or None,
+            customer_key=Secret(customer_key) if customer_key else None,
+            query_token=Secret(token) if token else None,
             kafka_bootstrap=get("CCPULSE_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             topic=get("CCPULSE_TOPIC", cls.topic),
             dlq_topic=get("CCPULSE_DLQ_TOPIC", cls.dlq_topic),

@@ -19,6 +19,8 @@ routes its changelog by the same function of its key: each piece of state has on
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 import logging
 import os
 import time
@@ -41,29 +43,42 @@ from pipeline.core.engine import (
     AgentRecord,
     ContactRecord,
     IssueGroup,
+    IssueLink,
+    IssueOutcome,
     IssueUpdate,
     agent_step,
     contact_step,
     issue_step,
+    link_step,
 )
 from pipeline.core.expiry import ExpiryClock
+from pipeline.core.facts import contact_row, contribution_rows, event_row, issue_rows
+from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
 from pipeline.core.stall import StallWatch
 from pipeline.core.targets import Targets
 from pipeline.core.wire import (
     BoardMessage,
+    ContactsMessage,
     Routed,
     Tick,
     board_decoder,
     chunks,
+    contacts_decoder,
     encode,
     issue_update_decoder,
     partition_of,
-    routed_decoder,
     routing_key,
 )
-from pipeline.exposition import BoardCollector, LagCollector, PipelineHealthCollector, StateSizeCollector
+from pipeline.exposition import (
+    BoardCollector,
+    LagCollector,
+    PipelineHealthCollector,
+    SinkCollector,
+    StateSizeCollector,
+)
 from pipeline.settings import Settings
+from pipeline.sink import Sink, SinkBatch
 
 log = logging.getLogger("ccpulse.worker")
 HOUR_US = 3600 * 1_000_000
@@ -143,11 +158,13 @@ def _milliseconds(event: EventT) -> int | None:
     return int(stamp * 1000) if stamp else None
 
 
-def build(settings: Settings, registry: CollectorRegistry | None = None) -> faust.App:
-    """Assemble the worker: topics, state tables, agents and web views."""
+def build(settings: Settings, registry: CollectorRegistry | None = None, sink: Sink | None = None) -> faust.App:
+    """Assemble the worker: topics, state tables, agents and web views. With a ``sink``, every
+    stage writes its rows to ClickHouse and holds its messages until they are written."""
     app = faust_app(settings)
     registry = registry or CollectorRegistry()
     targets = Targets.load(settings.targets_file)
+    pseudonyms = Pseudonyms(settings.customer_key.reveal() if settings.customer_key else None)
     partitions = settings.partitions
     retention_us = int(settings.contact_retention_hours * HOUR_US)
 
@@ -214,6 +231,22 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
     async def rebuild_board_after_recovery(sender: Any, **kwargs: Any) -> None:
         Keeper.stale = True
 
+    async def written(events: Sequence[EventT], rows: SinkBatch) -> None:
+        """Hand the batch's rows to the sink; its messages count as processed (and their offsets
+        may be committed) only once the rows are in ClickHouse. Waits while the sink is full."""
+        if sink is None:
+            return
+        consumer = app.consumer
+        for event in events:
+            event.message.incref()
+
+        def durable() -> None:
+            for event in events:
+                event.message.ack(consumer)
+
+        rows.on_durable = durable
+        await sink.write(rows)
+
     def clock_us() -> int:
         if settings.clock == "wall":
             return time.time_ns() // 1000
@@ -229,6 +262,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
         batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
         async for batch in batches:
             writes = ChangelogWrites(app)
+            rows = SinkBatch()
             forward: dict[int, list[Routed]] = defaultdict(list)
             ticks: list[Tick] = []
             for partition, events in by_partition(batch):
@@ -243,6 +277,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                         reason, detail = verdict.reason, verdict.detail
                         valid = verdict.event
                         if valid is not None:
+                            valid, stored = pseudonyms.event(valid, raw or b"")
+                            rows.rows["events"].append(event_row(valid, stored))
                             if new:
                                 progress.events_by_type[valid.type] += 1
                                 progress.latest_at = max(progress.latest_at, valid.at)
@@ -266,11 +302,12 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
             await writes.send()
             for destination, routed in forward.items():
                 for chunk in chunks(routed):
-                    await routed_topic.send(value=encode(chunk), partition=destination)
+                    await routed_topic.send(value=encode(ContactsMessage(events=chunk)), partition=destination)
             if ticks:
                 tick_message = encode(BoardMessage(ticks=ticks))
                 for board_partition in range(partitions):
                     await board_topic.send(value=tick_message, partition=board_partition)
+            await written(batch, rows)
 
     # ---------------------------------------------------------------- contacts and agents
     @app.agent(routed_topic, name="contacts")
@@ -288,7 +325,13 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                 progress_records[partition] = progress
                 for event in events:
                     new = progress.is_new(event.message.offset)
-                    for routed in routed_decoder.decode(event.message.value or b""):
+                    message = contacts_decoder.decode(event.message.value or b"")
+                    for link in message.links:
+                        key = f"contact\x1f{link.contact_id}"
+                        contact = records.get(key) or _load(contacts, key, ContactRecord)
+                        if link_step(contact, link):  # type: ignore[arg-type]
+                            records[key] = contact
+                    for routed in message.events:
                         key = routing_key(routed.event)
                         latest_seen = max(latest_seen, routed.event.at)
                         if routed.event.type == "agent.state_changed":
@@ -325,6 +368,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
             for destination, batch_updates in by_key_partition.items():
                 for chunk in chunks(batch_updates):
                     await issue_topic.send(value=encode(chunk), partition=destination)
+            rows = SinkBatch()
+            for key, record in records.items():
+                if key.startswith("contact\x1f"):
+                    rows.rows["contacts"].append(contact_row(key.split("\x1f", 1)[1], record, targets))  # type: ignore[arg-type]
+            await written(batch, rows)
 
     # ---------------------------------------------------------------- issues
     @app.agent(issue_topic, name="issues")
@@ -335,11 +383,13 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
         async for batch in batches:
             groups: dict[str, IssueGroup] = {}
             out: dict[str, list[Report]] = {}
+            outcomes: dict[str, IssueOutcome] = {}
             for event in batch:
                 for update in issue_update_decoder.decode(event.message.value or b""):
                     group = groups.get(update.key) or _load(issues, update.key, IssueGroup)
                     groups[update.key] = group
-                    out[update.key] = issue_step(group, update, targets)
+                    outcomes[update.key] = outcome = issue_step(group, update, targets)
+                    out[update.key] = outcome.reports
                     latest_seen = max(latest_seen, group.last_at)
             writes = ChangelogWrites(app)
             for key, group in groups.items():
@@ -355,6 +405,16 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                     writes.delete(issues, key)
             await writes.send()
             await _send_reports(board_topic, out.values(), partitions)
+            rows = SinkBatch()
+            links: dict[int, list[IssueLink]] = defaultdict(list)
+            for key, outcome in outcomes.items():
+                rows.rows["issues"].extend(issue_rows(key, outcome.issues, outcome.gone, groups[key].version))
+                for link in outcome.links:
+                    links[partition_of(f"contact\x1f{link.contact_id}", partitions)].append(link)
+            for destination, batch_links in links.items():
+                for chunk in chunks(batch_links):
+                    await routed_topic.send(value=encode(ContactsMessage(links=chunk)), partition=destination)
+            await written(batch, rows)
 
     # ---------------------------------------------------------------- the board
     @app.agent(board_topic, name="board")
@@ -389,6 +449,13 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                     writes.delete(reports, report.key)
                     board.apply(Report(report.source, report.queue))
             await writes.send()
+            rows = SinkBatch()
+            for report in latest_reports.values():
+                if not report.source.startswith("agent:"):
+                    report_rows, touched = contribution_rows(report)
+                    rows.rows["contributions"].extend(report_rows)
+                    rows.touched |= touched
+            await written(batch, rows)
 
     # ---------------------------------------------------------------- lag, per stage
     stage_topics = {"ingest": settings.topic, "contacts": routed_topic.get_topic_name(),
@@ -403,8 +470,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
         assigned = app.assignor.assigned_actives()
         committed = app.consumer._committed_offset  # type: ignore[attr-defined]  # faust: last commit per partition
         now = time.monotonic()
-        if app.in_recovery or app.rebalancing:
-            watch.reset(now)
+        if app.in_recovery or app.rebalancing or (sink is not None and (sink.health.failing or sink.health.blocked)):
+            watch.reset(now)  # waiting for ClickHouse is backpressure, not a stuck consumer
         for stage, topic in stage_topics.items():
             tps = [tp for tp in assigned if tp.topic == topic]
             if not tps:
@@ -465,10 +532,63 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
     registry.register(StateSizeCollector(lambda: {name: len(t.data) for name, t in state_tables.items()}))
     registry.register(BoardCollector(Keeper.current, clock_us, settings.zone, targets))
     registry.register(LagCollector(lambda: dict(lag)))
+    if sink is not None:
+        registry.register(SinkCollector(lambda: sink.health))
+
+        @app.task
+        async def start_sink() -> None:
+            sink.start(asyncio.get_running_loop())
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    query_warehouse: list[Any] = []  # opened on the first query: a read-only client of the same engine
+
+    @app.page("/query")
+    class Query(faust.web.View):
+        """Read-only SQL on the worker's ClickHouse (``ccpulse query`` uses it while this worker holds
+        the embedded engine). Loopback clients only, unless CCPULSE_QUERY_TOKEN is set: then any
+        client with ``Authorization: Bearer <token>``. Read-only is enforced by ClickHouse itself
+        (``readonly=1``: no writes, no DDL, no setting changes)."""
+
+        async def get(self, request: Any) -> Any:
+            return await self.answer(request, request.query.get("sql", ""))
+
+        async def post(self, request: Any) -> Any:
+            return await self.answer(request, (await request.read()).decode("utf-8", "replace"))
+
+        async def answer(self, request: Any, sql: str) -> Any:
+            token = settings.query_token
+            if token is not None:
+                given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+                if not hmac.compare_digest(given.encode(), token.reveal().encode()):
+                    return self.text("query: a valid 'Authorization: Bearer <CCPULSE_QUERY_TOKEN>' is required\n",
+                                     status=401)  # fmt: skip
+            elif request.remote not in ("127.0.0.1", "::1"):
+                return self.text("query: only from this host; set CCPULSE_QUERY_TOKEN to allow other hosts\n",
+                                 status=403)  # fmt: skip
+            if sink is None:
+                return self.text("query: ClickHouse is off (CCPULSE_CLICKHOUSE_URL=off)\n", status=503)
+            if not sql.strip():
+                return self.text("query: no SQL given (POST it as the body, or GET ?sql=...)\n", status=400)
+            output = request.query.get("format", "jsonl")
+
+            def run() -> bytes:
+                if not query_warehouse:
+                    from pipeline.warehouse import Warehouse, connect, database_of
+
+                    url = settings.effective_clickhouse_url.reveal()
+                    query_warehouse.append(Warehouse(connect(url, readonly=True),
+                                                     database_of(url, settings.clickhouse_database)))  # fmt: skip
+                result: bytes = query_warehouse[0].query(sql, output)
+                return result
+
+            try:
+                result = await asyncio.get_running_loop().run_in_executor(None, run)
+            except Exception as problem:  # noqa: BLE001 - the caller's SQL is wrong, or the engine refused it
+                return self.text(f"query failed: {problem}\n", status=400)
+            return self.bytes(result, content_type="text/plain" if output != "jsonl" else "application/x-ndjson")
 
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:
@@ -488,12 +608,22 @@ def build(settings: Settings, registry: CollectorRegistry | None = None) -> faus
                     "conflicts": health.conflicts,
                     "board_reports": len(Keeper.current().reports),
                     "lag": dict(lag),
+                    "sink": _sink_status(sink),
                 }
             ),  # fmt: skip
             content_type="application/json",
         )
 
     return app
+
+
+def _sink_status(sink: Sink | None) -> dict[str, Any] | None:
+    if sink is None:
+        return None
+    health = sink.health
+    return {"backlog_rows": health.backlog_rows, "rows_written": dict(health.rows_written), "errors": health.errors,
+            "failing": health.failing, "blocked": health.blocked, "last_success": health.last_success,
+            "last_error": health.last_error}  # fmt: skip
 
 
 def progress_key(partition: int) -> str:

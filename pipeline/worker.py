@@ -9,7 +9,9 @@ from faust.worker import Worker
 from pipeline.core.targets import Targets
 from pipeline.kafka_io import ensure_topics
 from pipeline.settings import Settings
+from pipeline.sink import FaultSwitch, Sink
 from pipeline.topology import build
+from pipeline.warehouse import Warehouse, WarehouseError, connect, database_of, load_migrations, migrations_dir
 
 log = logging.getLogger("ccpulse.worker")
 
@@ -21,14 +23,69 @@ def run_worker(settings: Settings) -> int:
     Targets.load(settings.targets_file)  # a wrong targets file stops us before anything else
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     ensure_topics(settings)
-    app = build(settings)
+    sink = open_sink(settings)
+    app = build(settings, sink=sink)
     log.info(
-        "worker starting: kafka %s, topic %s (%d partitions), web %s",
+        "worker starting: kafka %s, topic %s (%d partitions), web %s, ClickHouse %s",
         settings.kafka_bootstrap,
         settings.topic,
         settings.partitions,
         settings.web_url,
+        clickhouse_shown(settings) if sink else "off",
     )
     worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
     worker.execute_from_commandline()  # returns only by SystemExit
     return 0
+
+
+def clickhouse_shown(settings: Settings) -> str:
+    """The ClickHouse URL without its password (for logs)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    url = settings.effective_clickhouse_url.reveal()
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
+
+
+def warehouse_opener(settings: Settings, readonly: bool = False):  # type: ignore[no-untyped-def]
+    url = settings.effective_clickhouse_url.reveal()
+    database = database_of(url, settings.clickhouse_database)
+
+    def open_warehouse() -> Warehouse:
+        return Warehouse(connect(url, readonly=readonly), database)
+
+    return open_warehouse
+
+
+def open_sink(settings: Settings) -> Sink | None:
+    """The sink, with the schema migrated. The embedded engine is opened now (a wrong path or an
+    engine held by another process stops the worker with a clear message); a server that does
+    not answer yet is retried by the sink, and the stages wait for it."""
+    if not settings.sink_enabled:
+        log.warning("CCPULSE_CLICKHOUSE_URL=off: nothing is written to ClickHouse")
+        return None
+    migrations = load_migrations(migrations_dir())
+    opener = warehouse_opener(settings)
+
+    def open_and_migrate() -> Warehouse:
+        warehouse = opener()
+        applied = warehouse.migrate(migrations)
+        if applied:
+            log.info("ClickHouse schema: applied %s", ", ".join(applied))
+        return warehouse
+
+    sink = Sink(open_and_migrate, flush_rows=settings.sink_flush_rows, flush_seconds=settings.sink_flush_seconds,
+                max_rows=settings.sink_max_rows, faults=FaultSwitch(settings.sink_fault_file))  # fmt: skip
+    if settings.effective_clickhouse_url.reveal().startswith("chdb:"):
+        try:
+            sink._warehouse = open_and_migrate()
+        except Exception as problem:  # noqa: BLE001
+            raise WarehouseError(
+                f"cannot open the embedded ClickHouse at {clickhouse_shown(settings)}: {problem}. "
+                "Another process may hold it (one process at a time: stop it, or point CCPULSE_DATA_DIR "
+                "elsewhere)"
+            ) from problem
+    return sink

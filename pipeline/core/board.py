@@ -34,6 +34,11 @@ class Report(Struct, array_like=True, frozen=True):
     minutes: tuple[tuple[str, int, tuple[int, ...]], ...] = ()  # (channel, minute, counts)
     waiting: tuple[tuple[str, int], ...] = ()  # (channel, offered_at)
     agent_state: str | None = None
+    # For the ClickHouse sink: the source's own revision (a counter that grows with every step,
+    # so a later report of a source always has a larger version), and the (channel, minute)s the
+    # source reported to this queue before but contributes nothing to now (their rows go).
+    version: int = 0
+    left: tuple[tuple[str, int], ...] = ()
 
     @property
     def key(self) -> str:

@@ -15,6 +15,7 @@ a report lost in the crash is sent after all (the board applies reports idempote
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -23,10 +24,19 @@ from msgspec import Struct
 
 from pipeline.core.board import Board, Report, minutes_payload
 from pipeline.core.contract import Event
+from pipeline.core.issues import Issue, group
 from pipeline.core.issues import contributions as issue_contributions
-from pipeline.core.issues import group
-from pipeline.core.lifecycle import ContactState, IssueContact, apply, contribution
+from pipeline.core.lifecycle import ContactState, IssueContact, apply, contribution, issue_key
 from pipeline.core.targets import Targets
+
+
+class IssueLink(Struct, array_like=True, frozen=True):
+    """The issues stage tells a contact which issue it is in (for the ``contacts`` table)."""
+
+    contact_id: str
+    key: str  # the issue key the link comes from: a link from a key the contact left is ignored
+    issue_id: str
+    is_repeat: bool
 
 
 class ContactRecord(Struct, array_like=True):
@@ -34,6 +44,10 @@ class ContactRecord(Struct, array_like=True):
     # every queue and issue key ever reported to: a clear lost in a crash is sent again
     reported_queues: list[str] = []
     reported_issue_keys: list[str] = []
+    # every (queue, channel, minute) ever reported: a minute the contact left is cleared in ClickHouse
+    reported_minutes: list[tuple[str, str, int]] = []
+    version: int = 0  # grows with every step: orders the contact's rows in ClickHouse
+    issue: IssueLink | None = None  # its issue, as the issues stage last said
 
 
 class IssueUpdate(Struct, array_like=True, frozen=True):
@@ -46,6 +60,17 @@ class IssueGroup(Struct, array_like=True):
     contacts: dict[str, IssueContact] = {}
     reported_queues: list[str] = []
     last_at: int = 0
+    reported_minutes: list[tuple[str, str, int]] = []
+    version: int = 0
+    reported_issues: list[str] = []  # every issue id ever written: one that no longer exists is deleted
+
+
+@dataclass
+class IssueOutcome:
+    reports: list[Report]
+    issues: list[tuple[str, Issue]]  # the key's issues now, by id
+    gone: list[str]  # issue ids written before that no longer exist
+    links: list[IssueLink]
 
 
 class AgentRecord(Struct, array_like=True):
@@ -66,6 +91,7 @@ class ContactOutcome:
 
 
 def contact_step(record: ContactRecord, contact_id: str, event: Event, source: str, targets: Targets) -> ContactOutcome:
+    record.version += 1
     state = record.state
     had_conflict = state.conflict
     new = apply(state, event, source)
@@ -81,13 +107,20 @@ def contact_reports(record: ContactRecord, contact_id: str, targets: Targets) ->
     found = contribution(record.state, contact_id, targets)
     source = f"contact:{contact_id}"
     reports: list[Report] = []
+    now_minutes = (
+        {(found.queue, found.channel, minute) for minute in found.minutes} if found.queue and found.channel else set()
+    )
+    left = _left(record.reported_minutes, now_minutes)
     if found.queue is not None and found.channel is not None:
         waiting = ((found.channel, found.waiting_since),) if found.waiting_since is not None else ()
-        reports.append(Report(source, found.queue, minutes_payload(found.channel, found.minutes), waiting))
+        reports.append(Report(source, found.queue, minutes_payload(found.channel, found.minutes), waiting,
+                              version=record.version, left=left.get(found.queue, ())))  # fmt: skip
     # an earlier offer may have named another queue (or customer, reason, case): clear it there
-    reports += [Report(source, queue) for queue in record.reported_queues if queue != found.queue]
+    reports += [Report(source, queue, version=record.version, left=left.get(queue, ()))
+                for queue in record.reported_queues if queue != found.queue]  # fmt: skip
     if found.queue is not None and found.queue not in record.reported_queues:
         record.reported_queues.append(found.queue)
+    _remember(record.reported_minutes, now_minutes)
     updates: list[IssueUpdate] = []
     key = found.issue.key if found.issue is not None else None
     if key is not None:
@@ -98,21 +131,69 @@ def contact_reports(record: ContactRecord, contact_id: str, targets: Targets) ->
     return reports, updates
 
 
-def issue_step(record: IssueGroup, update: IssueUpdate, targets: Targets) -> list[Report]:
+def issue_step(record: IssueGroup, update: IssueUpdate, targets: Targets) -> IssueOutcome:
+    record.version += 1
     if update.contact is None:
         record.contacts.pop(update.contact_id, None)
     else:
         record.contacts[update.contact_id] = update.contact
         record.last_at = max(record.last_at, update.contact.ended_at or update.contact.offered_at)
-    per_line = issue_contributions(group(record.contacts.values(), targets.fcr_window_us))
+    issues = group(record.contacts.values(), targets.fcr_window_us)
+    per_line = issue_contributions(issues)
     source = f"issue:{update.key}"
     by_queue: dict[str, list[tuple[str, int, tuple[int, ...]]]] = {}
+    now_minutes: set[tuple[str, str, int]] = set()
     for (queue, channel), minutes in per_line.items():
         by_queue.setdefault(queue, []).extend(minutes_payload(channel, minutes))
-    reports = [Report(source, queue, tuple(sorted(entries))) for queue, entries in sorted(by_queue.items())]
-    reports += [Report(source, queue) for queue in record.reported_queues if queue not in by_queue]
+        now_minutes.update((queue, channel, minute) for minute in minutes)
+    left = _left(record.reported_minutes, now_minutes)
+    reports = [Report(source, queue, tuple(sorted(entries)), version=record.version, left=left.get(queue, ()))
+               for queue, entries in sorted(by_queue.items())]  # fmt: skip
+    reports += [Report(source, queue, version=record.version, left=left.get(queue, ()))
+                for queue in record.reported_queues if queue not in by_queue]  # fmt: skip
     record.reported_queues = sorted(set(record.reported_queues) | set(by_queue))
-    return reports
+    _remember(record.reported_minutes, now_minutes)
+    ids = {issue_id(update.key, issue): issue for issue in issues}
+    gone = [known for known in record.reported_issues if known not in ids]
+    record.reported_issues = sorted(set(record.reported_issues) | set(ids))
+    links = [
+        IssueLink(contact.contact_id, update.key, identifier, position > 0)
+        for identifier, issue in ids.items()
+        for position, contact in enumerate(issue.contacts)
+    ]
+    return IssueOutcome(reports, list(ids.items()), gone, links)
+
+
+def issue_id(key: str, issue: Issue) -> str:
+    """A stable id: the issue key and its opening contact (32 hex digits)."""
+    return hashlib.blake2b(f"{key}\x1f{issue.opening.contact_id}".encode(), digest_size=16).hexdigest()
+
+
+def link_step(record: ContactRecord, link: IssueLink) -> bool:
+    """Record the contact's issue; False when the link is stale (from a key the contact left)."""
+    offered = record.state.offered
+    if offered is None or issue_key(offered) != link.key or record.issue == link:
+        return False
+    record.issue = link
+    record.version += 1
+    return True
+
+
+Minute = tuple[str, str, int]  # (queue, channel, minute)
+
+
+def _left(reported: list[Minute], now: set[Minute]) -> dict[str, tuple[tuple[str, int], ...]]:
+    """Per queue, the (channel, minute)s reported before and not contributed to now."""
+    gone: dict[str, list[tuple[str, int]]] = {}
+    for queue, channel, minute in reported:
+        if (queue, channel, minute) not in now:
+            gone.setdefault(queue, []).append((channel, minute))
+    return {queue: tuple(sorted(minutes)) for queue, minutes in gone.items()}
+
+
+def _remember(reported: list[tuple[str, str, int]], now: set[tuple[str, str, int]]) -> None:
+    known = set(reported)
+    reported.extend(sorted(now - known))
 
 
 def agent_step(record: AgentRecord, event: Event) -> list[Report]:
@@ -164,7 +245,10 @@ class Engine:
         self._send(outcome.reports)
         for update in outcome.issue_updates:
             group_record = self.issues.setdefault(update.key, IssueGroup())
-            self._send(issue_step(group_record, update, self.targets))
+            found = issue_step(group_record, update, self.targets)
+            self._send(found.reports)
+            for link in found.links:
+                link_step(self.contacts.setdefault(link.contact_id, ContactRecord()), link)
 
     def _send(self, reports: Iterable[Report]) -> None:
         for report in reports:

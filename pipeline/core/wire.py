@@ -15,7 +15,7 @@ from msgspec import Struct
 
 from pipeline.core.board import Report
 from pipeline.core.contract import Event
-from pipeline.core.engine import IssueUpdate
+from pipeline.core.engine import IssueLink, IssueUpdate
 
 T = TypeVar("T")
 
@@ -36,6 +36,13 @@ class Routed(Struct, array_like=True, frozen=True):
     event: Event
 
 
+class ContactsMessage(Struct, array_like=True, frozen=True):
+    """To the contacts stage: events (from ingest) and issue links (from the issues stage)."""
+
+    events: list[Routed] = []
+    links: list[IssueLink] = []
+
+
 class Tick(Struct, array_like=True, frozen=True):
     source_partition: int
     at: int  # the greatest occurred_at of valid events of that input partition so far
@@ -52,7 +59,7 @@ class BoardMessage(Struct, array_like=True, frozen=True):
 ITEMS_PER_MESSAGE = 1000
 
 _encoder = msgspec.msgpack.Encoder()
-routed_decoder = msgspec.msgpack.Decoder(list[Routed])
+contacts_decoder = msgspec.msgpack.Decoder(ContactsMessage)
 issue_update_decoder = msgspec.msgpack.Decoder(list[IssueUpdate])
 board_decoder = msgspec.msgpack.Decoder(BoardMessage)
 encode = _encoder.encode

@@ -11,10 +11,11 @@ from __future__ import annotations
 import random
 from zoneinfo import ZoneInfo
 
+import msgspec
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.core.board import Board
+from pipeline.core.board import Board, Report
 from pipeline.core.contract import Event
 from pipeline.core.counts import Counts
 from pipeline.core.engine import Engine
@@ -118,6 +119,12 @@ def test_the_core_equals_the_model(scenario: tuple[list[tuple[Event, str]], int,
     assert (engine.health.duplicates, engine.health.conflicts) == (expected.duplicates, expected.conflicts)
 
 
+def contents(reports: dict[str, Report]) -> dict[str, Report]:
+    """The reports without the sink's bookkeeping (a source's revision and the minutes it left
+    depend on how many messages, and in what order, it has seen)."""
+    return {key: msgspec.structs.replace(report, version=0, left=()) for key, report in reports.items()}
+
+
 @SETTINGS
 @given(scenarios(), st.randoms())
 def test_arrival_order_and_replays_change_nothing(
@@ -128,7 +135,7 @@ def test_arrival_order_and_replays_change_nothing(
     rng.shuffle(again)
     first, second = run(messages, Targets()), run(again, Targets())
     assert board_counts(first.board, now, zone) == board_counts(second.board, now, zone)
-    assert first.board.reports == second.board.reports
+    assert contents(first.board.reports) == contents(second.board.reports)
     assert (first.health.duplicates, first.health.conflicts) == (second.health.duplicates, second.health.conflicts)
 
 

@@ -1,0 +1,147 @@
+"""The rows the ClickHouse tables hold (``deploy/clickhouse/``), built from the pipeline's state.
+
+Pure: no ClickHouse import. Every row carries a ``version`` that grows with its key's state (a
+contact's or an issue key's revision counter), and tables are ReplacingMergeTree on the key, so
+a replay, a restart or a retried insert writes the same key again and never adds to it; after
+``FINAL`` each key has its latest row. Rows a key no longer has are written with ``is_deleted``.
+
+Times are integer microseconds (DateTime64(6) takes them as they are); seconds are exact
+decimals (Decimal(18, 6)), so a sum in SQL equals the sum the gauges were made from.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from pipeline.core.board import Report
+from pipeline.core.contract import Event
+from pipeline.core.counts import FIELDS, Counts
+from pipeline.core.engine import ContactRecord
+from pipeline.core.issues import Issue
+from pipeline.core.lifecycle import contribution, issue_key
+from pipeline.core.targets import Targets
+
+Row = tuple[Any, ...]
+FIRST_WINS = 2**62  # events: version = FIRST_WINS - occurred_at, so the earliest copy of an event_id wins
+
+EVENT_COLUMNS = ("event_id", "type", "occurred_at", "contact_id", "queue", "channel", "agent_id", "raw", "version")
+CONTACT_COLUMNS = (
+    "contact_id", "queue", "channel", "customer_id", "reason", "case_id", "agent_id",
+    "offered_at", "answered_at", "abandoned_at", "ended_at", "surveyed_at", "last_event_at",
+    "wait_seconds", "abandon_wait_seconds", "handle_seconds", "outcome", "answered_in_sl", "short_abandoned",
+    "resolved", "csat", "nps", "ces", "issue_id", "is_repeat", "version",
+)  # fmt: skip
+ISSUE_COLUMNS = (
+    "issue_id", "keyed_by", "customer_id", "reason", "case_id", "queue", "channel", "opened_at",
+    "opening_contact_id", "contacts", "judged_at", "fcr", "resolved_at", "resolution_seconds",
+    "resolving_contact_id", "last_contact_at", "version", "is_deleted",
+)  # fmt: skip
+# contributions keep durations in integer microseconds (internal; metrics_minute shows seconds)
+CONTRIBUTION_COLUMNS = ("queue", "channel", "minute", "source", *FIELDS, "version", "is_deleted")
+SECONDS_SUMS = {"wait_us_sum": "wait_seconds_sum", "handle_us_sum": "handle_seconds_sum",
+                "resolution_us_sum": "resolution_seconds_sum"}  # fmt: skip
+MINUTE_COLUMNS = ("minute", "queue", "channel", *(SECONDS_SUMS.get(name, name) for name in FIELDS),
+                  "version", "is_deleted")  # fmt: skip
+
+
+def seconds(us: int | None) -> Decimal | None:
+    return None if us is None else Decimal(us).scaleb(-6)
+
+
+def event_row(event: Event, raw: bytes) -> Row:
+    return (event.event_id, event.type, event.at, event.contact_id, event.queue, event.channel, event.agent_id,
+            raw.decode("utf-8"), FIRST_WINS - event.at)  # fmt: skip
+
+
+def contact_row(contact_id: str, record: ContactRecord, targets: Targets) -> Row:
+    """One contact as analysts see it: the winning event of each type (its facts), the outcome
+    that counts (a contact both answered and abandoned counts the earlier: METRICS.md), and its
+    issue. NULL where not known yet."""
+    state = record.state
+    offered, answered, abandoned = state.offered, state.answered, state.abandoned
+    ended, survey = state.ended, state.survey
+    found = contribution(state, contact_id, targets)
+    outcome = None
+    in_sl = short = None
+    if offered is not None and (answered is not None or abandoned is not None):
+        if abandoned is None or (answered is not None and answered.at <= abandoned.at):
+            outcome = "answered"
+            assert answered is not None
+            in_sl = max(0, answered.at - offered.at) <= targets.for_queue(offered.queue, offered.channel).threshold_us
+        else:
+            outcome = "abandoned"
+            short = max(0, abandoned.at - offered.at) < targets.short_abandon_us
+    link = record.issue
+    in_issue = found.issue is not None and link is not None and offered is not None and link.key == issue_key(offered)
+    return (
+        contact_id,
+        offered.queue if offered else None,
+        offered.channel if offered else None,
+        offered.customer_id if offered else None,
+        offered.reason if offered else None,
+        offered.case_id if offered else None,
+        answered.agent_id if answered else None,
+        offered.at if offered else None,
+        answered.at if answered else None,
+        abandoned.at if abandoned else None,
+        ended.at if ended else None,
+        survey.at if survey else None,
+        state.last_at,
+        seconds(max(0, answered.at - offered.at)) if answered and offered else None,
+        seconds(max(0, abandoned.at - offered.at)) if abandoned and offered else None,
+        seconds(ended.handle_us) if ended else None,
+        outcome,
+        in_sl,
+        short,
+        ended.resolved if ended else None,
+        survey.csat if survey else None,
+        survey.nps if survey else None,
+        survey.ces if survey else None,
+        link.issue_id if in_issue and link else None,
+        link.is_repeat if in_issue and link else None,
+        record.version,
+    )
+
+
+def issue_rows(key: str, issues: Iterable[tuple[str, Issue]], gone: Iterable[str], version: int) -> list[Row]:
+    kind, customer_id, value = key.split("\x1f", 2)
+    reason, case_id = (value, None) if kind == "reason" else (None, value)
+    rows: list[Row] = []
+    for identifier, issue in issues:
+        opening, resolving = issue.opening, issue.resolving
+        rows.append((
+            identifier, kind, customer_id, reason, case_id, opening.queue, opening.channel, issue.opened_at,
+            opening.contact_id, len(issue.contacts), opening.ended_at,
+            issue.first_contact_resolution if issue.judged else None,
+            resolving.ended_at if resolving else None, seconds(issue.resolution_us),
+            resolving.contact_id if resolving else None,
+            max(c.ended_at or c.offered_at for c in issue.contacts), version, 0,
+        ))  # fmt: skip
+    for identifier in gone:
+        rows.append((identifier, kind, customer_id, reason, case_id, "", "", 0, "", 0, None, None, None, None,
+                     None, 0, version, 1))  # fmt: skip
+    return rows
+
+
+def contribution_rows(report: Report) -> tuple[list[Row], set[tuple[str, str, int]]]:
+    """A source's rows in ``contributions`` for one queue (its minutes, and deletions of the minutes
+    it left), and the (queue, channel, minute)s whose ``metrics_minute`` row they change."""
+    rows: list[Row] = []
+    touched: set[tuple[str, str, int]] = set()
+    for channel, minute, values in report.minutes:
+        rows.append((report.queue, channel, minute * 60, report.source, *values, report.version, 0))
+        touched.add((report.queue, channel, minute))
+    zeros = (0,) * len(FIELDS)
+    for channel, minute in report.left:
+        rows.append((report.queue, channel, minute * 60, report.source, *zeros, report.version, 1))
+        touched.add((report.queue, channel, minute))
+    return rows, touched
+
+
+def minute_row(queue: str, channel: str, minute: int, counts: Counts | None, version: int) -> Row:
+    """A ``metrics_minute`` row from the sum of its contributions (None: nothing contributes: deleted)."""
+    values = counts or Counts()
+    shown = [seconds(getattr(values, name)) if name in SECONDS_SUMS else getattr(values, name) for name in FIELDS]
+    return (minute * 60, queue, channel, *shown, version, 0 if counts is not None else 1)

@@ -1,0 +1,247 @@
+"""The ClickHouse sink: rows from the stages, written in batches by one thread, never lost.
+
+    stage batch ──write()──▶ pending (bounded) ──writer thread──▶ events, contacts, issues,
+        ▲                                                       contributions, then the
+        └──── acknowledged (offsets may commit) ◀── durable ──── metrics_minute they change
+
+- **Batched** by size (``flush_rows``) and time (``flush_seconds``, 0.5 s by default).
+- **Flush before commit**: a stage holds its batch's Kafka messages until their rows are in
+  ClickHouse, so a crash can only replay rows, never lose them (and a replay writes the same
+  keys again: every table is a ReplacingMergeTree on its key).
+- **Outage**: a failed write is retried, with backoff up to ``max_backoff`` seconds, forever and
+  in order; meanwhile rows wait in memory up to ``max_rows``. Past that, ``write()`` waits:
+  the stages stop consuming (backpressure) until ClickHouse is back.
+
+Writes run in a thread (the engine releases the GIL), so the event loop keeps serving the
+stages, ``/metrics`` and the wallboard while ClickHouse works.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pipeline.core.facts import (
+    CONTACT_COLUMNS,
+    CONTRIBUTION_COLUMNS,
+    EVENT_COLUMNS,
+    ISSUE_COLUMNS,
+    MINUTE_COLUMNS,
+    Row,
+    minute_row,
+)
+
+log = logging.getLogger("ccpulse.sink")
+COLUMNS = {"events": EVENT_COLUMNS, "contacts": CONTACT_COLUMNS, "issues": ISSUE_COLUMNS,
+           "contributions": CONTRIBUTION_COLUMNS}  # fmt: skip
+TABLES = (*COLUMNS, "metrics_minute")
+
+
+@dataclass
+class SinkBatch:
+    """What one processed batch of a stage writes, and what to do once it is durable."""
+
+    rows: dict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
+    touched: set[tuple[str, str, int]] = field(default_factory=set)  # metrics_minute keys to refresh
+    on_durable: Callable[[], None] | None = None
+
+    def __len__(self) -> int:
+        return sum(len(rows) for rows in self.rows.values()) + len(self.touched)
+
+
+@dataclass
+class SinkHealth:
+    rows_written: dict[str, int] = field(default_factory=lambda: dict.fromkeys(TABLES, 0))
+    backlog_rows: int = 0
+    errors: int = 0
+    last_success: float = 0.0  # Unix seconds; 0: never
+    last_error: str = ""
+    failing: bool = False  # the last write failed
+    blocked: bool = False  # a stage waits for room (backpressure)
+    flushes: int = 0
+
+
+class FaultSwitch:
+    """Fault injection for tests (``CCPULSE_SINK_FAULT_FILE``): while the file exists every write
+    fails, as if ClickHouse were unreachable. The embedded engine cannot be made to fail on demand."""
+
+    def __init__(self, path: str | None) -> None:
+        self.path = path
+
+    def check(self) -> None:
+        if self.path and os.path.exists(self.path):
+            raise ConnectionError(f"ClickHouse unreachable (fault injected: {self.path} exists)")
+
+
+class Sink:
+    def __init__(
+        self,
+        open_warehouse: Callable[[], Any],
+        *,
+        flush_rows: int = 20_000,
+        flush_seconds: float = 0.5,
+        max_rows: int = 200_000,
+        max_backoff: float = 10.0,
+        faults: FaultSwitch | None = None,
+    ) -> None:
+        self.open_warehouse = open_warehouse
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self.max_rows = max_rows
+        self.max_backoff = max_backoff
+        self.faults = faults or FaultSwitch(None)
+        self.health = SinkHealth()
+        self._pending: list[SinkBatch] = []
+        self._pending_rows = 0
+        self._oldest = 0.0
+        self._lock = threading.Condition()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._room = asyncio.Event()
+        self._version = 0
+        self._warehouse: Any = None
+
+    # ------------------------------------------------------------------ the stages' side
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._room = asyncio.Event()
+        self._room.set()
+        self._thread = threading.Thread(target=self._run, name="clickhouse-sink", daemon=True)
+        self._thread.start()
+
+    async def write(self, batch: SinkBatch) -> None:
+        """Queue a batch; waits while the backlog is full (the stage stops consuming meanwhile)."""
+        if not len(batch):
+            if batch.on_durable:
+                batch.on_durable()
+            return
+        while True:
+            with self._lock:
+                if self._pending_rows == 0 or self._pending_rows + len(batch) <= self.max_rows:
+                    if not self._pending:
+                        self._oldest = time.monotonic()
+                    self._pending.append(batch)
+                    self._pending_rows += len(batch)
+                    self.health.backlog_rows = self._pending_rows
+                    self.health.blocked = False
+                    self._lock.notify()
+                    return
+                self.health.blocked = True
+                self._room.clear()
+            await self._room.wait()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Write what is pending (for up to ``timeout`` seconds), then stop the thread."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    # ------------------------------------------------------------------ the writer thread
+    def _run(self) -> None:
+        while True:
+            with self._lock:
+                while not self._stopping:
+                    age = time.monotonic() - self._oldest if self._pending else 0.0
+                    if self._pending and (self._pending_rows >= self.flush_rows or age >= self.flush_seconds):
+                        break
+                    self._lock.wait(timeout=self.flush_seconds - age if self._pending else None)
+                if self._stopping and not self._pending:
+                    break
+                taken, self._pending = self._pending, []
+                self._oldest = time.monotonic()
+            self._write_until_done(taken)
+        if self._warehouse is not None:
+            self._warehouse.close()
+
+    def _write_until_done(self, taken: list[SinkBatch]) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                self._write(taken)
+                break
+            except Exception as failure:  # noqa: BLE001 - any failure is retried; the rows are kept
+                self.health.errors += 1
+                self.health.failing = True
+                self.health.last_error = f"{type(failure).__name__}: {failure}"[:500]
+                log.warning("ClickHouse write of %d rows failed (%s); retrying in %.1f s",
+                            sum(len(b) for b in taken), self.health.last_error, backoff)  # fmt: skip
+                self._drop_connection()
+                with self._lock:
+                    if self._stopping and time.monotonic() > self._stop_deadline():
+                        log.error("stopping with %d rows unwritten: they are written again after the restart "
+                                  "(their messages were not committed)", sum(len(b) for b in taken))  # fmt: skip
+                        return
+                    self._lock.wait(timeout=backoff)
+                backoff = min(self.max_backoff, backoff * 2)
+        done = sum(len(b) for b in taken)
+        with self._lock:
+            self._pending_rows -= done
+            self.health.backlog_rows = self._pending_rows
+        self.health.failing = False
+        self.health.last_success = time.time()
+        self.health.flushes += 1
+        if self._loop is not None:
+            callbacks = [b.on_durable for b in taken if b.on_durable is not None]
+            self._loop.call_soon_threadsafe(self._durable, callbacks)
+
+    _stop_deadline_at = 0.0
+
+    def _stop_deadline(self) -> float:
+        if not self._stop_deadline_at:
+            self._stop_deadline_at = time.monotonic() + 5.0
+        return self._stop_deadline_at
+
+    def _durable(self, callbacks: list[Callable[[], None]]) -> None:
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:  # noqa: BLE001
+                log.exception("acknowledging a written batch failed")
+        self._room.set()
+
+    def _write(self, taken: list[SinkBatch]) -> None:
+        self.faults.check()
+        if self._warehouse is None:
+            self._warehouse = self.open_warehouse()
+        warehouse = self._warehouse
+        merged: dict[str, list[Row]] = defaultdict(list)
+        touched: set[tuple[str, str, int]] = set()
+        for batch in taken:
+            for table, rows in batch.rows.items():
+                merged[table].extend(rows)
+            touched |= batch.touched
+        for table, columns in COLUMNS.items():  # contributions before the minutes they change
+            if merged.get(table):
+                warehouse.insert(table, merged[table], columns)
+        if touched:
+            sums = warehouse.minute_sums(touched)
+            version = self._next_version()
+            rows = [minute_row(q, c, m, sums.get((q, c, m)), version) for q, c, m in sorted(touched)]
+            warehouse.insert("metrics_minute", rows, MINUTE_COLUMNS)
+            self.health.rows_written["metrics_minute"] += len(rows)
+        for table in COLUMNS:
+            self.health.rows_written[table] += len(merged.get(table, ()))
+
+    def _next_version(self) -> int:
+        # metrics_minute has one writer per queue (the worker that owns the queue's board): a
+        # clock-based version keeps growing across restarts and hand-overs between workers
+        self._version = max(time.time_ns() // 1000, self._version + 1)
+        return self._version
+
+    def _drop_connection(self) -> None:
+        if self._warehouse is not None:
+            try:
+                self._warehouse.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._warehouse = None

@@ -1,0 +1,189 @@
+"""ClickHouse, through clickhouse-connect, for both backends: the embedded engine (``chdb://<dir>``,
+the default) and a server (``http(s)://user:password@host:8123[/database]``).
+
+The schema is the versioned migrations in ``deploy/clickhouse/`` (``NNNN_name.sql``), applied in
+order on start and recorded in ``<database>.schema_migrations``; each statement is idempotent,
+so an interrupted start, or two workers starting together, are safe.
+
+Hazard: the embedded engine belongs to one process. A second process cannot open the same
+directory while a worker holds it: ``ccpulse query`` goes through the worker then.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from pipeline.core.counts import FIELDS, Counts
+from pipeline.core.facts import Row
+
+log = logging.getLogger("ccpulse.clickhouse")
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+FORMATS = {"jsonl": "JSONEachRow", "csv": "CSVWithNames", "table": "PrettyCompactMonoBlock"}
+
+
+class WarehouseError(RuntimeError):
+    """ClickHouse is misconfigured (not merely unreachable): the message says what to change."""
+
+
+def migrations_dir() -> Path:
+    """``CCPULSE_CLICKHOUSE_MIGRATIONS``, else ``deploy/clickhouse`` beside the package (a checkout)
+    or in the working directory (the container image)."""
+    override = os.environ.get("CCPULSE_CLICKHOUSE_MIGRATIONS")
+    candidates = [Path(override)] if override else []
+    candidates += [Path(__file__).resolve().parents[1] / "deploy" / "clickhouse", Path("deploy/clickhouse")]
+    for candidate in candidates:
+        if candidate.is_dir() and any(candidate.glob("*.sql")):
+            return candidate
+    raise WarehouseError(
+        "the ClickHouse migrations (deploy/clickhouse/*.sql) were not found; "
+        "set CCPULSE_CLICKHOUSE_MIGRATIONS to their directory"
+    )
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+    @property
+    def checksum(self) -> str:
+        return hashlib.sha256(self.sql.encode()).hexdigest()
+
+    def statements(self, database: str) -> list[str]:
+        text = "\n".join(line for line in self.sql.splitlines() if not line.lstrip().startswith("--"))
+        return [part.strip().replace("{database}", database) for part in text.split(";") if part.strip()]
+
+
+def load_migrations(directory: Path) -> list[Migration]:
+    found = []
+    for path in sorted(directory.glob("*.sql")):
+        match = MIGRATION_FILE.match(path.name)
+        if not match:
+            raise WarehouseError(f"{path}: migration files are named NNNN_name.sql (e.g. 0002_add_column.sql)")
+        found.append(Migration(int(match.group(1)), match.group(2), path.read_text()))
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise WarehouseError(f"{directory}: two migrations share a version number")
+    return found
+
+
+def connect(url: str, readonly: bool = False) -> Any:
+    """A clickhouse-connect client for ``url`` (``chdb://...`` or ``http(s)://...``)."""
+    import clickhouse_connect
+
+    settings = {"readonly": 1} if readonly else {}
+    parts = urlsplit(url)
+    if parts.scheme == "chdb":
+        location = unquote(parts.path) if not parts.netloc else unquote(parts.netloc + parts.path)
+        if location != ":memory:" and location not in ("memory",):
+            Path(location).mkdir(parents=True, exist_ok=True)
+        return clickhouse_connect.get_client(dsn=f"chdb://{location}" if location.startswith("/") else url,
+                                             settings=settings)  # fmt: skip
+    if parts.scheme in ("http", "https"):
+        return clickhouse_connect.get_client(
+            host=parts.hostname or "localhost",
+            port=parts.port or (8443 if parts.scheme == "https" else 8123),
+            username=unquote(parts.username or "default"),
+            password=unquote(parts.password or ""),
+            secure=parts.scheme == "https",
+            settings=settings,
+            connect_timeout=5,
+            send_receive_timeout=30,
+        )
+    raise WarehouseError(
+        f"CCPULSE_CLICKHOUSE_URL has scheme {parts.scheme!r}: expected chdb:///path/to/dir (the embedded engine) "
+        "or http(s)://user:password@host:8123/database (a server)"
+    )
+
+
+def database_of(url: str, default: str) -> str:
+    parts = urlsplit(url)
+    name = parts.path.strip("/") if parts.scheme in ("http", "https") and parts.path.strip("/") else default
+    if not NAME.match(name):
+        raise WarehouseError(f"ClickHouse database {name!r}: letters, digits and underscores only")
+    return name
+
+
+class Warehouse:
+    """The tables of one database: migrations, inserts and the minute sums behind metrics_minute."""
+
+    def __init__(self, client: Any, database: str) -> None:
+        self.client = client
+        self.database = database
+
+    def migrate(self, migrations: Sequence[Migration]) -> list[str]:
+        """Apply the migrations not applied yet, in order; returns their names."""
+        db = self.database
+        self.client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
+        self.client.command(
+            f"CREATE TABLE IF NOT EXISTS {db}.schema_migrations (version UInt32, name String, checksum String, "
+            "applied_at DateTime64(3, 'UTC') DEFAULT now64(3)) ENGINE = ReplacingMergeTree ORDER BY version"
+        )
+        applied = {
+            int(version): checksum
+            for version, checksum in self.client.query(
+                f"SELECT version, checksum FROM {db}.schema_migrations FINAL"
+            ).result_rows
+        }
+        done = []
+        for migration in migrations:
+            if migration.version in applied:
+                if applied[migration.version] != migration.checksum:
+                    log.warning(
+                        "migration %04d_%s was changed after it was applied; changes go in a new migration file",
+                        migration.version, migration.name,
+                    )  # fmt: skip
+                continue
+            for statement in migration.statements(db):
+                self.client.command(statement)
+            self.client.insert(f"{db}.schema_migrations", [[migration.version, migration.name, migration.checksum]],
+                               column_names=["version", "name", "checksum"])  # fmt: skip
+            done.append(f"{migration.version:04d}_{migration.name}")
+        return done
+
+    def insert(self, table: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
+        if rows:
+            self.client.insert(f"{self.database}.{table}", rows, column_names=list(columns))
+
+    def minute_sums(self, touched: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], Counts]:
+        """The sums of the current contributions of these (queue, channel, minute)s."""
+        keys = sorted(touched)
+        found: dict[tuple[str, str, int], Counts] = {}
+        for start in range(0, len(keys), 2000):
+            chunk = keys[start : start + 2000]
+            wanted = ",".join(f"({_quote(q)},{_quote(c)},toDateTime({m * 60},'UTC'))" for q, c, m in chunk)
+            sums = ", ".join(f"sum({name})" for name in FIELDS)
+            rows = self.client.query(
+                f"SELECT queue, channel, toUInt32(minute), {sums} FROM {self.database}.contributions FINAL "
+                f"WHERE (queue, channel, minute) IN ({wanted}) GROUP BY queue, channel, minute"
+            ).result_rows
+            for queue, channel, minute_start, *values in rows:
+                found[(queue, channel, int(minute_start) // 60)] = Counts(*(int(v) for v in values))
+        return found
+
+    def query(self, sql: str, output: str = "jsonl") -> bytes:
+        """Raw output of one query in ``output`` (jsonl, csv or table)."""
+        if output not in FORMATS:
+            raise WarehouseError(f"unknown format {output!r}: expected {', '.join(FORMATS)}")
+        result: bytes = self.client.raw_query(sql.strip().rstrip(";"), fmt=FORMATS[output])
+        return result
+
+    def close(self) -> None:
+        try:
+            self.client.close()
+        except Exception:  # noqa: BLE001 - closing is best effort
+            log.debug("closing the ClickHouse client failed", exc_info=True)
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
