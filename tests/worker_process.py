@@ -160,3 +160,17 @@ class WorkerProcess:
 
 def counter(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+def query(worker: WorkerProcess, sql: str, **env: str) -> list[dict]:  # type: ignore[type-arg]
+    """Rows of a read-only query, through ``ccpulse query`` as a user runs it (via the worker)."""
+    import json
+
+    completed = subprocess.run(
+        [sys.executable, "-m", "pipeline", "query", sql],
+        env=worker.deployment.env(CCPULSE_HTTP_PORT=str(worker.port), CCPULSE_DATA_DIR=str(worker.data_dir), **env),
+        capture_output=True, timeout=120, cwd=worker.deployment.root,
+    )  # fmt: skip
+    if completed.returncode != 0:
+        raise AssertionError(f"ccpulse query failed ({completed.returncode}): {completed.stderr.decode()}")
+    return [json.loads(line) for line in completed.stdout.splitlines() if line.strip()]

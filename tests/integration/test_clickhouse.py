@@ -1,0 +1,310 @@
+"""The ClickHouse tables of a real worker (embedded engine), fed through the real broker, against
+the definitions: every contact and issue row, metrics_minute equal to the facts and to the live
+gauges; through a ClickHouse outage with backpressure and a SIGKILL; with canary customer ids."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from pipeline.core.targets import Targets
+from pipeline.simulation import Faults
+from tests.conftest import docker_answers
+from tests.gauges import COUNTS, expected_samples, model_of, simulated
+from tests.integration.test_metrics_end_to_end import MESSY, wait_until_exact
+from tests.warehouse_model import (
+    CONTACTS_SQL,
+    ISSUES_SQL,
+    MINUTES_SQL,
+    actual_contacts,
+    counts_from_facts,
+    decimal_us,
+    expected_contacts,
+    expected_issues,
+    micros,
+    minute_counts,
+    valid_events,
+    windows_of,
+)
+from tests.worker_process import Deployment, WorkerProcess, counter, query
+
+pytestmark = pytest.mark.integration
+
+HOURS = float(os.environ.get("CCPULSE_TEST_HOURS", "3"))
+WINDOWED = set(COUNTS) | {
+    "ccpulse_service_level_ratio", "ccpulse_asa_seconds", "ccpulse_abandon_ratio", "ccpulse_aht_seconds",
+    "ccpulse_csat_ratio", "ccpulse_nps_score", "ccpulse_ces_score", "ccpulse_fcr_ratio", "ccpulse_art_seconds",
+}  # fmt: skip
+
+
+def table_problems(worker: WorkerProcess, lines: list[bytes], targets: Targets) -> list[str]:
+    """Everything in the tables that differs from the definitions, the facts or the gauges."""
+    events = valid_events(lines)
+    want_contacts = expected_contacts(events, targets)
+    want_issues = expected_issues(want_contacts, targets)
+    problems: list[str] = []
+
+    # events: one row per event_id
+    [row] = query(worker, "SELECT count() AS n, uniqExact(event_id) AS ids FROM ccpulse.events FINAL")
+    ids = len({e.event_id for e in events})
+    if (int(row["n"]), int(row["ids"])) != (ids, ids):
+        problems.append(f"events: {row} rows/ids, expected {ids} of each")
+
+    # contacts: every column, every contact
+    got_contacts = actual_contacts(query(worker, CONTACTS_SQL))
+    for contact_id in sorted(set(want_contacts) | set(got_contacts)):
+        want, got = want_contacts.get(contact_id), got_contacts.get(contact_id)
+        if want is None or got is None:
+            problems.append(f"contact {contact_id}: present {got is not None}, expected {want is not None}")
+            continue
+        for column, value in want.items():
+            if column != "opening_contact_id" and got[column] != value:
+                problems.append(f"contact {contact_id}.{column}: got {got[column]!r}, expected {value!r}")
+
+    # issues: by opening contact; contacts.issue_id names the issue that contains the contact
+    issue_rows = query(worker, ISSUES_SQL)
+    got_issues = {row["opening_contact_id"]: row for row in issue_rows}
+    if len(got_issues) != len(issue_rows):
+        problems.append("issues: two rows with the same opening contact")
+    for opening in sorted(set(want_issues) | set(got_issues)):
+        want, row = want_issues.get(opening), got_issues.get(opening)
+        if want is None or row is None:
+            problems.append(f"issue opened by {opening}: present {row is not None}, expected {want is not None}")
+            continue
+        got = {
+            "queue": row["queue"], "channel": row["channel"], "customer_id": row["customer_id"],
+            "opened_at": micros(row["opened_at"]), "contacts": int(row["contacts"]),
+            "judged_at": micros(row["judged_at"]), "fcr": None if row["fcr"] is None else bool(row["fcr"]),
+            "resolved_at": micros(row["resolved_at"]), "resolution_us": decimal_us(row["resolution_seconds"]),
+        }  # fmt: skip
+        if got != want:
+            problems.append(f"issue opened by {opening}: got {got}, expected {want}")
+    issue_of_opening = {row["opening_contact_id"]: row["issue_id"] for row in issue_rows}
+    for contact_id, want in want_contacts.items():
+        expected_id = issue_of_opening.get(want["opening_contact_id"]) if want["opening_contact_id"] else None
+        got_id = got_contacts.get(contact_id, {}).get("issue_id")
+        if got_id != expected_id:
+            problems.append(f"contact {contact_id}.issue_id: got {got_id}, expected {expected_id}")
+
+    # metrics_minute: equal to the definitions, and to what contacts and issues imply
+    minutes = minute_counts(query(worker, MINUTES_SQL))
+    actual_issue_facts = [
+        {"queue": r["queue"], "channel": r["channel"], "judged_at": micros(r["judged_at"]), "fcr": r["fcr"],
+         "resolved_at": micros(r["resolved_at"]), "resolution_us": decimal_us(r["resolution_seconds"])}
+        for r in issue_rows
+    ]  # fmt: skip
+    for label, implied in (
+        ("the definitions", counts_from_facts(want_contacts, list(want_issues.values()))),
+        ("the contacts and issues tables", counts_from_facts(got_contacts, actual_issue_facts)),
+    ):
+        for key in sorted(set(minutes) | set(implied)):
+            if minutes.get(key) != implied.get(key):
+                problems.append(f"metrics_minute {key}: {minutes.get(key)}, but {label} give {implied.get(key)}")
+                break
+    return problems
+
+
+def gauge_problems(worker: WorkerProcess, lines: list[bytes], targets: Targets) -> list[str]:
+    """SQL over metrics_minute for each window equals the live gauges of that window."""
+    _, now_us = model_of(lines, targets)
+    from tests.gauges import UTC_ZONE
+
+    minutes = minute_counts(query(worker, MINUTES_SQL))
+    wanted = {k: v for k, v in expected_samples(windows_of(minutes, now_us, UTC_ZONE), targets).items()
+              if k[0] in WINDOWED}  # fmt: skip
+    shown = {k: v for k, v in worker.scrape().items() if k[0] in WINDOWED}
+    problems = []
+    for key in sorted(set(wanted) | set(shown)):
+        got, want = shown.get(key), wanted.get(key)
+        if got is None or want is None or not math.isclose(got, want, rel_tol=1e-12, abs_tol=1e-12):
+            problems.append(f"{key[0]}{dict(key[1])}: gauge {got}, SQL {want}")
+    return problems
+
+
+def wait_for_tables(worker: WorkerProcess, lines: list[bytes], targets: Targets, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    problems = ["not checked"]
+    while time.monotonic() < deadline:
+        problems = table_problems(worker, lines, targets)
+        if not problems:
+            return
+        time.sleep(1)
+    raise AssertionError(f"{len(problems)} table problems, e.g.:\n" + "\n".join(problems[:20]) +
+                         f"\n{worker.log_tail(15)}")  # fmt: skip
+
+
+def send(deployment: Deployment, lines: list[bytes]) -> None:
+    produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines) + b"\n")
+    assert produced.returncode == 0, produced.stderr.decode()
+
+
+@pytest.fixture
+def deployment(kafka_bootstrap: str, tmp_path: Path) -> Deployment:
+    return Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event"})
+
+
+def test_tables_equal_the_definitions_and_the_live_gauges(deployment: Deployment) -> None:
+    lines = simulated(HOURS, seed=41, faults=MESSY)
+    targets = Targets()
+    expected, _ = model_of(lines, targets)
+    with deployment.worker() as worker:
+        send(deployment, lines)
+        wait_until_exact([worker], expected_samples(expected, targets))
+        wait_for_tables(worker, lines, targets)
+        assert gauge_problems(worker, lines, targets) == []
+        # read-only is the engine's own: a write through the query path is refused
+        refused = subprocess.run(
+            [sys.executable, "-m", "pipeline", "query", "INSERT INTO ccpulse.events (event_id) VALUES ('x')"],
+            env=deployment.env(CCPULSE_HTTP_PORT=str(worker.port), CCPULSE_DATA_DIR=str(worker.data_dir)),
+            capture_output=True, cwd=deployment.root, timeout=60,
+        )  # fmt: skip
+        assert refused.returncode == 1 and b"readonly" in refused.stderr.lower()
+        health = worker.scrape()
+        assert counter(health, "ccpulse_sink_rows_written_total", table="events") >= len(valid_events(lines))
+        assert counter(health, "ccpulse_sink_backlog_rows") == 0
+        assert counter(health, "ccpulse_sink_last_success_timestamp_seconds") > time.time() - 60
+    # without a worker, ccpulse query opens the engine itself
+    rows = subprocess.run(
+        [sys.executable, "-m", "pipeline", "query", "SELECT count() AS n FROM ccpulse.metrics_minute FINAL"],
+        env=deployment.env(CCPULSE_HTTP_PORT=str(worker.port), CCPULSE_DATA_DIR=str(worker.data_dir)),
+        capture_output=True, cwd=deployment.root, timeout=60,
+    )  # fmt: skip
+    assert rows.returncode == 0, rows.stderr.decode()
+    assert int(__import__("json").loads(rows.stdout)["n"]) > 0
+
+
+def test_an_outage_with_backpressure_and_a_kill_lose_nothing(deployment: Deployment) -> None:
+    """ClickHouse fails mid-stream (fault injected: the embedded engine cannot be made to fail on
+    demand); the backlog fills, consumption pauses; the worker is SIGKILLed with rows unwritten;
+    it comes back, ClickHouse recovers, and every table is exact."""
+    lines = simulated(HOURS, seed=43, faults=MESSY)
+    targets = Targets()
+    expected, _ = model_of(lines, targets)
+    fault = deployment.root / "clickhouse-down"
+    deployment.extra_env.update(CCPULSE_SINK_FAULT_FILE=str(fault), CCPULSE_SINK_MAX_ROWS="2000")
+    third = len(lines) // 3
+    worker = deployment.worker().start()
+    try:
+        send(deployment, lines[:third])
+        worker.wait_for(lambda s: counter(s, "ccpulse_consumer_lag", stage="board") == 0
+                        and sum(v for k, v in s.items() if k[0] == "ccpulse_events_total") > 0
+                        and counter(s, "ccpulse_sink_backlog_rows") == 0, timeout=120)  # fmt: skip
+        fault.touch()
+        send(deployment, lines[third:])
+        stalled = worker.wait_for(lambda s: counter(s, "ccpulse_sink_blocked") == 1
+                                  and counter(s, "ccpulse_sink_failing") == 1, timeout=120)  # fmt: skip
+        assert counter(stalled, "ccpulse_sink_errors_total") > 0
+        assert 0 < counter(stalled, "ccpulse_sink_backlog_rows") <= 2000 + 2000 * 4  # bounded (one batch over)
+        time.sleep(3)
+        paused = worker.scrape()
+        assert sum(v for k, v in paused.items() if k[0] == "ccpulse_consumer_lag") > 0  # consumption paused
+        worker.kill()  # rows in the backlog die with it: their messages were never committed
+        worker.start()
+        time.sleep(3)
+        fault.unlink()
+        wait_until_exact([worker], expected_samples(expected, targets))
+        wait_for_tables(worker, lines, targets, timeout=180)
+        assert gauge_problems(worker, lines, targets) == []
+    finally:
+        worker.stop()
+
+
+CANARIES = ["canary-7781@example.org", "+81-90-0000-7781"]
+
+
+def test_customer_ids_are_pseudonymised_everywhere(deployment: Deployment, tmp_path: Path) -> None:
+    import hashlib
+    import hmac
+
+    key = "test-key-0123456789abcdef"
+    lines = [line for line in simulated(1.0, seed=47, faults=Faults())]
+    planted = []
+    for number, line in enumerate(lines):  # plant canaries as customer ids
+        if b'"contact.offered"' in line and number % 3 == 0:
+            canary = CANARIES[number % 2]
+            import json
+
+            document = json.loads(line)
+            document["customer_id"] = canary
+            line = json.dumps(document).encode()
+            planted.append(canary)
+        lines[number] = line
+    assert len(planted) > 20
+    deployment.extra_env.update(CCPULSE_CUSTOMER_KEY=key, CCPULSE_QUERY_TOKEN="query-token-for-tests")
+    with deployment.worker() as worker:
+        send(deployment, lines)
+        worker.wait_for(lambda s: counter(s, "ccpulse_consumer_lag", stage="board") == 0
+                        and counter(s, "ccpulse_events_total", type="contact.offered") > 0
+                        and counter(s, "ccpulse_sink_backlog_rows") == 0, timeout=120)  # fmt: skip
+        time.sleep(2)
+        # the query endpoint wants the token when one is set
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"{worker.url}/query?sql=SELECT%201", timeout=10)
+        assert refused.value.code == 401
+        token = {"CCPULSE_QUERY_TOKEN": "query-token-for-tests"}
+        pseudonyms = {hmac.new(key.encode(), c.encode(), hashlib.sha256).hexdigest() for c in CANARIES}
+        stored = {r["customer_id"] for r in query(worker, "SELECT DISTINCT customer_id FROM ccpulse.contacts", **token)}
+        assert pseudonyms <= stored  # repeat detection still has one stable id per customer
+        everything: list[str] = []
+        for table in ("events", "contacts", "issues", "contributions", "metrics_minute"):
+            everything += [str(r) for r in query(worker, f"SELECT * FROM ccpulse.{table}", **token)]
+        surfaces = {
+            "ClickHouse": "\n".join(everything),
+            "/metrics": urllib.request.urlopen(f"{worker.url}/metrics", timeout=10).read().decode(),
+            "/status": urllib.request.urlopen(f"{worker.url}/status", timeout=10).read().decode(),
+        }
+    surfaces["worker log"] = worker.log_path.read_text(errors="replace")
+    surfaces["internal topics and changelogs"] = internal_topics(deployment)
+    surfaces["data dir"] = "\n".join(
+        path.read_bytes().decode("latin-1") for path in worker.data_dir.rglob("*")
+        if path.is_file() and "clickhouse" not in path.parts and path.stat().st_size < 50_000_000
+    )  # fmt: skip
+    for name, text in surfaces.items():
+        for canary in CANARIES:
+            assert canary not in text, f"canary {canary!r} found in {name}"
+    assert any(p in surfaces["ClickHouse"] for p in pseudonyms)
+
+
+def internal_topics(deployment: Deployment) -> str:
+    """Every message of the deployment's topics except the input and the dead letters."""
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=deployment.bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=3000, enable_auto_commit=False)  # fmt: skip
+    topics = [t for t in consumer.topics() if t.startswith(deployment.app_id)]
+    assert any("changelog" in t for t in topics) and topics
+    consumer.subscribe(topics)
+    text = [(m.key or b"").decode("latin-1") + (m.value or b"").decode("latin-1") for m in consumer]
+    consumer.close()
+    assert text
+    return "\n".join(text)
+
+
+@pytest.mark.skipif(not docker_answers(), reason="no Docker engine answers: the embedded-engine twin "
+                    "(test_tables_equal_the_definitions_and_the_live_gauges) covers the same tables")
+def test_tables_on_a_clickhouse_server(deployment: Deployment) -> None:  # pragma: no cover - needs Docker
+    from testcontainers.core.container import DockerContainer
+    from testcontainers.core.waiting_utils import wait_for_logs
+
+    lines = simulated(1.0, seed=53, faults=MESSY)
+    targets = Targets()
+    expected, _ = model_of(lines, targets)
+    server = (DockerContainer("clickhouse/clickhouse-server:25.8").with_exposed_ports(8123)
+              .with_env("CLICKHOUSE_PASSWORD", "test").with_env("CLICKHOUSE_USER", "ccpulse"))  # fmt: skip
+    with server:
+        wait_for_logs(server, "Ready for connections", timeout=120)
+        url = f"http://ccpulse:test@{server.get_container_host_ip()}:{server.get_exposed_port(8123)}"
+        deployment.extra_env.update(CCPULSE_CLICKHOUSE_URL=url)
+        with deployment.worker() as worker:
+            send(deployment, lines)
+            wait_until_exact([worker], expected_samples(expected, targets))
+            wait_for_tables(worker, lines, targets)
+            assert gauge_problems(worker, lines, targets) == []
