@@ -7,6 +7,11 @@
 -- adds to it. Query with FINAL for one (the latest) row per key. Tables whose key can change its
 -- time columns (a late, earlier contact.offered moves a contact) are not partitioned by time:
 -- ReplacingMergeTree replaces rows only within a partition.
+--
+-- Retention (TTL) counts from when a row was written, not from its event time, so replaying or
+-- back-filling old traffic keeps it: events 13 months, contacts, issues and contributions 25
+-- months, metrics_minute 5 years. Change them with a migration of your own, e.g.
+--   ALTER TABLE ccpulse.events MODIFY TTL toDateTime(inserted_at) + INTERVAL 90 DAY DELETE
 
 CREATE DATABASE IF NOT EXISTS {database};
 
@@ -29,7 +34,7 @@ CREATE TABLE IF NOT EXISTS {database}.events
 ENGINE = ReplacingMergeTree(version)
 PARTITION BY toYYYYMM(occurred_at)
 ORDER BY event_id
-TTL toDateTime(occurred_at) + INTERVAL 180 DAY DELETE;
+TTL toDateTime(inserted_at) + INTERVAL 395 DAY DELETE;
 
 -- One row per contact: its facts, the outcome that counts, and its issue.
 CREATE TABLE IF NOT EXISTS {database}.contacts
@@ -65,7 +70,7 @@ CREATE TABLE IF NOT EXISTS {database}.contacts
 )
 ENGINE = ReplacingMergeTree(version)
 ORDER BY contact_id
-TTL toDateTime(last_event_at) + INTERVAL 400 DAY DELETE;
+TTL toDateTime(inserted_at) + INTERVAL 760 DAY DELETE;
 
 -- One row per issue (a customer's contacts about one case, or one reason, within fcr_window_days).
 CREATE TABLE IF NOT EXISTS {database}.issues
@@ -92,7 +97,7 @@ CREATE TABLE IF NOT EXISTS {database}.issues
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
 ORDER BY issue_id
-TTL toDateTime(last_contact_at) + INTERVAL 400 DAY DELETE;
+TTL toDateTime(inserted_at) + INTERVAL 760 DAY DELETE;
 
 -- What each source (a contact, an issue key) contributes to each minute, queue and channel:
 -- metrics_minute is the sum of these. Durations in integer microseconds.
@@ -122,12 +127,13 @@ CREATE TABLE IF NOT EXISTS {database}.contributions
     issues_resolved         UInt32,
     resolution_us_sum       Int64,
     version                 UInt64,
-    is_deleted              UInt8
+    is_deleted              UInt8,
+    inserted_at             DateTime('UTC') DEFAULT now()
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
 PARTITION BY toYYYYMM(minute)
 ORDER BY (queue, channel, minute, source)
-TTL minute + INTERVAL 400 DAY DELETE;
+TTL inserted_at + INTERVAL 760 DAY DELETE;
 
 -- One row per minute, queue and channel: the contribution counts and sums of that minute.
 -- Summing them over any range of minutes gives that window's metrics exactly.
@@ -156,9 +162,10 @@ CREATE TABLE IF NOT EXISTS {database}.metrics_minute
     issues_resolved         UInt64,
     resolution_seconds_sum  Decimal(18, 6),
     version                 UInt64,
-    is_deleted              UInt8
+    is_deleted              UInt8,
+    inserted_at             DateTime('UTC') DEFAULT now()
 )
 ENGINE = ReplacingMergeTree(version, is_deleted)
 PARTITION BY toYYYYMM(minute)
 ORDER BY (queue, channel, minute)
-TTL minute + INTERVAL 5 YEAR DELETE;
+TTL inserted_at + INTERVAL 5 YEAR DELETE;

@@ -1,0 +1,105 @@
+"""The sink's promises, with a warehouse that fails on demand (the fault a real engine cannot
+produce when asked): rows are written in order, a batch counts as written only once it is,
+failures are retried until they succeed, and a full backlog makes writers wait."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+from pipeline.core.counts import Counts
+from pipeline.sink import Sink, SinkBatch
+
+
+class FlakyWarehouse:
+    def __init__(self) -> None:
+        self.down = threading.Event()
+        self.inserted: list[tuple[str, list]] = []  # type: ignore[type-arg]
+        self.attempts = 0
+
+    def insert(self, table, rows, columns):  # type: ignore[no-untyped-def]
+        self.attempts += 1
+        if self.down.is_set():
+            raise ConnectionError("ClickHouse is down")
+        self.inserted.append((table, list(rows)))
+
+    def minute_sums(self, touched):  # type: ignore[no-untyped-def]
+        return {key: Counts(offered=1) for key in touched}
+
+    def close(self) -> None:
+        pass
+
+
+def batch(number: int, rows: int = 10) -> SinkBatch:
+    made = SinkBatch()
+    made.rows["events"] = [(f"e{number}-{i}",) for i in range(rows)]
+    return made
+
+
+def test_rows_are_written_in_order_and_acknowledged_only_once_written() -> None:
+    async def scenario() -> None:
+        warehouse = FlakyWarehouse()
+        sink = Sink(lambda: warehouse, flush_rows=1_000, flush_seconds=0.05, max_rows=10_000, max_backoff=0.05)
+        sink.start(asyncio.get_running_loop())
+        durable: list[int] = []
+        warehouse.down.set()
+        for number in range(5):
+            written = batch(number)
+            written.on_durable = lambda number=number: durable.append(number)  # type: ignore[misc]
+            await sink.write(written)
+        await asyncio.sleep(0.5)
+        assert durable == [] and sink.health.failing and sink.health.errors >= 2  # retried, not dropped
+        assert sink.health.backlog_rows == 50
+        warehouse.down.clear()
+        for _ in range(100):
+            if len(durable) == 5:
+                break
+            await asyncio.sleep(0.05)
+        assert durable == [0, 1, 2, 3, 4]
+        rows = [row[0] for table, written_rows in warehouse.inserted for row in written_rows if table == "events"]
+        assert rows == [f"e{n}-{i}" for n in range(5) for i in range(10)]
+        assert not sink.health.failing and sink.health.backlog_rows == 0 and sink.health.last_success > 0
+        sink.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_full_backlog_makes_writers_wait_until_there_is_room() -> None:
+    async def scenario() -> None:
+        warehouse = FlakyWarehouse()
+        warehouse.down.set()
+        sink = Sink(lambda: warehouse, flush_rows=10, flush_seconds=0.01, max_rows=30, max_backoff=0.05)
+        sink.start(asyncio.get_running_loop())
+        for number in range(3):
+            await sink.write(batch(number))  # 30 rows: full
+        fourth = asyncio.ensure_future(sink.write(batch(3)))
+        await asyncio.sleep(0.3)
+        assert not fourth.done() and sink.health.blocked  # backpressure: the writer waits
+        assert sink.health.backlog_rows <= 30  # bounded
+        warehouse.down.clear()
+        await asyncio.wait_for(fourth, 5)
+        assert not sink.health.blocked
+        sink.stop()
+
+    asyncio.run(scenario())
+
+
+def test_minutes_touched_are_refreshed_after_the_contributions_they_sum() -> None:
+    async def scenario() -> None:
+        warehouse = FlakyWarehouse()
+        sink = Sink(lambda: warehouse, flush_rows=1, flush_seconds=0.01)
+        sink.start(asyncio.get_running_loop())
+        written = SinkBatch()
+        written.rows["contributions"] = [("q", "voice", 60, "contact:c1")]
+        written.touched = {("q", "voice", 1), ("q", "voice", 2)}
+        done = asyncio.Event()
+        written.on_durable = done.set
+        await sink.write(written)
+        await asyncio.wait_for(done.wait(), 5)
+        assert [table for table, _ in warehouse.inserted] == ["contributions", "metrics_minute"]
+        minutes = warehouse.inserted[1][1]
+        assert [(row[0], row[1], row[3]) for row in minutes] == [(60, "q", 1), (120, "q", 1)]
+        assert minutes[0][-2] == minutes[1][-2] > 0  # one version per refresh
+        sink.stop()
+
+    asyncio.run(scenario())
