@@ -472,12 +472,14 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         now = time.monotonic()
         if app.in_recovery or app.rebalancing or (sink is not None and (sink.health.failing or sink.health.blocked)):
             watch.reset(now)  # waiting for ClickHouse is backpressure, not a stuck consumer
+        watched = [tp for tp in assigned if tp.topic in stage_topics.values()]
+        # one request for all stages: each waits in the consumer thread behind a fetch (up to seconds)
+        ends = await app.consumer.highwaters(*watched) if watched else {}
         for stage, topic in stage_topics.items():
-            tps = [tp for tp in assigned if tp.topic == topic]
+            tps = [tp for tp in watched if tp.topic == topic]
             if not tps:
                 lag[stage] = 0
                 continue
-            ends = await app.consumer.highwaters(*tps)
             lag[stage] = sum(max(0, ends.get(tp, 0) - (committed.get(tp) or 0)) for tp in tps)
             done = sum(committed.get(tp) or 0 for tp in tps)
             if not (app.in_recovery or app.rebalancing) and watch.stuck(stage, lag[stage], done, now):

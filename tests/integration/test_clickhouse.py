@@ -75,10 +75,11 @@ def table_problems(worker: WorkerProcess, lines: list[bytes], targets: Targets) 
     if len(got_issues) != len(issue_rows):
         problems.append("issues: two rows with the same opening contact")
     for opening in sorted(set(want_issues) | set(got_issues)):
-        want, row = want_issues.get(opening), got_issues.get(opening)
-        if want is None or row is None:
-            problems.append(f"issue opened by {opening}: present {row is not None}, expected {want is not None}")
+        want, found = want_issues.get(opening), got_issues.get(opening)
+        if want is None or found is None:
+            problems.append(f"issue opened by {opening}: present {found is not None}, expected {want is not None}")
             continue
+        row = found
         got = {
             "queue": row["queue"], "channel": row["channel"], "customer_id": row["customer_id"],
             "opened_at": micros(row["opened_at"]), "contacts": int(row["contacts"]),
