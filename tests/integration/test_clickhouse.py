@@ -221,24 +221,46 @@ def test_an_outage_with_backpressure_and_a_kill_lose_nothing(deployment: Deploym
 CANARIES = ["canary-7781@example.org", "+81-90-0000-7781"]
 
 
+def canary_traffic() -> tuple[list[bytes], list[str]]:
+    import json
+
+    lines = simulated(1.0, seed=47, faults=Faults())
+    planted = []
+    for number, line in enumerate(lines):  # plant canaries as customer ids
+        if b'"contact.offered"' in line and number % 3 == 0:
+            document = json.loads(line)
+            document["customer_id"] = CANARIES[number % 2]
+            lines[number] = json.dumps(document).encode()
+            planted.append(document["customer_id"])
+    assert len(planted) > 20
+    return lines, planted
+
+
+def test_customer_ids_never_reach_metrics_or_logs_even_without_a_key(deployment: Deployment) -> None:
+    lines, _ = canary_traffic()
+    with deployment.worker() as worker:
+        send(deployment, lines)
+        worker.wait_for(lambda s: counter(s, "ccpulse_consumer_lag", stage="board") == 0
+                        and counter(s, "ccpulse_events_total", type="contact.offered") > 0
+                        and counter(s, "ccpulse_sink_backlog_rows") == 0, timeout=120)  # fmt: skip
+        stored = {r["customer_id"] for r in query(worker, "SELECT DISTINCT customer_id FROM ccpulse.contacts FINAL")}
+        assert set(CANARIES) <= stored  # without a key ClickHouse has them (the control: they did arrive)
+        surfaces = {
+            "/metrics": urllib.request.urlopen(f"{worker.url}/metrics", timeout=10).read().decode(),
+            "/status": urllib.request.urlopen(f"{worker.url}/status", timeout=10).read().decode(),
+        }
+    surfaces["worker log"] = worker.log_path.read_text(errors="replace")
+    for name, text in surfaces.items():
+        for canary in CANARIES:
+            assert canary not in text, f"canary {canary!r} found in {name}"
+
+
 def test_customer_ids_are_pseudonymised_everywhere(deployment: Deployment, tmp_path: Path) -> None:
     import hashlib
     import hmac
 
     key = "test-key-0123456789abcdef"
-    lines = [line for line in simulated(1.0, seed=47, faults=Faults())]
-    planted = []
-    for number, line in enumerate(lines):  # plant canaries as customer ids
-        if b'"contact.offered"' in line and number % 3 == 0:
-            canary = CANARIES[number % 2]
-            import json
-
-            document = json.loads(line)
-            document["customer_id"] = canary
-            line = json.dumps(document).encode()
-            planted.append(canary)
-        lines[number] = line
-    assert len(planted) > 20
+    lines, _ = canary_traffic()
     deployment.extra_env.update(CCPULSE_CUSTOMER_KEY=key, CCPULSE_QUERY_TOKEN="query-token-for-tests")
     with deployment.worker() as worker:
         send(deployment, lines)
