@@ -13,8 +13,10 @@ from pipeline.core.contract import check
 from pipeline.core.privacy import Pseudonyms
 from pipeline.settings import Settings, SettingsError
 
-OFFER = (b'{"event_id":"e1","type":"contact.offered","schema_version":1,"occurred_at":"2026-11-23T09:00:00Z",'
-         b'"contact_id":"c1","channel":"voice","queue":"billing","customer_id":"+81-90-1234-5678","vip":true}')  # fmt: skip
+OFFER = (
+    b'{"event_id":"e1","type":"contact.offered","schema_version":1,"occurred_at":"2026-11-23T09:00:00Z",'
+    b'"contact_id":"c1","channel":"voice","queue":"billing","customer_id":"+81-90-1234-5678","vip":true}'
+)
 
 
 def test_the_event_and_its_raw_json_carry_the_keyed_hash() -> None:
