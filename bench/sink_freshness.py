@@ -48,8 +48,10 @@ def main() -> None:
             time.sleep(0.02)
         delays.append(time.perf_counter() - sent)
         time.sleep(0.5)
-    print(f"visible in ClickHouse after: median {statistics.median(delays):.3f} s, "
-          f"worst {max(delays):.3f} s ({args.probes} probes, from the send)")
+    print(
+        f"visible in ClickHouse after: median {statistics.median(delays):.3f} s, "
+        f"worst {max(delays):.3f} s ({args.probes} probes, from the send)"
+    )
 
 
 if __name__ == "__main__":

@@ -101,8 +101,9 @@ def expected_issues(contacts: dict[str, dict[str, Any]], targets: Targets) -> di
                 groups.append([contact_id])
         for group in groups:
             opening = contacts[group[0]]
-            resolving = next((c for c in group if contacts[c]["ended_at"] is not None and contacts[c]["resolved"]),
-                             None)
+            resolving = next(
+                (c for c in group if contacts[c]["ended_at"] is not None and contacts[c]["resolved"]), None
+            )
             for position, contact_id in enumerate(group):
                 contacts[contact_id]["is_repeat"] = position > 0
                 contacts[contact_id]["opening_contact_id"] = group[0]
@@ -159,13 +160,28 @@ def actual_contacts(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     found = {}
     for row in rows:
         found[row["contact_id"]] = {
-            **{k: row[k] for k in ("queue", "channel", "customer_id", "reason", "case_id", "agent_id", "outcome",
-                                   "csat", "nps", "ces")},  # fmt: skip
+            **{
+                k: row[k]
+                for k in (
+                    "queue",
+                    "channel",
+                    "customer_id",
+                    "reason",
+                    "case_id",
+                    "agent_id",
+                    "outcome",
+                    "csat",
+                    "nps",
+                    "ces",
+                )
+            },  # fmt: skip
             **{k: micros(row[k]) for k in ("offered_at", "answered_at", "abandoned_at", "ended_at", "surveyed_at")},
             "wait_us": decimal_us(row["wait_seconds"]),
             "handle_us": decimal_us(row["handle_seconds"]),
-            **{k: None if row[k] is None else bool(row[k]) for k in ("answered_in_sl", "short_abandoned", "resolved",
-                                                                     "is_repeat")},  # fmt: skip
+            **{
+                k: None if row[k] is None else bool(row[k])
+                for k in ("answered_in_sl", "short_abandoned", "resolved", "is_repeat")
+            },  # fmt: skip
             "issue_id": row["issue_id"],
         }
     return found
@@ -180,7 +196,9 @@ def minute_counts(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict
     }
 
 
-def counts_from_facts(contacts: dict[str, dict[str, Any]], issues: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict[str, int]]:  # noqa: E501
+def counts_from_facts(
+    contacts: dict[str, dict[str, Any]], issues: list[dict[str, Any]]
+) -> dict[tuple[str, str, int], dict[str, int]]:  # noqa: E501
     """metrics_minute as the contacts and issues tables imply it (METRICS.md contributions)."""
     sums: dict[tuple[str, str, int], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNT_FIELDS, 0))
 

@@ -311,8 +311,11 @@ def internal_topics(deployment: Deployment) -> str:
     return "\n".join(text)
 
 
-@pytest.mark.skipif(not docker_answers(), reason="no Docker engine answers: the embedded-engine twin "
-                    "(test_tables_equal_the_definitions_and_the_live_gauges) covers the same tables")
+@pytest.mark.skipif(
+    not docker_answers(),
+    reason="no Docker engine answers: the embedded-engine twin "
+    "(test_tables_equal_the_definitions_and_the_live_gauges) covers the same tables",
+)
 def test_tables_on_a_clickhouse_server(deployment: Deployment) -> None:  # pragma: no cover - needs Docker
     from testcontainers.core.container import DockerContainer
     from testcontainers.core.waiting_utils import wait_for_logs
