@@ -295,7 +295,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                             headers=dead_letters.headers(reason, detail, settings.topic, partition, offset,
                                                          _milliseconds(event)),
                         )  # fmt: skip
-                    progress.applied(offset)
+                    _report_hole(progress.applied(offset), settings.topic, partition)
                 writes.put(progress_table, partition, orjson.dumps(progress.to_json()))
                 if progress.latest_at > latest_before:
                     ticks.append(Tick(partition, progress.latest_at))
@@ -348,7 +348,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                             progress.conflicts += outcome.conflict
                         out_reports[key] = outcome.reports
                         out_updates[key] = outcome.issue_updates
-                    progress.applied(event.message.offset)
+                    _report_hole(progress.applied(event.message.offset), routed_topic.get_topic_name(), partition)
             # The progress record goes first, into the same changelog partition as the contacts it
             # covers: a crash keeps a prefix of those writes, so counted implies recorded.
             writes = ChangelogWrites(app)
@@ -626,6 +626,14 @@ def _sink_status(sink: Sink | None) -> dict[str, Any] | None:
     return {"backlog_rows": health.backlog_rows, "rows_written": dict(health.rows_written), "errors": health.errors,
             "failing": health.failing, "blocked": health.blocked, "last_success": health.last_success,
             "last_error": health.last_error}  # fmt: skip
+
+
+def _report_hole(offsets: list[int], topic: str, partition: int) -> None:
+    if offsets:
+        log.warning(
+            "%s partition %d: offsets %d..%d never arrived (transaction markers, or deleted by retention before "
+            "this worker read them); they are not counted", topic, partition, offsets[0], offsets[-1],
+        )  # fmt: skip
 
 
 def progress_key(partition: int) -> str:
