@@ -105,15 +105,15 @@ class Sink:
         self._stopping = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._room = asyncio.Event()
+        self._room = asyncio.Event()  # set when a write completes (room in the backlog)
+        self._waiting_writers = 0
         self._version = 0
         self._warehouse: Any = None
 
     # ------------------------------------------------------------------ the stages' side
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        # The stages may have written (and be waiting for room) before this runs: keep their Event.
         self._loop = loop
-        self._room = asyncio.Event()
-        self._room.set()
         self._thread = threading.Thread(target=self._run, name="clickhouse-sink", daemon=True)
         self._thread.start()
 
@@ -123,20 +123,31 @@ class Sink:
             if batch.on_durable:
                 batch.on_durable()
             return
-        while True:
-            with self._lock:
-                if self._pending_rows == 0 or self._pending_rows + len(batch) <= self.max_rows:
-                    if not self._pending:
-                        self._oldest = time.monotonic()
-                    self._pending.append(batch)
-                    self._pending_rows += len(batch)
-                    self.health.backlog_rows = self._pending_rows
-                    self.health.blocked = False
-                    self._lock.notify()
-                    return
-                self.health.blocked = True
-                self._room.clear()
-            await self._room.wait()
+        waiting = False
+        try:
+            while True:
+                with self._lock:
+                    if self._pending_rows == 0 or self._pending_rows + len(batch) <= self.max_rows:
+                        if not self._pending:
+                            self._oldest = time.monotonic()
+                        self._pending.append(batch)
+                        self._pending_rows += len(batch)
+                        self.health.backlog_rows = self._pending_rows
+                        self._lock.notify()
+                        return
+                    if not waiting:
+                        waiting = True
+                        self._waiting_writers += 1
+                        self.health.blocked = True
+                    self._room.clear()
+                try:  # woken when a write completes; the timeout only guards against a missed wake-up
+                    await asyncio.wait_for(self._room.wait(), 1.0)
+                except TimeoutError:
+                    pass
+        finally:
+            if waiting:
+                self._waiting_writers -= 1
+                self.health.blocked = self._waiting_writers > 0
 
     def stop(self, timeout: float = 30.0) -> None:
         """Write what is pending (for up to ``timeout`` seconds), then stop the thread."""

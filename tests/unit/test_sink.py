@@ -103,3 +103,21 @@ def test_minutes_touched_are_refreshed_after_the_contributions_they_sum() -> Non
         sink.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_stage_that_waits_before_the_writer_starts_is_woken() -> None:
+    # The worker's stages can write before the sink's thread is started (both begin with the app).
+    async def scenario() -> None:
+        warehouse = FlakyWarehouse()
+        sink = Sink(lambda: warehouse, flush_rows=10, flush_seconds=0.01, max_rows=20, max_backoff=0.05)
+        await sink.write(batch(0))
+        await sink.write(batch(1))
+        third = asyncio.ensure_future(sink.write(batch(2)))  # full: waits
+        await asyncio.sleep(0.1)
+        assert not third.done() and sink.health.blocked
+        sink.start(asyncio.get_running_loop())
+        await asyncio.wait_for(third, 5)
+        assert not sink.health.blocked
+        sink.stop()
+
+    asyncio.run(scenario())
