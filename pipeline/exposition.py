@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from pipeline.core.board import Board
+from pipeline.core.counts import Counts
 from pipeline.core.metrics import COUNT_GAUGES, RATIO_GAUGES
 from pipeline.core.progress import PartitionProgress, StageProgress
 from pipeline.core.targets import Targets
@@ -81,22 +82,49 @@ class PipelineHealthCollector(Collector):
         )
 
 
-class BoardCollector(Collector):
-    """Windowed counts and metrics, live queue state, agents and targets from the board."""
+OTHER_QUEUES = "_other"  # the one Prometheus series that queues past the label cap are folded into
 
-    def __init__(self, board: Callable[[], Board], now_us: Callable[[], int], zone: ZoneInfo, targets: Targets) -> None:
+
+def shown_queue(queues: set[str], limit: int) -> Callable[[str], str]:
+    """The label each queue gets: its own name for the first ``limit`` names (in name order, so the
+    choice is stable), ``_other`` for the rest. Prometheus only; ClickHouse keeps the real names."""
+    kept = set(sorted(queues)[:limit])
+    return lambda queue: queue if queue in kept else OTHER_QUEUES
+
+
+class BoardCollector(Collector):
+    """Windowed counts and metrics, live queue state, agents and targets from the board.
+
+    Hazard: every queue name is a label value, and a producer that invents queue names would
+    create series without bound. Past ``max_queues`` distinct names, the rest are folded into one
+    ``queue="_other"`` series (counts summed, ratios from the sums, the oldest wait the largest);
+    ``ccpulse_queues_folded`` says how many names are folded now."""
+
+    def __init__(self, board: Callable[[], Board], now_us: Callable[[], int], zone: ZoneInfo, targets: Targets,
+                 max_queues: int = 500) -> None:  # fmt: skip
         self._board = board
         self._now_us = now_us
         self._zone = zone
         self._targets = targets
+        self._max_queues = max_queues
 
     def collect(self) -> Iterator[Metric]:
         board = self._board()
         now = self._now_us()
+        windowed = list(board.window_counts(now, self._zone))
+        waiting_now = list(board.waiting(now))
+        agents_now = list(board.agents_by_state())
+        queues = {q for q, *_ in windowed} | {q for q, *_ in waiting_now} | {q for q, *_ in agents_now}
+        label = shown_queue(queues, self._max_queues)
+
+        sums: dict[tuple[str, str, str], Counts] = {}
+        for queue, channel, window, summed in windowed:
+            total = sums.setdefault((label(queue), channel, window), Counts())
+            total.add(summed)
         counts = {name: GaugeMetricFamily(name, HELP[name], labels=WINDOW_LABELS) for name in COUNT_GAUGES}
         ratios = {name: GaugeMetricFamily(name, HELP[name], labels=WINDOW_LABELS) for name in RATIO_GAUGES}
         lines: set[tuple[str, str]] = set()
-        for queue, channel, window, summed in board.window_counts(now, self._zone):
+        for (queue, channel, window), summed in sorted(sums.items()):
             lines.add((queue, channel))
             labels = [queue, channel, window]
             for name, field in COUNT_GAUGES.items():
@@ -114,7 +142,12 @@ class BoardCollector(Collector):
             "ccpulse_queue_oldest_wait_seconds", "How long the oldest waiting contact has waited.",
             labels=["queue", "channel"],
         )  # fmt: skip
-        for queue, channel, count, oldest_us in board.waiting(now):
+        live: dict[tuple[str, str], tuple[int, int | None]] = {}
+        for queue, channel, count, oldest_us in waiting_now:
+            key = (label(queue), channel)
+            before, longest = live.get(key, (0, None))
+            live[key] = (before + count, max(longest or 0, oldest_us) if oldest_us is not None else longest)
+        for (queue, channel), (count, oldest_us) in sorted(live.items()):
             lines.add((queue, channel))
             waiting.add_metric([queue, channel], count)
             if oldest_us is not None:
@@ -124,7 +157,10 @@ class BoardCollector(Collector):
 
         agents = GaugeMetricFamily("ccpulse_agents", "Agents whose latest state is this one, per queue they serve.",
                                    labels=["queue", "state"])  # fmt: skip
-        for queue, state, count in board.agents_by_state():
+        by_state: dict[tuple[str, str], int] = {}
+        for queue, state, count in agents_now:
+            by_state[(label(queue), state)] = by_state.get((label(queue), state), 0) + count
+        for (queue, state), count in sorted(by_state.items()):
             agents.add_metric([queue, state], count)
         yield agents
 
@@ -134,11 +170,16 @@ class BoardCollector(Collector):
                                       "Answered within this many seconds counts as in service level.",
                                       labels=["queue", "channel"])  # fmt: skip
         for queue, channel in sorted(lines):
+            if queue == OTHER_QUEUES and OTHER_QUEUES not in queues:
+                continue  # folded queues have targets of their own: none for the fold
             effective = self._targets.for_queue(queue, channel)
             target.add_metric([queue, channel], effective.target_ratio)
             threshold.add_metric([queue, channel], effective.threshold_seconds)
         yield target
         yield threshold
+        yield GaugeMetricFamily("ccpulse_queues_folded",
+                                "Queue names folded into queue=\"_other\" (past CCPULSE_MAX_QUEUE_LABELS).",
+                                value=sum(1 for q in queues if label(q) == OTHER_QUEUES))  # fmt: skip
         if now:
             yield GaugeMetricFamily("ccpulse_clock_seconds", "The worker's now (Unix seconds).", value=now / 1_000_000)
         yield GaugeMetricFamily(

@@ -105,6 +105,8 @@ class Settings:
     # HMAC-SHA256 key for customer ids (CCPULSE_CUSTOMER_KEY or CCPULSE_CUSTOMER_KEY_FILE)
     customer_key: Secret | None = None
     query_token: Secret | None = None  # CCPULSE_QUERY_TOKEN: required by /query when set
+    # Distinct queue label values on /metrics; the rest are folded into queue="_other"
+    max_queue_labels: int = 500
 
     @property
     def sink_enabled(self) -> bool:
@@ -215,6 +217,7 @@ class Settings:
         token = env.get("CCPULSE_QUERY_TOKEN", "")
         return cls(
             clickhouse_database=database,
+            max_queue_labels=integer("CCPULSE_MAX_QUEUE_LABELS", cls.max_queue_labels, 1, 100_000),
             sink_flush_rows=integer("CCPULSE_SINK_FLUSH_ROWS", cls.sink_flush_rows, 1, 10_000_000),
             sink_flush_seconds=number("CCPULSE_SINK_FLUSH_SECONDS", cls.sink_flush_seconds, 0.01, 60.0),
             sink_max_rows=integer("CCPULSE_SINK_MAX_ROWS", cls.sink_max_rows, 1000, 100_000_000),

@@ -532,7 +532,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     registry.register(PipelineHealthCollector(ingest_progress, contact_health, lambda: len(owned(settings.topic))))
     state_tables = {"contacts": contacts, "agents": agents, "issues": issues, "reports": reports}
     registry.register(StateSizeCollector(lambda: {name: len(t.data) for name, t in state_tables.items()}))
-    registry.register(BoardCollector(Keeper.current, clock_us, settings.zone, targets))
+    registry.register(BoardCollector(Keeper.current, clock_us, settings.zone, targets, settings.max_queue_labels))
     registry.register(LagCollector(lambda: dict(lag)))
     if sink is not None:
         registry.register(SinkCollector(lambda: sink.health))
