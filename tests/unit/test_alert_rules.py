@@ -55,3 +55,42 @@ def test_every_rule_is_tested_and_tells_the_on_call_lead_what_to_do() -> None:
         anchor = rule["annotations"]["runbook"].split("#", 1)[1]
         operations = (PROMETHEUS.parents[1] / "docs" / "operations.md").read_text().lower()
         assert f"### {name.lower()}" in operations, f"docs/operations.md has no section for {name} (#{anchor})"
+
+
+ALERTMANAGER = PROMETHEUS.parent / "alertmanager" / "alertmanager.yml"
+
+
+def amtool() -> str:
+    found = shutil.which("amtool")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("amtool is missing: .ci/run installs it (Debian package prometheus-alertmanager)")
+        pytest.skip("amtool not installed (apt-get install prometheus-alertmanager); CI runs this test")
+    return found
+
+
+@pytest.mark.parametrize(
+    ("labels", "receiver"),
+    [
+        (["severity=critical", "alertname=ServiceLevelFarBelowTarget", "queue=billing"], "on-call"),
+        (["severity=critical", "alertname=WorkerDown", "instance=w1"], "on-call"),
+        (["severity=warning", "alertname=ServiceLevelBelowTarget", "queue=billing"], "supervisors"),
+        (["severity=warning", "alertname=ClickHouseSinkBacklogged", "instance=w1"], "platform"),
+        (["severity=warning", "alertname=DeadLettersRising", "reason=schema"], "platform"),
+    ],
+)
+def test_alertmanager_routes_by_severity_and_kind(labels: list[str], receiver: str) -> None:
+    tool = amtool()
+    checked = subprocess.run([tool, "check-config", str(ALERTMANAGER)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    routed = subprocess.run([tool, "config", "routes", "test", f"--config.file={ALERTMANAGER}", *labels],
+                            capture_output=True, text=True)  # fmt: skip
+    assert routed.stdout.strip() == receiver, routed.stdout + routed.stderr
+
+
+def test_every_alert_has_a_route_that_knows_its_severity() -> None:
+    severities = {rule["labels"]["severity"] for rule in rules()}
+    config = yaml.safe_load(ALERTMANAGER.read_text())
+    routed = " ".join(" ".join(route.get("matchers", [])) for route in config["route"]["routes"])
+    for severity in severities - {"warning"}:  # warnings fall through to the default receiver
+        assert f'severity="{severity}"' in routed
