@@ -1,0 +1,59 @@
+"""The Grafana dashboard (provisioned by docker-compose) asks only for metrics a real worker exports."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from pipeline.simulation import Faults
+from tests.gauges import simulated
+from tests.worker_process import Deployment, counter
+
+pytestmark = pytest.mark.integration
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards" / "ccpulse.json"
+PROMETHEUS_OWN = {"up"}  # series Prometheus makes itself
+
+
+def queries() -> list[str]:
+    dashboard = json.loads(DASHBOARD.read_text())
+    found = [target["expr"] for panel in dashboard["panels"] for target in panel.get("targets", [])]
+    found += [variable["definition"] for variable in dashboard["templating"]["list"]]
+    return found
+
+
+def metric_names(query: str) -> set[str]:
+    names = set(re.findall(r"\bccpulse_[a-z0-9_]+", query))
+    names |= {name for name in PROMETHEUS_OWN if re.search(rf"\b{name}\{{", query)}
+    return names
+
+
+def test_every_panel_has_a_query_for_the_provisioned_datasource() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            continue
+        assert panel["targets"], panel["title"]
+        assert panel["datasource"]["uid"] == "prometheus", panel["title"]  # deploy/grafana/provisioning/datasources
+
+
+def test_every_query_uses_only_metrics_the_worker_exports(kafka_bootstrap: str, tmp_path: Path) -> None:
+    deployment = Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event"})
+    lines = simulated(1.0, seed=71, faults=Faults(duplicates=0.05, invalid_rate=0.02))
+    with deployment.worker() as worker:
+        produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines) + b"\n")
+        assert produced.returncode == 0, produced.stderr.decode()
+        samples = worker.wait_for(
+            lambda s: (
+                counter(s, "ccpulse_consumer_lag", stage="board") == 0
+                and counter(s, "ccpulse_sink_backlog_rows") == 0
+                and any(k[0] == "ccpulse_fcr_ratio" for k in s)
+            ),
+            timeout=120,
+        )
+    exported = {name for name, _ in samples} | PROMETHEUS_OWN
+    asked = set().union(*(metric_names(q) for q in queries()))
+    assert len(asked) >= 30  # the dashboard covers the KPIs and the pipeline's health
+    assert asked <= exported, f"the dashboard asks for metrics no worker exports: {sorted(asked - exported)}"
