@@ -9,9 +9,18 @@ from pipeline.kafka_io import json_lines, message_key
 
 def test_help_teaches_every_command() -> None:
     text = parser().format_help()
-    for command in ("worker", "produce", "simulate", "status", "broker", "up"):
+    for command in ("worker", "produce", "simulate", "status", "broker", "up", "query"):
         assert command in text
     assert "CCPULSE_KAFKA_BOOTSTRAP" in text and "examples:" in text
+
+
+def test_query_help_names_the_tables_and_the_read_only_path(capsys) -> None:  # type: ignore[no-untyped-def]
+    import pytest
+
+    with pytest.raises(SystemExit):
+        parser().parse_args(["query", "--help"])
+    shown = capsys.readouterr().out
+    assert "FINAL" in shown and "metrics_minute" in shown and "read-only" in shown and "docs/analysts.md" in shown
 
 
 def test_produce_keys_by_contact_then_agent_and_tolerates_garbage() -> None:
