@@ -489,6 +489,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     "restores its state from the changelogs and goes on from the last commit "
                     "(CCPULSE_STALL_SECONDS sets the limit)", stage, lag[stage], settings.stall_seconds,
                 )  # fmt: skip
+                _log_stall_report(sink, committed, assigned)
                 logging.shutdown()
                 os._exit(EXIT_STALLED)
 
@@ -617,6 +618,28 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         )
 
     return app
+
+
+def _log_stall_report(sink: Sink | None, committed: dict[Any, Any], assigned: Any) -> None:
+    """What every task was waiting for, for the report of a stall (read it before restarting)."""
+    try:
+        log.error("stall report: sink %s", _sink_status(sink))
+        log.error(
+            "stall report: committed offsets %s", {f"{tp.topic}/{tp.partition}": committed.get(tp) for tp in assigned}
+        )
+        for task in asyncio.all_tasks():
+            chain: list[str] = []
+            awaited: Any = task.get_coro()
+            while awaited is not None and len(chain) < 20:  # the await chain, outermost first
+                frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "ag_frame", None) or getattr(
+                    awaited, "gi_frame", None)  # fmt: skip
+                if frame is not None:
+                    chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+                awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "ag_await", None) or getattr(
+                    awaited, "gi_yieldfrom", None)  # fmt: skip
+            log.error("stall report: task %s waits in %s", task.get_name(), " -> ".join(chain) or "?")
+    except Exception:  # noqa: BLE001 - a report must never stop the exit
+        log.exception("stall report failed")
 
 
 def _sink_status(sink: Sink | None) -> dict[str, Any] | None:

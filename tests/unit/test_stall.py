@@ -32,3 +32,26 @@ def test_a_limit_of_zero_never_fires() -> None:
     watch = StallWatch(0)
     watch.stuck("ingest", 1, 0, now=0)
     assert not watch.stuck("ingest", 1, 0, now=10**6)
+
+
+def test_the_stall_report_names_where_each_task_waits(caplog) -> None:  # type: ignore[no-untyped-def]
+    import asyncio
+    import logging
+
+    from pipeline.topology import _log_stall_report
+
+    async def waits_for_clickhouse() -> None:
+        await asyncio.sleep(30)
+
+    async def stage() -> None:
+        await waits_for_clickhouse()
+
+    async def scenario() -> None:
+        task = asyncio.create_task(stage(), name="agent-ingest")
+        await asyncio.sleep(0.01)
+        with caplog.at_level(logging.ERROR, logger="ccpulse.worker"):
+            _log_stall_report(None, {}, [])
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert "task agent-ingest waits in stage:" in caplog.text and "waits_for_clickhouse" in caplog.text
