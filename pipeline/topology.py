@@ -627,6 +627,15 @@ def _log_stall_report(sink: Sink | None, committed: dict[Any, Any], assigned: An
         log.error(
             "stall report: committed offsets %s", {f"{tp.topic}/{tp.partition}": committed.get(tp) for tp in assigned}
         )
+        import sys
+        import threading
+        import traceback
+
+        for thread in threading.enumerate():
+            frame = sys._current_frames().get(thread.ident or -1)
+            if frame is not None and thread.name != "MainThread":
+                where = " <- ".join(f"{f.name}:{f.lineno}" for f in reversed(traceback.extract_stack(frame)[-6:]))
+                log.error("stall report: thread %s is in %s", thread.name, where)
         for task in asyncio.all_tasks():
             chain: list[str] = []
             awaited: Any = task.get_coro()

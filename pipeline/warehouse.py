@@ -11,10 +11,12 @@ directory while a worker holds it: ``ccpulse query`` goes through the worker the
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,14 +117,25 @@ def database_of(url: str, default: str) -> str:
 
 
 class Warehouse:
-    """The tables of one database: migrations, inserts and the minute sums behind metrics_minute."""
+    """The tables of one database: migrations, inserts and the minute sums behind metrics_minute.
+
+    Hazard: the embedded engine is shared by every client of the process (the sink's thread, the
+    query endpoint's threads). Calls into it are serialised here, one at a time, so that a read
+    never runs inside the engine while a write does (a server needs no such care)."""
+
+    _embedded = threading.RLock()
 
     def __init__(self, client: Any, database: str) -> None:
         self.client = client
         self.database = database
+        self._turn = self._embedded if type(client).__name__ == "ChdbClient" else contextlib.nullcontext()
 
     def migrate(self, migrations: Sequence[Migration]) -> list[str]:
         """Apply the migrations not applied yet, in order; returns their names."""
+        with self._turn:
+            return self._migrate(migrations)
+
+    def _migrate(self, migrations: Sequence[Migration]) -> list[str]:
         db = self.database
         self.client.command(f"CREATE DATABASE IF NOT EXISTS {db}")
         self.client.command(
@@ -153,7 +166,8 @@ class Warehouse:
 
     def insert(self, table: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
         if rows:
-            self.client.insert(f"{self.database}.{table}", rows, column_names=list(columns))
+            with self._turn:
+                self.client.insert(f"{self.database}.{table}", rows, column_names=list(columns))
 
     def minute_sums(self, touched: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], Counts]:
         """The sums of the current contributions of these (queue, channel, minute)s."""
@@ -163,10 +177,11 @@ class Warehouse:
             chunk = keys[start : start + 2000]
             wanted = ",".join(f"({_quote(q)},{_quote(c)},toDateTime({m * 60},'UTC'))" for q, c, m in chunk)
             sums = ", ".join(f"sum({name})" for name in FIELDS)
-            rows = self.client.query(
-                f"SELECT queue, channel, toUInt32(minute), {sums} FROM {self.database}.contributions FINAL "
-                f"WHERE (queue, channel, minute) IN ({wanted}) GROUP BY queue, channel, minute"
-            ).result_rows
+            with self._turn:
+                rows = self.client.query(
+                    f"SELECT queue, channel, toUInt32(minute), {sums} FROM {self.database}.contributions FINAL "
+                    f"WHERE (queue, channel, minute) IN ({wanted}) GROUP BY queue, channel, minute"
+                ).result_rows
             for queue, channel, minute_start, *values in rows:
                 found[(queue, channel, int(minute_start) // 60)] = Counts(*(int(v) for v in values))
         return found
@@ -175,12 +190,14 @@ class Warehouse:
         """Raw output of one query in ``output`` (jsonl, csv or table)."""
         if output not in FORMATS:
             raise WarehouseError(f"unknown format {output!r}: expected {', '.join(FORMATS)}")
-        result: bytes = self.client.raw_query(sql.strip().rstrip(";"), fmt=FORMATS[output])
+        with self._turn:
+            result: bytes = self.client.raw_query(sql.strip().rstrip(";"), fmt=FORMATS[output])
         return result
 
     def close(self) -> None:
         try:
-            self.client.close()
+            with self._turn:
+                self.client.close()
         except Exception:  # noqa: BLE001 - closing is best effort
             log.debug("closing the ClickHouse client failed", exc_info=True)
 
