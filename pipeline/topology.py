@@ -55,6 +55,7 @@ from pipeline.core.expiry import ExpiryClock
 from pipeline.core.facts import contact_row, contribution_rows, event_row, issue_rows
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
+from pipeline.core.snapshot import snapshot
 from pipeline.core.stall import StallWatch
 from pipeline.core.targets import Targets
 from pipeline.core.wire import (
@@ -592,6 +593,13 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             except Exception as problem:  # noqa: BLE001 - the caller's SQL is wrong, or the engine refused it
                 return self.text(f"query failed: {problem}\n", status=400)
             return self.bytes(result, content_type="text/plain" if output != "jsonl" else "application/x-ndjson")
+
+    @app.page("/api/snapshot")
+    async def api_snapshot(web: Any, request: Any) -> Any:
+        """The board as JSON for wallboards (docs/wallboard-api.md)."""
+        document = snapshot(Keeper.current(), clock_us(), settings.zone, targets)
+        document["generated_at"] = time.time()
+        return web.bytes(orjson.dumps(document), content_type="application/json")
 
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:

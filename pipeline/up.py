@@ -108,6 +108,7 @@ def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool =
         _say("running. Look at:")
         print(f"    metrics   {settings.web_url}/metrics", flush=True)
         print(f"    status    {settings.web_url}/status   (or: ccpulse status)", flush=True)
+        print(f"    board     {settings.web_url}/api/snapshot   (JSON for wallboards)", flush=True)
         if settings.sink_enabled:
             print('    SQL       ccpulse query "SELECT queue, sum(offered) FROM ccpulse.metrics_minute FINAL '
                   'GROUP BY queue"', flush=True)  # fmt: skip

@@ -1,0 +1,70 @@
+"""The board as one JSON document for wallboards (``/api/snapshot``): per queue and channel the
+live state, the KPIs of the wallboard's windows, and a status against the targets.
+
+The numbers are the gauges' own (same board, same formulas, same *now*): a board built on this
+document shows what Prometheus shows. ``status`` is ``on_target``, ``near`` (within
+``NEAR_POINTS`` below the target) or ``breached``; ``null`` when there is no service level yet.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from pipeline.core.board import Board
+from pipeline.core.metrics import (
+    abandon_ratio,
+    aht_seconds,
+    art_seconds,
+    asa_seconds,
+    csat_ratio,
+    fcr_ratio,
+    service_level,
+)
+from pipeline.core.targets import Targets
+
+NEAR_POINTS = 0.05
+AGENT_STATES = ("available", "on_contact", "after_contact_work", "away")
+
+
+def status(level: float | None, target: float) -> str | None:
+    if level is None:
+        return None
+    if level >= target:
+        return "on_target"
+    return "near" if level >= target - NEAR_POINTS else "breached"
+
+
+def snapshot(board: Board, now_us: int, zone: ZoneInfo, targets: Targets) -> dict[str, Any]:
+    windows: dict[tuple[str, str], dict[str, Any]] = {}
+    for queue, channel, window, counts in board.window_counts(now_us, zone):
+        windows.setdefault((queue, channel), {})[window] = counts
+    live = {(queue, channel): (count, oldest) for queue, channel, count, oldest in board.waiting(now_us)}
+    agents: dict[str, dict[str, int]] = {}
+    for queue, state, count in board.agents_by_state():
+        agents.setdefault(queue, dict.fromkeys(AGENT_STATES, 0))[state] = count
+    tiles = []
+    for queue, channel in sorted(set(windows) | set(live)):
+        target = targets.for_queue(queue, channel)
+        by_window = windows.get((queue, channel), {})
+        today, quarter = by_window.get("today"), by_window.get("15m")
+        waiting, oldest_us = live.get((queue, channel), (0, None))
+        sl_today = service_level(today) if today else None
+        sl_15m = service_level(quarter) if quarter else None
+        tiles.append({
+            "queue": queue,
+            "channel": channel,
+            "waiting": waiting,
+            "oldest_wait_seconds": oldest_us / 1_000_000 if oldest_us is not None else None,
+            "agents": agents.get(queue, dict.fromkeys(AGENT_STATES, 0)),
+            "service_level": {"today": sl_today, "15m": sl_15m},
+            "status": {"today": status(sl_today, target.target_ratio), "15m": status(sl_15m, target.target_ratio)},
+            "asa_seconds": asa_seconds(today) if today else None,
+            "abandon_ratio": abandon_ratio(today) if today else None,
+            "aht_seconds": aht_seconds(today) if today else None,
+            "csat_ratio": csat_ratio(today) if today else None,
+            "fcr_ratio": fcr_ratio(today) if today else None,
+            "art_seconds": art_seconds(today) if today else None,
+            "target": {"service_level": target.target_ratio, "threshold_seconds": target.threshold_seconds},
+        })  # fmt: skip
+    return {"now": now_us / 1_000_000 if now_us else None, "queues": tiles}
