@@ -107,6 +107,7 @@ class Sink:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._room = asyncio.Event()  # set when a write completes (room in the backlog)
         self._waiting_writers = 0
+        self._flushes_unacknowledged = 0  # flushes taken whose acknowledgements have not run yet
         self._version = 0
         self._warehouse: Any = None
 
@@ -120,6 +121,16 @@ class Sink:
     async def write(self, batch: SinkBatch) -> None:
         """Queue a batch; waits while the backlog is full (the stage stops consuming meanwhile)."""
         if not len(batch):
+            # Nothing to write, but its messages must not be acknowledged before those of earlier
+            # batches still on their way (Faust may commit past one unacknowledged message): it
+            # waits its turn behind them, unless nothing is on its way.
+            with self._lock:
+                if self._pending or self._flushes_unacknowledged:
+                    if not self._pending:
+                        self._oldest = time.monotonic()
+                    self._pending.append(batch)
+                    self._lock.notify()
+                    return
             if batch.on_durable:
                 batch.on_durable()
             return
@@ -170,6 +181,7 @@ class Sink:
                     break
                 taken, self._pending = self._pending, []
                 self._oldest = time.monotonic()
+                self._flushes_unacknowledged += 1
             self._write_until_done(taken)
         if self._warehouse is not None:
             self._warehouse.close()
@@ -201,9 +213,11 @@ class Sink:
         self.health.failing = False
         self.health.last_success = time.time()
         self.health.flushes += 1
+        callbacks = [b.on_durable for b in taken if b.on_durable is not None]
         if self._loop is not None:
-            callbacks = [b.on_durable for b in taken if b.on_durable is not None]
             self._loop.call_soon_threadsafe(self._durable, callbacks)
+        else:
+            self._durable(callbacks)
 
     _stop_deadline_at = 0.0
 
@@ -218,6 +232,8 @@ class Sink:
                 callback()
             except Exception:  # noqa: BLE001
                 log.exception("acknowledging a written batch failed")
+        with self._lock:
+            self._flushes_unacknowledged -= 1
         self._room.set()
 
     def _write(self, taken: list[SinkBatch]) -> None:

@@ -121,3 +121,35 @@ def test_a_stage_that_waits_before_the_writer_starts_is_woken() -> None:
         sink.stop()
 
     asyncio.run(scenario())
+
+
+def test_a_batch_with_nothing_to_write_is_acknowledged_in_turn() -> None:
+    # Its messages must not be acknowledged before an earlier batch's: Faust may commit past one
+    # unacknowledged message, which a crash would then lose.
+    async def scenario() -> None:
+        warehouse = FlakyWarehouse()
+        warehouse.down.set()
+        sink = Sink(lambda: warehouse, flush_rows=1, flush_seconds=0.01, max_backoff=0.05)
+        sink.start(asyncio.get_running_loop())
+        order: list[str] = []
+        first = batch(0)
+        first.on_durable = lambda: order.append("rows")
+        await sink.write(first)
+        empty = SinkBatch()
+        empty.on_durable = lambda: order.append("empty")
+        await sink.write(empty)
+        await asyncio.sleep(0.2)
+        assert order == []  # ClickHouse is down: neither may be acknowledged
+        warehouse.down.clear()
+        for _ in range(100):
+            if len(order) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert order == ["rows", "empty"]
+        idle = SinkBatch()
+        idle.on_durable = lambda: order.append("idle")
+        await sink.write(idle)  # nothing on its way: at once
+        assert order[-1] == "idle"
+        sink.stop()
+
+    asyncio.run(scenario())
