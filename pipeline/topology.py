@@ -238,10 +238,16 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         if sink is None:
             return
         consumer = app.consumer
+        generation = app.consumer_generation_id
         for event in events:
             event.message.incref()
 
         def durable() -> None:
+            # Messages of an earlier consumer generation (a rebalance came while their rows were on
+            # their way) are not acknowledged: Faust delivers them again from the last commit, and
+            # acknowledging them now would mix old offsets into the new generation's commits.
+            if app.consumer_generation_id != generation:
+                return
             for event in events:
                 event.message.ack(consumer)
 
