@@ -10,8 +10,6 @@ shortened (to seconds) so that the test does not wait 5 minutes per state: promt
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -24,6 +22,7 @@ import pytest
 import yaml
 
 from pipeline.simulation import Simulation
+from tests.debian_tools import debian_tool
 from tests.worker_process import Deployment, WorkerProcess, counter, free_port
 
 pytestmark = pytest.mark.integration
@@ -33,12 +32,7 @@ ALERT = "ServiceLevelBelowTarget"
 
 
 def prometheus_binary() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is missing: .ci/run installs it (Debian package prometheus)")
-        pytest.skip("prometheus not installed (apt-get install prometheus); CI runs this test")
-    return found
+    return debian_tool("prometheus", "prometheus")
 
 
 @pytest.fixture

@@ -3,13 +3,13 @@ unit tests (deploy/prometheus/tests/) in which every rule fires, stays quiet and
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
+
+from tests.debian_tools import debian_tool
 
 PROMETHEUS = Path(__file__).resolve().parents[2] / "deploy" / "prometheus"
 RULE_FILES = sorted((PROMETHEUS / "rules").glob("*.yml"))
@@ -17,12 +17,7 @@ TEST_FILES = sorted((PROMETHEUS / "tests").glob("*_test.yml"))
 
 
 def promtool() -> str:
-    found = shutil.which("promtool")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("promtool is missing: .ci/run installs it (Debian package prometheus)")
-        pytest.skip("promtool not installed (apt-get install prometheus); CI runs these tests")
-    return found
+    return debian_tool("promtool", "prometheus")
 
 
 def rules() -> list[dict]:  # type: ignore[type-arg]
@@ -61,12 +56,7 @@ ALERTMANAGER = PROMETHEUS.parent / "alertmanager" / "alertmanager.yml"
 
 
 def amtool() -> str:
-    found = shutil.which("amtool")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("amtool is missing: .ci/run installs it (Debian package prometheus-alertmanager)")
-        pytest.skip("amtool not installed (apt-get install prometheus-alertmanager); CI runs this test")
-    return found
+    return debian_tool("amtool", "prometheus-alertmanager")
 
 
 @pytest.mark.parametrize(
