@@ -243,7 +243,13 @@ def test_customer_ids_never_reach_metrics_or_logs_even_without_a_key(deployment:
         worker.wait_for(lambda s: counter(s, "ccpulse_consumer_lag", stage="board") == 0
                         and counter(s, "ccpulse_events_total", type="contact.offered") > 0
                         and counter(s, "ccpulse_sink_backlog_rows") == 0, timeout=120)  # fmt: skip
-        stored = {r["customer_id"] for r in query(worker, "SELECT DISTINCT customer_id FROM ccpulse.contacts FINAL")}
+        stored: set[str] = set()
+        deadline = time.monotonic() + 60
+        while not set(CANARIES) <= stored and time.monotonic() < deadline:  # rows follow within a second
+            stored = {
+                r["customer_id"] for r in query(worker, "SELECT DISTINCT customer_id FROM ccpulse.contacts FINAL")
+            }
+            time.sleep(0.5)
         assert set(CANARIES) <= stored  # without a key ClickHouse has them (the control: they did arrive)
         surfaces = {
             "/metrics": urllib.request.urlopen(f"{worker.url}/metrics", timeout=10).read().decode(),
