@@ -28,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
+import aiohttp.web
 import faust
 import msgspec
 import orjson
@@ -35,9 +36,11 @@ from faust.types import EventT
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from pipeline import dead_letters
+from pipeline import dead_letters, wallboard
 from pipeline.changelog import RECORD_BATCH_BYTES, ChangelogWrites
+from pipeline.consumer import gated
 from pipeline.core.board import Board, Report
+from pipeline.core.commits import CommitGate
 from pipeline.core.contract import check
 from pipeline.core.engine import (
     AgentRecord,
@@ -85,6 +88,7 @@ log = logging.getLogger("ccpulse.worker")
 HOUR_US = 3600 * 1_000_000
 PRODUCER_BUFFER_MESSAGES = 50_000
 EXIT_STALLED = 3
+STREAM_TICK_SECONDS = 0.25  # how often /api/stream looks for a changed board
 
 
 class KeyedTable(faust.Table):
@@ -134,6 +138,9 @@ def faust_app(settings: Settings) -> faust.App:
         table_standby_replicas=0,
         producer_max_batch_size=RECORD_BATCH_BYTES,
         stream_wait_empty=False,
+        # A topic created while the group formed (a fresh broker) is missing from the first
+        # assignment; the consumer notices it at its next metadata refresh (Kafka's default: 5 min).
+        consumer_metadata_max_age_ms=15_000,
     )
 
 
@@ -163,6 +170,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     """Assemble the worker: topics, state tables, agents and web views. With a ``sink``, every
     stage writes its rows to ClickHouse and holds its messages until they are written."""
     app = faust_app(settings)
+    gate = CommitGate()
+    app.transport.Consumer = gated(gate)  # type: ignore[misc]  # commits by the worker's own account
     registry = registry or CollectorRegistry()
     targets = Targets.load(settings.targets_file)
     pseudonyms = Pseudonyms(settings.customer_key.reveal() if settings.customer_key else None)
@@ -232,26 +241,27 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     async def rebuild_board_after_recovery(sender: Any, **kwargs: Any) -> None:
         Keeper.stale = True
 
+    def received(batch: Sequence[EventT]) -> None:
+        """Tell the commit gate what this batch brings; called first thing for every batch."""
+        for event in batch:
+            message = event.message
+            read_again = gate.received(message.generation_id, message.tp, (message.offset,))
+            if read_again is not None:
+                app.add_future(app.consumer.read_again(message.tp, read_again))  # type: ignore[attr-defined]
+
     async def written(events: Sequence[EventT], rows: SinkBatch) -> None:
-        """Hand the batch's rows to the sink; its messages count as processed (and their offsets
-        may be committed) only once the rows are in ClickHouse. Waits while the sink is full."""
-        if sink is None:
-            return
-        consumer = app.consumer
-        generation = app.consumer_generation_id
-        for event in events:
-            event.message.incref()
+        """The batch's work is done once its rows are in ClickHouse (at once without a sink): only
+        then may its offsets be committed. Waits while the sink is full."""
 
-        def durable() -> None:
-            # Messages of an earlier consumer generation (a rebalance came while their rows were on
-            # their way) are not acknowledged: Faust delivers them again from the last commit, and
-            # acknowledging them now would mix old offsets into the new generation's commits.
-            if app.consumer_generation_id != generation:
-                return
+        def finished() -> None:
             for event in events:
-                event.message.ack(consumer)
+                message = event.message
+                gate.finished(message.generation_id, message.tp, (message.offset,))
 
-        rows.on_durable = durable
+        if sink is None:
+            finished()
+            return
+        rows.on_durable = finished
         await sink.write(rows)
 
     def clock_us() -> int:
@@ -268,6 +278,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     async def ingest(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
         async for batch in batches:
+            received(batch)
+            input_seen[0] = time.time()
             writes = ChangelogWrites(app)
             rows = SinkBatch()
             forward: dict[int, list[Routed]] = defaultdict(list)
@@ -323,6 +335,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         latest_seen = 0
         contacts_expiry = ExpiryClock()
         async for batch in batches:
+            received(batch)
             records: dict[str, ContactRecord | AgentRecord] = {}
             out_reports: dict[str, list[Report]] = {}
             out_updates: dict[str, list[IssueUpdate]] = {}
@@ -388,6 +401,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         latest_seen = 0
         issues_expiry = ExpiryClock()
         async for batch in batches:
+            received(batch)
             groups: dict[str, IssueGroup] = {}
             out: dict[str, list[Report]] = {}
             outcomes: dict[str, IssueOutcome] = {}
@@ -429,6 +443,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
         board_expiry = ExpiryClock()
         async for batch in batches:
+            received(batch)
             board = Keeper.current()
             writes = ChangelogWrites(app)
             latest_reports: dict[str, Report] = {}  # one changelog write per key and batch
@@ -496,7 +511,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     "restores its state from the changelogs and goes on from the last commit "
                     "(CCPULSE_STALL_SECONDS sets the limit)", stage, lag[stage], settings.stall_seconds,
                 )  # fmt: skip
-                _log_stall_report(sink, committed, assigned)
+                _log_stall_report(sink, committed, assigned, gate)
                 logging.shutdown()
                 os._exit(EXIT_STALLED)
 
@@ -600,12 +615,57 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 return self.text(f"query failed: {problem}\n", status=400)
             return self.bytes(result, content_type="text/plain" if output != "jsonl" else "application/x-ndjson")
 
+    input_seen = [time.time()]  # wall time the ingest stage last took a batch (or the start)
+
+    def board_document() -> dict[str, Any]:
+        document = snapshot(Keeper.current(), clock_us(), settings.zone, targets)
+        document["zone"] = settings.zone.key
+        document["input_idle_seconds"] = round(max(0.0, time.time() - input_seen[0]), 1)
+        document["generated_at"] = time.time()
+        return document
+
     @app.page("/api/snapshot")
     async def api_snapshot(web: Any, request: Any) -> Any:
         """The board as JSON for wallboards (docs/wallboard-api.md)."""
-        document = snapshot(Keeper.current(), clock_us(), settings.zone, targets)
-        document["generated_at"] = time.time()
-        return web.bytes(orjson.dumps(document), content_type="application/json")
+        return web.bytes(orjson.dumps(board_document()), content_type="application/json")
+
+    @app.page("/api/stream")
+    async def api_stream(web: Any, request: Any) -> Any:
+        """The board as server-sent events: a document whenever it changes (checked every
+        ``STREAM_TICK_SECONDS``), and at least every second, so a board can tell a quiet queue
+        from a dead connection."""
+        response = aiohttp.web.StreamResponse(
+            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
+        await response.prepare(request)
+        await response.write(b"retry: 1000\n\n")
+        previous, sent_at = b"", 0.0
+        try:
+            while not app.should_stop:
+                document = board_document()
+                generated_at = document.pop("generated_at")
+                body = orjson.dumps(document)
+                if body != previous or time.monotonic() - sent_at >= 1.0:
+                    document["generated_at"] = generated_at
+                    await response.write(b"data: " + orjson.dumps(document) + b"\n\n")
+                    previous, sent_at = body, time.monotonic()
+                await asyncio.sleep(STREAM_TICK_SECONDS)
+        except (ConnectionError, RuntimeError):  # the board went away
+            pass
+        return response
+
+    @app.page("/wallboard")
+    async def wallboard_page(web: Any, request: Any) -> Any:
+        """The wallboard for the contact-center floor (docs/wallboard-api.md)."""
+        return wallboard_asset(web, "index.html")
+
+    @app.page("/wallboard/{name}")
+    async def wallboard_file(web: Any, request: Any, name: str) -> Any:
+        return wallboard_asset(web, name)
+
+    @app.page("/wallboard/fonts/{name}")
+    async def wallboard_font(web: Any, request: Any, name: str) -> Any:
+        return wallboard_asset(web, f"fonts/{name}")
 
     @app.page("/status")
     async def status(web: Any, request: Any) -> Any:
@@ -634,13 +694,14 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     return app
 
 
-def _log_stall_report(sink: Sink | None, committed: dict[Any, Any], assigned: Any) -> None:
+def _log_stall_report(sink: Sink | None, committed: dict[Any, Any], assigned: Any, gate: CommitGate) -> None:
     """What every task was waiting for, for the report of a stall (read it before restarting)."""
     try:
         log.error("stall report: sink %s", _sink_status(sink))
         log.error(
             "stall report: committed offsets %s", {f"{tp.topic}/{tp.partition}": committed.get(tp) for tp in assigned}
         )
+        log.error("stall report: commit accounts (generation %s) %s", gate.generation, gate.describe())
         import sys
         import threading
         import traceback
@@ -680,6 +741,15 @@ def _report_hole(offsets: list[int], topic: str, partition: int) -> None:
             "%s partition %d: offsets %d..%d never arrived (transaction markers, or deleted by retention before "
             "this worker read them); they are not counted", topic, partition, offsets[0], offsets[-1],
         )  # fmt: skip
+
+
+def wallboard_asset(web: Any, name: str) -> Any:
+    found = wallboard.asset(name)
+    if found is None:
+        return web.bytes(b"not found", content_type="text/plain", status=404)
+    body, content_type = found
+    cache = "max-age=86400" if name.startswith("fonts/") else "no-cache"
+    return web.bytes(body, content_type=content_type.split(";")[0], headers={"Cache-Control": cache})
 
 
 def progress_key(partition: int) -> str:

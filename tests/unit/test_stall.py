@@ -38,6 +38,7 @@ def test_the_stall_report_names_where_each_task_waits(caplog) -> None:  # type: 
     import asyncio
     import logging
 
+    from pipeline.core.commits import CommitGate
     from pipeline.topology import _log_stall_report
 
     async def waits_for_clickhouse() -> None:
@@ -50,7 +51,7 @@ def test_the_stall_report_names_where_each_task_waits(caplog) -> None:  # type: 
         task = asyncio.create_task(stage(), name="agent-ingest")
         await asyncio.sleep(0.01)
         with caplog.at_level(logging.ERROR, logger="ccpulse.worker"):
-            _log_stall_report(None, {}, [])
+            _log_stall_report(None, {}, [], CommitGate())
         task.cancel()
 
     asyncio.run(scenario())

@@ -1,0 +1,72 @@
+"""Faust's Kafka consumer, committing by the worker's own account (``pipeline.core.commits``).
+
+Faust decides what to commit from the offsets its streams acknowledged; some of its paths
+acknowledge messages whose work was never done (see ``pipeline.core.commits``). This consumer
+keeps Faust's reading, seeking and committing, and replaces only the choice of the offset: the
+first one, per partition, that the worker has not *finished* (state written, messages sent, rows
+in ClickHouse). The agents report what they received and what is finished to the gate.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from faust.transport.drivers.aiokafka import Consumer as AIOKafkaConsumer
+from faust.types import TP
+from faust.types.tuples import ack_lock
+
+from pipeline.core.commits import CommitGate
+
+log = logging.getLogger("ccpulse.commits")
+
+
+class GatedConsumer(AIOKafkaConsumer):
+    """Commits up to the first unfinished offset of each partition (``gate``, set by ``gated``)."""
+
+    gate: CommitGate
+
+    async def perform_seek(self) -> None:
+        # Faust seeks every assigned partition to its committed offset before it lets messages
+        # of a new assignment flow: the gate's account of this generation starts there.
+        await super().perform_seek()
+        starts = {tp: self._read_offset.get(tp) for tp in self.assignment()}
+        self.gate.assign(self.app.consumer_generation_id, starts)
+        log.info("commits: generation %s, %d partitions from their committed offsets",
+                 self.app.consumer_generation_id, len(starts))  # fmt: skip
+
+    async def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        self.gate.revoked(revoked)
+        await super().on_partitions_revoked(revoked)
+
+    async def read_again(self, tp: TP, offset: int) -> None:
+        """Have ``tp`` delivered again from ``offset`` (what was delivered already comes twice)."""
+        log.warning(
+            "%s[%d]: offsets from %d on did not reach the agents (a hole in delivery); reading the "
+            "partition again from there (what comes twice is applied once)", tp.topic, tp.partition, offset,
+        )  # fmt: skip
+        self._read_offset[tp] = None  # Faust drops a message below the last offset it read
+        await self.seek(tp, offset)
+        self._read_offset[tp] = None
+
+    def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
+        return (tp for tp in list(self.gate.partitions) if topics is None or tp in topics or tp.topic in topics)
+
+    def _new_offset(self, tp: TP) -> int | None:
+        with ack_lock:  # Faust's own acknowledgements are not used for commits: drop them
+            self._acked.pop(tp, None)
+            self._acked_index.pop(tp, None)
+        offset, given_up = self.gate.committable(tp)
+        for lo, hi in given_up:
+            log.warning(
+                "offsets %d..%d of %s[%d] were never delivered (a transaction marker, records "
+                "removed by retention, or messages the consumer dropped); committing past them",
+                lo, hi - 1, tp.topic, tp.partition,
+            )  # fmt: skip
+        return offset
+
+
+def gated(gate: CommitGate) -> type[GatedConsumer]:
+    """The consumer class for one app, bound to its gate."""
+    return type("GatedConsumer", (GatedConsumer,), {"gate": gate})
