@@ -106,6 +106,7 @@ def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool =
                 env=env,
             )
         _say("running. Look at:")
+        print(f"    wallboard {settings.web_url}/wallboard   (?lang=ja or ko, ?queue=…, ?channel=…)", flush=True)
         print(f"    metrics   {settings.web_url}/metrics", flush=True)
         print(f"    status    {settings.web_url}/status   (or: ccpulse status)", flush=True)
         print(f"    board     {settings.web_url}/api/snapshot   (JSON for wallboards)", flush=True)
