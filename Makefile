@@ -1,6 +1,7 @@
 # ccpulse — the two commands of the README, and what they need.
 #   make up     broker + worker + simulated traffic on this machine; Ctrl-C stops everything
 #   make test   lint, type check, unit and integration tests (a real Kafka broker, no Docker)
+#   make bench  ccpulse beside the raw floor, Quix Streams and Faust (docs/performance.md)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -39,6 +40,12 @@ unit: $(STAMP)
 
 integration: $(STAMP)
 	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
+
+# the side-by-side performance run (docs/performance.md): EVENTS=2000000 by default, ~35 min here
+EVENTS ?= 2000000
+bench: $(STAMP)
+	$(BIN)/pip install -q -e '.[dev,bench]'
+	$(BIN)/python -m bench.performance --events $(EVENTS)
 
 broker-stop: $(STAMP)
 	$(BIN)/ccpulse broker stop

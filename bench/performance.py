@@ -1,0 +1,347 @@
+"""ccpulse side by side with its peers, in one run, on one broker and one simulator topic.
+
+    .venv/bin/python -m bench.performance [--events 2000000] [--scale-events 400000]
+
+1. The simulator fills a topic with --events events (fixed seeds, no faults), keyed by contact.
+2. Throughput and peak memory (each in a process of its own, VmHWM), reading the whole topic:
+   (a) the raw floor: aiokafka + orjson.loads, nothing else;
+   (b) one ccpulse worker, all stages, the embedded ClickHouse sink on (event clock);
+   (c) a Quix Streams application computing the queue metrics per queue, channel and minute
+       (service level, ASA, abandonment, AHT, CSAT: their counts and sums) — bench/peers/quix_app.py;
+   (d) the same in faust-streaming the obvious way, windowed tables updated per event —
+       bench/peers/faust_app.py.
+   The peers' minutes must equal ccpulse's ``metrics_minute`` (same counts and sums, every
+   queue, channel and minute), or the run fails: a faster wrong answer means nothing.
+3. Freshness under a steady load (--load events/s, wall clock): ccpulse from a probe contact's
+   send to its gauge on /metrics (bench/throughput.py's probes); the peers from each source
+   message's send to the update of its minute window, inside their own process (no exposition
+   step: this favours them).
+4. Scale: 1, 2 and 4 ccpulse workers on one topic of 8 partitions (--scale-events events).
+
+Writes bench/results/performance.json and docs/images/performance.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from bench.machine import describe
+from bench.peers.queue_minutes import FIELDS
+from bench.throughput import fill, freshness
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOOR = "raw floor (aiokafka + orjson)"
+CCPULSE = "ccpulse (one worker, ClickHouse sink on)"
+QUIX = "Quix Streams (tumbling windows)"
+FAUST = "Faust windowed tables, per event"
+PEERS = ((FLOOR, "floor"), (CCPULSE, "ccpulse"), (QUIX, "quix"), (FAUST, "faust"))
+CCPULSE_MINUTES = (
+    "SELECT queue, channel, toUnixTimestamp(minute) * 1000000 AS minute_us, offered, answered, answered_in_sl, "
+    "abandoned, short_abandoned, toInt64(wait_seconds_sum * 1000000) AS wait_us, handled, "
+    "toInt64(handle_seconds_sum * 1000000) AS handle_us, csat_responses, csat_positive "
+    "FROM ccpulse.metrics_minute FINAL"
+)
+
+
+class PeakMemory:
+    """Samples a process's peak resident memory (VmHWM) until it ends."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid, self.peak_kib = pid, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                    if line.startswith("VmHWM:"):
+                        self.peak_kib = max(self.peak_kib, int(line.split()[1]))
+            except (OSError, ValueError):
+                return
+            time.sleep(0.2)
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        return self.peak_kib / 1024
+
+
+def run_peer(name: str, bootstrap: str, topic: str, events: int, partitions: int, root: Path) -> dict[str, Any]:
+    work = root / f"{name}-{uuid.uuid4().hex[:6]}"
+    work.mkdir()
+    out = work / "result.json"
+    command = [sys.executable, "-m", f"bench.peers.{name}_app", "--bootstrap", bootstrap, "--topic", topic,
+               "--events", str(events), "--group", f"peer-{work.name}", "--state-dir", str(work / "state"),
+               "--out", str(out)]  # fmt: skip
+    if name == "faust":
+        command += ["--partitions", str(partitions)]
+    with open(work / "log.txt", "wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        memory = PeakMemory(process.pid)
+        try:
+            process.wait(timeout=3 * 3600)
+        finally:
+            peak = memory.stop()
+    if not out.exists():
+        log_tail = (work / "log.txt").read_text()[-3000:]
+        raise RuntimeError(f"{name} peer wrote no result (exit {process.returncode}): {log_tail}")
+    result = json.loads(out.read_text())
+    result["peak_mib"] = peak
+    return result
+
+
+def ccpulse_run(deployment: Any, events: int) -> dict[str, Any]:
+    from tests.worker_process import query
+
+    worker = deployment.worker("ccpulse").start()
+    memory = PeakMemory(worker.process.pid)
+    try:
+        first = None
+        while True:
+            samples = worker.scrape()
+            done = sum(v for (name, _), v in samples.items() if name == "ccpulse_events_total")
+            lags = [v for (name, _), v in samples.items() if name == "ccpulse_consumer_lag"]
+            now = time.perf_counter()
+            if done and first is None:
+                first = now
+            if done >= events and lags and not any(lags):
+                seconds = now - first  # type: ignore[operator]
+                break
+            time.sleep(0.2)
+        while worker.scrape().get(("ccpulse_sink_backlog_rows", ()), 1):
+            time.sleep(0.2)
+        time.sleep(2)  # metrics_minute is refreshed after the contributions are in
+        rows = query(worker, CCPULSE_MINUTES)
+    finally:
+        peak = memory.stop()
+        worker.stop()
+    return {"read": events, "seconds": seconds, "minutes": rows, "peak_mib": peak}
+
+
+def minutes_of(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], tuple[int, ...]]:
+    table = {}
+    for row in rows:
+        values = tuple(int(row[name]) for name in FIELDS)
+        if any(values):  # ccpulse also has minutes with only FCR/NPS/CES contributions
+            table[(row["queue"], row["channel"], int(row["minute_us"]))] = values
+    return table
+
+
+def differences(ours: dict, theirs: dict) -> list[str]:  # type: ignore[type-arg]
+    problems = [f"{key}: ccpulse {ours.get(key)} peer {theirs.get(key)}"
+                for key in sorted(set(ours) | set(theirs)) if ours.get(key) != theirs.get(key)]  # fmt: skip
+    return problems
+
+
+def peer_freshness(name: str, bootstrap: str, settings: Any, load: float, seconds: float, partitions: int,
+                   root: Path) -> list[float]:  # fmt: skip
+    """Latencies (ms) of a peer under a steady load of fresh events (wall-clock times)."""
+    from pipeline.kafka_io import EventSender, ensure_topics
+    from pipeline.simulation import Simulation
+    from pipeline.timefmt import rfc3339
+
+    ensure_topics(settings)
+    total = int(load * seconds)
+    holder: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            holder.update(run_peer(name, bootstrap, settings.topic, total, partitions, root))
+        except Exception as problem:  # noqa: BLE001 - reported below, with the peer's log
+            holder["error"] = problem
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    time.sleep(8)  # the peer joins its group and is assigned before the load starts
+    with EventSender(settings) as sender:
+        began = time.monotonic()
+        events = Simulation(datetime.now(UTC), seed=97, scale=50).events(timedelta(days=1))
+        contact_events = (e for e in events if e["type"] != "agent.state_changed")  # the peers' input
+        for sent, event in enumerate(contact_events, start=1):
+            sender.send(orjson.dumps({**event, "occurred_at": rfc3339(datetime.now(UTC))}))
+            if sent >= total:
+                break
+            delay = sent / load - (time.monotonic() - began)
+            if delay > 0:
+                time.sleep(delay)
+    thread.join(timeout=600)
+    if "error" in holder:
+        raise RuntimeError(f"{name} under load failed: {holder['error']}")
+    return sorted(holder.get("latencies_ms", []))
+
+
+def scale_run(bootstrap: str, root: Path, events: int, workers: int, topic: str) -> dict[str, float]:
+    from tests.worker_process import Deployment
+
+    deployment = Deployment(bootstrap, root / f"scale-{workers}", topic=topic, partitions=8,
+                            extra_env={"CCPULSE_CLOCK": "event", "CCPULSE_LOG_LEVEL": "warning"})  # fmt: skip
+    deployment.root.mkdir(parents=True, exist_ok=True)
+    running = [deployment.worker(f"w{n}").start() for n in range(workers)]
+    try:
+        first = None
+        while True:
+            done, lags = 0.0, []
+            for worker in running:
+                try:
+                    samples = worker.scrape()
+                except OSError:
+                    if worker.process is not None and worker.process.poll() is not None:
+                        raise RuntimeError(f"worker {worker.name} exited: {worker.log_tail()}") from None
+                    samples = {}  # busy (a rebalance): ask again
+                done += sum(v for (name, _), v in samples.items() if name == "ccpulse_events_total")
+                lags += [v for (name, _), v in samples.items() if name == "ccpulse_consumer_lag"]
+            now = time.perf_counter()
+            if done and first is None:
+                first = now
+            if done >= events and lags and not any(lags):
+                seconds = now - first  # type: ignore[operator]
+                return {"workers": workers, "seconds": seconds, "events_per_second": events / seconds}
+            time.sleep(0.3)
+    finally:
+        for worker in running:
+            worker.stop()
+
+
+def percentile(values: list[float], share: float) -> float | None:
+    return values[min(len(values) - 1, int(share * len(values)))] if values else None
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = results["throughput"]
+    names = [row["name"] for row in rows]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    colours = ["#93a1b0", "#2fbf71", "#4c78a8", "#f2b134"]
+    bars = left.barh(names, [row["events_per_second"] for row in rows], color=colours)
+    left.bar_label(bars, labels=[f"{row['events_per_second']:,.0f}" for row in rows], padding=3)
+    left.set_xscale("log")
+    left.set_xlabel("events per second, log scale (higher is better)")
+    left.invert_yaxis()
+    left.set_title(f"{results['events']:,} simulator events, one process each")
+    scale = results["scale"]
+    right.plot([s["workers"] for s in scale], [s["events_per_second"] for s in scale], marker="o", color="#2fbf71")
+    right.set_xticks([s["workers"] for s in scale])
+    right.set_xlabel(f"ccpulse workers (8 partitions, {results['scale_events']:,} events, {describe()['cores']} cores)")
+    right.set_ylabel("events per second")
+    right.set_ylim(bottom=0)
+    right.set_title("scaling out on one machine")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--scale-events", type=int, default=400_000)
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--load", type=float, default=1000.0, help="events/s during the freshness runs")
+    parser.add_argument("--load-seconds", type=float, default=40.0)
+    parser.add_argument("--probes", type=int, default=30)
+    parser.add_argument("--bootstrap", default=os.environ.get("CCPULSE_KAFKA_BOOTSTRAP"))
+    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "performance.json")
+    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "images" / "performance.png")
+    parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --output's results")
+    args = parser.parse_args()
+    if args.plot_only:
+        plot(json.loads(args.output.read_text()), args.plot)
+        return
+
+    from pipeline.local_broker import launcher
+    from pipeline.settings import Settings
+    from tests.worker_process import Deployment
+
+    results: dict[str, Any] = {"machine": describe(), "events": args.events, "scale_events": args.scale_events,
+                               "command": " ".join(["python -m bench.performance", *sys.argv[1:]])}  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="ccpulse-performance-") as folder:
+        root = Path(folder)
+        bootstrap = args.bootstrap or launcher().start(root / "broker", port=0).bootstrap
+        try:
+            batch = Deployment(bootstrap, root, partitions=args.partitions,
+                               extra_env={"CCPULSE_CLOCK": "event", "CCPULSE_LOG_LEVEL": "warning"})  # fmt: skip
+            settings = Settings.from_env(batch.env(), env_file=None)
+            produced = fill(settings, args.events)
+            print(f"topic {batch.topic}: {produced:,} events", flush=True)
+
+            runs: dict[str, dict[str, Any]] = {}
+            for name, peer in PEERS:
+                if peer == "ccpulse":
+                    runs[name] = ccpulse_run(batch, produced)
+                else:
+                    runs[name] = run_peer(peer, bootstrap, batch.topic, produced, args.partitions, root)
+                print(f"{name}: {produced / runs[name]['seconds']:,.0f} events/s, "
+                      f"peak {runs[name]['peak_mib']:.0f} MiB", flush=True)  # fmt: skip
+
+            ours = minutes_of(runs[CCPULSE]["minutes"])
+            checks = {}
+            for name in (QUIX, FAUST):
+                problems = differences(ours, minutes_of(runs[name]["minutes"]))
+                checks[name] = {"minutes_compared": len(ours), "differences": len(problems), "examples": problems[:10]}
+                print(f"{name}: {len(ours):,} minutes compared with ccpulse, {len(problems)} differ", flush=True)
+
+            fresh: dict[str, list[float]] = {}
+            live = Deployment(bootstrap, root, partitions=args.partitions,
+                              extra_env={"CCPULSE_CLOCK": "wall", "CCPULSE_LOG_LEVEL": "warning"})  # fmt: skip
+            fresh[CCPULSE] = sorted(
+                1000 * s for s in freshness(live, Settings.from_env(live.env(), env_file=None), args.load, args.probes)
+            )
+            for name, peer in ((QUIX, "quix"), (FAUST, "faust")):
+                loaded = Deployment(bootstrap, root, partitions=args.partitions)
+                fresh[name] = peer_freshness(peer, bootstrap, Settings.from_env(loaded.env(), env_file=None),
+                                             args.load, args.load_seconds, args.partitions, root)  # fmt: skip
+                print(f"{name} freshness median {percentile(fresh[name], 0.5)} ms", flush=True)
+
+            scale = []
+            if not args.skip_scale:
+                scaled = Deployment(bootstrap, root, partitions=8)
+                scale_settings = Settings.from_env(scaled.env(), env_file=None)
+                fill(scale_settings, args.scale_events)
+                for workers in (1, 2, 4):
+                    scale.append(scale_run(bootstrap, root, args.scale_events, workers, scaled.topic))
+                    print(f"scale: {scale[-1]}", flush=True)
+        finally:
+            if not args.bootstrap:
+                launcher().stop(root / "broker")
+
+    results["throughput"] = [
+        {"name": name, "events_per_second": produced / run["seconds"], "seconds": run["seconds"],
+         "peak_mib": run["peak_mib"],
+         "freshness_median_ms": percentile(fresh.get(name, []), 0.5),
+         "freshness_p99_ms": percentile(fresh.get(name, []), 0.99),
+         "freshness_samples": len(fresh.get(name, []))}
+        for name, run in runs.items()
+    ]  # fmt: skip
+    results["checks"] = checks
+    results["scale"] = scale
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2))
+    if scale:
+        plot(results, args.plot)
+    print(json.dumps({k: v for k, v in results.items() if k != "checks"}, indent=2))
+    if any(check["differences"] for check in checks.values()):
+        print("FAILED: a peer's numbers differ from ccpulse's (see checks in the result file)", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
