@@ -10,6 +10,7 @@ in ClickHouse). The agents report what they received and what is finished to the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -32,7 +33,7 @@ class GatedConsumer(AIOKafkaConsumer):
         # of a new assignment flow: the gate's account of this generation starts there.
         await super().perform_seek()
         starts = {tp: self._read_offset.get(tp) for tp in self.assignment()}
-        self.gate.assign(self.app.consumer_generation_id, starts)
+        self.gate.assign(self.app.consumer_generation_id, starts, time.monotonic())
         log.info("commits: generation %s, %d partitions from their committed offsets",
                  self.app.consumer_generation_id, len(starts))  # fmt: skip
 
@@ -40,11 +41,11 @@ class GatedConsumer(AIOKafkaConsumer):
         self.gate.revoked(revoked)
         await super().on_partitions_revoked(revoked)
 
-    async def read_again(self, tp: TP, offset: int) -> None:
+    async def read_again(self, tp: TP, offset: int, why: str = "a hole in delivery") -> None:
         """Have ``tp`` delivered again from ``offset`` (what was delivered already comes twice)."""
         log.warning(
-            "%s[%d]: offsets from %d on did not reach the agents (a hole in delivery); reading the "
-            "partition again from there (what comes twice is applied once)", tp.topic, tp.partition, offset,
+            "%s[%d]: offsets from %d on did not reach the agents (%s); reading the partition again "
+            "from there (what comes twice is applied once)", tp.topic, tp.partition, offset, why,
         )  # fmt: skip
         self._read_offset[tp] = None  # Faust drops a message below the last offset it read
         await self.seek(tp, offset)

@@ -88,6 +88,7 @@ log = logging.getLogger("ccpulse.worker")
 HOUR_US = 3600 * 1_000_000
 PRODUCER_BUFFER_MESSAGES = 50_000
 EXIT_STALLED = 3
+STARVED_SECONDS = 10.0  # a partition with messages waiting and none delivered this long is read again
 STREAM_TICK_SECONDS = 0.25  # how often /api/stream looks for a changed board
 
 
@@ -243,9 +244,10 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
 
     def received(batch: Sequence[EventT]) -> None:
         """Tell the commit gate what this batch brings; called first thing for every batch."""
+        now = time.monotonic()
         for event in batch:
             message = event.message
-            read_again = gate.received(message.generation_id, message.tp, (message.offset,))
+            read_again = gate.received(message.generation_id, message.tp, (message.offset,), now)
             if read_again is not None:
                 app.add_future(app.consumer.read_again(message.tp, read_again))  # type: ignore[attr-defined]
 
@@ -492,11 +494,17 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         assigned = app.assignor.assigned_actives()
         committed = app.consumer._committed_offset  # type: ignore[attr-defined]  # faust: last commit per partition
         now = time.monotonic()
-        if app.in_recovery or app.rebalancing or (sink is not None and (sink.health.failing or sink.health.blocked)):
+        held_back = sink is not None and (sink.health.failing or sink.health.blocked)
+        settling = app.in_recovery or app.rebalancing
+        if settling or held_back:
             watch.reset(now)  # waiting for ClickHouse is backpressure, not a stuck consumer
         watched = [tp for tp in assigned if tp.topic in stage_topics.values()]
         # one request for all stages: each waits in the consumer thread behind a fetch (up to seconds)
         ends = await app.consumer.highwaters(*watched) if watched else {}
+        if not (settling or held_back):
+            for tp, offset in gate.starved(ends, now, STARVED_SECONDS):
+                why = f"messages wait but none came for {STARVED_SECONDS:.0f} s"
+                app.add_future(app.consumer.read_again(tp, offset, why))  # type: ignore[attr-defined]
         for stage, topic in stage_topics.items():
             tps = [tp for tp in watched if tp.topic == topic]
             if not tps:

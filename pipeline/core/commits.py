@@ -47,6 +47,7 @@ class PartitionCommits:
     missing: list[tuple[int, int]] = field(default_factory=list)  # holes [lo, hi), ascending
     reread_below: int = -1  # a re-read asked for covers the holes below this offset
     assigned: bool = False  # the consumer has sought to the committed offset: commits may start
+    active_at: float = 0.0  # when a message last came (or the partition was assigned, or nudged)
 
     def rebase(self, start: int | None) -> None:
         """The committed offset is known now (messages may have come first): the account starts
@@ -124,21 +125,24 @@ class CommitGate:
     generation: int | None = None
     partitions: dict[Partition, PartitionCommits] = field(default_factory=dict)
 
-    def assign(self, generation: int, starts: Mapping[Partition, int | None]) -> None:
+    def assign(self, generation: int, starts: Mapping[Partition, int | None], now: float = 0.0) -> None:
         """The consumer has sought each partition to its committed offset (None: no commit yet,
         the account starts at the first offset delivered). Messages of this generation that came
         before are kept in the account."""
         self._follow(generation)
         for tp, start in starts.items():
-            self.partitions.setdefault(tp, PartitionCommits(next_commit=None)).rebase(start)
+            partition = self.partitions.setdefault(tp, PartitionCommits(next_commit=None))
+            partition.rebase(start)
+            partition.active_at = now
 
-    def received(self, generation: int | None, tp: Partition, offsets: Iterable[int]) -> int | None:
+    def received(self, generation: int | None, tp: Partition, offsets: Iterable[int], now: float = 0.0) -> int | None:
         """Record deliveries; returns an offset to seek ``tp`` back to (see ``PartitionCommits``)."""
         if generation is not None and (self.generation is None or generation > self.generation):
             self._follow(generation)
         if generation != self.generation:
             return None  # a message of an earlier generation: Faust delivers it again
         partition = self.partitions.setdefault(tp, PartitionCommits(next_commit=None))
+        partition.active_at = now
         seek_to = None
         for offset in offsets:
             asked = partition.received(offset)
@@ -150,6 +154,21 @@ class CommitGate:
         if partition is not None:
             for offset in offsets:
                 partition.finish(offset)
+
+    def starved(self, ends: Mapping[Partition, int], now: float, quiet_seconds: float) -> list[tuple[Partition, int]]:
+        """Partitions with messages waiting (``ends``: their high-water marks) of which nothing
+        came for ``quiet_seconds``, with the offset to read them from. Faust's consumer was seen to
+        stop delivering one partition after a restart while the others flowed; reading it again
+        (a seek) gets it going. Asked at most once per ``quiet_seconds`` per partition."""
+        starved = []
+        for tp, partition in self.partitions.items():
+            position = partition.expected if partition.expected is not None else partition.next_commit
+            if position is None or not partition.assigned or ends.get(tp, 0) <= position:
+                continue
+            if now - partition.active_at >= quiet_seconds:
+                partition.active_at = now
+                starved.append((tp, position))
+        return starved
 
     def revoked(self, tps: Iterable[Partition]) -> None:
         for tp in tps:

@@ -128,3 +128,16 @@ def test_one_re_read_covers_the_hole_while_it_fills() -> None:
     assert gate.received(3, TP, [5]) == 0
     assert [gate.received(3, TP, [o]) for o in (0, 1, 2, 3, 4, 5, 6)] == [None] * 7
     assert gate.received(3, TP, [9]) == 7  # a new hole past the re-read: read again from it
+
+
+def test_a_partition_with_messages_waiting_and_none_delivered_is_read_again() -> None:
+    gate = CommitGate()
+    gate.assign(1, {TP: 923, ("other", 0): 50}, now=100.0)
+    gate.received(1, ("other", 0), [50, 51], now=105.0)
+    ends = {TP: 1738, ("other", 0): 52}
+    assert gate.starved(ends, now=109.0, quiet_seconds=10) == []
+    assert gate.starved(ends, now=111.0, quiet_seconds=10) == [(TP, 923)]  # "other" has nothing waiting
+    assert gate.starved(ends, now=115.0, quiet_seconds=10) == []  # asked again only after another quiet spell
+    gate.received(1, TP, [923, 924], now=116.0)
+    assert gate.starved(ends, now=125.0, quiet_seconds=10) == []
+    assert gate.starved(ends, now=127.0, quiet_seconds=10) == [(TP, 925)]  # from the next undelivered offset
