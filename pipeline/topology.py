@@ -351,7 +351,9 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     for link in message.links:
                         key = f"contact\x1f{link.contact_id}"
                         contact = records.get(key) or _load(contacts, key, ContactRecord)
-                        if link_step(contact, link):  # type: ignore[arg-type]
+                        # a replayed link changes nothing but still rewrites the row: the first
+                        # row may have died in the sink's backlog with the worker
+                        if link_step(contact, link) or contact.issue == link:  # type: ignore[arg-type,union-attr]
                             records[key] = contact
                     for routed in message.events:
                         key = routing_key(routed.event)
