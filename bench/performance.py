@@ -40,7 +40,7 @@ import orjson
 
 from bench.machine import describe
 from bench.peers.queue_minutes import FIELDS
-from bench.throughput import fill, freshness
+from bench.throughput import fill, freshness, seconds_to_process
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR = "raw floor (aiokafka + orjson)"
@@ -111,18 +111,7 @@ def ccpulse_run(deployment: Any, events: int) -> dict[str, Any]:
     worker = deployment.worker("ccpulse").start()
     memory = PeakMemory(worker.process.pid)
     try:
-        first = None
-        while True:
-            samples = worker.scrape()
-            done = sum(v for (name, _), v in samples.items() if name == "ccpulse_events_total")
-            lags = [v for (name, _), v in samples.items() if name == "ccpulse_consumer_lag"]
-            now = time.perf_counter()
-            if done and first is None:
-                first = now
-            if done >= events and lags and not any(lags):
-                seconds = now - first  # type: ignore[operator]
-                break
-            time.sleep(0.2)
+        seconds = seconds_to_process(worker, events)
         while worker.scrape().get(("ccpulse_sink_backlog_rows", ()), 1):
             time.sleep(0.2)
         time.sleep(2)  # metrics_minute is refreshed after the contributions are in
