@@ -40,7 +40,7 @@ import orjson
 
 from bench.machine import describe
 from bench.peers.queue_minutes import FIELDS
-from bench.throughput import fill, freshness, seconds_to_process
+from bench.throughput import fill, filled_topic, freshness, seconds_to_process
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR = "raw floor (aiokafka + orjson)"
@@ -266,10 +266,7 @@ def main() -> None:
         root = Path(folder)
         bootstrap = args.bootstrap or launcher().start(root / "broker", port=0).bootstrap
         try:
-            batch = Deployment(bootstrap, root, partitions=args.partitions,
-                               extra_env={"CCPULSE_CLOCK": "event", "CCPULSE_LOG_LEVEL": "warning"})  # fmt: skip
-            settings = Settings.from_env(batch.env(), env_file=None)
-            produced = fill(settings, args.events)
+            batch, produced = filled_topic(bootstrap, root, args.partitions, args.events)
             print(f"topic {batch.topic}: {produced:,} events", flush=True)
 
             runs: dict[str, dict[str, Any]] = {}

@@ -50,6 +50,16 @@ def fill(settings, events: int) -> int:  # type: ignore[no-untyped-def]
     return sent
 
 
+def filled_topic(bootstrap: str, root: Path, partitions: int, events: int):  # type: ignore[no-untyped-def]
+    """A deployment (event clock) on a fresh topic filled with ``events`` simulator events."""
+    from pipeline.settings import Settings
+    from tests.worker_process import Deployment
+
+    deployment = Deployment(bootstrap, root, partitions=partitions,
+                            extra_env={"CCPULSE_CLOCK": "event", "CCPULSE_LOG_LEVEL": "warning"})  # fmt: skip
+    return deployment, fill(Settings.from_env(deployment.env(), env_file=None), events)
+
+
 def floor_rate(bootstrap: str, topic: str, events: int) -> float:
     from aiokafka import AIOKafkaConsumer
 
@@ -185,10 +195,7 @@ def main() -> None:
         root = Path(folder)
         bootstrap = args.bootstrap or launcher().start(root / "broker", port=0).bootstrap
         try:
-            batch = Deployment(bootstrap, root, partitions=args.partitions,
-                               extra_env={"CCPULSE_CLOCK": "event", "CCPULSE_LOG_LEVEL": "warning"})  # fmt: skip
-            settings = Settings.from_env(batch.env(), env_file=None)
-            produced = fill(settings, args.events)
+            batch, produced = filled_topic(bootstrap, root, args.partitions, args.events)
             print(f"topic filled with {produced} events")
             floor = floor_rate(bootstrap, batch.topic, produced)
             print(f"floor (aiokafka + orjson.loads): {floor:,.0f} events/s")
