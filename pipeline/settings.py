@@ -11,7 +11,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 CLOCKS = ("wall", "event")
@@ -62,6 +62,26 @@ class KafkaSecurity:
         for name in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
             if getattr(self, name):
                 options[name] = getattr(self, name)
+        return options
+
+    def ssl_context(self) -> Any:
+        """The TLS context of SSL and SASL_SSL connections (aiokafka and Faust take a context)."""
+        import ssl
+
+        context = ssl.create_default_context(cafile=self.ssl_cafile)
+        if self.ssl_certfile:
+            context.load_cert_chain(self.ssl_certfile, self.ssl_keyfile)
+        return context
+
+    def aiokafka_options(self) -> dict[str, object]:
+        """Keyword arguments for aiokafka's clients."""
+        options: dict[str, object] = {"security_protocol": self.protocol}
+        if self.sasl_mechanism:
+            options["sasl_mechanism"] = self.sasl_mechanism
+            options["sasl_plain_username"] = self.sasl_username
+            options["sasl_plain_password"] = self.sasl_password.reveal() if self.sasl_password else None
+        if self.protocol in ("SSL", "SASL_SSL"):
+            options["ssl_context"] = self.ssl_context()
         return options
 
 

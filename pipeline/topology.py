@@ -36,12 +36,11 @@ from faust.types import EventT
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
-from pipeline import dead_letters, wallboard
+from pipeline import wallboard
 from pipeline.changelog import RECORD_BATCH_BYTES, ChangelogWrites
 from pipeline.consumer import gated
 from pipeline.core.board import Board, Report
 from pipeline.core.commits import CommitGate
-from pipeline.core.contract import check
 from pipeline.core.engine import (
     AgentRecord,
     ContactRecord,
@@ -55,7 +54,7 @@ from pipeline.core.engine import (
     link_step,
 )
 from pipeline.core.expiry import ExpiryClock
-from pipeline.core.facts import contact_row, contribution_rows, event_row, issue_rows
+from pipeline.core.facts import contact_row, contribution_rows, issue_rows
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
 from pipeline.core.snapshot import snapshot
@@ -64,8 +63,6 @@ from pipeline.core.targets import Targets
 from pipeline.core.wire import (
     BoardMessage,
     ContactsMessage,
-    Routed,
-    Tick,
     board_decoder,
     chunks,
     contacts_decoder,
@@ -81,6 +78,7 @@ from pipeline.exposition import (
     SinkCollector,
     StateSizeCollector,
 )
+from pipeline.ingest import IngestStage
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
 
@@ -114,10 +112,10 @@ def faust_app(settings: Settings) -> faust.App:
             username=security.sasl_username,
             password=security.sasl_password.reveal() if security.sasl_password else None,
             mechanism=security.sasl_mechanism,
-            ssl_context=_ssl_context(settings) if security.protocol == "SASL_SSL" else None,
+            ssl_context=security.ssl_context() if security.protocol == "SASL_SSL" else None,
         )
     elif security.protocol == "SSL":
-        credentials = faust.SSLCredentials(_ssl_context(settings))
+        credentials = faust.SSLCredentials(security.ssl_context())
     return faust.App(
         settings.app_id,
         broker=[f"kafka://{address}" for address in settings.kafka_bootstrap.split(",")],
@@ -145,26 +143,11 @@ def faust_app(settings: Settings) -> faust.App:
     )
 
 
-def _ssl_context(settings: Settings) -> Any:
-    import ssl
-
-    security = settings.kafka_security
-    context = ssl.create_default_context(cafile=security.ssl_cafile)
-    if security.ssl_certfile:
-        context.load_cert_chain(security.ssl_certfile, security.ssl_keyfile)
-    return context
-
-
 def by_partition(batch: Sequence[EventT]) -> Iterable[tuple[int, list[EventT]]]:
     groups: dict[int, list[EventT]] = defaultdict(list)
     for event in batch:
         groups[event.message.partition].append(event)
     return groups.items()
-
-
-def _milliseconds(event: EventT) -> int | None:
-    stamp = event.message.timestamp
-    return int(stamp * 1000) if stamp else None
 
 
 def build(settings: Settings, registry: CollectorRegistry | None = None, sink: Sink | None = None) -> faust.App:
@@ -183,8 +166,6 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                          partitions=partitions, internal=internal)  # fmt: skip
 
-    source = raw_topic(settings.topic)
-    dead_letter_topic = raw_topic(settings.dlq_topic)
     routed_topic = raw_topic(f"{settings.app_id}-events", internal=True)
     issue_topic = raw_topic(f"{settings.app_id}-issue-updates", internal=True)
     board_topic = raw_topic(f"{settings.app_id}-reports", internal=True)
@@ -195,7 +176,6 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         created.partition_function = partition_function
         return app.tables.add(created)
 
-    progress_table = table("progress", int, int, "Per input partition: next offset, counts, latest event time.")
     contacts = table("contacts", str, lambda key: _contacts_partition(key, partitions),
                      "Contact lifecycles, and per events partition its progress record.")  # fmt: skip
     agents = table("agents", str, lambda key: partition_of(key, partitions), "Agents' latest states.")
@@ -203,6 +183,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     reports = table("reports", str, lambda key: partition_of(key.split("\x1f", 1)[0], partitions),
                     "Per (queue, source): its current report.")  # fmt: skip
     clocks = table("clock", int, int, "Per board partition: latest event time of each input partition.")
+
+    input_seen = [time.time()]  # wall time the ingest stage last took a batch (or the start)
 
     def owned(topic: str) -> list[int]:
         return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
@@ -276,59 +258,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         return latest
 
     # ---------------------------------------------------------------- ingest
-    @app.agent(source, name="ingest")
-    async def ingest(stream: faust.StreamT) -> None:
-        batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
-        async for batch in batches:
-            received(batch)
-            input_seen[0] = time.time()
-            writes = ChangelogWrites(app)
-            rows = SinkBatch()
-            forward: dict[int, list[Routed]] = defaultdict(list)
-            ticks: list[Tick] = []
-            for partition, events in by_partition(batch):
-                progress = PartitionProgress.from_json(_json(progress_table.get(partition)))
-                latest_before = progress.latest_at
-                for event in events:
-                    offset = event.message.offset
-                    new = progress.is_new(offset)  # replays are forwarded again, never counted again
-                    raw = event.message.value  # None for a tombstone: dead-lettered as invalid_json
-                    try:
-                        verdict = check(raw if raw is not None else b"")
-                        reason, detail = verdict.reason, verdict.detail
-                        valid = verdict.event
-                        if valid is not None:
-                            valid, stored = pseudonyms.event(valid, raw or b"")
-                            rows.rows["events"].append(event_row(valid, stored))
-                            if new:
-                                progress.events_by_type[valid.type] += 1
-                                progress.latest_at = max(progress.latest_at, valid.at)
-                            destination = partition_of(routing_key(valid), partitions)
-                            forward[destination].append(Routed(f"{partition}:{offset}", valid))
-                    except Exception as problem:  # noqa: BLE001 - one bad event must not stop the stream
-                        log.exception("event at %s/%d/%d failed", settings.topic, partition, offset)
-                        reason, detail = "internal_error", f"{type(problem).__name__}: {problem}"
-                    if reason is not None:
-                        if new:
-                            progress.invalid_by_reason[reason] += 1
-                        await dead_letter_topic.send(
-                            key=event.message.key, value=raw,
-                            headers=dead_letters.headers(reason, detail, settings.topic, partition, offset,
-                                                         _milliseconds(event)),
-                        )  # fmt: skip
-                    _report_hole(progress.applied(offset), settings.topic, partition)
-                writes.put(progress_table, partition, orjson.dumps(progress.to_json()))
-                if progress.latest_at > latest_before:
-                    ticks.append(Tick(partition, progress.latest_at))
-            await writes.send()
-            for destination, routed in forward.items():
-                for chunk in chunks(routed):
-                    await routed_topic.send(value=encode(ContactsMessage(events=chunk)), partition=destination)
-            if ticks:
-                tick_message = encode(BoardMessage(ticks=ticks))
-                for board_partition in range(partitions):
-                    await board_topic.send(value=tick_message, partition=board_partition)
-            await written(batch, rows)
+    # Not a Faust agent: it reads the input topic in bulk with its own consumer (pipeline/ingest.py).
+    ingest = IngestStage(app=app, settings=settings, sink=sink, pseudonyms=pseudonyms,
+                         contacts_topic=routed_topic.get_topic_name(), board_topic=board_topic.get_topic_name(),
+                         on_batch=lambda: input_seen.__setitem__(0, time.time()))  # fmt: skip
+    app.service(ingest)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------- contacts and agents
     @app.agent(routed_topic, name="contacts")
@@ -484,7 +418,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             await written(batch, rows)
 
     # ---------------------------------------------------------------- lag, per stage
-    stage_topics = {"ingest": settings.topic, "contacts": routed_topic.get_topic_name(),
+    stage_topics = {"contacts": routed_topic.get_topic_name(),
                     "issues": issue_topic.get_topic_name(), "board": board_topic.get_topic_name()}  # fmt: skip
     lag: dict[str, int] = {}
     watch = StallWatch(settings.stall_seconds)
@@ -507,21 +441,23 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             for tp, offset in gate.starved(ends, now, STARVED_SECONDS):
                 why = f"messages wait but none came for {STARVED_SECONDS:.0f} s"
                 app.add_future(app.consumer.read_again(tp, offset, why))  # type: ignore[attr-defined]
+        ingest_lag, ingest_done = await ingest.lag()
+        measured = {"ingest": (ingest_lag, ingest_done)}
         for stage, topic in stage_topics.items():
             tps = [tp for tp in watched if tp.topic == topic]
-            if not tps:
-                lag[stage] = 0
-                continue
-            lag[stage] = sum(max(0, ends.get(tp, 0) - (committed.get(tp) or 0)) for tp in tps)
-            done = sum(committed.get(tp) or 0 for tp in tps)
-            if not (app.in_recovery or app.rebalancing) and watch.stuck(stage, lag[stage], done, now):
+            waiting = sum(max(0, ends.get(tp, 0) - (committed.get(tp) or 0)) for tp in tps)
+            measured[stage] = (waiting, sum(committed.get(tp) or 0 for tp in tps))
+        for stage, (waiting, done) in measured.items():
+            lag[stage] = waiting
+            if not (app.in_recovery or app.rebalancing) and watch.stuck(stage, waiting, done, now):
                 log.critical(
                     "stage %s has %d messages waiting and has committed nothing for %.0f s: the consumer "
                     "is stuck; exiting (code 3) so that the supervisor restarts the worker, which "
                     "restores its state from the changelogs and goes on from the last commit "
-                    "(CCPULSE_STALL_SECONDS sets the limit)", stage, lag[stage], settings.stall_seconds,
+                    "(CCPULSE_STALL_SECONDS sets the limit)", stage, waiting, settings.stall_seconds,
                 )  # fmt: skip
                 _log_stall_report(sink, committed, assigned, gate)
+                log.error("stall report: ingest commits %s, in flight %d", ingest.committed, len(ingest._in_flight))
                 logging.shutdown()
                 os._exit(EXIT_STALLED)
 
@@ -547,9 +483,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         return value
 
     def ingest_progress() -> PartitionProgress:
-        return steady("ingest", lambda: total(
-            [PartitionProgress.from_json(_json(progress_table.get(p))) for p in owned(settings.topic)]
-        ))  # fmt: skip
+        return total(ingest.total_progress())
 
     def contact_health() -> StageProgress:
         return steady("contacts", read_contact_health)  # type: ignore[no-any-return]
@@ -562,7 +496,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             summed.conflicts += one.conflicts
         return summed
 
-    registry.register(PipelineHealthCollector(ingest_progress, contact_health, lambda: len(owned(settings.topic))))
+    registry.register(PipelineHealthCollector(ingest_progress, contact_health, lambda: len(ingest.owned())))
     state_tables = {"contacts": contacts, "agents": agents, "issues": issues, "reports": reports}
     registry.register(StateSizeCollector(lambda: {name: len(t.data) for name, t in state_tables.items()}))
     registry.register(BoardCollector(Keeper.current, clock_us, settings.zone, targets, settings.max_queue_labels))
@@ -625,8 +559,6 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 return self.text(f"query failed: {problem}\n", status=400)
             return self.bytes(result, content_type="text/plain" if output != "jsonl" else "application/x-ndjson")
 
-    input_seen = [time.time()]  # wall time the ingest stage last took a batch (or the start)
-
     def board_document() -> dict[str, Any]:
         document = snapshot(Keeper.current(), clock_us(), settings.zone, targets)
         document["zone"] = settings.zone.key
@@ -688,7 +620,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     "topic": settings.topic,
                     "clock": settings.clock,
                     "now_us": clock_us(),
-                    "owned_partitions": {"input": owned(settings.topic), "board": owned(board_topic.get_topic_name())},
+                    "owned_partitions": {"input": ingest.owned(), "board": owned(board_topic.get_topic_name())},
                     "events_by_type": dict(progress.events_by_type),
                     "invalid_by_reason": dict(progress.invalid_by_reason),
                     "duplicates": health.duplicates,

@@ -7,7 +7,10 @@ sum is the same whatever order its terms were added in.
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
 from dataclasses import dataclass, fields
+from typing import Any
 
 MICROS = 1_000_000
 
@@ -35,14 +38,17 @@ class Counts:
     resolution_us_sum: int = 0
 
     def add(self, other: Counts, sign: int = 1) -> None:
-        for name in FIELDS:
-            setattr(self, name, getattr(self, name) + sign * getattr(other, name))
+        """Add ``other`` (``sign=-1``: subtract it), field by field."""
+        if sign == 1:
+            _add(self, other)
+        else:
+            _subtract(self, other)
 
     def is_zero(self) -> bool:
-        return not any(getattr(self, name) for name in FIELDS)
+        return not any(_values(self))
 
     def as_tuple(self) -> tuple[int, ...]:
-        return tuple(getattr(self, name) for name in FIELDS)
+        return _values(self)  # type: ignore[no-any-return]
 
     @classmethod
     def from_tuple(cls, values: tuple[int, ...] | list[int]) -> Counts:
@@ -50,3 +56,17 @@ class Counts:
 
 
 FIELDS: tuple[str, ...] = tuple(f.name for f in fields(Counts))
+_values = operator.attrgetter(*FIELDS)
+
+
+def _field_by_field(operation: str) -> Callable[[Counts, Counts], None]:
+    # One statement per field, written out once here (as dataclasses does for its methods): the
+    # board adds and subtracts minutes for every report it applies, a hot path of the worker.
+    body = "\n".join(f"    mine.{name} {operation}= other.{name}" for name in FIELDS)
+    namespace: dict[str, Any] = {}
+    exec(f"def field_by_field(mine, other):\n{body}\n", namespace)  # noqa: S102 - fixed text, no input
+    return namespace["field_by_field"]  # type: ignore[no-any-return]
+
+
+_add = _field_by_field("+")
+_subtract = _field_by_field("-")

@@ -1,0 +1,125 @@
+"""What the ingest stage makes of one input partition's records: pure, no I/O.
+
+The ingest stage reads the input topic with its own consumer, in order, partition by partition
+(``pipeline/ingest.py``). For each record it decides: valid → an ``events`` row and a routed copy
+for the contacts stage (by contact or agent); invalid → a dead letter with its reason. It counts
+what it saw in the partition's :class:`PartitionProgress`, which is committed together with the
+offset (as the offset's metadata), so a replay after a crash starts from counts that match its
+offset exactly: nothing counted twice, nothing missed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+
+from pipeline import dead_letters
+from pipeline.core.contract import check
+from pipeline.core.facts import Row, event_row
+from pipeline.core.privacy import Pseudonyms
+from pipeline.core.progress import PartitionProgress
+from pipeline.core.wire import Routed, partition_of, routing_key
+
+log = logging.getLogger("ccpulse.ingest")
+
+# Kafka keeps at most offset.metadata.max.bytes (4096 by default) of metadata per committed offset.
+COMMIT_METADATA_BYTES = 4096
+
+
+class InputRecord(Protocol):
+    """A record of the input topic, as aiokafka's ConsumerRecord has it."""
+
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    timestamp: int  # ms since the epoch (Kafka's record timestamp)
+
+
+@dataclass
+class DeadLetter:
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+@dataclass
+class Intake:
+    """What a batch of input records gives: messages to send, rows to write, and any gap."""
+
+    forward: dict[int, list[Routed]] = field(default_factory=lambda: defaultdict(list))  # by contacts partition
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)  # the events table
+    gaps: list[tuple[int, int, int]] = field(default_factory=list)  # (partition, first, last) never in the log
+
+
+def take(
+    progress: PartitionProgress,
+    topic: str,
+    partition: int,
+    records: Iterable[InputRecord],
+    pseudonyms: Pseudonyms,
+    partitions: int,
+    intake: Intake,
+) -> None:
+    """Apply one partition's records (in offset order) to ``progress`` and add their output to
+    ``intake``. A record below the progress's next offset was applied already: it is forwarded and
+    written again (both idempotent downstream) but not counted again."""
+    for record in records:
+        offset = record.offset
+        new = offset >= progress.offsets.next_offset
+        if offset > progress.offsets.next_offset:
+            # the consumer reads the log in order: an offset skipped is not in the log (a
+            # transaction marker, or deleted by retention before this worker read it)
+            intake.gaps.append((partition, progress.offsets.next_offset, offset - 1))
+        raw = record.value  # None for a tombstone: dead-lettered as invalid_json
+        try:
+            verdict = check(raw if raw is not None else b"")
+            reason, detail = verdict.reason, verdict.detail
+            valid = verdict.event
+            if valid is not None:
+                valid, stored = pseudonyms.event(valid, raw or b"")
+                intake.rows.append(event_row(valid, stored))
+                if new:
+                    progress.events_by_type[valid.type] += 1
+                    if valid.at > progress.latest_at:
+                        progress.latest_at = valid.at
+                destination = partition_of(routing_key(valid), partitions)
+                intake.forward[destination].append(Routed(f"{partition}:{offset}", valid))
+        except Exception as problem:  # noqa: BLE001 - one bad event must not stop the stream
+            log.exception("event at %s/%d/%d failed", topic, partition, offset)
+            reason, detail = "internal_error", f"{type(problem).__name__}: {problem}"
+        if reason is not None:
+            if new:
+                progress.invalid_by_reason[reason] += 1
+            timestamp = record.timestamp if record.timestamp and record.timestamp > 0 else None
+            intake.dead_letters.append(DeadLetter(
+                record.key, raw, dead_letters.headers(reason, detail, topic, partition, offset, timestamp)
+            ))  # fmt: skip
+        if new:
+            progress.offsets.next_offset = offset + 1
+
+
+def commit_metadata(progress: PartitionProgress) -> str:
+    """The progress as the metadata of its committed offset (compact JSON; must fit Kafka's limit)."""
+    document = progress.to_json()
+    document.pop("ahead", None)  # read in order by its own consumer: never a hole to remember
+    text = orjson.dumps(document).decode()
+    if len(text.encode()) > COMMIT_METADATA_BYTES:
+        raise ValueError(f"partition progress is {len(text)} bytes, over Kafka's {COMMIT_METADATA_BYTES}-byte "
+                         "limit for commit metadata")  # fmt: skip
+    return text
+
+
+def progress_from_metadata(metadata: str | None, committed_offset: int | None) -> PartitionProgress:
+    """The progress committed with ``committed_offset`` (a fresh one when nothing was committed)."""
+    if committed_offset is None or committed_offset < 0:
+        return PartitionProgress()
+    stored: dict[str, Any] = orjson.loads(metadata) if metadata else {}
+    progress = PartitionProgress.from_json(stored)
+    progress.offsets.next_offset = committed_offset  # the offset is the truth; the counts go with it
+    return progress

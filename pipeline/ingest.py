@@ -1,0 +1,343 @@
+"""The ingest stage: reads the input topic in bulk with its own consumer, validates, dead-letters,
+writes the ``events`` rows, and forwards every valid event to the contacts stage.
+
+    input topic ──getmany (thousands at once)──▶ pipeline.core.intake.take ──▶ <app>-events
+        ▲                                               │   └─▶ dead-letter topic, clock ticks
+        └── commit(offset, metadata=counts) ◀── sent and durable ◀── events rows ─▶ ClickHouse
+
+Why not a Faust agent like the other stages: the input topic carries one message per event, and
+Faust's per-message path (fetcher thread, conductor, stream, acks) costs ~89 µs a message on this
+machine (``bench/throughput.py``'s Faust floor: 11,237 messages/s for an agent that only parses),
+which capped the whole worker. The other stages read internal messages that carry up to 1,000
+items each, where that cost is shared. Here aiokafka's ``getmany`` hands over whole fetches.
+
+Exactness: the consumer group is ``<app id>-ingest``. What the stage counted for a partition
+(events by type, invalid by reason, latest event time) is committed **with** the offset, as its
+metadata, in one request: after a crash the next owner starts from an offset and counts that
+belong together, re-reads what came after (forwarded again and written again: both idempotent
+downstream) and counts it once. An offset is committed only after everything its batch produced
+is acknowledged by the broker and its rows are durable in ClickHouse. Batches overlap: the next
+is read and processed while the previous ones are being sent and written (at most
+``MAX_IN_FLIGHT`` uncommitted), and commits follow in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+from mode import Service
+
+from pipeline.core.intake import Intake, commit_metadata, progress_from_metadata, take
+from pipeline.core.privacy import Pseudonyms
+from pipeline.core.progress import PartitionProgress
+from pipeline.core.wire import BoardMessage, ContactsMessage, Tick, chunks, encode
+from pipeline.settings import Settings
+from pipeline.sink import Sink, SinkBatch
+
+log = logging.getLogger("ccpulse.ingest")
+
+MAX_IN_FLIGHT = 32  # batches read and processed but not yet committed (the sink flushes every 0.5 s)
+REVOKE_WAIT_SECONDS = 10.0  # how long a hand-over waits for in-flight batches to be committed
+FETCH_BYTES_PER_PARTITION = 4 * 1024 * 1024
+
+
+@dataclass
+class InFlight:
+    """A processed batch on its way: what it sent, whether its rows are durable, what to commit."""
+
+    generation: int
+    commit: dict[TopicPartition, OffsetAndMetadata]
+    deliveries: list[asyncio.Future[Any]]
+    durable: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def finished(self) -> None:
+        """Returns once every message is acknowledged and every row durable; raises if a send failed."""
+        if self.deliveries:
+            await asyncio.gather(*self.deliveries)
+        await self.durable.wait()
+
+
+class IngestStage(Service):
+    """Started with the Faust app (after its tables are restored); see the module's text."""
+
+    def __init__(
+        self,
+        *,
+        app: Any,
+        settings: Settings,
+        sink: Sink | None,
+        pseudonyms: Pseudonyms,
+        contacts_topic: str,
+        board_topic: str,
+        on_batch: Callable[[], None],
+    ) -> None:
+        super().__init__()
+        self.app = app
+        self.settings = settings
+        self.sink = sink
+        self.pseudonyms = pseudonyms
+        self.contacts_topic = contacts_topic
+        self.board_topic = board_topic
+        self.on_batch = on_batch
+        self.progress: dict[int, PartitionProgress] = {}  # per owned input partition, applied so far
+        self.committed: dict[TopicPartition, OffsetAndMetadata | None] = {}  # per owned partition
+        self.consumer: AIOKafkaConsumer | None = None
+        self._in_flight: deque[InFlight] = deque()
+        self._changed = asyncio.Event()  # a batch was added or finished
+        self._batch = asyncio.Lock()  # held while a batch is read into the in-flight queue
+        self._generation = 0  # moves on with every hand-over and rewind: older batches never commit
+        self._stopping = False
+
+    # ------------------------------------------------------------------ what the worker reads
+    def owned(self) -> list[int]:
+        return sorted(self.progress)
+
+    def total_progress(self) -> list[PartitionProgress]:
+        return list(self.progress.values())
+
+    async def lag(self) -> tuple[int, int]:
+        """(messages not yet committed, sum of committed offsets) over the owned partitions."""
+        if self.consumer is None or not self.committed:
+            return 0, 0
+        tps = list(self.committed)
+        try:
+            ends = await self.consumer.end_offsets(tps)
+        except KafkaError:
+            return 0, 0
+        waiting = done = 0
+        for tp in tps:
+            committed = self.committed.get(tp)
+            offset = committed.offset if committed is not None else 0
+            waiting += max(0, ends.get(tp, 0) - offset)
+            done += offset
+        return waiting, done
+
+    # ------------------------------------------------------------------ lifecycle
+    async def on_start(self) -> None:
+        settings = self.settings
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap.split(","),
+            group_id=f"{settings.app_id}-ingest",
+            client_id=f"{settings.app_id}-ingest",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,
+            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(min(3.0, settings.session_timeout_seconds / 3) * 1000),
+            metadata_max_age_ms=15_000,
+            **settings.kafka_security.aiokafka_options(),  # type: ignore[arg-type]
+        )
+        self.consumer.subscribe([settings.topic], listener=_HandOver(self))
+        await self.consumer.start()
+        self.add_future(self._read())
+        self.add_future(self._commit())
+
+    async def on_stop(self) -> None:
+        """Finish the batch in hand, commit what is finished (briefly), leave the group."""
+        self._stopping = True
+        try:
+            await asyncio.wait_for(self._settle(), REVOKE_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("stopping with %d batches not committed: they are read again after the restart",
+                        len(self._in_flight))  # fmt: skip
+        if self.consumer is not None:
+            await self.consumer.stop()
+
+    # ------------------------------------------------------------------ reading
+    async def _read(self) -> None:
+        try:
+            await self._read_batches()
+        except Exception as problem:  # a bug, or a Kafka error the client does not retry: stop the worker
+            if self._stopping:
+                return
+            log.critical("ingest stopped: %s: %s; stopping the worker (the supervisor restarts it; it goes on "
+                         "from the last commit)", type(problem).__name__, problem, exc_info=True)  # fmt: skip
+            await self.app.crash(problem)
+
+    async def _read_batches(self) -> None:
+        assert self.consumer is not None
+        while not self._stopping:
+            if len(self._in_flight) >= MAX_IN_FLIGHT:
+                await self._wait_for_change()
+                continue
+            fetched = await self.consumer.getmany(timeout_ms=200, max_records=self.settings.batch_size)
+            if not fetched:
+                continue
+            async with self._batch:
+                await self._process(fetched)
+
+    async def _process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        self.on_batch()
+        settings, partitions = self.settings, self.settings.partitions
+        intake = Intake()
+        commit: dict[TopicPartition, OffsetAndMetadata] = {}
+        ticks: list[Tick] = []
+        for tp, records in fetched.items():
+            progress = self.progress.get(tp.partition)
+            if progress is None:  # handed over while this batch was fetched: its new owner reads it
+                continue
+            latest_before = progress.latest_at
+            take(progress, settings.topic, tp.partition, records, self.pseudonyms, partitions, intake)
+            commit[tp] = OffsetAndMetadata(progress.next_offset, commit_metadata(progress))
+            if progress.latest_at > latest_before:
+                ticks.append(Tick(tp.partition, progress.latest_at))
+        for partition, first, last in intake.gaps:
+            log.warning("%s partition %d: offsets %d..%d are not in the log (transaction markers, or deleted by "
+                        "retention before this worker read them); they are not counted",
+                        settings.topic, partition, first, last)  # fmt: skip
+        producer = self.app.producer._ensure_producer()  # faust's aiokafka producer (acks=all)
+        deliveries: list[asyncio.Future[Any]] = []
+        for destination, routed in intake.forward.items():
+            for chunk in chunks(routed):
+                message = encode(ContactsMessage(events=chunk))
+                deliveries.append(await producer.send(self.contacts_topic, message, partition=destination))
+        for letter in intake.dead_letters:
+            deliveries.append(await producer.send(settings.dlq_topic, letter.value, key=letter.key,
+                                                  headers=letter.headers))  # fmt: skip
+        if ticks:
+            tick_message = encode(BoardMessage(ticks=ticks))
+            for board_partition in range(partitions):
+                deliveries.append(await producer.send(self.board_topic, tick_message, partition=board_partition))
+        batch = InFlight(self._generation, commit, deliveries)
+        rows = SinkBatch()
+        if intake.rows:
+            rows.rows["events"] = intake.rows
+        self._in_flight.append(batch)
+        self._changed.set()
+        if self.sink is None:
+            batch.durable.set()
+        else:
+            rows.on_durable = batch.durable.set
+            await self.sink.write(rows)  # waits while the sink's backlog is full (backpressure)
+
+    # ------------------------------------------------------------------ committing, in order
+    async def _commit(self) -> None:
+        try:
+            await self._commit_in_order()
+        except Exception as problem:
+            if self._stopping:
+                return
+            log.critical("ingest commits stopped: %s: %s; stopping the worker", type(problem).__name__, problem,
+                         exc_info=True)  # fmt: skip
+            await self.app.crash(problem)
+
+    async def _commit_in_order(self) -> None:
+        assert self.consumer is not None
+        while True:
+            if not self._in_flight:
+                await self._wait_for_change()
+                continue
+            head = self._in_flight[0]
+            try:
+                await head.finished()
+            except Exception as problem:  # noqa: BLE001 - a send failed for good: read it all again
+                await self._rewind(f"a message could not be sent ({type(problem).__name__}: {problem})")
+                continue
+            offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+            while self._in_flight and self._in_flight[0].durable.is_set() and _sent(self._in_flight[0]):
+                done = self._in_flight.popleft()
+                if done.generation == self._generation:
+                    offsets.update(done.commit)
+            self._changed.set()
+            offsets = {tp: value for tp, value in offsets.items() if tp in self.committed}
+            if not offsets:
+                continue
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as problem:
+                # a hand-over under way: the new owner reads from the last commit (counted once)
+                log.warning("ingest commit failed (%s: %s); the partitions' next owner reads again from "
+                            "their last commit", type(problem).__name__, problem)  # fmt: skip
+                continue
+            for tp, value in offsets.items():
+                if tp in self.committed:
+                    self.committed[tp] = value
+
+    async def _rewind(self, why: str) -> None:
+        """Forget every batch in flight and read again from the last commit, with its counts."""
+        assert self.consumer is not None
+        async with self._batch:
+            self._generation += 1
+            self._in_flight.clear()
+            for tp, committed in self.committed.items():
+                self.progress[tp.partition] = progress_from_metadata(
+                    committed.metadata if committed else None, committed.offset if committed else None)  # fmt: skip
+                if committed is not None:
+                    self.consumer.seek(tp, committed.offset)
+                else:
+                    await self.consumer.seek_to_beginning(tp)
+            log.error("ingest: %s; reading again from the last commit %s", why,
+                      {tp.partition: c.offset if c else None for tp, c in self.committed.items()})  # fmt: skip
+            self._changed.set()
+
+    async def _wait_for_change(self) -> None:
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), 0.5)
+        except TimeoutError:
+            pass
+
+    async def _settle(self) -> None:
+        """Wait until no batch is being read and every batch in flight is committed (or dropped)."""
+        async with self._batch:
+            while self._in_flight:
+                await self._wait_for_change()
+
+    # ------------------------------------------------------------------ hand-overs
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        began = time.monotonic()
+        try:
+            await asyncio.wait_for(self._settle(), REVOKE_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("ingest hand-over: %d batches not committed after %.0f s; the partitions' next owner "
+                        "reads them again (counted once)", len(self._in_flight), time.monotonic() - began)  # fmt: skip
+        self._generation += 1
+        self._in_flight.clear()
+        for tp in partitions:
+            self.progress.pop(tp.partition, None)
+            self.committed.pop(tp, None)
+        self._changed.set()
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        assert self.consumer is not None
+        tps = sorted(partitions)
+        found = await self.consumer._coordinator.fetch_committed_offsets(tps)  # with metadata
+        for tp in tps:
+            stored = found.get(tp)
+            committed = stored if stored is not None and stored.offset >= 0 else None
+            if committed is not None and not committed.metadata:
+                log.warning("%s partition %d: committed offset %d has no counts with it (offsets reset by a "
+                            "tool?): counting starts from zero there",
+                            tp.topic, tp.partition, committed.offset)  # fmt: skip
+            self.progress[tp.partition] = progress_from_metadata(
+                committed.metadata if committed else None, committed.offset if committed else None)  # fmt: skip
+            self.committed[tp] = committed
+            if committed is not None:
+                self.consumer.seek(tp, committed.offset)
+        starts = {tp.partition: (c.offset if (c := self.committed[tp]) is not None else "start") for tp in tps}
+        log.info("ingest owns input partitions %s (from offsets %s)", [tp.partition for tp in tps], starts)
+        self._changed.set()
+
+
+def _sent(batch: InFlight) -> bool:
+    return all(delivery.done() and not delivery.exception() for delivery in batch.deliveries)
+
+
+class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stage: IngestStage) -> None:
+        self.stage = stage
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.stage.revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.stage.assigned(assigned)
