@@ -56,7 +56,8 @@ def test_counts_committed_with_the_offset_are_exact_after_any_crash(
     # point, and the next owner starts from the last commit: every message counts exactly once,
     # and every valid one is forwarded at least once.
     log = [Record(offset, value) for offset, value in enumerate(values)]
-    progress, committed = PartitionProgress(), (None, None)  # (offset, metadata) as Kafka keeps it
+    progress = PartitionProgress()
+    committed: tuple[int | None, str | None] = (None, None)  # (offset, metadata) as Kafka keeps it
     forwarded: set[str] = set()
     position = 0
     for _ in range(data.draw(st.integers(0, 3), label="crashes")):
