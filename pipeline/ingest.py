@@ -45,7 +45,7 @@ from pipeline.sink import Sink, SinkBatch
 
 log = logging.getLogger("ccpulse.ingest")
 
-MAX_IN_FLIGHT = 32  # batches read and processed but not yet committed (the sink flushes every 0.5 s)
+MAX_IN_FLIGHT = 128  # batches read and processed but not yet committed (their rows wait in the sink, bounded there)
 REVOKE_WAIT_SECONDS = 10.0  # how long a hand-over waits for in-flight batches to be committed
 FETCH_BYTES_PER_PARTITION = 4 * 1024 * 1024
 
