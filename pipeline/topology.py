@@ -7,11 +7,14 @@
                                                                                       ▼
                                                               <app>-reports (by queue) ─▶ board ─▶ /metrics
 
-Agents are thin: decode, call the pure steps of ``pipeline.core.engine``, write state, send on.
-Delivery is at-least-once everywhere and every step is idempotent: a message applied twice
-changes nothing, and each step re-sends its current output on a replay, so output lost in a
-crash is sent after all. Counters (events, dead letters, duplicates, conflicts) advance only for
-offsets beyond the partition's recorded progress, so a replay never counts twice.
+The ingest stage is not a Faust agent: it reads the input topic in bulk with its own consumer and
+commits its counts with its offsets (``pipeline/ingest.py``). The other three are Faust agents on
+internal topics whose messages carry up to 1,000 items each. Agents are thin: decode, call the
+pure steps of ``pipeline.core.engine``, write state, send on. Delivery is at-least-once
+everywhere and every step is idempotent: a message applied twice changes nothing, and each step
+re-sends its current output on a replay, so output lost in a crash is sent after all. Counters
+(events, dead letters, duplicates, conflicts) advance only for offsets beyond the partition's
+recorded progress, so a replay never counts twice.
 
 Every internal message is sent to an explicit partition (``wire.partition_of``) and every table
 routes its changelog by the same function of its key: each piece of state has one owner.
@@ -49,8 +52,10 @@ from pipeline.core.engine import (
     IssueOutcome,
     IssueUpdate,
     agent_step,
-    contact_step,
-    issue_step,
+    contact_apply,
+    contact_reports,
+    issue_apply,
+    issue_outcome,
     link_step,
 )
 from pipeline.core.expiry import ExpiryClock
@@ -275,6 +280,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             records: dict[str, ContactRecord | AgentRecord] = {}
             out_reports: dict[str, list[Report]] = {}
             out_updates: dict[str, list[IssueUpdate]] = {}
+            to_report: dict[str, str] = {}  # contact key -> contact id, for contacts with new messages
             progress_records: dict[int, StageProgress] = {}
             for partition, events in by_partition(batch):
                 progress = StageProgress.from_json(_json(contacts.get(progress_key(partition))))
@@ -299,14 +305,16 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                             continue
                         contact = records.get(key) or _load(contacts, key, ContactRecord)
                         records[key] = contact
-                        outcome = contact_step(contact, routed.event.contact_id or "", routed.event,  # type: ignore[arg-type]
-                                               routed.source, targets)  # fmt: skip
-                        if new and outcome.new:  # a re-forwarded copy has a new offset but a known source
-                            progress.duplicates += outcome.duplicate
-                            progress.conflicts += outcome.conflict
-                        out_reports[key] = outcome.reports
-                        out_updates[key] = outcome.issue_updates
+                        applied, duplicate, conflict = contact_apply(contact, routed.event, routed.source)  # type: ignore[arg-type]
+                        if new and applied:  # a re-forwarded copy has a new offset but a known source
+                            progress.duplicates += duplicate
+                            progress.conflicts += conflict
+                        to_report[key] = routed.event.contact_id or ""
                     _report_hole(progress.applied(event.message.offset), routed_topic.get_topic_name(), partition)
+            # each contact's reports once per batch, from its state after all of the batch's
+            # messages (a contact's reports replace each other: only the last would count)
+            for key, contact_id in to_report.items():
+                out_reports[key], out_updates[key] = contact_reports(records[key], contact_id, targets)  # type: ignore[arg-type]
             # The progress record goes first, into the same changelog partition as the contacts it
             # covers: a crash keeps a prefix of those writes, so counted implies recorded.
             writes = ChangelogWrites(app)
@@ -347,9 +355,12 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 for update in issue_update_decoder.decode(event.message.value or b""):
                     group = groups.get(update.key) or _load(issues, update.key, IssueGroup)
                     groups[update.key] = group
-                    outcomes[update.key] = outcome = issue_step(group, update, targets)
-                    out[update.key] = outcome.reports
+                    issue_apply(group, update)
                     latest_seen = max(latest_seen, group.last_at)
+            # each key's outcome once per batch, from its state after all of the batch's updates
+            for key, group in groups.items():
+                outcomes[key] = outcome = issue_outcome(group, key, targets)
+                out[key] = outcome.reports
             writes = ChangelogWrites(app)
             for key, group in groups.items():
                 writes.put(issues, key, encode(group))
@@ -394,10 +405,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                         name = str(tick.source_partition)
                         ticks[name] = max(int(ticks.get(name, 0)), tick.at)
                     for report in message.reports:
-                        board.apply(report)
                         latest_reports[report.key] = report
                 if ticks is not None:
                     writes.put(clocks, partition, orjson.dumps(ticks))
+            for report in latest_reports.values():  # a key's report replaces the one before: the last counts
+                board.apply(report)
             for key, report in latest_reports.items():
                 if report.empty:
                     writes.delete(reports, key)
@@ -709,7 +721,7 @@ def _json(value: bytes | None) -> dict[str, Any] | None:
 
 
 def _load(table: Any, key: str, kind: type) -> Any:
-    value = table.get(key)
+    value = table.data.get(key)  # the store itself: Faust's table.get adds a sensor call per read
     return msgspec.msgpack.decode(value, type=kind) if value is not None else kind()
 
 

@@ -91,6 +91,17 @@ class ContactOutcome:
 
 
 def contact_step(record: ContactRecord, contact_id: str, event: Event, source: str, targets: Targets) -> ContactOutcome:
+    new, duplicate, conflict = contact_apply(record, event, source)
+    reports, updates = contact_reports(record, contact_id, targets)
+    return ContactOutcome(reports, updates, new, duplicate, conflict)
+
+
+def contact_apply(record: ContactRecord, event: Event, source: str) -> tuple[bool, bool, bool]:
+    """The first half of :func:`contact_step`: apply the message; (new, duplicate, conflict).
+
+    A stage applies every message of a batch this way and calls :func:`contact_reports` once
+    per contact at the end: reports replace each other, so only the last one of a batch counts.
+    """
     record.version += 1
     state = record.state
     had_conflict = state.conflict
@@ -98,8 +109,7 @@ def contact_step(record: ContactRecord, contact_id: str, event: Event, source: s
     seen = state.sources[event.type]
     duplicate = seen.index(source) > 0
     conflict = state.conflict and not had_conflict
-    reports, updates = contact_reports(record, contact_id, targets)
-    return ContactOutcome(reports, updates, new, duplicate, conflict)
+    return new, duplicate, conflict
 
 
 def contact_reports(record: ContactRecord, contact_id: str, targets: Targets) -> tuple[list[Report], list[IssueUpdate]]:
@@ -132,15 +142,26 @@ def contact_reports(record: ContactRecord, contact_id: str, targets: Targets) ->
 
 
 def issue_step(record: IssueGroup, update: IssueUpdate, targets: Targets) -> IssueOutcome:
+    issue_apply(record, update)
+    return issue_outcome(record, update.key, targets)
+
+
+def issue_apply(record: IssueGroup, update: IssueUpdate) -> None:
+    """The first half of :func:`issue_step`: apply the update. A stage applies every update of a
+    batch and calls :func:`issue_outcome` once per key at the end (outcomes replace each other)."""
     record.version += 1
     if update.contact is None:
         record.contacts.pop(update.contact_id, None)
     else:
         record.contacts[update.contact_id] = update.contact
         record.last_at = max(record.last_at, update.contact.ended_at or update.contact.offered_at)
+
+
+def issue_outcome(record: IssueGroup, key: str, targets: Targets) -> IssueOutcome:
+    """The key's issues, reports (and clears), rows to delete and links, from its current state."""
     issues = group(record.contacts.values(), targets.fcr_window_us)
     per_line = issue_contributions(issues)
-    source = f"issue:{update.key}"
+    source = f"issue:{key}"
     by_queue: dict[str, list[tuple[str, int, tuple[int, ...]]]] = {}
     now_minutes: set[tuple[str, str, int]] = set()
     for (queue, channel), minutes in per_line.items():
@@ -153,11 +174,11 @@ def issue_step(record: IssueGroup, update: IssueUpdate, targets: Targets) -> Iss
                 for queue in record.reported_queues if queue not in by_queue]  # fmt: skip
     record.reported_queues = sorted(set(record.reported_queues) | set(by_queue))
     _remember(record.reported_minutes, now_minutes)
-    ids = {issue_id(update.key, issue): issue for issue in issues}
+    ids = {issue_id(key, issue): issue for issue in issues}
     gone = [known for known in record.reported_issues if known not in ids]
     record.reported_issues = sorted(set(record.reported_issues) | set(ids))
     links = [
-        IssueLink(contact.contact_id, update.key, identifier, position > 0)
+        IssueLink(contact.contact_id, key, identifier, position > 0)
         for identifier, issue in ids.items()
         for position, contact in enumerate(issue.contacts)
     ]
@@ -249,6 +270,38 @@ class Engine:
             self._send(found.reports)
             for link in found.links:
                 link_step(self.contacts.setdefault(link.contact_id, ContactRecord()), link)
+
+    def process_batch(self, messages: Iterable[tuple[Event, str]]) -> None:
+        """A batch as the worker's stages take one: every message applied first, then each
+        contact's reports and issue updates once, each issue key's outcome once, and the board
+        applies each key's last report (reports replace each other: the last one counts)."""
+        latest: dict[str, Report] = {}
+        touched: dict[str, ContactRecord] = {}
+        for event, source in messages:
+            self.clock_us = max(self.clock_us, event.at)
+            if event.type == "agent.state_changed":
+                agent = self.agents.setdefault(event.agent_id or "", AgentRecord())
+                latest.update((report.key, report) for report in agent_step(agent, event))
+                continue
+            contact_id = event.contact_id or ""
+            contact = touched[contact_id] = self.contacts.setdefault(contact_id, ContactRecord())
+            new, duplicate, conflict = contact_apply(contact, event, source)
+            if new:
+                self.health.duplicates += duplicate
+                self.health.conflicts += conflict
+        groups: dict[str, IssueGroup] = {}
+        for contact_id, contact in touched.items():
+            reports, updates = contact_reports(contact, contact_id, self.targets)
+            latest.update((report.key, report) for report in reports)
+            for update in updates:
+                groups[update.key] = self.issues.setdefault(update.key, IssueGroup())
+                issue_apply(groups[update.key], update)
+        for key, group_record in groups.items():
+            found = issue_outcome(group_record, key, self.targets)
+            latest.update((report.key, report) for report in found.reports)
+            for link in found.links:
+                link_step(self.contacts.setdefault(link.contact_id, ContactRecord()), link)
+        self._send(latest.values())
 
     def _send(self, reports: Iterable[Report]) -> None:
         for report in reports:

@@ -119,6 +119,28 @@ def test_the_core_equals_the_model(scenario: tuple[list[tuple[Event, str]], int,
     assert (engine.health.duplicates, engine.health.conflicts) == (expected.duplicates, expected.conflicts)
 
 
+@SETTINGS
+@given(scenarios(), st.data())
+def test_batches_as_the_worker_takes_them_equal_the_model(
+    scenario: tuple[list[tuple[Event, str]], int, ZoneInfo], data: st.DataObject
+) -> None:
+    # The worker applies a batch's messages first and reports each contact and issue key once,
+    # and its board applies only each key's last report: any cut into batches gives the model.
+    messages, now, zone = scenario
+    targets = Targets.from_document({"fcr_window_days": 1, "queues": {"q1": {"voice": {"sl_threshold_seconds": 60}}}})
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(messages) - 1)), max_size=6), label="cuts"))
+    engine = Engine(targets)
+    for start, end in zip([0, *cuts], [*cuts, len(messages)], strict=True):
+        engine.process_batch(messages[start:end])
+    expected = model(messages, now, zone, targets)
+    assert nonzero(board_counts(engine.board, now, zone)) == nonzero(expected.counts)
+    waiting = {(q, c): (n, oldest) for q, c, n, oldest in engine.board.waiting(now)}
+    assert {k: v for k, v in waiting.items() if v[0]} == {k: v for k, v in expected.waiting.items() if v[0]}
+    assert {(q, s): n for q, s, n in engine.board.agents_by_state()} == expected.agents
+    assert (engine.health.duplicates, engine.health.conflicts) == (expected.duplicates, expected.conflicts)
+    assert contents(engine.board.reports) == contents(run(messages, targets).board.reports)
+
+
 def contents(reports: dict[str, Report]) -> dict[str, Report]:
     """The reports without the sink's bookkeeping (a source's revision and the minutes it left
     depend on how many messages, and in what order, it has seen)."""
