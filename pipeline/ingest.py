@@ -36,7 +36,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
-from pipeline.core.intake import Intake, commit_metadata, progress_from_metadata, take
+from pipeline.core.intake import Intake, ahead, commit_metadata, progress_from_metadata, take
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress
 from pipeline.core.wire import BoardMessage, ContactsMessage, Tick, chunks, encode
@@ -174,6 +174,27 @@ class IngestStage(Service):
                 continue
             async with self._batch:
                 await self._process(fetched)
+            self._align()
+
+    def _align(self) -> None:
+        """Pause the partitions that ran ahead in event time (``pipeline.core.intake.ahead``);
+        resume them once the slowest partition with messages waiting has caught up."""
+        assert self.consumer is not None
+        latest, waiting = {}, set()
+        for tp in self.committed:
+            progress = self.progress.get(tp.partition)
+            if progress is None:
+                continue
+            latest[tp] = progress.latest_at
+            end = self.consumer.highwater(tp)
+            if end is None or progress.next_offset < end:
+                waiting.add(tp)
+        pause = ahead(latest, waiting)
+        paused = self.consumer.paused()
+        if pause - paused:
+            self.consumer.pause(*(pause - paused))
+        if paused - pause:
+            self.consumer.resume(*(paused - pause))
 
     async def _process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         self.on_batch()

@@ -123,3 +123,21 @@ def progress_from_metadata(metadata: str | None, committed_offset: int | None) -
     progress = PartitionProgress.from_json(stored)
     progress.offsets.next_offset = committed_offset  # the offset is the truth; the counts go with it
     return progress
+
+
+# How far (in event time) an input partition may run ahead of the slowest one that still has
+# messages waiting. Contacts expire 26 h (CCPULSE_CONTACT_RETENTION_HOURS) after their last event
+# *by the latest event time seen*: a partition read far ahead would make contacts of a slower one
+# expire before their late events (a survey up to hours after the end) arrive. Catching up a
+# backlog, aiokafka's fetches favour some partitions: 2 M events drifted over a day apart.
+ALIGN_US = 3600 * 1_000_000
+
+
+def ahead(latest_at: dict[Any, int], waiting: set[Any], allowance_us: int = ALIGN_US) -> set[Any]:
+    """The partitions to pause: those with messages waiting whose latest event time is more than
+    ``allowance_us`` past the slowest partition that has messages waiting."""
+    behind = [latest_at[p] for p in waiting if p in latest_at]
+    if len(behind) < 2:
+        return set()
+    floor = min(behind)
+    return {p for p in waiting if p in latest_at and latest_at[p] > floor + allowance_us}

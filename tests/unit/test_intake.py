@@ -125,3 +125,13 @@ def test_a_record_read_again_is_forwarded_again_but_not_counted_again() -> None:
     take(progress, "in", 0, [Record(0, offered(1)), Record(1, b"{")], Pseudonyms(None), 4, again)
     assert progress.events_by_type["contact.offered"] == 1 and progress.invalid_by_reason["invalid_json"] == 1
     assert [r.source for batch in again.forward.values() for r in batch] == ["0:0"] and len(again.dead_letters) == 1
+
+
+def test_a_partition_far_ahead_in_event_time_is_paused_until_the_slowest_catches_up() -> None:
+    from pipeline.core.intake import ALIGN_US, ahead
+
+    latest = {0: 10 * ALIGN_US, 1: 12 * ALIGN_US, 2: 10 * ALIGN_US + 1, 3: 50 * ALIGN_US}
+    assert ahead(latest, {0, 1, 2, 3}) == {1, 3}
+    assert ahead(latest, {1, 2, 3}) == {1, 3}  # partition 0 has nothing waiting: it holds nobody back
+    assert ahead(latest, {3}) == set()  # the only one with messages waiting is never held
+    assert ahead(latest, {0, 2}) == set()
