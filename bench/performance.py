@@ -218,7 +218,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     rows = results["throughput"]
     names = [row["name"] for row in rows]
-    figure, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    scale = [s for s in results["scale"] if "events_per_second" in s]
+    figure, axes = plt.subplots(1, 2 if scale else 1, figsize=(12 if scale else 7, 4.2), squeeze=False)
+    left = axes[0][0]
     colours = ["#93a1b0", "#2fbf71", "#4c78a8", "#f2b134"]
     bars = left.barh(names, [row["events_per_second"] for row in rows], color=colours)
     left.bar_label(bars, labels=[f"{row['events_per_second']:,.0f}" for row in rows], padding=3)
@@ -226,7 +228,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
     left.set_xlabel("events per second, log scale (higher is better)")
     left.invert_yaxis()
     left.set_title(f"{results['events']:,} simulator events, one process each")
-    scale = results["scale"]
+    if not scale:
+        figure.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=110)
+        return
+    right = axes[0][1]
     right.plot([s["workers"] for s in scale], [s["events_per_second"] for s in scale], marker="o", color="#2fbf71")
     right.set_xticks([s["workers"] for s in scale])
     right.set_xlabel(f"ccpulse workers (8 partitions, {results['scale_events']:,} events, {describe()['cores']} cores)")
@@ -297,13 +304,16 @@ def main() -> None:
                                              args.load, args.load_seconds, args.partitions, root)  # fmt: skip
                 print(f"{name} freshness median {percentile(fresh[name], 0.5)} ms", flush=True)
 
-            scale = []
+            scale: list[dict[str, Any]] = []
             if not args.skip_scale:
                 scaled = Deployment(bootstrap, root, partitions=8)
                 scale_settings = Settings.from_env(scaled.env(), env_file=None)
                 fill(scale_settings, args.scale_events)
                 for workers in (1, 2, 4):
-                    scale.append(scale_run(bootstrap, root, args.scale_events, workers, scaled.topic))
+                    try:
+                        scale.append(scale_run(bootstrap, root, args.scale_events, workers, scaled.topic))
+                    except RuntimeError as problem:  # recorded, not hidden: a worker exited (e.g. stalled)
+                        scale.append({"workers": workers, "failed": str(problem)[:2000]})
                     print(f"scale: {scale[-1]}", flush=True)
         finally:
             if not args.bootstrap:
@@ -321,8 +331,7 @@ def main() -> None:
     results["scale"] = scale
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
-    if scale:
-        plot(results, args.plot)
+    plot(results, args.plot)
     print(json.dumps({k: v for k, v in results.items() if k != "checks"}, indent=2))
     if any(check["differences"] for check in checks.values()):
         print("FAILED: a peer's numbers differ from ccpulse's (see checks in the result file)", file=sys.stderr)
