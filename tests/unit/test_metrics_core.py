@@ -102,6 +102,21 @@ def run(messages: list[tuple[Event, str]], targets: Targets) -> Engine:
     return engine
 
 
+MODEL_TARGETS = Targets.from_document({"fcr_window_days": 1, "queues": {"q1": {"voice": {"sl_threshold_seconds": 60}}}})
+
+
+def assert_equals_model(
+    engine: Engine, messages: list[tuple[Event, str]], now: int, zone: ZoneInfo, targets: Targets
+) -> None:
+    """Window counts, live waiting, agents and health equal the brute-force model's."""
+    expected = model(messages, now, zone, targets)
+    assert nonzero(board_counts(engine.board, now, zone)) == nonzero(expected.counts)
+    waiting = {(q, c): (n, oldest) for q, c, n, oldest in engine.board.waiting(now)}
+    assert {k: v for k, v in waiting.items() if v[0]} == {k: v for k, v in expected.waiting.items() if v[0]}
+    assert {(q, s): n for q, s, n in engine.board.agents_by_state()} == expected.agents
+    assert (engine.health.duplicates, engine.health.conflicts) == (expected.duplicates, expected.conflicts)
+
+
 SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -109,14 +124,9 @@ SETTINGS = settings(max_examples=300, deadline=None, suppress_health_check=[Heal
 @given(scenarios())
 def test_the_core_equals_the_model(scenario: tuple[list[tuple[Event, str]], int, ZoneInfo]) -> None:
     messages, now, zone = scenario
-    targets = Targets.from_document({"fcr_window_days": 1, "queues": {"q1": {"voice": {"sl_threshold_seconds": 60}}}})
+    targets = MODEL_TARGETS
     engine = run(messages, targets)
-    expected = model(messages, now, zone, targets)
-    assert nonzero(board_counts(engine.board, now, zone)) == nonzero(expected.counts)
-    waiting = {(q, c): (n, oldest) for q, c, n, oldest in engine.board.waiting(now)}
-    assert {k: v for k, v in waiting.items() if v[0]} == {k: v for k, v in expected.waiting.items() if v[0]}
-    assert {(q, s): n for q, s, n in engine.board.agents_by_state()} == expected.agents
-    assert (engine.health.duplicates, engine.health.conflicts) == (expected.duplicates, expected.conflicts)
+    assert_equals_model(engine, messages, now, zone, targets)
 
 
 @SETTINGS
@@ -127,17 +137,12 @@ def test_batches_as_the_worker_takes_them_equal_the_model(
     # The worker applies a batch's messages first and reports each contact and issue key once,
     # and its board applies only each key's last report: any cut into batches gives the model.
     messages, now, zone = scenario
-    targets = Targets.from_document({"fcr_window_days": 1, "queues": {"q1": {"voice": {"sl_threshold_seconds": 60}}}})
+    targets = MODEL_TARGETS
     cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(messages) - 1)), max_size=6), label="cuts"))
     engine = Engine(targets)
     for start, end in zip([0, *cuts], [*cuts, len(messages)], strict=True):
         engine.process_batch(messages[start:end])
-    expected = model(messages, now, zone, targets)
-    assert nonzero(board_counts(engine.board, now, zone)) == nonzero(expected.counts)
-    waiting = {(q, c): (n, oldest) for q, c, n, oldest in engine.board.waiting(now)}
-    assert {k: v for k, v in waiting.items() if v[0]} == {k: v for k, v in expected.waiting.items() if v[0]}
-    assert {(q, s): n for q, s, n in engine.board.agents_by_state()} == expected.agents
-    assert (engine.health.duplicates, engine.health.conflicts) == (expected.duplicates, expected.conflicts)
+    assert_equals_model(engine, messages, now, zone, targets)
     assert contents(engine.board.reports) == contents(run(messages, targets).board.reports)
 
 
