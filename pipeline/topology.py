@@ -51,14 +51,15 @@ from pipeline.core.engine import (
     IssueLink,
     IssueOutcome,
     IssueUpdate,
-    agent_step,
+    agent_apply,
+    agent_reports,
     contact_apply,
     contact_reports,
     issue_apply,
     issue_outcome,
     link_step,
 )
-from pipeline.core.expiry import ExpiryClock
+from pipeline.core.expiry import ExpiryClock, contact_expired, contact_kept_until
 from pipeline.core.facts import contact_row, contribution_rows, issue_rows
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
@@ -225,9 +226,16 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 log.info("board rebuilt for partitions %s: %d reports", list(active), len(fresh.reports))
             return cls.board
 
+    # Per key, what expiry needs of a record, remembered when the stage writes it (a run then reads no
+    # stored record); forgotten at every rebalance, when the tables may have changed under them.
+    contacts_kept_until: dict[str, int] = {}
+    issues_last_at: dict[str, int] = {}
+
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def rebuild_board_after_recovery(sender: Any, **kwargs: Any) -> None:
         Keeper.stale = True
+        contacts_kept_until.clear()
+        issues_last_at.clear()
 
     def received(batch: Sequence[EventT]) -> None:
         """Tell the commit gate what this batch brings; called first thing for every batch."""
@@ -281,6 +289,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             out_reports: dict[str, list[Report]] = {}
             out_updates: dict[str, list[IssueUpdate]] = {}
             to_report: dict[str, str] = {}  # contact key -> contact id, for contacts with new messages
+            agents_to_report: dict[str, str] = {}  # agent key -> agent id
             progress_records: dict[int, StageProgress] = {}
             for partition, events in by_partition(batch):
                 progress = StageProgress.from_json(_json(contacts.get(progress_key(partition))))
@@ -301,7 +310,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                         if routed.event.type == "agent.state_changed":
                             agent = records.get(key) or _load(agents, key, AgentRecord)
                             records[key] = agent
-                            out_reports[key] = agent_step(agent, routed.event)  # type: ignore[arg-type]
+                            agent_apply(agent, routed.event)  # type: ignore[arg-type]
+                            agents_to_report[key] = routed.event.agent_id or ""
                             continue
                         contact = records.get(key) or _load(contacts, key, ContactRecord)
                         records[key] = contact
@@ -315,15 +325,21 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             # messages (a contact's reports replace each other: only the last would count)
             for key, contact_id in to_report.items():
                 out_reports[key], out_updates[key] = contact_reports(records[key], contact_id, targets)  # type: ignore[arg-type]
+            for key, agent_id in agents_to_report.items():  # each agent's reports once per batch too
+                out_reports[key] = agent_reports(records[key], agent_id)  # type: ignore[arg-type]
             # The progress record goes first, into the same changelog partition as the contacts it
             # covers: a crash keeps a prefix of those writes, so counted implies recorded.
             writes = ChangelogWrites(app)
             for partition, progress in progress_records.items():
                 writes.put(contacts, progress_key(partition), orjson.dumps(progress.to_json()))
             for key, record in records.items():
-                writes.put(agents if key.startswith("agent\x1f") else contacts, key, encode(record))
+                if isinstance(record, ContactRecord):
+                    writes.put(contacts, key, encode(record))
+                    contacts_kept_until[key] = contact_kept_until(record.state, retention_us)
+                else:
+                    writes.put(agents, key, encode(record))
             if latest_seen and contacts_expiry.due(latest_seen, time.monotonic()):
-                _expire_contacts(contacts, writes, latest_seen, retention_us)
+                _expire_contacts(contacts, contacts_kept_until, writes, latest_seen, retention_us)
                 out_reports.update(_expire_agents(agents, writes, latest_seen, retention_us))
             await writes.send()
             await _send_reports(board_topic, out_reports.values(), partitions)
@@ -364,15 +380,19 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             writes = ChangelogWrites(app)
             for key, group in groups.items():
                 writes.put(issues, key, encode(group))
+                issues_last_at[key] = group.last_at
             if latest_seen and issues_expiry.due(latest_seen, time.monotonic()):
                 horizon = latest_seen - targets.fcr_window_us - retention_us
-                stale = [
-                    key
-                    for key, value in issues.items()
-                    if value is not None and msgspec.msgpack.decode(value, type=IssueGroup).last_at < horizon
-                ]
+                stale = []
+                for key, value in list(_store(issues).items()):  # last_at remembered: no decode per key
+                    last_at = issues_last_at.get(key)
+                    if last_at is None and value is not None:
+                        last_at = issues_last_at[key] = _decode(value, IssueGroup).last_at
+                    if last_at is not None and last_at < horizon:
+                        stale.append(key)
                 for key in stale[:EXPIRE_AT_ONCE]:
                     writes.delete(issues, key)
+                    issues_last_at.pop(key, None)
             await writes.send()
             await _send_reports(board_topic, out.values(), partitions)
             rows = SinkBatch()
@@ -716,6 +736,15 @@ def _contacts_partition(key: str, partitions: int) -> int:
     return partition_of(key, partitions)
 
 
+def _store(table: Any) -> dict[Any, Any]:
+    """A table's in-memory store itself (Faust's mapping API adds a sensor call per key)."""
+    return table.data.data  # type: ignore[no-any-return]
+
+
+def _decode(value: bytes, kind: type) -> Any:
+    return msgspec.msgpack.decode(value, type=kind)
+
+
 def _json(value: bytes | None) -> dict[str, Any] | None:
     return orjson.loads(value) if value else None
 
@@ -742,22 +771,25 @@ async def _send_reports(topic: faust.TopicT, groups: Iterable[list[Report]], par
 EXPIRE_AT_ONCE = 10_000
 
 
-def _expire_contacts(contacts: Any, writes: ChangelogWrites, latest_us: int, retention_us: int) -> None:
-    """Forget contacts whose last event is older than the retention and that wait for nothing."""
-    horizon = latest_us - retention_us
-    waiting_horizon = latest_us - 7 * 24 * HOUR_US
+def _expire_contacts(contacts: Any, kept_until: dict[str, int], writes: ChangelogWrites, latest_us: int,
+                     retention_us: int) -> None:  # fmt: skip
+    """Forget contacts whose last event is older than the retention and that wait for nothing.
+
+    ``kept_until`` remembers, per contact key, the event time up to which it is kept (written with
+    the record): a run decodes only records it has no number for (restored from the changelog)
+    and the few it deletes (checked against the record itself before the delete)."""
     expired = 0
-    for key, value in list(contacts.items()):
+    for key, value in list(_store(contacts).items()):
         if expired >= EXPIRE_AT_ONCE:
             return
         if value is None or key.startswith("\x00"):
             continue
-        record = msgspec.msgpack.decode(value, type=ContactRecord)
-        state = record.state
-        waiting = (state.offered is not None and state.answered is None and state.abandoned is None
-                   and state.ended is None and state.offered.at >= waiting_horizon)  # fmt: skip
-        if state.last_at < horizon and not waiting:
+        until = kept_until.get(key)
+        if until is None:
+            until = kept_until[key] = contact_kept_until(_decode(value, ContactRecord).state, retention_us)
+        if latest_us > until and contact_expired(_decode(value, ContactRecord).state, latest_us, retention_us):
             writes.delete(contacts, key)
+            kept_until.pop(key, None)
             expired += 1
 
 
@@ -766,7 +798,7 @@ def _expire_agents(agents: Any, writes: ChangelogWrites, latest_us: int, retenti
     returns the reports that clear them from the board."""
     horizon = latest_us - retention_us
     clears: dict[str, list[Report]] = {}
-    for key, value in list(agents.items()):
+    for key, value in list(_store(agents).items()):
         if len(clears) >= EXPIRE_AT_ONCE:
             break
         if value is None:

@@ -222,11 +222,23 @@ def agent_step(record: AgentRecord, event: Event) -> list[Report]:
 
     Idempotent as it stands: applying an event again, or an older one, changes nothing.
     """
+    agent_apply(record, event)
+    return agent_reports(record, event.agent_id or "")
+
+
+def agent_apply(record: AgentRecord, event: Event) -> None:
+    """The first half of :func:`agent_step`: keep the event if it is the agent's latest. A stage
+    applies every event of a batch and calls :func:`agent_reports` once per agent at the end."""
     if (event.at, event.event_id) > (record.at, record.event_id):
         record.at, record.event_id = event.at, event.event_id
         record.state = event.state or "offline"
         record.queues = tuple(sorted(set(event.queues or ())))
-    agent = f"agent:{event.agent_id}"
+
+
+def agent_reports(record: AgentRecord, agent_id: str) -> list[Report]:
+    """The agent's reports from its current state: its state in each queue it serves, and a clear
+    for each queue it was reported to before and serves no longer."""
+    agent = f"agent:{agent_id}"
     reports = [Report(agent, queue, agent_state=record.state) for queue in record.queues]
     reports += [Report(agent, queue) for queue in record.reported_queues if queue not in record.queues]
     record.reported_queues = tuple(sorted(set(record.reported_queues) | set(record.queues)))
@@ -272,16 +284,19 @@ class Engine:
                 link_step(self.contacts.setdefault(link.contact_id, ContactRecord()), link)
 
     def process_batch(self, messages: Iterable[tuple[Event, str]]) -> None:
-        """A batch as the worker's stages take one: every message applied first, then each
-        contact's reports and issue updates once, each issue key's outcome once, and the board
-        applies each key's last report (reports replace each other: the last one counts)."""
+        """A batch as the worker's stages take one: every message applied first, then each agent's
+        reports once, each contact's reports and issue updates once, each issue key's outcome
+        once, and the board applies each key's last report (reports replace each other: the last
+        one counts)."""
         latest: dict[str, Report] = {}
         touched: dict[str, ContactRecord] = {}
+        touched_agents: dict[str, AgentRecord] = {}
         for event, source in messages:
             self.clock_us = max(self.clock_us, event.at)
             if event.type == "agent.state_changed":
-                agent = self.agents.setdefault(event.agent_id or "", AgentRecord())
-                latest.update((report.key, report) for report in agent_step(agent, event))
+                agent_id = event.agent_id or ""
+                agent = touched_agents[agent_id] = self.agents.setdefault(agent_id, AgentRecord())
+                agent_apply(agent, event)
                 continue
             contact_id = event.contact_id or ""
             contact = touched[contact_id] = self.contacts.setdefault(contact_id, ContactRecord())
@@ -289,6 +304,8 @@ class Engine:
             if new:
                 self.health.duplicates += duplicate
                 self.health.conflicts += conflict
+        for agent_id, agent in touched_agents.items():
+            latest.update((report.key, report) for report in agent_reports(agent, agent_id))
         groups: dict[str, IssueGroup] = {}
         for contact_id, contact in touched.items():
             reports, updates = contact_reports(contact, contact_id, self.targets)

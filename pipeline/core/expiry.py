@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pipeline.core.lifecycle import ContactState
+
 MINUTE_US = 60 * 1_000_000
 
 
@@ -33,3 +35,27 @@ class ExpiryClock:
             self._last_event_us, self._last_wall = event_us, wall
             return True
         return False
+
+
+# ------------------------------------------------------------------ when each piece of state may go
+WAITING_US = 7 * 24 * 60 * MINUTE_US  # a waiting contact is kept this long after it was offered
+
+
+def contact_expired(state: ContactState, latest_us: int, retention_us: int) -> bool:
+    """A contact is forgotten once its last event is older than the retention, unless it still
+    waits (offered, not answered, abandoned or ended, offered at most 7 days before)."""
+    offered = state.offered
+    waiting = (offered is not None and state.answered is None and state.abandoned is None
+               and state.ended is None and offered.at >= latest_us - WAITING_US)  # fmt: skip
+    return state.last_at < latest_us - retention_us and not waiting
+
+
+def contact_kept_until(state: ContactState, retention_us: int) -> int:
+    """The latest event time at which the contact is still kept: it expires once the latest event
+    time passes this (``contact_expired(state, latest, r)`` iff ``latest > contact_kept_until(state, r)``).
+    The stage remembers this number per contact, so an expiry run reads no stored record."""
+    until = state.last_at + retention_us
+    offered = state.offered
+    if offered is not None and state.answered is None and state.abandoned is None and state.ended is None:
+        until = max(until, offered.at + WAITING_US)
+    return until

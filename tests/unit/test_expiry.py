@@ -22,3 +22,39 @@ def test_no_run_while_event_time_stands_still() -> None:
     assert not clock.due(HOUR_US, wall=0)
     assert not any(clock.due(HOUR_US, wall=float(s)) for s in range(1, 10_000, 100))
     assert clock.due(2 * HOUR_US, wall=10_001)
+
+
+# ------------------------------------------------------------------ per-contact deadlines
+from hypothesis import given  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from pipeline.core.expiry import WAITING_US, contact_expired, contact_kept_until  # noqa: E402
+from pipeline.core.lifecycle import Abandoned, Answered, ContactState, Ended, Offered  # noqa: E402
+
+DAY_US = 24 * HOUR_US
+times = st.integers(min_value=0, max_value=20 * DAY_US)
+
+
+@st.composite
+def contact_states(draw: st.DrawFn) -> ContactState:
+    offered = draw(st.none() | times.map(lambda at: Offered(at, "e1", "q", "voice", "c", "r", None)))
+    answered = draw(st.none() | times.map(lambda at: Answered(at, "e2", "a")))
+    abandoned = draw(st.none() | times.map(lambda at: Abandoned(at, "e3")))
+    ended = draw(st.none() | times.map(lambda at: Ended(at, "e4", 0, True)))
+    return ContactState(offered=offered, answered=answered, abandoned=abandoned, ended=ended, last_at=draw(times))
+
+
+@given(contact_states(), times, st.integers(min_value=0, max_value=3 * DAY_US))
+def test_a_contact_expires_exactly_when_the_latest_event_time_passes_its_deadline(
+    state: ContactState, latest_us: int, retention_us: int
+) -> None:
+    assert contact_expired(state, latest_us, retention_us) == (latest_us > contact_kept_until(state, retention_us))
+
+
+def test_a_waiting_contact_is_kept_seven_days_after_its_offer_and_no_longer() -> None:
+    waiting = ContactState(offered=Offered(0, "e1", "q", "email", "c", "r", None), last_at=0)
+    assert contact_kept_until(waiting, retention_us=26 * HOUR_US) == WAITING_US == 7 * DAY_US
+    assert not contact_expired(waiting, 7 * DAY_US, 26 * HOUR_US)
+    assert contact_expired(waiting, 7 * DAY_US + 1, 26 * HOUR_US)
+    answered = ContactState(offered=waiting.offered, answered=Answered(5, "e2", "a"), last_at=5)
+    assert contact_kept_until(answered, retention_us=26 * HOUR_US) == 5 + 26 * HOUR_US
