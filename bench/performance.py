@@ -40,7 +40,7 @@ import orjson
 
 from bench.machine import describe
 from bench.peers.queue_minutes import FIELDS
-from bench.throughput import fill, filled_topic, freshness, seconds_to_process
+from bench.throughput import STAGES, fill, filled_topic, freshness, seconds_to_process
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR = "raw floor (aiokafka + orjson)"
@@ -184,20 +184,23 @@ def scale_run(bootstrap: str, root: Path, events: int, workers: int, topic: str)
     try:
         first = None
         while True:
-            done, lags = 0.0, []
+            done, lags, stages, answered = 0.0, [], set(), 0
             for worker in running:
                 try:
                     samples = worker.scrape()
                 except OSError:
                     if worker.process is not None and worker.process.poll() is not None:
                         raise RuntimeError(f"worker {worker.name} exited: {worker.log_tail()}") from None
-                    samples = {}  # busy (a rebalance): ask again
+                    continue  # busy (a rebalance): ask again
+                answered += 1
                 done += sum(v for (name, _), v in samples.items() if name == "ccpulse_events_total")
                 lags += [v for (name, _), v in samples.items() if name == "ccpulse_consumer_lag"]
+                stages |= {dict(labels)["stage"] for (name, labels) in samples if name == "ccpulse_consumer_lag"}
             now = time.perf_counter()
             if done and first is None:
                 first = now
-            if done >= events and lags and not any(lags):
+            # every worker answered, every stage reported by some worker, and no lag anywhere
+            if done >= events and answered == len(running) and stages >= STAGES and not any(lags):
                 seconds = now - first  # type: ignore[operator]
                 return {"workers": workers, "seconds": seconds, "events_per_second": events / seconds}
             time.sleep(0.3)

@@ -32,6 +32,8 @@ import orjson
 
 from bench.machine import describe
 
+STAGES = {"ingest", "contacts", "issues", "board"}
+
 
 def fill(settings, events: int) -> int:  # type: ignore[no-untyped-def]
     from pipeline.kafka_io import EventSender, ensure_topics
@@ -99,16 +101,17 @@ def faust_floor_rate(bootstrap: str, topic: str, events: int, partitions: int) -
 
 def seconds_to_process(worker, events: int) -> float:  # type: ignore[no-untyped-def]
     """Seconds from the worker's first counted event until it has counted ``events`` and every
-    stage's lag is 0 (scraped every 0.2 s)."""
+    stage's lag is 0 (scraped every 0.2 s). All four stages must report a lag: a stage without
+    its partitions yet has none, and must not pass for one that is done."""
     first = None
     while True:
         samples = worker.scrape()
         done = sum(v for (name, _), v in samples.items() if name == "ccpulse_events_total")
-        lags = [v for (name, _), v in samples.items() if name == "ccpulse_consumer_lag"]
+        lags = {dict(labels)["stage"]: v for (name, labels), v in samples.items() if name == "ccpulse_consumer_lag"}
         now = time.perf_counter()
         if done and first is None:
             first = now
-        if done >= events and lags and not any(lags):
+        if done >= events and set(lags) >= STAGES and not any(lags.values()):
             assert first is not None
             return now - first
         time.sleep(0.2)

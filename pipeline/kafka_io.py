@@ -35,8 +35,9 @@ def _client_options(settings: Settings) -> dict[str, object]:
     }
 
 
-def ensure_topics(settings: Settings, timeout_seconds: float = 30.0) -> None:
-    """Create the input and dead-letter topics with ``settings.partitions`` if they are missing."""
+def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: tuple[str, ...] = ()) -> None:
+    """Create the input and dead-letter topics (and the worker's ``internal`` topics) with
+    ``settings.partitions`` if they are missing."""
     try:
         admin = KafkaAdminClient(
             client_id="ccpulse-admin",
@@ -52,7 +53,7 @@ def ensure_topics(settings: Settings, timeout_seconds: float = 30.0) -> None:
         existing = set(admin.list_topics())
         wanted = {
             name: {"num_partitions": settings.partitions, "replication_factor": -1}
-            for name in (settings.topic, settings.dlq_topic)
+            for name in (settings.topic, settings.dlq_topic, *internal)
             if name not in existing
         }
         if wanted:

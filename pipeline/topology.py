@@ -149,6 +149,11 @@ def faust_app(settings: Settings) -> faust.App:
     )
 
 
+def stage_topics(app_id: str) -> tuple[str, str, str]:
+    """The internal topics of the contacts, issues and board stages."""
+    return f"{app_id}-events", f"{app_id}-issue-updates", f"{app_id}-reports"
+
+
 def by_partition(batch: Sequence[EventT]) -> Iterable[tuple[int, list[EventT]]]:
     groups: dict[int, list[EventT]] = defaultdict(list)
     for event in batch:
@@ -172,9 +177,10 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                          partitions=partitions, internal=internal)  # fmt: skip
 
-    routed_topic = raw_topic(f"{settings.app_id}-events", internal=True)
-    issue_topic = raw_topic(f"{settings.app_id}-issue-updates", internal=True)
-    board_topic = raw_topic(f"{settings.app_id}-reports", internal=True)
+    routed_name, issue_name, board_name = stage_topics(settings.app_id)
+    routed_topic = raw_topic(routed_name, internal=True)
+    issue_topic = raw_topic(issue_name, internal=True)
+    board_topic = raw_topic(board_name, internal=True)
 
     def table(name: str, key_type: type, partition_function: Callable[[Any], int], help_text: str) -> Any:
         created = KeyedTable(app, name=name, default=None, beacon=app.tables.beacon, key_type=key_type,
@@ -450,7 +456,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             await written(batch, rows)
 
     # ---------------------------------------------------------------- lag, per stage
-    stage_topics = {"contacts": routed_topic.get_topic_name(),
+    topics_of_stage = {"contacts": routed_topic.get_topic_name(),
                     "issues": issue_topic.get_topic_name(), "board": board_topic.get_topic_name()}  # fmt: skip
     lag: dict[str, int] = {}
     watch = StallWatch(settings.stall_seconds)
@@ -466,7 +472,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         settling = app.in_recovery or app.rebalancing
         if settling or held_back:
             watch.reset(now)  # waiting for ClickHouse is backpressure, not a stuck consumer
-        watched = [tp for tp in assigned if tp.topic in stage_topics.values()]
+        watched = [tp for tp in assigned if tp.topic in topics_of_stage.values()]
         # one request for all stages: each waits in the consumer thread behind a fetch (up to seconds)
         ends = await app.consumer.highwaters(*watched) if watched else {}
         if not (settling or held_back):
@@ -475,7 +481,9 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 app.add_future(app.consumer.read_again(tp, offset, why))  # type: ignore[attr-defined]
         ingest_lag, ingest_done = await ingest.lag()
         measured = {"ingest": (ingest_lag, ingest_done)}
-        for stage, topic in stage_topics.items():
+        # Faust's stages: only from a complete assignment. Before the first one, or while it is
+        # being settled, their lag is unknown, not 0 (a lag of 0 would say "caught up").
+        for stage, topic in topics_of_stage.items() if assigned and not settling else ():
             tps = [tp for tp in watched if tp.topic == topic]
             waiting = sum(max(0, ends.get(tp, 0) - (committed.get(tp) or 0)) for tp in tps)
             measured[stage] = (waiting, sum(committed.get(tp) or 0 for tp in tps))

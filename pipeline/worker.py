@@ -10,7 +10,7 @@ from pipeline.core.targets import Targets
 from pipeline.kafka_io import ensure_topics
 from pipeline.settings import Settings
 from pipeline.sink import FaultSwitch, Sink
-from pipeline.topology import build
+from pipeline.topology import build, stage_topics
 from pipeline.warehouse import Warehouse, WarehouseError, connect, database_of, load_migrations, migrations_dir
 
 log = logging.getLogger("ccpulse.worker")
@@ -22,7 +22,9 @@ def run_worker(settings: Settings) -> int:
         logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
     Targets.load(settings.targets_file)  # a wrong targets file stops us before anything else
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    ensure_topics(settings)
+    # the stages' topics exist before Faust's consumer joins its group: a topic missing then is left
+    # out of the first assignment until the next metadata refresh, and its stage idles meanwhile
+    ensure_topics(settings, internal=stage_topics(settings.app_id))
     sink = open_sink(settings)
     app = build(settings, sink=sink)
     log.info(
