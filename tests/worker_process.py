@@ -162,6 +162,15 @@ def counter(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
+STAGES = ("ingest", "contacts", "issues", "board")
+
+
+def caught_up(samples: dict, stages: tuple[str, ...] = STAGES) -> bool:  # type: ignore[type-arg]
+    """Every stage reports its lag and it is 0 (an absent lag is unknown, not caught up)."""
+    lags = {stage: samples.get(("ccpulse_consumer_lag", (("stage", stage),))) for stage in stages}
+    return all(lag == 0 for lag in lags.values())
+
+
 def query(worker: WorkerProcess, sql: str, **env: str) -> list[dict]:  # type: ignore[type-arg]
     """Rows of a read-only query, through ``ccpulse query`` as a user runs it (via the worker)."""
     import json

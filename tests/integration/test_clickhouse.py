@@ -34,7 +34,7 @@ from tests.warehouse_model import (
     valid_events,
     windows_of,
 )
-from tests.worker_process import Deployment, WorkerProcess, counter, query
+from tests.worker_process import Deployment, WorkerProcess, caught_up, counter, query
 
 pytestmark = pytest.mark.integration
 
@@ -195,7 +195,7 @@ def test_an_outage_with_backpressure_and_a_kill_lose_nothing(deployment: Deploym
     worker = deployment.worker().start()
     try:
         send(deployment, lines[:third])
-        worker.wait_for(lambda s: counter(s, "ccpulse_consumer_lag", stage="board") == 0
+        worker.wait_for(lambda s: caught_up(s)
                         and sum(v for k, v in s.items() if k[0] == "ccpulse_events_total") > 0
                         and counter(s, "ccpulse_sink_backlog_rows") == 0, timeout=120)  # fmt: skip
         fault.touch()
@@ -240,7 +240,7 @@ def test_customer_ids_never_reach_metrics_or_logs_even_without_a_key(deployment:
     lines, _ = canary_traffic()
     with deployment.worker() as worker:
         send(deployment, lines)
-        worker.wait_for(lambda s: counter(s, "ccpulse_consumer_lag", stage="board") == 0
+        worker.wait_for(lambda s: caught_up(s)
                         and counter(s, "ccpulse_events_total", type="contact.offered") > 0
                         and counter(s, "ccpulse_sink_backlog_rows") == 0, timeout=120)  # fmt: skip
         stored: set[str] = set()
@@ -270,7 +270,7 @@ def test_customer_ids_are_pseudonymised_everywhere(deployment: Deployment, tmp_p
     deployment.extra_env.update(CCPULSE_CUSTOMER_KEY=key, CCPULSE_QUERY_TOKEN="query-token-for-tests")
     with deployment.worker() as worker:
         send(deployment, lines)
-        worker.wait_for(lambda s: counter(s, "ccpulse_consumer_lag", stage="board") == 0
+        worker.wait_for(lambda s: caught_up(s)
                         and counter(s, "ccpulse_events_total", type="contact.offered") > 0
                         and counter(s, "ccpulse_sink_backlog_rows") == 0, timeout=120)  # fmt: skip
         time.sleep(2)

@@ -23,7 +23,7 @@ import yaml
 
 from pipeline.simulation import Simulation
 from tests.debian_tools import debian_tool
-from tests.worker_process import Deployment, WorkerProcess, counter, free_port
+from tests.worker_process import Deployment, WorkerProcess, caught_up, free_port
 
 pytestmark = pytest.mark.integration
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules" / "ccpulse.yml"
@@ -110,7 +110,7 @@ def test_service_level_alert_goes_pending_fires_and_resolves(kafka_bootstrap: st
             # the next hour is well staffed: the 15-minute window moves past the bad hour
             produced = deployment.ccpulse("produce", "-", input_bytes=traffic(start + timedelta(hours=1), 1.5, seed=62))
             assert produced.returncode == 0, produced.stderr.decode()
-            worker.wait_for(lambda s: counter(s, "ccpulse_consumer_lag", stage="board") == 0, timeout=120)
+            worker.wait_for(lambda s: caught_up(s), timeout=120)
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline and alerts(url):
                 time.sleep(0.5)

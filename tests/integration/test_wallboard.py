@@ -17,7 +17,7 @@ import pytest
 from pipeline.simulation import Faults
 from tests.debian_tools import debian_tool
 from tests.gauges import simulated
-from tests.worker_process import Deployment, WorkerProcess, counter
+from tests.worker_process import Deployment, WorkerProcess, caught_up
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -117,9 +117,7 @@ def produce(deployment: Deployment, lines: list[bytes]) -> None:
 
 def settled(worker: WorkerProcess) -> dict:  # type: ignore[type-arg]
     def done(samples: dict) -> bool:  # type: ignore[type-arg]
-        return ("ccpulse_consumer_lag", (("stage", "board"),)) in samples and all(
-            counter(samples, "ccpulse_consumer_lag", stage=s) == 0 for s in ("ingest", "contacts", "board")
-        )
+        return caught_up(samples)
 
     return worker.wait_for(done, timeout=120)  # type: ignore[no-any-return]
 
