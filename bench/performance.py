@@ -200,7 +200,7 @@ def scale_run(bootstrap: str, root: Path, events: int, workers: int, topic: str)
             if done and first is None:
                 first = now
             # every worker answered, every stage reported by some worker, and no lag anywhere
-            if done >= events and answered == len(running) and stages >= STAGES and not any(lags):
+            if done >= events and answered == len(running) and stages >= set(STAGES) and not any(lags):
                 seconds = now - first  # type: ignore[operator]
                 return {"workers": workers, "seconds": seconds, "events_per_second": events / seconds}
             time.sleep(0.3)

@@ -793,9 +793,12 @@ def _expire_contacts(contacts: Any, kept_until: dict[str, int], writes: Changelo
         if value is None or key.startswith("\x00"):
             continue
         until = kept_until.get(key)
+        state = None
         if until is None:
-            until = kept_until[key] = contact_kept_until(_decode(value, ContactRecord).state, retention_us)
-        if latest_us > until and contact_expired(_decode(value, ContactRecord).state, latest_us, retention_us):
+            state = _decode(value, ContactRecord).state
+            until = kept_until[key] = contact_kept_until(state, retention_us)
+        if latest_us > until and contact_expired(state or _decode(value, ContactRecord).state, latest_us,
+                                                 retention_us):  # fmt: skip
             writes.delete(contacts, key)
             kept_until.pop(key, None)
             expired += 1
