@@ -48,7 +48,11 @@ class GatedConsumer(AIOKafkaConsumer):
             "from there (what comes twice is applied once)", tp.topic, tp.partition, offset, why,
         )  # fmt: skip
         self._read_offset[tp] = None  # Faust drops a message below the last offset it read
-        await self.seek(tp, offset)
+        # Faust's own ``seek`` touches aiokafka's fetcher from this thread while the consumer
+        # thread may be draining it (a KeyError in ``fetched_records`` crashed a restarted
+        # worker): seek on the consumer's own thread instead.
+        thread = self._thread
+        await thread.call_thread(thread.seek, tp, offset)  # type: ignore[arg-type]  # a plain call is fine
         self._read_offset[tp] = None
 
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
