@@ -23,14 +23,51 @@ from pipeline.core.commits import CommitGate
 log = logging.getLogger("ccpulse.commits")
 
 
+class ReadOffsets(dict[TP, int | None]):
+    """Faust's last offset read per partition (it drops a message below it), which a re-read
+    must not let rise too early. Faust delivers a fetched batch to the end, so after the seek of
+    a re-read the rest of the batch in hand (offsets past the hole) still comes and would raise
+    the floor above the hole again: the re-read's messages were then dropped and the hole never
+    filled (a stage stalled until the watchdog restarted the worker). While a re-read waits to
+    begin, the offsets Faust records are only followed; the first one that goes back (or reaches
+    the re-read's start) is the re-read: from there Faust's floor works as before."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waiting: dict[TP, tuple[int, int]] = {}  # tp -> (re-read start, last offset delivered)
+
+    def __missing__(self, tp: TP) -> None:
+        return None
+
+    def read_again(self, tp: TP, start: int) -> None:
+        self.waiting[tp] = (start, start)
+        super().__setitem__(tp, None)
+
+    def __setitem__(self, tp: TP, offset: int | None) -> None:
+        waiting = self.waiting.get(tp)
+        if waiting is not None and offset is not None:
+            start, last = waiting
+            if offset > start and offset > last:  # still the batch fetched before the seek
+                self.waiting[tp] = (start, offset)
+                return
+            del self.waiting[tp]  # offsets went back: the re-read has begun
+        super().__setitem__(tp, offset)
+
+
 class GatedConsumer(AIOKafkaConsumer):
     """Commits up to the first unfinished offset of each partition (``gate``, set by ``gated``)."""
 
     gate: CommitGate
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_offset = ReadOffsets()
+
     async def perform_seek(self) -> None:
         # Faust seeks every assigned partition to its committed offset before it lets messages
         # of a new assignment flow: the gate's account of this generation starts there.
+        if isinstance(self._read_offset, ReadOffsets):
+            self._read_offset.waiting.clear()  # every partition starts again from its commit
         await super().perform_seek()
         starts = {tp: self._read_offset.get(tp) for tp in self.assignment()}
         self.gate.assign(self.app.consumer_generation_id, starts, time.monotonic())
@@ -39,6 +76,9 @@ class GatedConsumer(AIOKafkaConsumer):
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.gate.revoked(revoked)
+        if isinstance(self._read_offset, ReadOffsets):
+            for tp in revoked:
+                self._read_offset.waiting.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def read_again(self, tp: TP, offset: int, why: str = "a hole in delivery") -> None:
@@ -47,13 +87,15 @@ class GatedConsumer(AIOKafkaConsumer):
             "%s[%d]: offsets from %d on did not reach the agents (%s); reading the partition again "
             "from there (what comes twice is applied once)", tp.topic, tp.partition, offset, why,
         )  # fmt: skip
-        self._read_offset[tp] = None  # Faust drops a message below the last offset it read
+        # Faust drops a message below the last offset it read: not the re-read's (see ReadOffsets)
+        read_offsets = self._read_offset
+        if isinstance(read_offsets, ReadOffsets):
+            read_offsets.read_again(tp, offset)
         # Faust's own ``seek`` touches aiokafka's fetcher from this thread while the consumer
         # thread may be draining it (a KeyError in ``fetched_records`` crashed a restarted
         # worker): seek on the consumer's own thread instead.
         thread = self._thread
         await thread.call_thread(thread.seek, tp, offset)  # type: ignore[arg-type]  # a plain call is fine
-        self._read_offset[tp] = None
 
     def _filter_tps_with_pending_acks(self, topics: Any = None) -> Iterator[TP]:
         return (tp for tp in list(self.gate.partitions) if topics is None or tp in topics or tp.topic in topics)

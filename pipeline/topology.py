@@ -56,11 +56,14 @@ from pipeline.core.engine import (
     contact_apply,
     contact_reports,
     issue_apply,
+    issue_changes,
     issue_outcome,
+    issues_of,
     link_step,
 )
 from pipeline.core.expiry import ExpiryClock, contact_expired, contact_kept_until
 from pipeline.core.facts import contact_row, contribution_rows, issue_rows
+from pipeline.core.issues import Issue
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
 from pipeline.core.snapshot import snapshot
@@ -188,10 +191,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         created.partition_function = partition_function
         return app.tables.add(created)
 
-    contacts = table("contacts", str, lambda key: _contacts_partition(key, partitions),
+    contacts = table("contacts", str, lambda key: _stage_partition(key, partitions),
                      "Contact lifecycles, and per events partition its progress record.")  # fmt: skip
     agents = table("agents", str, lambda key: partition_of(key, partitions), "Agents' latest states.")
-    issues = table("issues", str, lambda key: partition_of(key, partitions), "Answered contacts per issue key.")
+    issues = table("issues", str, lambda key: _stage_partition(key, partitions),
+                   "Answered contacts per issue key, and per issue-updates partition its progress record.")  # fmt: skip
     reports = table("reports", str, lambda key: partition_of(key.split("\x1f", 1)[0], partitions),
                     "Per (queue, source): its current report.")  # fmt: skip
     clocks = table("clock", int, int, "Per board partition: latest event time of each input partition.")
@@ -371,19 +375,43 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         async for batch in batches:
             received(batch)
             groups: dict[str, IssueGroup] = {}
+            before: dict[str, list[tuple[str, Issue]]] = {}  # each key's issues as its last outcome sent them
+            replayed: set[str] = set()  # keys with a message applied before: their rows and links go again
+            rejoined: dict[str, set[str]] = defaultdict(set)  # contacts that left a key in this batch
             out: dict[str, list[Report]] = {}
             outcomes: dict[str, IssueOutcome] = {}
-            for event in batch:
-                for update in issue_update_decoder.decode(event.message.value or b""):
-                    group = groups.get(update.key) or _load(issues, update.key, IssueGroup)
-                    groups[update.key] = group
-                    issue_apply(group, update)
-                    latest_seen = max(latest_seen, group.last_at)
-            # each key's outcome once per batch, from its state after all of the batch's updates
+            progress_records: dict[int, StageProgress] = {}
+            for partition, events in by_partition(batch):
+                progress = StageProgress.from_json(_json(issues.get(progress_key(partition))))
+                progress_records[partition] = progress
+                for event in events:
+                    new = progress.is_new(event.message.offset)
+                    for update in issue_update_decoder.decode(event.message.value or b""):
+                        group = groups.get(update.key)
+                        if group is None:
+                            group = groups[update.key] = _load(issues, update.key, IssueGroup)
+                            before[update.key] = issues_of(group, update.key, targets)
+                        if not new:
+                            replayed.add(update.key)
+                        if update.contact is None:
+                            rejoined[update.key].add(update.contact_id)
+                        issue_apply(group, update)
+                        latest_seen = max(latest_seen, group.last_at)
+                    _report_hole(progress.applied(event.message.offset), issue_topic.get_topic_name(), partition)
+            # each key's outcome once per batch, from its state after all of the batch's updates; its
+            # rows and links only where they changed, unless the batch may repeat one that died
+            # before its rows and links were out (a replay: the record had its updates already)
             for key, group in groups.items():
-                outcomes[key] = outcome = issue_outcome(group, key, targets)
+                outcome = issue_outcome(group, key, targets)
+                if key not in replayed:
+                    outcome = issue_changes(before[key], outcome, rejoined.get(key, ()))
+                outcomes[key] = outcome
                 out[key] = outcome.reports
+            # the progress record first, into the changelog partition of the keys it covers: a crash
+            # keeps a prefix of these writes, so a key written implies its messages known as applied
             writes = ChangelogWrites(app)
+            for partition, progress in progress_records.items():
+                writes.put(issues, progress_key(partition), orjson.dumps(progress.to_json()))
             for key, group in groups.items():
                 writes.put(issues, key, encode(group))
                 issues_last_at[key] = group.last_at
@@ -391,6 +419,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 horizon = latest_seen - targets.fcr_window_us - retention_us
                 stale = []
                 for key, value in list(_store(issues).items()):  # last_at remembered: no decode per key
+                    if key.startswith("\x00"):  # a progress record
+                        continue
                     last_at = issues_last_at.get(key)
                     if last_at is None and value is not None:
                         last_at = issues_last_at[key] = _decode(value, IssueGroup).last_at
@@ -738,7 +768,7 @@ def progress_key(partition: int) -> str:
     return f"\x00progress\x1f{partition}"
 
 
-def _contacts_partition(key: str, partitions: int) -> int:
+def _stage_partition(key: str, partitions: int) -> int:
     if key.startswith("\x00progress\x1f"):
         return int(key.rsplit("\x1f", 1)[1])
     return partition_of(key, partitions)

@@ -46,6 +46,7 @@ class PartitionCommits:
     finished: set[int] = field(default_factory=set)  # finished offsets at or beyond next_commit
     missing: list[tuple[int, int]] = field(default_factory=list)  # holes [lo, hi), ascending
     reread_below: int = -1  # a re-read asked for covers the holes below this offset
+    reread_at: float = 0.0  # when the last re-read was asked for
     assigned: bool = False  # the consumer has sought to the committed offset: commits may start
     active_at: float = 0.0  # when a message last came (or the partition was assigned, or nudged)
 
@@ -147,6 +148,8 @@ class CommitGate:
         for offset in offsets:
             asked = partition.received(offset)
             seek_to = asked if asked is not None else seek_to
+        if seek_to is not None:
+            partition.reread_at = now
         return seek_to
 
     def finished(self, generation: int | None, tp: Partition, offsets: Iterable[int]) -> None:
@@ -159,9 +162,17 @@ class CommitGate:
         """Partitions with messages waiting (``ends``: their high-water marks) of which nothing
         came for ``quiet_seconds``, with the offset to read them from. Faust's consumer was seen to
         stop delivering one partition after a restart while the others flowed; reading it again
-        (a seek) gets it going. Asked at most once per ``quiet_seconds`` per partition."""
+        (a seek) gets it going. Asked at most once per ``quiet_seconds`` per partition. Also the
+        partitions with a hole that a re-read was asked for ``quiet_seconds`` ago and that is still
+        open (the re-read's messages were lost too), from the hole's start."""
         starved = []
         for tp, partition in self.partitions.items():
+            if partition.missing and partition.reread_below >= 0 and now - partition.reread_at >= quiet_seconds:
+                # a hole a re-read was asked for and that is still open: ask again
+                partition.reread_at = partition.active_at = now
+                partition.reread_below = partition.expected if partition.expected is not None else -1
+                starved.append((tp, partition.missing[0][0]))
+                continue
             position = partition.expected if partition.expected is not None else partition.next_commit
             if position is None or not partition.assigned or ends.get(tp, 0) <= position:
                 continue

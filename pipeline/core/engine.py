@@ -16,7 +16,8 @@ a report lost in the crash is sent after all (the board applies reports idempote
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+import zlib
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -28,6 +29,8 @@ from pipeline.core.issues import Issue, group
 from pipeline.core.issues import contributions as issue_contributions
 from pipeline.core.lifecycle import ContactState, IssueContact, apply, contribution, issue_key
 from pipeline.core.targets import Targets
+
+ISSUE_PARTITIONS = 2  # the engine's issues stage, for batches that cover some of them
 
 
 class IssueLink(Struct, array_like=True, frozen=True):
@@ -68,7 +71,7 @@ class IssueGroup(Struct, array_like=True):
 @dataclass
 class IssueOutcome:
     reports: list[Report]
-    issues: list[tuple[str, Issue]]  # the key's issues now, by id
+    issues: list[tuple[str, Issue]]  # the key's issues now, by id (or only the changed ones: issue_changes)
     gone: list[str]  # issue ids written before that no longer exist
     links: list[IssueLink]
 
@@ -174,7 +177,7 @@ def issue_outcome(record: IssueGroup, key: str, targets: Targets) -> IssueOutcom
                 for queue in record.reported_queues if queue not in by_queue]  # fmt: skip
     record.reported_queues = sorted(set(record.reported_queues) | set(by_queue))
     _remember(record.reported_minutes, now_minutes)
-    ids = {issue_id(key, issue): issue for issue in issues}
+    ids = dict(identified(key, issues))
     gone = [known for known in record.reported_issues if known not in ids]
     record.reported_issues = sorted(set(record.reported_issues) | set(ids))
     links = [
@@ -183,6 +186,34 @@ def issue_outcome(record: IssueGroup, key: str, targets: Targets) -> IssueOutcom
         for position, contact in enumerate(issue.contacts)
     ]
     return IssueOutcome(reports, list(ids.items()), gone, links)
+
+
+def identified(key: str, issues: Iterable[Issue]) -> list[tuple[str, Issue]]:
+    """The issues with their ids."""
+    return [(issue_id(key, issue), issue) for issue in issues]
+
+
+def issues_of(record: IssueGroup, key: str, targets: Targets) -> list[tuple[str, Issue]]:
+    """The key's issues by id, as its record stands (what its last outcome sent)."""
+    return identified(key, group(record.contacts.values(), targets.fcr_window_us))
+
+
+def issue_changes(
+    before: list[tuple[str, Issue]], outcome: IssueOutcome, rejoined: Collection[str] = ()
+) -> IssueOutcome:
+    """``outcome`` cut down to what changed since ``before`` (the key's issues when the batch
+    began, all sent already): the issues whose contacts changed (their rows), and the links of
+    contacts whose issue or place in it changed, or that left the key and came back within the
+    batch (``rejoined``: a link from the key they passed through may have reached them meanwhile).
+    Reports and ``gone`` stay whole. A stage that may have died before sending ``before``'s rows
+    and links (a replay) sends the whole outcome instead."""
+    known = dict(before)
+    linked = {contact.contact_id: (identifier, position > 0)
+              for identifier, issue in before for position, contact in enumerate(issue.contacts)}  # fmt: skip
+    issues = [(identifier, issue) for identifier, issue in outcome.issues if known.get(identifier) != issue]
+    links = [link for link in outcome.links if link.contact_id in rejoined
+             or linked.get(link.contact_id) != (link.issue_id, link.is_repeat)]  # fmt: skip
+    return IssueOutcome(outcome.reports, issues, outcome.gone, links)
 
 
 def issue_id(key: str, issue: Issue) -> str:
@@ -262,6 +293,7 @@ class Engine:
     board: Board = field(default_factory=Board)
     health: Health = field(default_factory=Health)
     clock_us: int = 0
+    issue_backlog: list[IssueUpdate] = field(default_factory=list)
 
     def process(self, event: Event, source: str) -> None:
         self.clock_us = max(self.clock_us, event.at)
@@ -283,11 +315,14 @@ class Engine:
             for link in found.links:
                 link_step(self.contacts.setdefault(link.contact_id, ContactRecord()), link)
 
-    def process_batch(self, messages: Iterable[tuple[Event, str]]) -> None:
+    def process_batch(
+        self, messages: Iterable[tuple[Event, str]], issue_partitions: Collection[int] | None = None
+    ) -> None:
         """A batch as the worker's stages take one: every message applied first, then each agent's
         reports once, each contact's reports and issue updates once, each issue key's outcome
         once, and the board applies each key's last report (reports replace each other: the last
-        one counts)."""
+        one counts). The issue updates wait in :attr:`issue_backlog` until the issues stage takes
+        the partitions they are on (``issue_partitions``; None: all of them, at once)."""
         latest: dict[str, Report] = {}
         touched: dict[str, ContactRecord] = {}
         touched_agents: dict[str, AgentRecord] = {}
@@ -306,19 +341,43 @@ class Engine:
                 self.health.conflicts += conflict
         for agent_id, agent in touched_agents.items():
             latest.update((report.key, report) for report in agent_reports(agent, agent_id))
-        groups: dict[str, IssueGroup] = {}
         for contact_id, contact in touched.items():
             reports, updates = contact_reports(contact, contact_id, self.targets)
             latest.update((report.key, report) for report in reports)
-            for update in updates:
+            self.issue_backlog += updates
+        self._send(latest.values())
+        self.process_issues(issue_partitions)
+
+    def process_issues(self, partitions: Collection[int] | None = None) -> None:
+        """The issues stage takes the waiting updates of ``partitions`` (of ISSUE_PARTITIONS; None:
+        all) as one batch: each key's outcome once, rows and links only for what changed."""
+
+        def due(update: IssueUpdate) -> bool:
+            return partitions is None or self.issue_partition(update.key) in partitions
+
+        taken = [update for update in self.issue_backlog if due(update)]
+        self.issue_backlog = [update for update in self.issue_backlog if not due(update)]
+        groups: dict[str, IssueGroup] = {}
+        before: dict[str, list[tuple[str, Issue]]] = {}
+        rejoined: dict[str, set[str]] = {}
+        for update in taken:
+            if update.key not in groups:
                 groups[update.key] = self.issues.setdefault(update.key, IssueGroup())
-                issue_apply(groups[update.key], update)
+                before[update.key] = issues_of(groups[update.key], update.key, self.targets)
+            if update.contact is None:
+                rejoined.setdefault(update.key, set()).add(update.contact_id)
+            issue_apply(groups[update.key], update)
+        latest: dict[str, Report] = {}
         for key, group_record in groups.items():
-            found = issue_outcome(group_record, key, self.targets)
+            found = issue_changes(before[key], issue_outcome(group_record, key, self.targets), rejoined.get(key, ()))
             latest.update((report.key, report) for report in found.reports)
             for link in found.links:
                 link_step(self.contacts.setdefault(link.contact_id, ContactRecord()), link)
         self._send(latest.values())
+
+    @staticmethod
+    def issue_partition(key: str) -> int:
+        return zlib.crc32(key.encode()) % ISSUE_PARTITIONS
 
     def _send(self, reports: Iterable[Report]) -> None:
         for report in reports:

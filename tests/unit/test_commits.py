@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -141,3 +144,45 @@ def test_a_partition_with_messages_waiting_and_none_delivered_is_read_again() ->
     gate.received(1, TP, [923, 924], now=116.0)
     assert gate.starved(ends, now=125.0, quiet_seconds=10) == []
     assert gate.starved(ends, now=127.0, quiet_seconds=10) == [(TP, 925)]  # from the next undelivered offset
+
+
+def test_a_hole_still_open_after_its_re_read_is_read_again_after_a_quiet_spell() -> None:
+    gate = CommitGate()
+    gate.assign(2, {TP: 38}, now=0.0)
+    gate.received(2, TP, [38, 39], now=1.0)
+    assert gate.received(2, TP, [47, 48], now=2.0) == 40  # a hole 40..46: read again
+    gate.received(2, TP, range(49, 300), now=3.0)  # the re-read's messages never come
+    ends = {TP: 300}
+    assert gate.starved(ends, now=11.0, quiet_seconds=10) == []
+    assert gate.starved(ends, now=12.0, quiet_seconds=10) == [(TP, 40)]  # asked again
+    assert gate.starved(ends, now=13.0, quiet_seconds=10) == []  # and not before another quiet spell
+    gate.received(2, TP, range(40, 300), now=14.0)  # this time they come: the hole is filled
+    assert gate.starved(ends, now=30.0, quiet_seconds=10) == []
+    gate.finished(2, TP, range(38, 300))
+    assert gate.committable(TP) == (300, [])
+
+
+def faust_delivers(read_offsets: dict, tp: object, offsets: Iterable[int]) -> list[int]:  # type: ignore[type-arg]
+    """Faust's drop rule for each fetched message (faust/transport/consumer.py, _drain_messages)."""
+    delivered = []
+    for offset in offsets:
+        floor = read_offsets[tp]
+        if floor is None or offset >= floor:
+            delivered.append(offset)
+            read_offsets[tp] = offset
+    return delivered
+
+
+def test_the_rest_of_the_batch_in_hand_does_not_drop_the_re_read() -> None:
+    from pipeline.consumer import ReadOffsets
+
+    reads = ReadOffsets()
+    assert faust_delivers(reads, TP, [38, 39, 47, 48]) == [38, 39, 47, 48]  # 40..46 lost: a hole
+    reads.read_again(TP, 40)  # the seek; Faust still delivers the batch it has in hand
+    assert faust_delivers(reads, TP, [49, 50]) == [49, 50]
+    assert faust_delivers(reads, TP, range(40, 51)) == list(range(40, 51))  # the re-read comes through
+    assert faust_delivers(reads, TP, [45, 51]) == [51]  # from there the floor works as before
+    plain: dict = defaultdict(lambda: None)  # type: ignore[type-arg]  # Faust's own mapping: the re-read is dropped
+    faust_delivers(plain, TP, [38, 39, 47, 48])
+    plain[TP] = None
+    assert faust_delivers(plain, TP, [49, 50, *range(40, 51)]) == [49, 50, 50]

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pipeline.core.board import Board, Report
 from pipeline.core.contract import Event
 from pipeline.core.counts import Counts
-from pipeline.core.engine import Engine
+from pipeline.core.engine import Engine, IssueLink, issues_of
 from pipeline.core.targets import Targets
 from tests.metrics_model import COUNT_FIELDS, model
 
@@ -42,7 +42,7 @@ def contact_events(draw: st.DrawFn, contact: str) -> list[Event]:
         return f"{contact}-{serial}-{draw(st.integers(0, 3))}"
 
     offered_at = draw(times)
-    for _ in range(draw(st.integers(0, 2))):  # 0: never offered (its other events wait forever)
+    for _ in range(draw(st.integers(0, 3))):  # 0: never offered (its other events wait forever)
         events.append(Event(eid(), "contact.offered", draw(st.sampled_from([offered_at, draw(times)])), contact,
                             draw(st.sampled_from(["voice", "chat", "email"])), draw(st.sampled_from(["q0", "q1"])),
                             draw(st.sampled_from(["cu0", "cu1", "cu2"])), draw(st.sampled_from(["r0", "r1"])),
@@ -144,6 +144,52 @@ def test_batches_as_the_worker_takes_them_equal_the_model(
         engine.process_batch(messages[start:end])
     assert_equals_model(engine, messages, now, zone, targets)
     assert contents(engine.board.reports) == contents(run(messages, targets).board.reports)
+
+
+@SETTINGS
+@given(scenarios(), st.data())
+def test_rows_and_links_sent_only_on_change_leave_every_contact_in_its_issue(
+    scenario: tuple[list[tuple[Event, str]], int, ZoneInfo], data: st.DataObject
+) -> None:
+    # The issues stage sends a key's rows and links only for what changed since its batch began
+    # (issue_changes), and takes each partition's updates on its own schedule, several contact
+    # batches at once: still every answered contact ends with the link of the issue it is in.
+    messages, _, _ = scenario
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(messages) - 1)), max_size=6), label="cuts"))
+    engine = Engine(MODEL_TARGETS)
+    for start, end in zip([0, *cuts], [*cuts, len(messages)], strict=True):
+        engine.process_batch(messages[start:end], data.draw(st.sampled_from([None, (), (0,), (1,)]), label="issues"))
+    engine.process_issues()
+    truth = {
+        contact.contact_id: IssueLink(contact.contact_id, key, identifier, position > 0)
+        for key, record in engine.issues.items()
+        for identifier, issue in issues_of(record, key, MODEL_TARGETS)
+        for position, contact in enumerate(issue.contacts)
+    }
+    assert {contact_id: engine.contacts[contact_id].issue for contact_id in truth} == truth
+    assert contents(engine.board.reports) == contents(run(messages, MODEL_TARGETS).board.reports)
+
+
+def test_a_contact_that_passes_through_another_key_gets_its_link_again() -> None:
+    # c0 is answered in (cu0, r0); an earlier offer moves it to (cu1, r0), whose partition's
+    # issues stage links it there; a still earlier offer brings it back before (cu0, r0)'s
+    # partition has taken the move: that batch sees c0 leave and return, its issue unchanged.
+    key_home, key_away = "reason\x1fcu0\x1fr0", "reason\x1fcu1\x1fr0"
+    assert (Engine.issue_partition(key_home), Engine.issue_partition(key_away)) == (0, 1)
+
+    def offer(number: int, at_s: int, customer: str) -> tuple[Event, str]:
+        return Event(
+            f"o{number}", "contact.offered", BASE + at_s * 1_000_000, "c0", "voice", "q0", customer, "r0"
+        ), f"0:{number}"
+
+    engine = Engine(MODEL_TARGETS)
+    engine.process_batch([offer(1, 100, "cu0"), (Event("a1", "contact.answered", BASE + 110_000_000, "c0",
+                                                        agent_id="a0"), "0:2")])  # fmt: skip
+    engine.process_batch([offer(3, 50, "cu1")], issue_partitions=(1,))
+    assert engine.contacts["c0"].issue is not None and engine.contacts["c0"].issue.key == key_away
+    engine.process_batch([offer(4, 10, "cu0")], issue_partitions=(0,))
+    link = engine.contacts["c0"].issue
+    assert link is not None and link.key == key_home
 
 
 def contents(reports: dict[str, Report]) -> dict[str, Report]:
