@@ -382,10 +382,13 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             outcomes: dict[str, IssueOutcome] = {}
             progress_records: dict[int, StageProgress] = {}
             for partition, events in by_partition(batch):
-                progress = StageProgress.from_json(_json(issues.get(progress_key(partition))))
+                stored = _json(issues.get(progress_key(partition)))
+                progress = StageProgress.from_json(stored)
                 progress_records[partition] = progress
                 for event in events:
-                    new = progress.is_new(event.message.offset)
+                    # no record yet (a new deployment, or an upgrade from a version without it):
+                    # what this batch repeats is unknown, so all of it counts as a replay
+                    new = stored is not None and progress.is_new(event.message.offset)
                     for update in issue_update_decoder.decode(event.message.value or b""):
                         group = groups.get(update.key)
                         if group is None:
