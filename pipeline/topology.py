@@ -88,6 +88,7 @@ from pipeline.exposition import (
     StateSizeCollector,
 )
 from pipeline.ingest import IngestStage
+from pipeline.loop_watch import LoopWatch
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
 
@@ -580,6 +581,10 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         @app.task
         async def start_sink() -> None:
             sink.start(asyncio.get_running_loop())
+
+    @app.task
+    async def watch_the_loop() -> None:
+        LoopWatch(asyncio.get_running_loop()).start()  # logs a loop held for seconds, and where
 
     @app.page("/metrics")
     async def metrics(web: Any, request: Any) -> Any:

@@ -129,6 +129,11 @@ def test_the_core_equals_the_model(scenario: tuple[list[tuple[Event, str]], int,
     assert_equals_model(engine, messages, now, zone, targets)
 
 
+def cut_into_batches(messages: list[tuple[Event, str]], data: st.DataObject) -> list[list[tuple[Event, str]]]:
+    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(messages) - 1)), max_size=6), label="cuts"))
+    return [messages[start:end] for start, end in zip([0, *cuts], [*cuts, len(messages)], strict=True)]
+
+
 @SETTINGS
 @given(scenarios(), st.data())
 def test_batches_as_the_worker_takes_them_equal_the_model(
@@ -138,10 +143,9 @@ def test_batches_as_the_worker_takes_them_equal_the_model(
     # and its board applies only each key's last report: any cut into batches gives the model.
     messages, now, zone = scenario
     targets = MODEL_TARGETS
-    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(messages) - 1)), max_size=6), label="cuts"))
     engine = Engine(targets)
-    for start, end in zip([0, *cuts], [*cuts, len(messages)], strict=True):
-        engine.process_batch(messages[start:end])
+    for batch in cut_into_batches(messages, data):
+        engine.process_batch(batch)
     assert_equals_model(engine, messages, now, zone, targets)
     assert contents(engine.board.reports) == contents(run(messages, targets).board.reports)
 
@@ -155,10 +159,9 @@ def test_rows_and_links_sent_only_on_change_leave_every_contact_in_its_issue(
     # (issue_changes), and takes each partition's updates on its own schedule, several contact
     # batches at once: still every answered contact ends with the link of the issue it is in.
     messages, _, _ = scenario
-    cuts = sorted(data.draw(st.sets(st.integers(1, max(1, len(messages) - 1)), max_size=6), label="cuts"))
     engine = Engine(MODEL_TARGETS)
-    for start, end in zip([0, *cuts], [*cuts, len(messages)], strict=True):
-        engine.process_batch(messages[start:end], data.draw(st.sampled_from([None, (), (0,), (1,)]), label="issues"))
+    for batch in cut_into_batches(messages, data):
+        engine.process_batch(batch, data.draw(st.sampled_from([None, (), (0,), (1,)]), label="issues"))
     engine.process_issues()
     truth = {
         contact.contact_id: IssueLink(contact.contact_id, key, identifier, position > 0)
