@@ -302,6 +302,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             to_report: dict[str, str] = {}  # contact key -> contact id, for contacts with new messages
             agents_to_report: dict[str, str] = {}  # agent key -> agent id
             progress_records: dict[int, StageProgress] = {}
+            turns = Turns()
             for partition, events in by_partition(batch):
                 progress = StageProgress.from_json(_json(contacts.get(progress_key(partition))))
                 progress_records[partition] = progress
@@ -309,6 +310,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     new = progress.is_new(event.message.offset)
                     message = contacts_decoder.decode(event.message.value or b"")
                     for link in message.links:
+                        if turns.due():
+                            await asyncio.sleep(0)
                         key = f"contact\x1f{link.contact_id}"
                         contact = records.get(key) or _load(contacts, key, ContactRecord)
                         # a replayed link changes nothing but still rewrites the row: the first
@@ -316,6 +319,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                         if link_step(contact, link) or contact.issue == link:  # type: ignore[arg-type,union-attr]
                             records[key] = contact
                     for routed in message.events:
+                        if turns.due():
+                            await asyncio.sleep(0)
                         key = routing_key(routed.event)
                         latest_seen = max(latest_seen, routed.event.at)
                         if routed.event.type == "agent.state_changed":
@@ -335,6 +340,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             # each contact's reports once per batch, from its state after all of the batch's
             # messages (a contact's reports replace each other: only the last would count)
             for key, contact_id in to_report.items():
+                if turns.due():
+                    await asyncio.sleep(0)
                 out_reports[key], out_updates[key] = contact_reports(records[key], contact_id, targets)  # type: ignore[arg-type]
             for key, agent_id in agents_to_report.items():  # each agent's reports once per batch too
                 out_reports[key] = agent_reports(records[key], agent_id)  # type: ignore[arg-type]
@@ -344,6 +351,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             for partition, progress in progress_records.items():
                 writes.put(contacts, progress_key(partition), orjson.dumps(progress.to_json()))
             for key, record in records.items():
+                if turns.due():
+                    await asyncio.sleep(0)
                 if isinstance(record, ContactRecord):
                     writes.put(contacts, key, encode(record))
                     contacts_kept_until[key] = contact_kept_until(record.state, retention_us)
@@ -363,6 +372,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     await issue_topic.send(value=encode(chunk), partition=destination)
             rows = SinkBatch()
             for key, record in records.items():
+                if turns.due():
+                    await asyncio.sleep(0)
                 if key.startswith("contact\x1f"):
                     rows.rows["contacts"].append(contact_row(key.split("\x1f", 1)[1], record, targets))  # type: ignore[arg-type]
             await written(batch, rows)
@@ -382,6 +393,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             out: dict[str, list[Report]] = {}
             outcomes: dict[str, IssueOutcome] = {}
             progress_records: dict[int, StageProgress] = {}
+            turns = Turns()
             for partition, events in by_partition(batch):
                 stored = _json(issues.get(progress_key(partition)))
                 progress = StageProgress.from_json(stored)
@@ -391,6 +403,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     # what this batch repeats is unknown, so all of it counts as a replay
                     new = stored is not None and progress.is_new(event.message.offset)
                     for update in issue_update_decoder.decode(event.message.value or b""):
+                        if turns.due():
+                            await asyncio.sleep(0)
                         group = groups.get(update.key)
                         if group is None:
                             group = groups[update.key] = _load(issues, update.key, IssueGroup)
@@ -406,6 +420,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             # rows and links only where they changed, unless the batch may repeat one that died
             # before its rows and links were out (a replay: the record had its updates already)
             for key, group in groups.items():
+                if turns.due():
+                    await asyncio.sleep(0)
                 outcome = issue_outcome(group, key, targets)
                 if key not in replayed:
                     outcome = issue_changes(before[key], outcome, rejoined.get(key, ()))
@@ -417,6 +433,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             for partition, progress in progress_records.items():
                 writes.put(issues, progress_key(partition), orjson.dumps(progress.to_json()))
             for key, group in groups.items():
+                if turns.due():
+                    await asyncio.sleep(0)
                 writes.put(issues, key, encode(group))
                 issues_last_at[key] = group.last_at
             if latest_seen and issues_expiry.due(latest_seen, time.monotonic()):
@@ -438,6 +456,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             rows = SinkBatch()
             links: dict[int, list[IssueLink]] = defaultdict(list)
             for key, outcome in outcomes.items():
+                if turns.due():
+                    await asyncio.sleep(0)
                 rows.rows["issues"].extend(issue_rows(key, outcome.issues, outcome.gone, groups[key].version))
                 for link in outcome.links:
                     links[partition_of(f"contact\x1f{link.contact_id}", partitions)].append(link)
@@ -770,6 +790,25 @@ def wallboard_asset(web: Any, name: str) -> Any:
     body, content_type = found
     cache = "max-age=86400" if name.startswith("fonts/") else "no-cache"
     return web.bytes(body, content_type=content_type.split(";")[0], headers={"Cache-Control": cache})
+
+
+class Turns:
+    """Counts the items of a long synchronous stretch of a stage and says when to give the rest of
+    the event loop a turn (``await asyncio.sleep(0)``). A catch-up batch holds tens of thousands of
+    items; without turns the contacts and issues stages held the loop for 2-5 s at a time, and
+    heartbeats, /metrics and the other stages waited (the loop watch's log, docs/performance.md)."""
+
+    __slots__ = ("every", "left")
+
+    def __init__(self, every: int = 500) -> None:
+        self.every = self.left = every
+
+    def due(self) -> bool:
+        self.left -= 1
+        if self.left:
+            return False
+        self.left = self.every
+        return True
 
 
 def progress_key(partition: int) -> str:
