@@ -58,6 +58,7 @@ class GatedConsumer(AIOKafkaConsumer):
     """Commits up to the first unfinished offset of each partition (``gate``, set by ``gated``)."""
 
     gate: CommitGate
+    _read_offset: ReadOffsets
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -66,8 +67,7 @@ class GatedConsumer(AIOKafkaConsumer):
     async def perform_seek(self) -> None:
         # Faust seeks every assigned partition to its committed offset before it lets messages
         # of a new assignment flow: the gate's account of this generation starts there.
-        if isinstance(self._read_offset, ReadOffsets):
-            self._read_offset.waiting.clear()  # every partition starts again from its commit
+        self._read_offset.waiting.clear()  # every partition starts again from its commit
         await super().perform_seek()
         starts = {tp: self._read_offset.get(tp) for tp in self.assignment()}
         self.gate.assign(self.app.consumer_generation_id, starts, time.monotonic())
@@ -76,9 +76,8 @@ class GatedConsumer(AIOKafkaConsumer):
 
     async def on_partitions_revoked(self, revoked: set[TP]) -> None:
         self.gate.revoked(revoked)
-        if isinstance(self._read_offset, ReadOffsets):
-            for tp in revoked:
-                self._read_offset.waiting.pop(tp, None)
+        for tp in revoked:
+            self._read_offset.waiting.pop(tp, None)
         await super().on_partitions_revoked(revoked)
 
     async def read_again(self, tp: TP, offset: int, why: str = "a hole in delivery") -> None:
@@ -88,9 +87,7 @@ class GatedConsumer(AIOKafkaConsumer):
             "from there (what comes twice is applied once)", tp.topic, tp.partition, offset, why,
         )  # fmt: skip
         # Faust drops a message below the last offset it read: not the re-read's (see ReadOffsets)
-        read_offsets = self._read_offset
-        if isinstance(read_offsets, ReadOffsets):
-            read_offsets.read_again(tp, offset)
+        self._read_offset.read_again(tp, offset)
         # Faust's own ``seek`` touches aiokafka's fetcher from this thread while the consumer
         # thread may be draining it (a KeyError in ``fetched_records`` crashed a restarted
         # worker): seek on the consumer's own thread instead.

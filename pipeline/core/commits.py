@@ -168,9 +168,10 @@ class CommitGate:
         starved = []
         for tp, partition in self.partitions.items():
             if partition.missing and partition.reread_below >= 0 and now - partition.reread_at >= quiet_seconds:
-                # a hole a re-read was asked for and that is still open: ask again
+                # a hole a re-read was asked for and that is still open: ask again (a hole
+                # implies an expected offset: holes open only behind one)
                 partition.reread_at = partition.active_at = now
-                partition.reread_below = partition.expected if partition.expected is not None else -1
+                partition.reread_below = partition.expected or 0
                 starved.append((tp, partition.missing[0][0]))
                 continue
             position = partition.expected if partition.expected is not None else partition.next_commit
