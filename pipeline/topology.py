@@ -16,7 +16,7 @@ re-sends its current output on a replay, so output lost in a crash is sent after
 (events, dead letters, duplicates, conflicts) advance only for offsets beyond the partition's
 recorded progress, so a replay never counts twice.
 
-Every internal message is sent to an explicit partition (``wire.partition_of``) and every table
+Every internal message is sent to an explicit partition (``partitions.partition_of``) and every table
 routes its changelog by the same function of its key: each piece of state has one owner.
 """
 
@@ -47,6 +47,7 @@ from pipeline.core.commits import CommitGate
 from pipeline.core.engine import (
     AgentRecord,
     ContactRecord,
+    IssueBatch,
     IssueGroup,
     IssueLink,
     IssueOutcome,
@@ -55,15 +56,11 @@ from pipeline.core.engine import (
     agent_reports,
     contact_apply,
     contact_reports,
-    issue_apply,
-    issue_changes,
-    issue_outcome,
-    issues_of,
     link_step,
 )
 from pipeline.core.expiry import ExpiryClock, contact_expired, contact_kept_until
 from pipeline.core.facts import contact_row, contribution_rows, issue_rows
-from pipeline.core.issues import Issue
+from pipeline.core.partitions import partition_of
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
 from pipeline.core.snapshot import snapshot
@@ -77,7 +74,6 @@ from pipeline.core.wire import (
     contacts_decoder,
     encode,
     issue_update_decoder,
-    partition_of,
     routing_key,
 )
 from pipeline.exposition import (
@@ -386,10 +382,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         issues_expiry = ExpiryClock()
         async for batch in batches:
             received(batch)
-            groups: dict[str, IssueGroup] = {}
-            before: dict[str, list[tuple[str, Issue]]] = {}  # each key's issues as its last outcome sent them
-            replayed: set[str] = set()  # keys with a message applied before: their rows and links go again
-            rejoined: dict[str, set[str]] = defaultdict(set)  # contacts that left a key in this batch
+            issue_batch = IssueBatch(targets, lambda key: _load(issues, key, IssueGroup))
             out: dict[str, list[Report]] = {}
             outcomes: dict[str, IssueOutcome] = {}
             progress_records: dict[int, StageProgress] = {}
@@ -405,28 +398,18 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     for update in issue_update_decoder.decode(event.message.value or b""):
                         if turns.due():
                             await asyncio.sleep(0)
-                        group = groups.get(update.key)
-                        if group is None:
-                            group = groups[update.key] = _load(issues, update.key, IssueGroup)
-                            before[update.key] = issues_of(group, update.key, targets)
-                        if not new:
-                            replayed.add(update.key)
-                        if update.contact is None:
-                            rejoined[update.key].add(update.contact_id)
-                        issue_apply(group, update)
+                        group = issue_batch.apply(update, replay=not new)
                         latest_seen = max(latest_seen, group.last_at)
                     _report_hole(progress.applied(event.message.offset), issue_topic.get_topic_name(), partition)
             # each key's outcome once per batch, from its state after all of the batch's updates; its
             # rows and links only where they changed, unless the batch may repeat one that died
             # before its rows and links were out (a replay: the record had its updates already)
-            for key, group in groups.items():
+            groups = issue_batch.groups
+            for key in groups:
                 if turns.due():
                     await asyncio.sleep(0)
-                outcome = issue_outcome(group, key, targets)
-                if key not in replayed:
-                    outcome = issue_changes(before[key], outcome, rejoined.get(key, ()))
-                outcomes[key] = outcome
-                out[key] = outcome.reports
+                outcomes[key] = issue_batch.outcome(key)
+                out[key] = outcomes[key].reports
             # the progress record first, into the changelog partition of the keys it covers: a crash
             # keeps a prefix of these writes, so a key written implies its messages known as applied
             writes = ChangelogWrites(app)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -68,6 +69,11 @@ class Deployment:
 
     def worker(self, name: str = "w1") -> WorkerProcess:
         return WorkerProcess(self, name)
+
+
+NOTABLE = re.compile(r"\[(CRITICAL|ERROR|WARNING)\]")
+NOTABLE_LINES = 30
+NOTABLE_WIDTH = 800
 
 
 class WorkerProcess:
@@ -146,10 +152,21 @@ class WorkerProcess:
             self.process.wait()
 
     def log_tail(self, lines: int = 40) -> str:
+        """The log's last lines, after its warnings and errors from before them (a stall report's
+        headline, commit accounts and re-reads come before its long list of waiting tasks)."""
         try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+            log = self.log_path.read_text(errors="replace").splitlines()
         except OSError:
             return ""
+        earlier = [
+            line[:NOTABLE_WIDTH] for line in log[:-lines] if NOTABLE.search(line) and "stall report: task" not in line
+        ][-NOTABLE_LINES:]
+        tail = "\n".join(line[: NOTABLE_WIDTH * 4] for line in log[-lines:])
+        return "[earlier warnings and errors]\n" + "\n".join(earlier) + f"\n[last lines]\n{tail}" if earlier else tail
+
+    def exited(self) -> int | None:
+        """The exit code, if the process has ended."""
+        return None if self.process is None else self.process.poll()
 
     def __enter__(self) -> WorkerProcess:
         return self.start()

@@ -16,8 +16,7 @@ a report lost in the crash is sent after all (the board applies reports idempote
 from __future__ import annotations
 
 import hashlib
-import zlib
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -28,6 +27,7 @@ from pipeline.core.contract import Event
 from pipeline.core.issues import Issue, group
 from pipeline.core.issues import contributions as issue_contributions
 from pipeline.core.lifecycle import ContactState, IssueContact, apply, contribution, issue_key
+from pipeline.core.partitions import partition_of
 from pipeline.core.targets import Targets
 
 ISSUE_PARTITIONS = 2  # the engine's issues stage, for batches that cover some of them
@@ -216,6 +216,39 @@ def issue_changes(
     return IssueOutcome(outcome.reports, issues, outcome.gone, links)
 
 
+@dataclass
+class IssueBatch:
+    """One batch of the issues stage: each key's group loaded once (``load``), the batch's updates
+    applied, then each key's outcome once, cut down to what changed (:func:`issue_changes`) —
+    unless one of the key's updates was applied before (``replay``: the stage may have died
+    before that batch's rows and links were out), which sends the whole outcome."""
+
+    targets: Targets
+    load: Callable[[str], IssueGroup]
+    groups: dict[str, IssueGroup] = field(default_factory=dict)
+    before: dict[str, list[tuple[str, Issue]]] = field(default_factory=dict)  # as last sent
+    replayed: set[str] = field(default_factory=set)
+    rejoined: dict[str, set[str]] = field(default_factory=dict)  # contacts that left the key in it
+
+    def apply(self, update: IssueUpdate, replay: bool = False) -> IssueGroup:
+        group = self.groups.get(update.key)
+        if group is None:
+            group = self.groups[update.key] = self.load(update.key)
+            self.before[update.key] = issues_of(group, update.key, self.targets)
+        if replay:
+            self.replayed.add(update.key)
+        if update.contact is None:
+            self.rejoined.setdefault(update.key, set()).add(update.contact_id)
+        issue_apply(group, update)
+        return group
+
+    def outcome(self, key: str) -> IssueOutcome:
+        outcome = issue_outcome(self.groups[key], key, self.targets)
+        if key in self.replayed:
+            return outcome
+        return issue_changes(self.before[key], outcome, self.rejoined.get(key, ()))
+
+
 def issue_id(key: str, issue: Issue) -> str:
     """A stable id: the issue key and its opening contact (32 hex digits)."""
     return hashlib.blake2b(f"{key}\x1f{issue.opening.contact_id}".encode(), digest_size=16).hexdigest()
@@ -357,19 +390,12 @@ class Engine:
 
         taken = [update for update in self.issue_backlog if due(update)]
         self.issue_backlog = [update for update in self.issue_backlog if not due(update)]
-        groups: dict[str, IssueGroup] = {}
-        before: dict[str, list[tuple[str, Issue]]] = {}
-        rejoined: dict[str, set[str]] = {}
+        batch = IssueBatch(self.targets, lambda key: self.issues.setdefault(key, IssueGroup()))
         for update in taken:
-            if update.key not in groups:
-                groups[update.key] = self.issues.setdefault(update.key, IssueGroup())
-                before[update.key] = issues_of(groups[update.key], update.key, self.targets)
-            if update.contact is None:
-                rejoined.setdefault(update.key, set()).add(update.contact_id)
-            issue_apply(groups[update.key], update)
+            batch.apply(update)
         latest: dict[str, Report] = {}
-        for key, group_record in groups.items():
-            found = issue_changes(before[key], issue_outcome(group_record, key, self.targets), rejoined.get(key, ()))
+        for key in batch.groups:
+            found = batch.outcome(key)
             latest.update((report.key, report) for report in found.reports)
             for link in found.links:
                 link_step(self.contacts.setdefault(link.contact_id, ContactRecord()), link)
@@ -377,7 +403,7 @@ class Engine:
 
     @staticmethod
     def issue_partition(key: str) -> int:
-        return zlib.crc32(key.encode()) % ISSUE_PARTITIONS
+        return partition_of(key, ISSUE_PARTITIONS)
 
     def _send(self, reports: Iterable[Report]) -> None:
         for report in reports:

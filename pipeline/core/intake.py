@@ -21,9 +21,10 @@ import orjson
 from pipeline import dead_letters
 from pipeline.core.contract import check
 from pipeline.core.facts import Row, event_row
+from pipeline.core.partitions import partition_of
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress
-from pipeline.core.wire import Routed, partition_of, routing_key
+from pipeline.core.wire import Routed, routing_key
 
 log = logging.getLogger("ccpulse.ingest")
 

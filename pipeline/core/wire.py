@@ -1,13 +1,12 @@
-"""The messages between the worker's stages (internal topics), and how keys map to partitions.
+"""The messages between the worker's stages (internal topics).
 
-Partitions are chosen here, explicitly, for every internal message and every table write, so
-that a key's state always lives with the partition its messages arrive on, whatever client
-library sends them.
+Every internal message and every table write goes to an explicit partition
+(``pipeline.core.partitions.partition_of``), so that a key's state always lives with the
+partition its messages arrive on, whatever client library sends them.
 """
 
 from __future__ import annotations
 
-import zlib
 from typing import TypeVar
 
 import msgspec
@@ -18,10 +17,6 @@ from pipeline.core.contract import Event
 from pipeline.core.engine import IssueLink, IssueUpdate
 
 T = TypeVar("T")
-
-
-def partition_of(key: str, partitions: int) -> int:
-    return zlib.crc32(key.encode()) % partitions
 
 
 def routing_key(event: Event) -> str:

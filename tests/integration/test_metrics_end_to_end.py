@@ -38,6 +38,9 @@ def wait_until_exact(workers: list[WorkerProcess], expected: dict, timeout: floa
     deadline = time.monotonic() + timeout
     problems: list[str] = ["not scraped yet"]
     while time.monotonic() < deadline:
+        for worker in workers:
+            if (code := worker.exited()) is not None:
+                raise AssertionError(f"worker {worker.name} exited with code {code}:\n{worker.log_tail(15)}")
         try:
             problems = differences(union(workers), expected)
         except OSError as failure:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from pipeline.core.board import Board, Report
 from pipeline.core.contract import Event
 from pipeline.core.counts import Counts
-from pipeline.core.engine import Engine, IssueLink, issues_of
+from pipeline.core.engine import Engine, IssueBatch, IssueGroup, IssueLink, issues_of
 from pipeline.core.targets import Targets
 from tests.metrics_model import COUNT_FIELDS, model
 
@@ -193,6 +193,38 @@ def test_a_contact_that_passes_through_another_key_gets_its_link_again() -> None
     engine.process_batch([offer(4, 10, "cu0")], issue_partitions=(0,))
     link = engine.contacts["c0"].issue
     assert link is not None and link.key == key_home
+
+
+@SETTINGS
+@given(scenarios())
+def test_a_replayed_issues_batch_sends_every_row_and_link_again(
+    scenario: tuple[list[tuple[Event, str]], int, ZoneInfo],
+) -> None:
+    # The issues stage died after storing a batch's groups but before its rows and links were
+    # out: the batch comes again, changes nothing, and must send all of them (replay=True); a
+    # batch that is new but repeats what the groups hold has nothing to send.
+    messages, _, _ = scenario
+    engine = Engine(MODEL_TARGETS)
+    engine.process_batch(messages, issue_partitions=())  # the issue updates wait in the backlog
+    updates, groups = engine.issue_backlog, dict[str, IssueGroup]()
+    first = IssueBatch(MODEL_TARGETS, lambda key: groups.setdefault(key, IssueGroup()))
+    for update in updates:
+        first.apply(update)
+    sent = {key: first.outcome(key) for key in first.groups}
+    for replay in (True, False):
+        again = IssueBatch(MODEL_TARGETS, lambda key: groups[key])
+        for update in updates:
+            again.apply(update, replay=replay)
+        resent = {key: again.outcome(key) for key in again.groups}
+        if replay:
+            assert {key: (o.issues, o.links) for key, o in resent.items()} == {
+                key: (o.issues, o.links) for key, o in sent.items()
+            }
+        else:
+            assert [o for o in resent.values() if o.issues or o.links] == []
+        assert {key: contents({r.key: r for r in o.reports}) for key, o in resent.items()} == {
+            key: contents({r.key: r for r in o.reports}) for key, o in sent.items()
+        }
 
 
 def contents(reports: dict[str, Report]) -> dict[str, Report]:
