@@ -533,7 +533,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     "restores its state from the changelogs and goes on from the last commit "
                     "(CCPULSE_STALL_SECONDS sets the limit)", stage, waiting, settings.stall_seconds,
                 )  # fmt: skip
-                _log_stall_report(sink, committed, assigned, gate)
+                _log_stall_report(sink, committed, assigned, gate, app)
                 log.error("stall report: ingest commits %s, in flight %d", ingest.committed, len(ingest._in_flight))
                 logging.shutdown()
                 os._exit(EXIT_STALLED)
@@ -717,10 +717,16 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     return app
 
 
-def _log_stall_report(sink: Sink | None, committed: dict[Any, Any], assigned: Any, gate: CommitGate) -> None:
+def _log_stall_report(
+    sink: Sink | None, committed: dict[Any, Any], assigned: Any, gate: CommitGate, app: faust.App
+) -> None:
     """What every task was waiting for, for the report of a stall (read it before restarting)."""
     try:
         log.error("stall report: sink %s", _sink_status(sink))
+        try:
+            log.error("stall report: producer %s", _producer_status(app))
+        except Exception:  # noqa: BLE001 - aiokafka's internals may change: the rest of the report matters more
+            log.exception("stall report: producer status failed")
         log.error(
             "stall report: committed offsets %s", {f"{tp.topic}/{tp.partition}": committed.get(tp) for tp in assigned}
         )
@@ -747,6 +753,27 @@ def _log_stall_report(sink: Sink | None, committed: dict[Any, Any], assigned: An
             log.error("stall report: task %s waits in %s", task.get_name(), " -> ".join(chain) or "?")
     except Exception:  # noqa: BLE001 - a report must never stop the exit
         log.exception("stall report failed")
+
+
+def _producer_status(app: faust.App) -> dict[str, Any]:
+    """Faust's Kafka producer (aiokafka): what waits to be sent or acknowledged, per partition. A
+    commit waits for all of it (Faust flushes the producer first)."""
+    producer = getattr(app.producer, "_producer", None)
+    if producer is None:
+        return {"started": False}
+    accumulator, sender = producer._message_accumulator, producer._sender
+    now = time.monotonic()
+    return {  # aiokafka's internals: read only, for the report
+        "queued": {
+            f"{tp.topic}/{tp.partition}": [len(batches), round(now - batches[0]._ctime, 1)]
+            for tp, batches in accumulator._batches.items()
+            if batches
+        },  # fmt: skip
+        "awaiting_acks": sorted(f"{b.tp.topic}/{b.tp.partition}" for b in accumulator._pending_batches),
+        "nodes_in_flight": sorted(sender._in_flight),
+        "muted": sorted(f"{tp.topic}/{tp.partition}" for tp in sender._muted_partitions),
+        "buffer": app.producer.buffer.size,
+    }
 
 
 def _sink_status(sink: Sink | None) -> dict[str, Any] | None:

@@ -51,8 +51,39 @@ def test_the_stall_report_names_where_each_task_waits(caplog) -> None:  # type: 
         task = asyncio.create_task(stage(), name="agent-ingest")
         await asyncio.sleep(0.01)
         with caplog.at_level(logging.ERROR, logger="ccpulse.worker"):
-            _log_stall_report(None, {}, [], CommitGate())
+            _log_stall_report(None, {}, [], CommitGate(), app_with_producer(None))
         task.cancel()
 
     asyncio.run(scenario())
     assert "task agent-ingest waits in stage:" in caplog.text and "waits_for_clickhouse" in caplog.text
+
+
+def app_with_producer(producer):  # type: ignore[no-untyped-def]
+    """The two attributes of a Faust app the report reads: its aiokafka producer and its buffer."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(producer=SimpleNamespace(_producer=producer, buffer=SimpleNamespace(size=0)))
+
+
+def test_the_stall_report_shows_what_the_producer_has_not_sent() -> None:
+    # A Faust commit first waits for every message of the producer to be acknowledged: the report
+    # shows what it is waiting for (a real aiokafka producer, never connected).
+    import asyncio
+
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.structs import TopicPartition
+
+    from pipeline.topology import _producer_status
+
+    async def scenario() -> dict:  # type: ignore[type-arg]
+        producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:9")
+        await producer._message_accumulator.add_message(TopicPartition("cc.reports", 3), None, b"x", timeout=1)
+        try:
+            return _producer_status(app_with_producer(producer))  # type: ignore[arg-type]
+        finally:
+            await producer.stop()
+
+    status = asyncio.run(scenario())
+    assert list(status["queued"]) == ["cc.reports/3"] and status["queued"]["cc.reports/3"][0] == 1
+    assert status["awaiting_acks"] == [] and status["nodes_in_flight"] == []
+    assert _producer_status(app_with_producer(None)) == {"started": False}  # type: ignore[arg-type]
