@@ -415,11 +415,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             writes = ChangelogWrites(app)
             for partition, progress in progress_records.items():
                 writes.put(issues, progress_key(partition), orjson.dumps(progress.to_json()))
-            for key, group in groups.items():
+            for key in issue_batch.changed | issue_batch.replayed:  # an unchanged group is stored already
                 if turns.due():
                     await asyncio.sleep(0)
-                writes.put(issues, key, encode(group))
-                issues_last_at[key] = group.last_at
+                writes.put(issues, key, encode(groups[key]))
+                issues_last_at[key] = groups[key].last_at
             if latest_seen and issues_expiry.due(latest_seen, time.monotonic()):
                 horizon = latest_seen - targets.fcr_window_us - retention_us
                 stale = []

@@ -149,15 +149,25 @@ def issue_step(record: IssueGroup, update: IssueUpdate, targets: Targets) -> Iss
     return issue_outcome(record, update.key, targets)
 
 
-def issue_apply(record: IssueGroup, update: IssueUpdate) -> None:
-    """The first half of :func:`issue_step`: apply the update. A stage applies every update of a
-    batch and calls :func:`issue_outcome` once per key at the end (outcomes replace each other)."""
+def issue_apply(record: IssueGroup, update: IssueUpdate) -> bool:
+    """The first half of :func:`issue_step`: apply the update; False when it changes nothing (a
+    contact reported again with the same facts, e.g. for its survey). A stage applies every update
+    of a batch and calls :func:`issue_outcome` once per key at the end (outcomes replace each other)."""
+    if not issue_changed_by(record, update):
+        return False
     record.version += 1
     if update.contact is None:
         record.contacts.pop(update.contact_id, None)
     else:
         record.contacts[update.contact_id] = update.contact
         record.last_at = max(record.last_at, update.contact.ended_at or update.contact.offered_at)
+    return True
+
+
+def issue_changed_by(record: IssueGroup, update: IssueUpdate) -> bool:
+    if update.contact is None:
+        return update.contact_id in record.contacts
+    return record.contacts.get(update.contact_id) != update.contact
 
 
 def issue_outcome(record: IssueGroup, key: str, targets: Targets) -> IssueOutcome:
@@ -219,30 +229,38 @@ def issue_changes(
 @dataclass
 class IssueBatch:
     """One batch of the issues stage: each key's group loaded once (``load``), the batch's updates
-    applied, then each key's outcome once, cut down to what changed (:func:`issue_changes`) —
-    unless one of the key's updates was applied before (``replay``: the stage may have died
-    before that batch's rows and links were out), which sends the whole outcome."""
+    applied, then each key's outcome once: nothing for a key the batch did not change (what it
+    would send, its last outcome sent already), else cut down to what changed
+    (:func:`issue_changes`) — unless one of the key's updates was applied before (``replay``: the
+    stage may have died before that batch's reports, rows and links were out), which sends the
+    whole outcome."""
 
     targets: Targets
     load: Callable[[str], IssueGroup]
     groups: dict[str, IssueGroup] = field(default_factory=dict)
     before: dict[str, list[tuple[str, Issue]]] = field(default_factory=dict)  # as last sent
+    changed: set[str] = field(default_factory=set)
     replayed: set[str] = field(default_factory=set)
     rejoined: dict[str, set[str]] = field(default_factory=dict)  # contacts that left the key in it
 
     def apply(self, update: IssueUpdate, replay: bool = False) -> IssueGroup:
-        group = self.groups.get(update.key)
+        key = update.key
+        group = self.groups.get(key)
         if group is None:
-            group = self.groups[update.key] = self.load(update.key)
-            self.before[update.key] = issues_of(group, update.key, self.targets)
+            group = self.groups[key] = self.load(key)
         if replay:
-            self.replayed.add(update.key)
+            self.replayed.add(key)
         if update.contact is None:
-            self.rejoined.setdefault(update.key, set()).add(update.contact_id)
-        issue_apply(group, update)
+            self.rejoined.setdefault(key, set()).add(update.contact_id)
+        if key not in self.changed and issue_changed_by(group, update):
+            self.before[key] = issues_of(group, key, self.targets)  # before its first change
+        if issue_apply(group, update):
+            self.changed.add(key)
         return group
 
     def outcome(self, key: str) -> IssueOutcome:
+        if key not in self.changed and key not in self.replayed:
+            return IssueOutcome([], [], [], [])
         outcome = issue_outcome(self.groups[key], key, self.targets)
         if key in self.replayed:
             return outcome
