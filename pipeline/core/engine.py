@@ -252,10 +252,11 @@ class IssueBatch:
             self.replayed.add(key)
         if update.contact is None:
             self.rejoined.setdefault(key, set()).add(update.contact_id)
-        if key not in self.changed and issue_changed_by(group, update):
-            self.before[key] = issues_of(group, key, self.targets)  # before its first change
-        if issue_apply(group, update):
-            self.changed.add(key)
+        if issue_changed_by(group, update):
+            if key not in self.changed:
+                self.before[key] = issues_of(group, key, self.targets)  # before its first change
+                self.changed.add(key)
+            issue_apply(group, update)
         return group
 
     def outcome(self, key: str) -> IssueOutcome:
