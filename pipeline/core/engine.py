@@ -252,11 +252,12 @@ class IssueBatch:
             self.replayed.add(key)
         if update.contact is None:
             self.rejoined.setdefault(key, set()).add(update.contact_id)
-        if issue_changed_by(group, update):
-            if key not in self.changed:
-                self.before[key] = issues_of(group, key, self.targets)  # before its first change
-                self.changed.add(key)
-            issue_apply(group, update)
+        if key not in self.changed:
+            if not issue_changed_by(group, update):
+                return group
+            self.before[key] = issues_of(group, key, self.targets)  # before its first change
+            self.changed.add(key)
+        issue_apply(group, update)
         return group
 
     def outcome(self, key: str) -> IssueOutcome:
