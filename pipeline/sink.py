@@ -28,20 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.core.facts import (
-    CONTACT_COLUMNS,
-    CONTRIBUTION_COLUMNS,
-    EVENT_COLUMNS,
-    ISSUE_COLUMNS,
-    MINUTE_COLUMNS,
-    Row,
-    minute_row,
-)
+from pipeline.core.facts import STAGE_TABLES, Row
 
 log = logging.getLogger("ccpulse.sink")
-COLUMNS = {"events": EVENT_COLUMNS, "contacts": CONTACT_COLUMNS, "issues": ISSUE_COLUMNS,
-           "contributions": CONTRIBUTION_COLUMNS}  # fmt: skip
-TABLES = (*COLUMNS, "metrics_minute")
+TABLES = (*STAGE_TABLES, "metrics_minute")
 
 
 @dataclass
@@ -90,8 +80,10 @@ class Sink:
         max_rows: int = 200_000,
         max_backoff: float = 10.0,
         faults: FaultSwitch | None = None,
+        query: Callable[[str, str], bytes] | None = None,
     ) -> None:
         self.open_warehouse = open_warehouse
+        self.query = query  # read-only SQL on the same ClickHouse (the /query endpoint)
         self.flush_rows = flush_rows
         self.flush_seconds = flush_seconds
         self.max_rows = max_rows
@@ -240,24 +232,16 @@ class Sink:
         self.faults.check()
         if self._warehouse is None:
             self._warehouse = self.open_warehouse()
-        warehouse = self._warehouse
-        merged: dict[str, list[Row]] = defaultdict(list)
+        merged: dict[str, list[Row]] = {}
         touched: set[tuple[str, str, int]] = set()
         for batch in taken:
             for table, rows in batch.rows.items():
-                merged[table].extend(rows)
+                if rows:
+                    merged.setdefault(table, []).extend(rows)
             touched |= batch.touched
-        for table, columns in COLUMNS.items():  # contributions before the minutes they change
-            if merged.get(table):
-                warehouse.insert(table, merged[table], columns)
-        if touched:
-            sums = warehouse.minute_sums(touched)
-            version = self._next_version()
-            rows = [minute_row(q, c, m, sums.get((q, c, m)), version) for q, c, m in sorted(touched)]
-            warehouse.insert("metrics_minute", rows, MINUTE_COLUMNS)
-            self.health.rows_written["metrics_minute"] += len(rows)
-        for table in COLUMNS:
-            self.health.rows_written[table] += len(merged.get(table, ()))
+        written = self._warehouse.write(merged, touched, self._next_version())
+        for table, count in written.items():
+            self.health.rows_written[table] += count
 
     def _next_version(self) -> int:
         # metrics_minute has one writer per queue (the worker that owns the queue's board): a

@@ -593,8 +593,6 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     async def metrics(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
-    query_warehouse: list[Any] = []  # opened on the first query: a read-only client of the same engine
-
     @app.page("/query")
     class Query(faust.web.View):
         """Read-only SQL on the worker's ClickHouse (``ccpulse query`` uses it while this worker holds
@@ -618,21 +616,15 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             elif request.remote not in ("127.0.0.1", "::1"):
                 return self.text("query: only from this host; set CCPULSE_QUERY_TOKEN to allow other hosts\n",
                                  status=403)  # fmt: skip
-            if sink is None:
+            if sink is None or sink.query is None:
                 return self.text("query: ClickHouse is off (CCPULSE_CLICKHOUSE_URL=off)\n", status=503)
             if not sql.strip():
                 return self.text("query: no SQL given (POST it as the body, or GET ?sql=...)\n", status=400)
             output = request.query.get("format", "jsonl")
 
             def run() -> bytes:
-                if not query_warehouse:
-                    from pipeline.warehouse import Warehouse, connect, database_of
-
-                    url = settings.effective_clickhouse_url.reveal()
-                    query_warehouse.append(Warehouse(connect(url, readonly=True),
-                                                     database_of(url, settings.clickhouse_database)))  # fmt: skip
-                result: bytes = query_warehouse[0].query(sql, output)
-                return result
+                assert sink is not None and sink.query is not None
+                return sink.query(sql, output)
 
             try:
                 result = await asyncio.get_running_loop().run_in_executor(None, run)

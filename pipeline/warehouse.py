@@ -17,14 +17,14 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pipeline.core.counts import FIELDS, Counts
-from pipeline.core.facts import Row
+from pipeline.core.facts import MINUTE_COLUMNS, STAGE_TABLES, Row, minute_row
 
 log = logging.getLogger("ccpulse.clickhouse")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -168,6 +168,22 @@ class Warehouse:
         if rows:
             with self._turn:
                 self.client.insert(f"{self.database}.{table}", rows, column_names=list(columns))
+
+    def write(self, rows: Mapping[str, Sequence[Row]], touched: Set[tuple[str, str, int]], version: int) -> dict[str, int]:
+        """One flush of the sink: each table's rows, then the ``metrics_minute`` rows of the
+        (queue, channel, minute)s ``touched``, summed from their contributions as they now are (so
+        the contributions go first). Returns the rows written per table."""
+        written: dict[str, int] = {}
+        for table, columns in STAGE_TABLES.items():
+            if rows.get(table):
+                self.insert(table, rows[table], columns)
+                written[table] = len(rows[table])
+        if touched:
+            sums = self.minute_sums(touched)
+            minutes = [minute_row(q, c, m, sums.get((q, c, m)), version) for q, c, m in sorted(touched)]
+            self.insert("metrics_minute", minutes, MINUTE_COLUMNS)
+            written["metrics_minute"] = len(minutes)
+        return written
 
     def minute_sums(self, touched: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], Counts]:
         """The sums of the current contributions of these (queue, channel, minute)s."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import logging
 
 from faust.worker import Worker
@@ -12,6 +13,7 @@ from pipeline.settings import Settings
 from pipeline.sink import FaultSwitch, Sink
 from pipeline.topology import build, stage_topics
 from pipeline.warehouse import Warehouse, WarehouseError, connect, database_of, load_migrations, migrations_dir
+from pipeline.warehouse_process import WarehouseProcess
 
 log = logging.getLogger("ccpulse.worker")
 
@@ -63,31 +65,25 @@ def warehouse_opener(settings: Settings, readonly: bool = False):  # type: ignor
 
 
 def open_sink(settings: Settings) -> Sink | None:
-    """The sink, with the schema migrated. The embedded engine is opened now (a wrong path or an
-    engine held by another process stops the worker with a clear message); a server that does
-    not answer yet is retried by the sink, and the stages wait for it."""
+    """The sink, writing through a ClickHouse writer process (pipeline/warehouse_process.py). With
+    the embedded engine, the process opens it and migrates the schema now (a wrong path or an
+    engine held by another process stops the worker with a clear message); a server that does not
+    answer yet is retried by the sink, and the stages wait for it."""
     if not settings.sink_enabled:
         log.warning("CCPULSE_CLICKHOUSE_URL=off: nothing is written to ClickHouse")
         return None
-    migrations = load_migrations(migrations_dir())
-    opener = warehouse_opener(settings)
-
-    def open_and_migrate() -> Warehouse:
-        warehouse = opener()
-        applied = warehouse.migrate(migrations)
-        if applied:
-            log.info("ClickHouse schema: applied %s", ", ".join(applied))
-        return warehouse
-
-    sink = Sink(open_and_migrate, flush_rows=settings.sink_flush_rows, flush_seconds=settings.sink_flush_seconds,
-                max_rows=settings.sink_max_rows, faults=FaultSwitch(settings.sink_fault_file))  # fmt: skip
-    if settings.effective_clickhouse_url.reveal().startswith("chdb:"):
-        try:
-            sink._warehouse = open_and_migrate()
-        except Exception as problem:  # noqa: BLE001
-            raise WarehouseError(
-                f"cannot open the embedded ClickHouse at {clickhouse_shown(settings)}: {problem}. "
-                "Another process may hold it (one process at a time: stop it, or point CCPULSE_DATA_DIR "
-                "elsewhere)"
-            ) from problem
-    return sink
+    url = settings.effective_clickhouse_url.reveal()
+    writer = WarehouseProcess(url, database_of(url, settings.clickhouse_database), load_migrations(migrations_dir()),
+                              settings.log_level)  # fmt: skip
+    try:
+        writer.start()
+    except Exception as problem:  # noqa: BLE001
+        raise WarehouseError(
+            f"cannot open the embedded ClickHouse at {clickhouse_shown(settings)}: {problem}. "
+            "Another process may hold it (one process at a time: stop it, or point CCPULSE_DATA_DIR "
+            "elsewhere)"
+        ) from problem
+    atexit.register(writer.stop)  # before multiprocessing's own exit handler (last registered runs first)
+    return Sink(lambda: writer, flush_rows=settings.sink_flush_rows, flush_seconds=settings.sink_flush_seconds,
+                max_rows=settings.sink_max_rows, faults=FaultSwitch(settings.sink_fault_file),
+                query=writer.query)  # fmt: skip

@@ -44,6 +44,10 @@ SECONDS_SUMS = {"wait_us_sum": "wait_seconds_sum", "handle_us_sum": "handle_seco
                 "resolution_us_sum": "resolution_seconds_sum"}  # fmt: skip
 MINUTE_COLUMNS = ("minute", "queue", "channel", *(SECONDS_SUMS.get(name, name) for name in FIELDS),
                   "version", "is_deleted")  # fmt: skip
+# the tables the stages write rows to, in the order they are written (contributions before the
+# metrics_minute rows summed from them)
+STAGE_TABLES = {"events": EVENT_COLUMNS, "contacts": CONTACT_COLUMNS, "issues": ISSUE_COLUMNS,
+                "contributions": CONTRIBUTION_COLUMNS}  # fmt: skip
 
 
 def seconds(us: int | None) -> Decimal | None:

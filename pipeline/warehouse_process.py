@@ -1,0 +1,236 @@
+"""ClickHouse in a process of its own: the sink's writes and the ``/query`` endpoint's reads.
+
+    worker (stages, event loop) ──rows, pickled──▶ ClickHouse writer process ──▶ ClickHouse
+         sink thread ◀──── rows written, or why not ◀───┘   (clickhouse-connect, chDB)
+
+Why a process: the worker is bound by Python's GIL (docs/performance.md). In a thread, the sink's
+Python work — clickhouse-connect turning rows into columns — held the GIL the stages need, and
+the embedded engine's threads slowed the stages beside them. Handing a flush over costs the
+worker one ``pickle`` of its rows (C code, a fraction of a microsecond per value).
+
+Exactness is unchanged: a batch's messages are acknowledged only after the writer process has
+answered that its rows are in ClickHouse. If the writer process dies, the sink's write fails, is
+retried in a new writer process, and the rows are written again (every table is a
+ReplacingMergeTree on its key). The writer process dies with the worker (``PR_SET_PDEATHSIG``,
+and the end of its pipe), so a killed worker never leaves the embedded engine held.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import logging
+import multiprocessing
+import os
+import signal
+import threading
+from collections.abc import Mapping, Sequence, Set
+from multiprocessing.connection import Connection
+from typing import Any
+
+from pipeline.core.facts import Row
+from pipeline.warehouse import Migration, Warehouse, WarehouseError, connect
+
+log = logging.getLogger("ccpulse.clickhouse")
+START_SECONDS = 120.0  # to import ClickHouse's client, open the engine and migrate
+
+
+class WriterGone(ConnectionError):
+    """The writer process died (killed, out of memory): the write is retried in a new one."""
+
+
+class WarehouseProcess:
+    """The parent's side: ``write`` and ``query`` as a :class:`Warehouse` has them, done by a
+    child process. One write and one query may run at once (each has its own pipe)."""
+
+    def __init__(self, url: str, database: str, migrations: Sequence[Migration], log_level: str = "INFO") -> None:
+        self.url = url
+        self.database = database
+        self.migrations = list(migrations)
+        self.log_level = log_level
+        self._context = multiprocessing.get_context("spawn")  # a fork would copy the event loop's threads
+        self._process: Any = None
+        self._writes: Connection | None = None
+        self._queries: Connection | None = None
+        self._write_turn = threading.Lock()
+        self._query_turn = threading.Lock()
+        self._starting = threading.Lock()
+
+    # ------------------------------------------------------------------ the parent's side
+    def start(self) -> None:
+        """Start the writer process; with the embedded engine, wait until it holds the engine and
+        the schema is migrated (a wrong path, or an engine held by another process, fails here)."""
+        with self._starting:
+            if self._process is not None and self._process.is_alive():
+                return
+            self._reap()
+            writes, their_writes = self._context.Pipe()
+            queries, their_queries = self._context.Pipe()
+            process = self._context.Process(
+                target=serve,
+                args=(their_writes, their_queries, self.url, self.database, self.migrations, self.log_level,
+                      os.getpid()),
+                name="ccpulse-clickhouse",
+                daemon=True,
+            )
+            process.start()
+            their_writes.close()
+            their_queries.close()
+            self._process, self._writes, self._queries = process, writes, queries
+            if not writes.poll(START_SECONDS):
+                self._reap()
+                raise WarehouseError(f"the ClickHouse writer process did not start in {START_SECONDS:.0f} s")
+            try:
+                status, detail = writes.recv()
+            except EOFError:
+                self._reap()
+                raise WriterGone("the ClickHouse writer process exited as it started (see its log above)") from None
+            if status != "ready":
+                self._reap()
+                raise WarehouseError(detail)
+            log.info("ClickHouse writer process %d started%s", process.pid,
+                     f"; schema: applied {', '.join(detail)}" if detail else "")  # fmt: skip
+
+    def write(self, rows: Mapping[str, Sequence[Row]], touched: Set[tuple[str, str, int]], version: int) -> dict[str, int]:
+        """:meth:`Warehouse.write` in the writer process (started again first if it died)."""
+        with self._write_turn:
+            if self._process is None or not self._process.is_alive():
+                self.start()
+            assert self._writes is not None
+            reply = self._ask(self._writes, ("write", dict(rows), set(touched), version))
+        status, detail = reply
+        if status != "ok":
+            raise WarehouseError(detail)
+        written: dict[str, int] = detail
+        return written
+
+    def query(self, sql: str, output: str = "jsonl") -> bytes:
+        """:meth:`Warehouse.query` on a read-only client in the writer process."""
+        with self._query_turn:
+            if self._process is None or not self._process.is_alive():
+                self.start()
+            assert self._queries is not None
+            status, detail = self._ask(self._queries, ("query", sql, output))
+        if status != "ok":
+            raise WarehouseError(detail)
+        result: bytes = detail
+        return result
+
+    def close(self) -> None:
+        """After a failed write: the writer process has already dropped its connection to
+        ClickHouse (it opens a new one for the next write); only a dead one is cleaned up."""
+        if self._process is not None and not self._process.is_alive():
+            with self._starting:
+                self._reap()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let the writer process finish what it is doing and exit (it then releases the engine)."""
+        process = self._process
+        if process is None:
+            return
+        try:
+            with self._write_turn:
+                if self._writes is not None:
+                    self._writes.send(("stop",))
+        except OSError:
+            pass
+        process.join(timeout)
+        if process.is_alive():
+            log.warning("the ClickHouse writer process did not stop in %.0f s; killing it", timeout)
+            process.kill()
+            process.join(5)
+        self._reap()
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None and self._process.is_alive() else None
+
+    def _ask(self, pipe: Connection, request: tuple[Any, ...]) -> tuple[str, Any]:
+        try:
+            pipe.send(request)
+            reply: tuple[str, Any] = pipe.recv()
+        except (EOFError, OSError) as lost:
+            code = self._process.exitcode if self._process is not None else None
+            raise WriterGone(f"the ClickHouse writer process died (exit code {code}): {lost!r}") from lost
+        return reply
+
+    def _reap(self) -> None:
+        for pipe in (self._writes, self._queries):
+            if pipe is not None:
+                pipe.close()
+        if self._process is not None:
+            if self._process.is_alive():
+                self._process.kill()
+            self._process.join(5)
+        self._process = self._writes = self._queries = None
+
+
+# ---------------------------------------------------------------------- the writer process
+def serve(writes: Connection, queries: Connection, url: str, database: str, migrations: list[Migration],
+          log_level: str, worker_pid: int) -> None:  # fmt: skip
+    """The writer process: one write at a time from ``writes``, one query at a time from
+    ``queries`` (in a thread; the embedded engine takes one call at a time, see Warehouse)."""
+    _die_with_parent()
+    if os.getppid() != worker_pid:  # the worker died before the line above
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle; it stops us in turn
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    for chatty in ("clickhouse_connect",):
+        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    writer: Warehouse | None = None
+    applied: list[str] = []
+    if url.startswith("chdb:"):  # the embedded engine: opened now, so that a wrong path fails the start
+        try:
+            writer = Warehouse(connect(url), database)
+            applied = writer.migrate(migrations)
+        except Exception as problem:  # noqa: BLE001
+            writes.send(("failed", f"{type(problem).__name__}: {problem}"))
+            return
+    writes.send(("ready", applied))
+    threading.Thread(target=_answer_queries, args=(queries, url, database), name="queries", daemon=True).start()
+    while True:
+        try:
+            request = writes.recv()
+        except EOFError:  # the worker is gone
+            break
+        if request[0] == "stop":
+            break
+        _, rows, touched, version = request
+        try:
+            if writer is None:
+                writer = Warehouse(connect(url), database)
+                applied = writer.migrate(migrations)
+                if applied:
+                    log.info("ClickHouse schema: applied %s", ", ".join(applied))
+            writes.send(("ok", writer.write(rows, touched, version)))
+        except Exception as problem:  # noqa: BLE001 - the sink logs it and retries
+            writes.send(("failed", f"{type(problem).__name__}: {problem}"))
+            if writer is not None:
+                writer.close()  # a new connection for the next write
+            writer = None
+    if writer is not None:
+        writer.close()
+
+
+def _answer_queries(queries: Connection, url: str, database: str) -> None:
+    reader: Warehouse | None = None
+    while True:
+        try:
+            _, sql, output = queries.recv()
+        except EOFError:
+            return
+        try:
+            if reader is None:
+                reader = Warehouse(connect(url, readonly=True), database)
+            queries.send(("ok", reader.query(sql, output)))
+        except Exception as problem:  # noqa: BLE001 - the caller's SQL is wrong, or the engine refused it
+            queries.send(("failed", str(problem)))
+
+
+def _die_with_parent() -> None:
+    """Linux: the kernel kills this process when the worker dies, even by SIGKILL (else the
+    embedded engine would stay held and the restarted worker could not open it)."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # not Linux: the end of the pipe still stops us
+        pass
