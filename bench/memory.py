@@ -24,14 +24,7 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from bench.machine import describe
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
+from bench.machine import describe, rss_mib
 
 
 def run(days: float, scale: float, bootstrap: str | None, root: Path, pace: float = 1000,

@@ -38,7 +38,7 @@ from typing import Any
 
 import orjson
 
-from bench.machine import describe
+from bench.machine import describe, process_tree, status_kib
 from bench.peers.queue_minutes import FIELDS
 from bench.throughput import STAGES, fill, filled_topic, freshness, seconds_to_process
 
@@ -57,28 +57,26 @@ CCPULSE_MINUTES = (
 
 
 class PeakMemory:
-    """Samples a process's peak resident memory (VmHWM) until it ends."""
+    """Samples the peak resident memory (VmHWM) of a process and of each of its descendants until
+    it ends; the peak is their sum (ccpulse's worker has a ClickHouse writer process). A sum of
+    high-water marks can only overstate what the processes held at once."""
 
     def __init__(self, pid: int) -> None:
-        self.pid, self.peak_kib = pid, 0
+        self.pid, self.peaks_kib = pid, {}  # type: ignore[var-annotated]
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                    if line.startswith("VmHWM:"):
-                        self.peak_kib = max(self.peak_kib, int(line.split()[1]))
-            except (OSError, ValueError):
-                return
+        while not self._stop.is_set() and Path(f"/proc/{self.pid}").exists():
+            for pid in process_tree(self.pid):
+                self.peaks_kib[pid] = max(self.peaks_kib.get(pid, 0), status_kib(pid, "VmHWM"))
             time.sleep(0.2)
 
     def stop(self) -> float:
         self._stop.set()
         self._thread.join(timeout=2)
-        return self.peak_kib / 1024
+        return sum(self.peaks_kib.values()) / 1024
 
 
 def run_peer(name: str, bootstrap: str, topic: str, events: int, partitions: int, root: Path) -> dict[str, Any]:

@@ -169,7 +169,9 @@ class Warehouse:
             with self._turn:
                 self.client.insert(f"{self.database}.{table}", rows, column_names=list(columns))
 
-    def write(self, rows: Mapping[str, Sequence[Row]], touched: Set[tuple[str, str, int]], version: int) -> dict[str, int]:
+    def write(
+        self, rows: Mapping[str, Sequence[Row]], touched: Set[tuple[str, str, int]], version: int
+    ) -> dict[str, int]:
         """One flush of the sink: each table's rows, then the ``metrics_minute`` rows of the
         (queue, channel, minute)s ``touched``, summed from their contributions as they now are (so
         the contributions go first). Returns the rows written per table."""

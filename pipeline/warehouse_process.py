@@ -11,18 +11,18 @@ worker one ``pickle`` of its rows (C code, a fraction of a microsecond per value
 Exactness is unchanged: a batch's messages are acknowledged only after the writer process has
 answered that its rows are in ClickHouse. If the writer process dies, the sink's write fails, is
 retried in a new writer process, and the rows are written again (every table is a
-ReplacingMergeTree on its key). The writer process dies with the worker (``PR_SET_PDEATHSIG``,
-and the end of its pipe), so a killed worker never leaves the embedded engine held.
+ReplacingMergeTree on its key). The writer process exits within 0.2 s of its worker, even a
+worker killed by SIGKILL, so a killed worker never leaves the embedded engine held.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import multiprocessing
 import os
 import signal
 import threading
+import time
 from collections.abc import Mapping, Sequence, Set
 from multiprocessing.connection import Connection
 from typing import Any
@@ -32,6 +32,7 @@ from pipeline.warehouse import Migration, Warehouse, WarehouseError, connect
 
 log = logging.getLogger("ccpulse.clickhouse")
 START_SECONDS = 120.0  # to import ClickHouse's client, open the engine and migrate
+PARENT_CHECK_SECONDS = 0.2
 
 
 class WriterGone(ConnectionError):
@@ -67,8 +68,15 @@ class WarehouseProcess:
             queries, their_queries = self._context.Pipe()
             process = self._context.Process(
                 target=serve,
-                args=(their_writes, their_queries, self.url, self.database, self.migrations, self.log_level,
-                      os.getpid()),
+                args=(
+                    their_writes,
+                    their_queries,
+                    self.url,
+                    self.database,
+                    self.migrations,
+                    self.log_level,
+                    os.getpid(),
+                ),
                 name="ccpulse-clickhouse",
                 daemon=True,
             )
@@ -90,7 +98,9 @@ class WarehouseProcess:
             log.info("ClickHouse writer process %d started%s", process.pid,
                      f"; schema: applied {', '.join(detail)}" if detail else "")  # fmt: skip
 
-    def write(self, rows: Mapping[str, Sequence[Row]], touched: Set[tuple[str, str, int]], version: int) -> dict[str, int]:
+    def write(
+        self, rows: Mapping[str, Sequence[Row]], touched: Set[tuple[str, str, int]], version: int
+    ) -> dict[str, int]:
         """:meth:`Warehouse.write` in the writer process (started again first if it died)."""
         with self._write_turn:
             if self._process is None or not self._process.is_alive():
@@ -169,9 +179,7 @@ def serve(writes: Connection, queries: Connection, url: str, database: str, migr
           log_level: str, worker_pid: int) -> None:  # fmt: skip
     """The writer process: one write at a time from ``writes``, one query at a time from
     ``queries`` (in a thread; the embedded engine takes one call at a time, see Warehouse)."""
-    _die_with_parent()
-    if os.getppid() != worker_pid:  # the worker died before the line above
-        return
+    _die_with_parent(worker_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle; it stops us in turn
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
     for chatty in ("clickhouse_connect",):
@@ -226,11 +234,14 @@ def _answer_queries(queries: Connection, url: str, database: str) -> None:
             queries.send(("failed", str(problem)))
 
 
-def _die_with_parent() -> None:
-    """Linux: the kernel kills this process when the worker dies, even by SIGKILL (else the
-    embedded engine would stay held and the restarted worker could not open it)."""
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):  # not Linux: the end of the pipe still stops us
-        pass
+def _die_with_parent(worker_pid: int) -> None:
+    """Exit as soon as the worker is gone, even killed by SIGKILL (else the embedded engine would
+    stay held and the restarted worker could not open it). Not ``PR_SET_PDEATHSIG``: it fires
+    when the *thread* that started us ends, and the sink's thread may start us."""
+
+    def watch() -> None:
+        while os.getppid() == worker_pid:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(0)  # nothing of ours is lost: what the worker did not see acknowledged, it replays
+
+    threading.Thread(target=watch, name="worker-watch", daemon=True).start()

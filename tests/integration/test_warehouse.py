@@ -9,8 +9,7 @@ import pytest
 
 from pipeline.core.board import Report
 from pipeline.core.counts import FIELDS
-from pipeline.core.facts import CONTRIBUTION_COLUMNS, MINUTE_COLUMNS, contribution_rows, minute_row
-from pipeline.sink import COLUMNS
+from pipeline.core.facts import CONTRIBUTION_COLUMNS, MINUTE_COLUMNS, STAGE_TABLES, contribution_rows, minute_row
 from pipeline.warehouse import Warehouse, connect, load_migrations, migrations_dir
 
 pytestmark = pytest.mark.integration
@@ -37,7 +36,7 @@ def test_migrations_apply_once_and_again_safely(warehouse: Warehouse) -> None:
             "SELECT table, name FROM system.columns WHERE database = 'ccpulse_test'"
         ).result_rows
     }
-    for table, wanted in {**COLUMNS, "metrics_minute": MINUTE_COLUMNS}.items():
+    for table, wanted in {**STAGE_TABLES, "metrics_minute": MINUTE_COLUMNS}.items():
         missing = [name for name in wanted if (table, name) not in columns]
         assert not missing, f"{table} lacks {missing}"
 

@@ -1,0 +1,129 @@
+"""The ClickHouse writer process (pipeline/warehouse_process.py) on the real embedded engine:
+the sink's rows arrive exactly once whatever happens to the process, it answers queries, and it
+never outlives its worker (else the engine would stay held and the restarted worker could not
+open it). Killing the process is the fault injected here: the engine cannot be made to crash on
+demand."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from pipeline.sink import Sink, SinkBatch
+from pipeline.warehouse import WarehouseError, load_migrations, migrations_dir
+from pipeline.warehouse_process import WarehouseProcess
+
+pytestmark = pytest.mark.integration
+
+
+def contribution(minute: int, offered: int, version: int) -> tuple:  # type: ignore[type-arg]
+    from pipeline.core.counts import FIELDS
+
+    counts = tuple(offered if name == "offered" else 0 for name in FIELDS)
+    return ("q", "voice", minute * 60, "contact:c1", *counts, version, 0)
+
+
+def minutes(writer: WarehouseProcess) -> list[dict]:  # type: ignore[type-arg]
+    text = writer.query(
+        "SELECT toUInt32(minute) DIV 60 AS m, offered FROM ccpulse_test.metrics_minute FINAL "
+        "WHERE NOT is_deleted ORDER BY m"
+    )
+    return [orjson.loads(line) for line in text.splitlines()]
+
+
+def test_a_killed_writer_process_is_replaced_and_nothing_is_lost_or_counted_twice(tmp_path: Path) -> None:
+    writer = WarehouseProcess(f"chdb://{tmp_path / 'clickhouse'}", "ccpulse_test", load_migrations(migrations_dir()))
+    writer.start()
+    first_pid = writer.pid
+
+    async def scenario() -> None:
+        sink = Sink(lambda: writer, flush_rows=1, flush_seconds=0.01, max_backoff=0.1, query=writer.query)
+        sink.start(asyncio.get_running_loop())
+        durable: list[int] = []
+        for number in range(6):
+            batch = SinkBatch()
+            batch.rows["contributions"] = [contribution(29_000_000 + number, 1, version=1)]
+            batch.touched = {("q", "voice", 29_000_000 + number)}
+            batch.on_durable = lambda number=number: durable.append(number)  # type: ignore[misc]
+            await sink.write(batch)
+            if number == 2:  # the writer process dies (OOM killer, a crash) between two flushes
+                for _ in range(200):
+                    if durable == [0, 1, 2]:
+                        break
+                    await asyncio.sleep(0.02)
+                os.kill(first_pid or 0, signal.SIGKILL)
+        for _ in range(500):
+            if len(durable) == 6:
+                break
+            await asyncio.sleep(0.05)
+        assert durable == [0, 1, 2, 3, 4, 5]  # in order, every one
+        assert sink.health.errors >= 1 and not sink.health.failing  # it failed once, was retried, recovered
+        sink.stop()
+
+    asyncio.run(scenario())
+    assert writer.pid is not None and writer.pid != first_pid  # a new process took over
+    assert minutes(writer) == [{"m": 29_000_000 + n, "offered": 1} for n in range(6)]
+    with pytest.raises(WarehouseError, match="(?i)unknown|exist"):
+        writer.query("SELECT * FROM ccpulse_test.no_such_table")  # a wrong query is the caller's error
+    with pytest.raises(WarehouseError, match="(?i)readonly"):
+        writer.query("DROP TABLE ccpulse_test.contributions")  # queries are read-only
+    writer.stop()
+    assert writer.pid is None
+
+
+def test_the_writer_process_dies_with_its_worker_and_frees_the_engine(tmp_path: Path) -> None:
+    # a "worker" that starts the writer process, prints its pid, and then waits to be killed
+    worker = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import time
+            from pipeline.warehouse import load_migrations, migrations_dir
+            from pipeline.warehouse_process import WarehouseProcess
+            url = "chdb://{tmp_path / 'clickhouse'}"
+            writer = WarehouseProcess(url, "ccpulse_test", load_migrations(migrations_dir()))
+            writer.start()
+            print(writer.pid, flush=True)
+            time.sleep(600)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        child = int(worker.stdout.readline())  # type: ignore[union-attr]
+        os.kill(worker.pid, signal.SIGKILL)  # no exit handler runs
+        worker.wait(10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and Path(f"/proc/{child}").exists():
+            status = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[-1].split()[0] if Path(
+                f"/proc/{child}/stat").exists() else "X"  # fmt: skip
+            if status == "Z":  # dead, waiting to be reaped by init
+                break
+            time.sleep(0.05)
+        assert not Path(f"/proc/{child}").exists() or status == "Z", "the writer process outlived its worker"
+    finally:
+        worker.kill()
+    # the engine is free: a new worker's writer process opens it
+    writer = WarehouseProcess(f"chdb://{tmp_path / 'clickhouse'}", "ccpulse_test", load_migrations(migrations_dir()))
+    writer.start()
+    assert minutes(writer) == []
+    writer.stop()
+
+
+def test_an_engine_held_by_another_process_fails_the_start_with_a_reason(tmp_path: Path) -> None:
+    url = f"chdb://{tmp_path / 'clickhouse'}"
+    holder = WarehouseProcess(url, "ccpulse_test", load_migrations(migrations_dir()))
+    holder.start()
+    try:
+        second = WarehouseProcess(url, "ccpulse_test", load_migrations(migrations_dir()))
+        with pytest.raises(WarehouseError, match="chdb engine") as refused:
+            second.start()
+        assert second.pid is None, refused.value  # nothing left running
+    finally:
+        holder.stop()
