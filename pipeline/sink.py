@@ -12,8 +12,9 @@
   in order; meanwhile rows wait in memory up to ``max_rows``. Past that, ``write()`` waits:
   the stages stop consuming (backpressure) until ClickHouse is back.
 
-Writes run in a thread (the engine releases the GIL), so the event loop keeps serving the
-stages, ``/metrics`` and the wallboard while ClickHouse works.
+Writes run in a thread, so the event loop keeps serving the stages, ``/metrics`` and the
+wallboard while ClickHouse works; in the worker the thread hands each flush to the ClickHouse
+writer process (pipeline/warehouse_process.py), which does ClickHouse's work off the worker's GIL.
 """
 
 from __future__ import annotations
