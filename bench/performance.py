@@ -79,7 +79,8 @@ class PeakMemory:
         return sum(self.peaks_kib.values()) / 1024
 
 
-def run_peer(name: str, bootstrap: str, topic: str, events: int, partitions: int, root: Path) -> dict[str, Any]:
+def run_peer(name: str, bootstrap: str, topic: str, events: int, partitions: int, root: Path,
+             timeout: float = 3 * 3600) -> dict[str, Any]:  # fmt: skip
     work = root / f"{name}-{uuid.uuid4().hex[:6]}"
     work.mkdir()
     out = work / "result.json"
@@ -92,7 +93,13 @@ def run_peer(name: str, bootstrap: str, topic: str, events: int, partitions: int
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         memory = PeakMemory(process.pid)
         try:
-            process.wait(timeout=3 * 3600)
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            log_tail = (work / "log.txt").read_text()[-1500:]
+            raise RuntimeError(f"{name} peer did not finish reading {events:,} events in {timeout:.0f} s "
+                               f"(stalled or too slow); its log ends: {log_tail}") from None  # fmt: skip
         finally:
             peak = memory.stop()
     if not out.exists():
@@ -217,7 +224,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rows = results["throughput"]
+    rows = [row for row in results["throughput"] if "events_per_second" in row]  # failed peers: no bar
     names = [row["name"] for row in rows]
     scale = [s for s in results["scale"] if "events_per_second" in s]
     figure, axes = plt.subplots(1, 2 if scale else 1, figsize=(12 if scale else 7, 4.2), squeeze=False)
@@ -258,6 +265,12 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "performance.json")
     parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "images" / "performance.png")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument(
+        "--peer-timeout",
+        type=float,
+        default=3 * 3600,
+        help="seconds a peer may take to read the topic; past it the run records it as failed",
+    )
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --output's results")
     args = parser.parse_args()
     if args.plot_only:
@@ -278,17 +291,26 @@ def main() -> None:
             print(f"topic {batch.topic}: {produced:,} events", flush=True)
 
             runs: dict[str, dict[str, Any]] = {}
+            failed: dict[str, str] = {}  # a peer that stalled or crashed: recorded, not hidden
             for name, peer in PEERS:
                 if peer == "ccpulse":
                     runs[name] = ccpulse_run(batch, produced)
                 else:
-                    runs[name] = run_peer(peer, bootstrap, batch.topic, produced, args.partitions, root)
+                    try:
+                        runs[name] = run_peer(peer, bootstrap, batch.topic, produced, args.partitions, root,
+                                              args.peer_timeout)  # fmt: skip
+                    except RuntimeError as problem:
+                        failed[name] = str(problem)[:2000]
+                        print(f"{name}: FAILED: {failed[name]}", flush=True)
+                        continue
                 print(f"{name}: {produced / runs[name]['seconds']:,.0f} events/s, "
                       f"peak {runs[name]['peak_mib']:.0f} MiB", flush=True)  # fmt: skip
 
             ours = minutes_of(runs[CCPULSE]["minutes"])
             checks = {}
             for name in (QUIX, FAUST):
+                if name in failed:
+                    continue
                 problems = differences(ours, minutes_of(runs[name]["minutes"]))
                 checks[name] = {"minutes_compared": len(ours), "differences": len(problems), "examples": problems[:10]}
                 print(f"{name}: {len(ours):,} minutes compared with ccpulse, {len(problems)} differ", flush=True)
@@ -301,8 +323,13 @@ def main() -> None:
             )
             for name, peer in ((QUIX, "quix"), (FAUST, "faust")):
                 loaded = Deployment(bootstrap, root, partitions=args.partitions)
-                fresh[name] = peer_freshness(peer, bootstrap, Settings.from_env(loaded.env(), env_file=None),
-                                             args.load, args.load_seconds, args.partitions, root)  # fmt: skip
+                try:
+                    fresh[name] = peer_freshness(peer, bootstrap, Settings.from_env(loaded.env(), env_file=None),
+                                                 args.load, args.load_seconds, args.partitions, root)  # fmt: skip
+                except RuntimeError as problem:
+                    failed.setdefault(name, f"freshness run: {str(problem)[:2000]}")
+                    print(f"{name} freshness: FAILED: {problem}", flush=True)
+                    continue
                 print(f"{name} freshness median {percentile(fresh[name], 0.5)} ms", flush=True)
 
             scale: list[dict[str, Any]] = []
@@ -325,9 +352,9 @@ def main() -> None:
          "peak_mib": run["peak_mib"],
          "freshness_median_ms": percentile(fresh.get(name, []), 0.5),
          "freshness_p99_ms": percentile(fresh.get(name, []), 0.99),
-         "freshness_samples": len(fresh.get(name, []))}
+         "freshness_samples": len(fresh.get(name, [])), **({"failed": failed[name]} if name in failed else {})}
         for name, run in runs.items()
-    ]  # fmt: skip
+    ] + [{"name": name, "failed": reason} for name, reason in failed.items() if name not in runs]  # fmt: skip
     results["checks"] = checks
     results["scale"] = scale
     args.output.parent.mkdir(parents=True, exist_ok=True)
