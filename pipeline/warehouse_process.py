@@ -33,6 +33,7 @@ from pipeline.warehouse import Migration, Warehouse, WarehouseError, connect
 log = logging.getLogger("ccpulse.clickhouse")
 START_SECONDS = 120.0  # to import ClickHouse's client, open the engine and migrate
 PARENT_CHECK_SECONDS = 0.2
+WRITE_SECONDS = 300.0  # a flush not answered by then: the writer process is hung, and is replaced
 
 
 class WriterGone(ConnectionError):
@@ -43,8 +44,10 @@ class WarehouseProcess:
     """The parent's side: ``write`` and ``query`` as a :class:`Warehouse` has them, done by a
     child process. One write and one query may run at once (each has its own pipe)."""
 
-    def __init__(self, url: str, database: str, migrations: Sequence[Migration], log_level: str = "INFO") -> None:
+    def __init__(self, url: str, database: str, migrations: Sequence[Migration], log_level: str = "INFO",
+                 write_seconds: float = WRITE_SECONDS) -> None:  # fmt: skip
         self.url = url
+        self.write_seconds = write_seconds
         self.database = database
         self.migrations = list(migrations)
         self.log_level = log_level
@@ -106,7 +109,7 @@ class WarehouseProcess:
             if self._process is None or not self._process.is_alive():
                 self.start()
             assert self._writes is not None
-            reply = self._ask(self._writes, ("write", dict(rows), set(touched), version))
+            reply = self._ask(self._writes, ("write", dict(rows), set(touched), version), self.write_seconds)
         status, detail = reply
         if status != "ok":
             raise WarehouseError(detail)
@@ -154,13 +157,22 @@ class WarehouseProcess:
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None and self._process.is_alive() else None
 
-    def _ask(self, pipe: Connection, request: tuple[Any, ...]) -> tuple[str, Any]:
+    def _ask(self, pipe: Connection, request: tuple[Any, ...], seconds: float | None = None) -> tuple[str, Any]:
         try:
             pipe.send(request)
-            reply: tuple[str, Any] = pipe.recv()
+            answered = seconds is None or pipe.poll(seconds)
+            reply: tuple[str, Any] = pipe.recv() if answered else ("", None)
         except (EOFError, OSError) as lost:
             code = self._process.exitcode if self._process is not None else None
             raise WriterGone(f"the ClickHouse writer process died (exit code {code}): {lost!r}") from lost
+        if not answered:
+            # hung (a stuck engine, a stopped process): replaced, and the flush written again (if
+            # it did land meanwhile, it is written twice, which the tables absorb)
+            pid = self._process.pid if self._process is not None else None
+            with self._starting:
+                self._reap()
+            raise WriterGone(f"the ClickHouse writer process {pid} did not answer in {seconds:.0f} s; "
+                             "it was killed and is replaced")  # fmt: skip
         return reply
 
     def _reap(self) -> None:

@@ -127,3 +127,30 @@ def test_an_engine_held_by_another_process_fails_the_start_with_a_reason(tmp_pat
         assert second.pid is None, refused.value  # nothing left running
     finally:
         holder.stop()
+
+
+def test_a_hung_writer_process_is_replaced(tmp_path: Path) -> None:
+    # SIGSTOP: the process is there but answers nothing, as with a stuck engine
+    writer = WarehouseProcess(f"chdb://{tmp_path / 'clickhouse'}", "ccpulse_test", load_migrations(migrations_dir()),
+                              write_seconds=3.0)  # fmt: skip
+    writer.start()
+    hung = writer.pid
+
+    async def scenario() -> None:
+        sink = Sink(lambda: writer, flush_rows=1, flush_seconds=0.01, max_backoff=0.1)
+        sink.start(asyncio.get_running_loop())
+        os.kill(hung or 0, signal.SIGSTOP)
+        durable = asyncio.Event()
+        batch = SinkBatch()
+        batch.rows["contributions"] = [contribution(29_000_000, 1, version=1)]
+        batch.touched = {("q", "voice", 29_000_000)}
+        batch.on_durable = durable.set
+        await sink.write(batch)
+        await asyncio.wait_for(durable.wait(), 60)
+        assert sink.health.errors == 1 and "did not answer in 3 s" in sink.health.last_error
+        sink.stop()
+
+    asyncio.run(scenario())
+    assert writer.pid != hung and not Path(f"/proc/{hung}").exists()  # killed and reaped, not left stopped
+    assert minutes(writer) == [{"m": 29_000_000, "offered": 1}]
+    writer.stop()
