@@ -78,6 +78,8 @@ def open_sink(settings: Settings) -> Sink | None:
     try:
         writer.start()
     except Exception as problem:  # noqa: BLE001
+        if not url.startswith("chdb:"):
+            raise WarehouseError(f"the ClickHouse writer process did not start: {problem}") from problem
         raise WarehouseError(
             f"cannot open the embedded ClickHouse at {clickhouse_shown(settings)}: {problem}. "
             "Another process may hold it (one process at a time: stop it, or point CCPULSE_DATA_DIR "

@@ -18,9 +18,11 @@ from pathlib import Path
 import orjson
 import pytest
 
+from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
 from pipeline.warehouse import WarehouseError, load_migrations, migrations_dir
 from pipeline.warehouse_process import WarehouseProcess
+from pipeline.worker import open_sink
 
 pytestmark = pytest.mark.integration
 
@@ -87,6 +89,7 @@ def test_the_writer_process_dies_with_its_worker_and_frees_the_engine(tmp_path: 
             import time
             from pipeline.warehouse import load_migrations, migrations_dir
             from pipeline.warehouse_process import WarehouseProcess
+from pipeline.worker import open_sink
             url = "chdb://{tmp_path / 'clickhouse'}"
             writer = WarehouseProcess(url, "ccpulse_test", load_migrations(migrations_dir()))
             writer.start()
@@ -125,6 +128,10 @@ def test_an_engine_held_by_another_process_fails_the_start_with_a_reason(tmp_pat
         with pytest.raises(WarehouseError, match="chdb engine") as refused:
             second.start()
         assert second.pid is None, refused.value  # nothing left running
+        # and the worker says what to do (the same path: CCPULSE_DATA_DIR/clickhouse)
+        settings = Settings.from_env({"CCPULSE_DATA_DIR": str(tmp_path)}, env_file=None)
+        with pytest.raises(WarehouseError, match="Another process may hold it"):
+            open_sink(settings)
     finally:
         holder.stop()
 
