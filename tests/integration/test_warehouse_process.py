@@ -89,7 +89,6 @@ def test_the_writer_process_dies_with_its_worker_and_frees_the_engine(tmp_path: 
             import time
             from pipeline.warehouse import load_migrations, migrations_dir
             from pipeline.warehouse_process import WarehouseProcess
-from pipeline.worker import open_sink
             url = "chdb://{tmp_path / 'clickhouse'}"
             writer = WarehouseProcess(url, "ccpulse_test", load_migrations(migrations_dir()))
             writer.start()
