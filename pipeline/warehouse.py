@@ -120,8 +120,9 @@ class Warehouse:
     """The tables of one database: migrations, inserts and the minute sums behind metrics_minute.
 
     Hazard: the embedded engine is shared by every client of the process (in a worker's ClickHouse
-    writer process: its writer and its query thread). Calls into it are serialised here, one at a time, so that a read
-    never runs inside the engine while a write does (a server needs no such care)."""
+    writer process: its writer and its query thread). Calls into it are serialised here, one at a
+    time, so that a read never runs inside the engine while a write does (a server needs no such
+    care)."""
 
     _embedded = threading.RLock()
 

@@ -106,8 +106,7 @@ class WarehouseProcess:
     ) -> dict[str, int]:
         """:meth:`Warehouse.write` in the writer process (started again first if it died)."""
         with self._write_turn:
-            if self._process is None or not self._process.is_alive():
-                self.start()
+            self._ensure_running()
             assert self._writes is not None
             reply = self._ask(self._writes, ("write", dict(rows), set(touched), version), self.write_seconds)
         status, detail = reply
@@ -119,8 +118,7 @@ class WarehouseProcess:
     def query(self, sql: str, output: str = "jsonl") -> bytes:
         """:meth:`Warehouse.query` on a read-only client in the writer process."""
         with self._query_turn:
-            if self._process is None or not self._process.is_alive():
-                self.start()
+            self._ensure_running()
             assert self._queries is not None
             status, detail = self._ask(self._queries, ("query", sql, output))
         if status != "ok":
@@ -152,6 +150,10 @@ class WarehouseProcess:
             process.kill()
             process.join(5)
         self._reap()
+
+    def _ensure_running(self) -> None:
+        if self._process is None or not self._process.is_alive():
+            self.start()  # again, if it died
 
     @property
     def pid(self) -> int | None:
@@ -200,8 +202,7 @@ def serve(writes: Connection, queries: Connection, url: str, database: str, migr
     applied: list[str] = []
     if url.startswith("chdb:"):  # the embedded engine: opened now, so that a wrong path fails the start
         try:
-            writer = Warehouse(connect(url), database)
-            applied = writer.migrate(migrations)
+            writer, applied = _open_writer(url, database, migrations)
         except Exception as problem:  # noqa: BLE001
             writes.send(("failed", f"{type(problem).__name__}: {problem}"))
             return
@@ -217,8 +218,7 @@ def serve(writes: Connection, queries: Connection, url: str, database: str, migr
         _, rows, touched, version = request
         try:
             if writer is None:
-                writer = Warehouse(connect(url), database)
-                applied = writer.migrate(migrations)
+                writer, applied = _open_writer(url, database, migrations)
                 if applied:
                     log.info("ClickHouse schema: applied %s", ", ".join(applied))
             writes.send(("ok", writer.write(rows, touched, version)))
@@ -229,6 +229,12 @@ def serve(writes: Connection, queries: Connection, url: str, database: str, migr
             writer = None
     if writer is not None:
         writer.close()
+
+
+def _open_writer(url: str, database: str, migrations: list[Migration]) -> tuple[Warehouse, list[str]]:
+    """A client for the sink's writes, with the schema migrated; the migrations it applied."""
+    writer = Warehouse(connect(url), database)
+    return writer, writer.migrate(migrations)
 
 
 def _answer_queries(queries: Connection, url: str, database: str) -> None:
