@@ -524,6 +524,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             tps = [tp for tp in watched if tp.topic == topic]
             waiting = sum(max(0, ends.get(tp, 0) - (committed.get(tp) or 0)) for tp in tps)
             measured[stage] = (waiting, sum(committed.get(tp) or 0 for tp in tps))
+        app.consumer.catching_up(max(waiting for waiting, _ in measured.values()))  # type: ignore[attr-defined]
         for stage, (waiting, done) in measured.items():
             lag[stage] = waiting
             if not (app.in_recovery or app.rebalancing) and watch.stuck(stage, waiting, done, now):
