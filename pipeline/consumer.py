@@ -36,7 +36,8 @@ CATCH_UP_MESSAGES = 20_000
 
 
 class StageConsumerThread(AIOKafkaConsumerThread):
-    """Faust's consumer thread, with a shorter fetch wait (``FETCH_MAX_WAIT_MS``)."""
+    """Faust's consumer thread, starting with the live fetch wait (``FETCH_MAX_WAIT_MS``;
+    ``GatedConsumer.catching_up`` switches it)."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -94,9 +95,9 @@ class GatedConsumer(AIOKafkaConsumer):
     def catching_up(self, behind: int) -> int:
         """Set the fetch wait for a stage ``behind`` messages (``CATCH_UP_MESSAGES``); returns it."""
         wait = CATCH_UP_FETCH_WAIT_MS if behind > CATCH_UP_MESSAGES else FETCH_MAX_WAIT_MS
-        fetcher = getattr(getattr(getattr(self, "_thread", None), "_consumer", None), "_fetcher", None)
-        if fetcher is not None:  # started; the next fetch request uses it
-            fetcher._fetch_max_wait_ms = wait
+        consumer = self._thread._consumer  # None until the thread starts it; its fetcher, until started
+        if consumer is not None and consumer._fetcher is not None:  # the next fetch request uses it
+            consumer._fetcher._fetch_max_wait_ms = wait
         return wait
 
     async def perform_seek(self) -> None:
