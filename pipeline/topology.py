@@ -84,6 +84,8 @@ from pipeline.exposition import (
     StateSizeCollector,
 )
 from pipeline.ingest import IngestStage
+from pipeline.kafka_watch import CHECK_SECONDS as METADATA_CHECK_SECONDS
+from pipeline.kafka_watch import MetadataWatch
 from pipeline.loop_watch import LoopWatch
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
@@ -538,6 +540,15 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 log.error("stall report: ingest commits %s, in flight %d", ingest.committed, len(ingest._in_flight))
                 logging.shutdown()
                 os._exit(EXIT_STALLED)
+
+    metadata_watch = MetadataWatch()
+
+    @app.timer(interval=METADATA_CHECK_SECONDS)
+    async def watch_metadata() -> None:
+        """A lost metadata answer would hold every send for the client's request timeout (kafka_watch.py)."""
+        producer, consumer = getattr(app.producer, "_producer", None), ingest.consumer
+        metadata_watch.check({"producer": producer.client if producer is not None else None,
+                              "input consumer": consumer._client if consumer is not None else None})  # fmt: skip
 
     @app.task
     async def tune_producer() -> None:

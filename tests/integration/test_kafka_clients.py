@@ -177,3 +177,61 @@ def test_the_stages_consumer_lets_the_broker_hold_a_fetch_briefly_unless_catchin
     assert FETCH_MAX_WAIT_MS <= 200 < CATCH_UP_FETCH_WAIT_MS
     short, long = FETCH_MAX_WAIT_MS, CATCH_UP_FETCH_WAIT_MS
     assert asyncio.run(fetch_waits()) == [short, long, short, short]
+
+
+@pytest.mark.parametrize("watched", [True, False], ids=["watched", "unwatched"])
+def test_a_lost_metadata_answer_holds_the_producer_until_the_watch_closes_its_connection(
+    kafka_bootstrap: str, watched: bool
+) -> None:
+    """The fault (a broker's answer to one metadata request never arrives) is injected in the
+    client, as the broker cannot be made to lose it on demand; everything else is real. With
+    Faust's request timeout (20 minutes) the send waits for the lost answer: unwatched it has not
+    gone out after 8 s; watched (limit 1 s) the connection is closed, aiokafka asks again and the
+    send is acknowledged."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.conn import AIOKafkaConnection
+
+    from pipeline.kafka_watch import MetadataWatch
+
+    topic = _name("lost-answer")
+    handle_frame = AIOKafkaConnection._handle_frame
+    lost: list[str] = []
+
+    def losing_one_metadata_answer(connection: AIOKafkaConnection, response: bytes) -> None:
+        _, request, _ = connection._requests[0]
+        if not lost and type(request).__name__.startswith("MetadataRequest") and topic in str(request):
+            lost.append(type(request).__name__)  # the answer never arrives: the request stays waiting
+            return
+        handle_frame(connection, response)
+
+    async def scenario() -> tuple[bool, list[str]]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+        await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", request_timeout_ms=1_200_000)
+        await producer.start()
+        watch, closed = MetadataWatch(limit=1.0), []
+        try:
+            sent = asyncio.ensure_future(producer.send_and_wait(topic, b"a contact event"))
+            for _ in range(40):  # 8 s
+                await asyncio.sleep(0.2)
+                if watched:
+                    closed += watch.check({"producer": producer.client})
+                if sent.done():
+                    break
+            delivered = sent.done() and sent.exception() is None
+            sent.cancel()
+            return delivered, closed
+        finally:
+            await producer.stop()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(AIOKafkaConnection, "_handle_frame", losing_one_metadata_answer)
+        delivered, closed = asyncio.run(scenario())
+    assert lost, "the fault was not injected: no metadata request for the topic"
+    if watched:
+        assert delivered and len(closed) == 1, (delivered, closed)
+    else:
+        assert not delivered and closed == [], "the lost answer did not hold the send: the test proves nothing"

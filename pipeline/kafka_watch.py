@@ -1,0 +1,70 @@
+"""Unanswered metadata requests: the connection is closed so that the client asks again.
+
+A Kafka client asks the broker for metadata (which broker leads each partition) before it can
+send to a partition. aiokafka waits for the answer as long as the client's request timeout:
+for Faust's producer that is 20 minutes (``producer_request_timeout``), so one lost answer leaves
+every send of the worker queued that long — seen on a freshly started broker while the worker
+created its topics: batches queued for every stage, nothing in flight, the producer's metadata
+request unanswered after 35 s, until the stall watchdog stopped the worker. A broker answers a
+metadata request in milliseconds; :class:`MetadataWatch` closes a connection whose metadata
+request has had no answer for ``limit`` seconds. aiokafka then fails that request, tries again
+on a new connection, and the queued batches go out.
+
+Closing a connection is safe for the pipeline: a produce request on it fails and is sent again
+(at-least-once; every step applies a repeated message once), a fetch is made again.
+
+aiokafka's internals are read here (a client's connections and their requests waiting for an
+answer); ``tests/integration/test_kafka_clients.py`` checks them against the installed aiokafka.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+from aiokafka.conn import CloseReason
+from aiokafka.errors import KafkaTimeoutError
+
+log = logging.getLogger("ccpulse.worker")
+METADATA_ANSWER_SECONDS = 15.0
+CHECK_SECONDS = 5.0
+
+
+class MetadataWatch:
+    """Watches the connections of aiokafka clients (call :meth:`check` every few seconds)."""
+
+    def __init__(self, limit: float = METADATA_ANSWER_SECONDS) -> None:
+        self.limit = limit
+        self._since: dict[tuple[int, int], float] = {}  # (connection, correlation id) -> first seen waiting
+        self.closed = 0
+
+    def check(self, clients: dict[str, Any], now: float | None = None) -> list[str]:
+        """Close each connection whose metadata request has waited ``limit`` seconds; what was closed."""
+        now = time.monotonic() if now is None else now
+        waiting: dict[tuple[int, int], float] = {}
+        closed: list[str] = []
+        for name, client in clients.items():
+            if client is None:
+                continue
+            for node, connection in list(client._conns.items()):
+                for correlation_id, request, answer in list(connection._requests):
+                    if request is None or answer.done() or not type(request).__name__.startswith("MetadataRequest"):
+                        continue
+                    key = (id(connection), correlation_id)
+                    since = waiting[key] = self._since.get(key, now)
+                    if now - since >= self.limit:
+                        log.warning(
+                            "Kafka: the %s's metadata request to broker %s has had no answer for %.0f s; closing "
+                            "that connection so that it asks again (sends wait for the answer)",
+                            name, node[0] if isinstance(node, tuple) else node, now - since,
+                        )  # fmt: skip
+                        connection.close(
+                            reason=CloseReason.CONNECTION_TIMEOUT,
+                            exc=KafkaTimeoutError(f"metadata request unanswered for {now - since:.0f} s"),
+                        )
+                        closed.append(f"{name}: broker {node}")
+                        self.closed += 1
+                        break
+        self._since = waiting  # answered or closed: forgotten
+        return closed
