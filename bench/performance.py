@@ -16,7 +16,9 @@
    send to its gauge on /metrics (bench/throughput.py's probes); the peers from each source
    message's send to the update of its minute window, inside their own process (no exposition
    step: this favours them).
-4. Scale: 1, 2 and 4 ccpulse workers on one topic of 8 partitions (--scale-events events).
+4. Scale: 1, 2 and 4 ccpulse workers on one topic of 8 partitions (--scale-events events), and
+   beside them 1, 2 and 4 processes of the Quix Streams application in one consumer group
+   (--scale-only runs this part alone).
 
 Writes bench/results/performance.json and docs/images/performance.png.
 """
@@ -214,6 +216,70 @@ def scale_run(bootstrap: str, root: Path, events: int, workers: int, topic: str)
             worker.stop()
 
 
+def peer_scale_run(bootstrap: str, root: Path, events: int, processes: int, topic: str) -> dict[str, Any]:
+    """``processes`` Quix Streams processes in one consumer group on ``topic``, timed as the
+    one-process run is: from the first source message any of them read to the last window update
+    any of them made (the machine's monotonic clock). The end is seen when the group has committed
+    every message of the source topic and of its repartition topic (Quix commits every 5 s, so the
+    processes run up to ~5 s longer than timed, idle). Throughput only: the same application's
+    numbers are checked in the one-process run."""
+    from kafka import KafkaAdminClient, KafkaConsumer  # type: ignore[attr-defined]
+
+    group = f"peer-scale-{processes}-{uuid.uuid4().hex[:6]}"
+    work = root / group
+    work.mkdir()
+    running = []
+    for n in range(processes):
+        log = open(work / f"log-{n}.txt", "wb")  # noqa: SIM115 - closed with the process below
+        command = [sys.executable, "-m", "bench.peers.quix_app", "--bootstrap", bootstrap, "--topic", topic,
+                   "--events", "0", "--group", group, "--state-dir", str(work / f"state-{n}"),
+                   "--out", str(work / f"result-{n}.json")]  # fmt: skip
+        running.append((subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT), log))
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap)
+    try:
+        deadline = time.monotonic() + 3600
+        while not _group_done(admin, consumer, group, topic, events):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{processes} Quix Streams processes did not finish {events:,} events in an hour")
+            for n, (process, _) in enumerate(running):
+                if process.poll() is not None:
+                    raise RuntimeError(f"a Quix Streams process exited ({process.returncode}): "
+                                       f"{(work / f'log-{n}.txt').read_text()[-1500:]}")  # fmt: skip
+            time.sleep(0.5)
+    finally:
+        admin.close()
+        consumer.close()
+        for process, _ in running:
+            process.terminate()
+        for process, log in running:
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+            log.close()
+    outs = [json.loads(path.read_text()) for path in sorted(work.glob("result-*.json"))]
+    if len(outs) != processes:
+        raise RuntimeError(f"{processes - len(outs)} of {processes} Quix Streams processes wrote no result on SIGTERM")
+    first = min(out["first"] for out in outs if out["first"] is not None)
+    last = max(out["last"] for out in outs if out["last"] is not None)
+    return {"processes": processes, "seconds": last - first, "events_per_second": events / (last - first),
+            "read": sum(out["read"] for out in outs)}  # fmt: skip
+
+
+def _group_done(admin: Any, consumer: Any, group: str, topic: str, events: int) -> bool:
+    """Every source message and every message of the group's repartition topic committed."""
+    from kafka import TopicPartition  # type: ignore[attr-defined]
+
+    committed = {tp: meta.offset for tp, meta in admin.list_group_offsets(group).get(group, {}).items()}
+    if sum(offset for tp, offset in committed.items() if tp.topic == topic) < events:
+        return False
+    internal = [name for name in consumer.topics() if name.startswith(f"repartition__{group}--")]
+    partitions = [TopicPartition(name, p) for name in internal for p in consumer.partitions_for_topic(name) or ()]
+    return bool(partitions) and all(committed.get(tp, 0) >= end for tp, end in consumer.end_offsets(partitions).items())
+
+
 def percentile(values: list[float], share: float) -> float | None:
     return values[min(len(values) - 1, int(share * len(values)))] if values else None
 
@@ -227,6 +293,13 @@ def plot(results: dict[str, Any], path: Path) -> None:
     rows = [row for row in results["throughput"] if "events_per_second" in row]  # failed peers: no bar
     names = [row["name"] for row in rows]
     scale = [s for s in results["scale"] if "events_per_second" in s]
+    if not rows:  # --scale-only
+        figure, axis = plt.subplots(figsize=(7, 4.2))
+        plot_scale(axis, results)
+        figure.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        figure.savefig(path, dpi=110)
+        return
     figure, axes = plt.subplots(1, 2 if scale else 1, figsize=(12 if scale else 7, 4.2), squeeze=False)
     left = axes[0][0]
     colours = ["#93a1b0", "#2fbf71", "#4c78a8", "#f2b134"]
@@ -241,16 +314,27 @@ def plot(results: dict[str, Any], path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         figure.savefig(path, dpi=110)
         return
-    right = axes[0][1]
-    right.plot([s["workers"] for s in scale], [s["events_per_second"] for s in scale], marker="o", color="#2fbf71")
-    right.set_xticks([s["workers"] for s in scale])
-    right.set_xlabel(f"ccpulse workers (8 partitions, {results['scale_events']:,} events, {describe()['cores']} cores)")
-    right.set_ylabel("events per second")
-    right.set_ylim(bottom=0)
-    right.set_title("scaling out on one machine")
+    plot_scale(axes[0][1], results)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=110)
+
+
+def plot_scale(axis: Any, results: dict[str, Any]) -> None:
+    scale = [s for s in results["scale"] if "events_per_second" in s]
+    quix = [s for s in results.get("scale_quix", []) if "events_per_second" in s]
+    axis.plot([s["workers"] for s in scale], [s["events_per_second"] for s in scale], marker="o", color="#2fbf71",
+              label="ccpulse workers")  # fmt: skip
+    if quix:
+        axis.plot([s["processes"] for s in quix], [s["events_per_second"] for s in quix], marker="s",
+                  color="#4c78a8", label="Quix Streams processes")  # fmt: skip
+        axis.legend(loc="lower right")
+    axis.set_xticks(sorted({s["workers"] for s in scale} | {s["processes"] for s in quix}))
+    cores = results.get("machine", describe())["cores"]
+    axis.set_xlabel(f"processes in one group (8 partitions, {results['scale_events']:,} events, {cores} cores)")
+    axis.set_ylabel("events per second")
+    axis.set_ylim(bottom=0)
+    axis.set_title("scaling out on one machine")
 
 
 def main() -> None:
@@ -262,9 +346,10 @@ def main() -> None:
     parser.add_argument("--load-seconds", type=float, default=40.0)
     parser.add_argument("--probes", type=int, default=30)
     parser.add_argument("--bootstrap", default=os.environ.get("CCPULSE_KAFKA_BOOTSTRAP"))
-    parser.add_argument("--output", type=Path, default=ROOT / "bench" / "results" / "performance.json")
-    parser.add_argument("--plot", type=Path, default=ROOT / "docs" / "images" / "performance.png")
+    parser.add_argument("--output", type=Path, help="default bench/results/performance.json (scaling.json)")
+    parser.add_argument("--plot", type=Path, help="default docs/images/performance.png (scaling.png)")
     parser.add_argument("--skip-scale", action="store_true")
+    parser.add_argument("--scale-only", action="store_true", help="only the scale part (4): workers and processes")
     parser.add_argument(
         "--peer-timeout",
         type=float,
@@ -273,6 +358,9 @@ def main() -> None:
     )
     parser.add_argument("--plot-only", action="store_true", help="redraw the plot from --output's results")
     args = parser.parse_args()
+    name = "scaling" if args.scale_only else "performance"
+    args.output = args.output or ROOT / "bench" / "results" / f"{name}.json"
+    args.plot = args.plot or ROOT / "docs" / "images" / f"{name}.png"
     if args.plot_only:
         plot(json.loads(args.output.read_text()), args.plot)
         return
@@ -281,18 +369,22 @@ def main() -> None:
     from pipeline.settings import Settings
     from tests.worker_process import Deployment
 
-    results: dict[str, Any] = {"machine": describe(), "events": args.events, "scale_events": args.scale_events,
+    results: dict[str, Any] = {"machine": describe(), "events": None if args.scale_only else args.events,
+                               "scale_events": args.scale_events,
                                "command": " ".join(["python -m bench.performance", *sys.argv[1:]])}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="ccpulse-performance-") as folder:
         root = Path(folder)
         bootstrap = args.bootstrap or launcher().start(root / "broker", port=0).bootstrap
         try:
-            batch, produced = filled_topic(bootstrap, root, args.partitions, args.events)
-            print(f"topic {batch.topic}: {produced:,} events", flush=True)
-
             runs: dict[str, dict[str, Any]] = {}
             failed: dict[str, str] = {}  # a peer that stalled or crashed: recorded, not hidden
-            for name, peer in PEERS:
+            checks: dict[str, dict[str, Any]] = {}
+            fresh: dict[str, list[float]] = {}
+            produced = 0
+            if not args.scale_only:
+                batch, produced = filled_topic(bootstrap, root, args.partitions, args.events)
+                print(f"topic {batch.topic}: {produced:,} events", flush=True)
+            for name, peer in PEERS if not args.scale_only else ():
                 if peer == "ccpulse":
                     runs[name] = ccpulse_run(batch, produced)
                 else:
@@ -306,22 +398,20 @@ def main() -> None:
                 print(f"{name}: {produced / runs[name]['seconds']:,.0f} events/s, "
                       f"peak {runs[name]['peak_mib']:.0f} MiB", flush=True)  # fmt: skip
 
-            ours = minutes_of(runs[CCPULSE]["minutes"])
-            checks = {}
-            for name in (QUIX, FAUST):
+            for name in (QUIX, FAUST) if not args.scale_only else ():
                 if name in failed:
                     continue
+                ours = minutes_of(runs[CCPULSE]["minutes"])
                 problems = differences(ours, minutes_of(runs[name]["minutes"]))
                 checks[name] = {"minutes_compared": len(ours), "differences": len(problems), "examples": problems[:10]}
                 print(f"{name}: {len(ours):,} minutes compared with ccpulse, {len(problems)} differ", flush=True)
 
-            fresh: dict[str, list[float]] = {}
-            live = Deployment(bootstrap, root, partitions=args.partitions,
-                              extra_env={"CCPULSE_CLOCK": "wall", "CCPULSE_LOG_LEVEL": "warning"})  # fmt: skip
-            fresh[CCPULSE] = sorted(
-                1000 * s for s in freshness(live, Settings.from_env(live.env(), env_file=None), args.load, args.probes)
-            )
-            for name, peer in ((QUIX, "quix"), (FAUST, "faust")):
+            if not args.scale_only:
+                live = Deployment(bootstrap, root, partitions=args.partitions,
+                                  extra_env={"CCPULSE_CLOCK": "wall", "CCPULSE_LOG_LEVEL": "warning"})  # fmt: skip
+                settings = Settings.from_env(live.env(), env_file=None)
+                fresh[CCPULSE] = sorted(1000 * s for s in freshness(live, settings, args.load, args.probes))
+            for name, peer in ((QUIX, "quix"), (FAUST, "faust")) if not args.scale_only else ():
                 loaded = Deployment(bootstrap, root, partitions=args.partitions)
                 try:
                     fresh[name] = peer_freshness(peer, bootstrap, Settings.from_env(loaded.env(), env_file=None),
@@ -333,6 +423,7 @@ def main() -> None:
                 print(f"{name} freshness median {percentile(fresh[name], 0.5)} ms", flush=True)
 
             scale: list[dict[str, Any]] = []
+            scale_quix: list[dict[str, Any]] = []
             if not args.skip_scale:
                 scaled = Deployment(bootstrap, root, partitions=8)
                 scale_settings = Settings.from_env(scaled.env(), env_file=None)
@@ -343,6 +434,11 @@ def main() -> None:
                     except RuntimeError as problem:  # recorded, not hidden: a worker exited (e.g. stalled)
                         scale.append({"workers": workers, "failed": str(problem)[:2000]})
                     print(f"scale: {scale[-1]}", flush=True)
+                    try:
+                        scale_quix.append(peer_scale_run(bootstrap, root, args.scale_events, workers, scaled.topic))
+                    except RuntimeError as problem:
+                        scale_quix.append({"processes": workers, "failed": str(problem)[:2000]})
+                    print(f"scale, Quix Streams: {scale_quix[-1]}", flush=True)
         finally:
             if not args.bootstrap:
                 launcher().stop(root / "broker")
@@ -357,6 +453,7 @@ def main() -> None:
     ] + [{"name": name, "failed": reason} for name, reason in failed.items() if name not in runs]  # fmt: skip
     results["checks"] = checks
     results["scale"] = scale
+    results["scale_quix"] = scale_quix
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2))
     plot(results, args.plot)

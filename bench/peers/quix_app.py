@@ -2,6 +2,11 @@
 
     python -m bench.peers.quix_app --bootstrap HOST:PORT --topic T --events N --out result.json
 
+With ``--events 0`` it runs until it is stopped (SIGTERM): one of several processes sharing the
+consumer group; the caller sees the end in the group's committed offsets and times the run from
+the processes' first read to their last window update (``bench/performance.py``'s
+``peer_scale_run``).
+
 Contact state in Quix's state store (keyed by the message key, the contact id), contributions
 re-keyed by queue and channel (``group_by``: a repartition topic), summed in event-time tumbling
 windows of one minute (``tumbling_window(...).reduce(...).current()``). It stops once it has read
@@ -29,7 +34,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
-    parser.add_argument("--events", type=int, required=True, help="stop after this many source messages")
+    parser.add_argument(
+        "--events", type=int, required=True, help="stop after this many source messages (0: run until stopped)"
+    )
+    parser.add_argument("--commit-interval", type=float, default=5.0, help="seconds between commits (Quix's default)")
     parser.add_argument("--group", required=True)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -38,6 +46,7 @@ def main() -> None:
     app = Application(
         broker_address=args.bootstrap, consumer_group=args.group, auto_offset_reset="earliest",
         state_dir=args.state_dir, loglevel="WARNING", use_changelog_topics=True,
+        commit_interval=args.commit_interval,
     )  # fmt: skip
     source = app.topic(args.topic, value_deserializer="bytes", key_deserializer="bytes")
     progress = {"read": 0, "sent": 0, "applied": 0, "first": None, "last": None}
@@ -45,7 +54,7 @@ def main() -> None:
     latencies_ms: list[float] = []
 
     def maybe_done() -> None:
-        if progress["read"] >= args.events and progress["applied"] >= progress["sent"]:
+        if args.events and progress["read"] >= args.events and progress["applied"] >= progress["sent"]:
             app.stop()
 
     def contact_step(value: bytes, key: Any, timestamp: int, headers: Any, state: Any) -> list[dict[str, Any]]:
@@ -88,8 +97,10 @@ def main() -> None:
         for (qc, start), totals in windows.items()
     ]  # fmt: skip
     assert all(minute_of(m["minute_us"]) == m["minute_us"] for m in minutes)
+    # first and last: this machine's monotonic clock, for a run of several processes (``--events 0``)
     args.out.write_text(json.dumps({"read": progress["read"], "seconds": seconds, "minutes": minutes,
-                                    "latencies_ms": latencies_ms}))  # fmt: skip
+                                    "latencies_ms": latencies_ms, "first": progress["first"],
+                                    "last": progress["last"]}))  # fmt: skip
 
 
 if __name__ == "__main__":
