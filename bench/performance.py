@@ -331,7 +331,7 @@ def plot_scale(axis: Any, results: dict[str, Any]) -> None:
         axis.legend(loc="lower right")
     axis.set_xticks(sorted({s["workers"] for s in scale} | {s["processes"] for s in quix}))
     cores = results.get("machine", describe())["cores"]
-    axis.set_xlabel(f"processes in one group (8 partitions, {results['scale_events']:,} events, {cores} cores)")
+    axis.set_xlabel(f"processes in one group\n(8 partitions, {results['scale_events']:,} events, {cores} cores)")
     axis.set_ylabel("events per second")
     axis.set_ylim(bottom=0)
     axis.set_title("scaling out on one machine")
