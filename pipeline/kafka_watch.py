@@ -37,7 +37,6 @@ class MetadataWatch:
     def __init__(self, limit: float = METADATA_ANSWER_SECONDS) -> None:
         self.limit = limit
         self._since: dict[tuple[int, int], float] = {}  # (connection, correlation id) -> first seen waiting
-        self.closed = 0
 
     def check(self, clients: dict[str, Any], now: float | None = None) -> list[str]:
         """Close each connection whose metadata request has waited ``limit`` seconds; what was closed."""
@@ -64,7 +63,6 @@ class MetadataWatch:
                             exc=KafkaTimeoutError(f"metadata request unanswered for {now - since:.0f} s"),
                         )
                         closed.append(f"{name}: broker {node}")
-                        self.closed += 1
                         break
         self._since = waiting  # answered or closed: forgotten
         return closed

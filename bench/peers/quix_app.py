@@ -37,7 +37,6 @@ def main() -> None:
     parser.add_argument(
         "--events", type=int, required=True, help="stop after this many source messages (0: run until stopped)"
     )
-    parser.add_argument("--commit-interval", type=float, default=5.0, help="seconds between commits (Quix's default)")
     parser.add_argument("--group", required=True)
     parser.add_argument("--state-dir", required=True)
     parser.add_argument("--out", type=Path, required=True)
@@ -46,7 +45,6 @@ def main() -> None:
     app = Application(
         broker_address=args.bootstrap, consumer_group=args.group, auto_offset_reset="earliest",
         state_dir=args.state_dir, loglevel="WARNING", use_changelog_topics=True,
-        commit_interval=args.commit_interval,
     )  # fmt: skip
     source = app.topic(args.topic, value_deserializer="bytes", key_deserializer="bytes")
     progress = {"read": 0, "sent": 0, "applied": 0, "first": None, "last": None}
