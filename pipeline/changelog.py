@@ -36,23 +36,48 @@ def changelog_key(key: str | int) -> bytes:
 
 
 class ChangelogWrites:
-    """The table writes of one batch: ``put``/``delete`` as many as needed, then ``await send()``."""
+    """The table writes of one batch: ``put``/``delete`` as many as needed, then ``await send()``.
 
-    def __init__(self, app: Any) -> None:
+    ``generation``: the consumer generation the batch's messages came in. Once a table has been
+    recovered for a later one (a rebalance), the batch writes nothing more — neither to the table
+    nor to its changelog: its messages are delivered again in the new generation, and a late write
+    would land over the new generation's (``KeyedTable.on_rebalance``)."""
+
+    def __init__(self, app: Any, generation: int | None = None) -> None:
         self.app = app
+        self.generation = generation
         self._records: dict[tuple[str, int], dict[bytes, bytes | None]] = defaultdict(dict)
+        self._tables: list[Any] = []
+
+    def stale(self) -> bool:
+        """The batch began in a generation older than one of its tables'."""
+        return self.generation is not None and any(
+            table.generation is not None and table.generation > self.generation for table in self._tables
+        )
 
     def put(self, table: Any, key: str | int, value: bytes) -> None:
-        table.data[key] = value
+        self._follow(table)
+        if not self.stale():
+            table.data[key] = value
         self._records[_destination(table, key)][changelog_key(key)] = value
 
     def delete(self, table: Any, key: str | int) -> None:
-        table.data.pop(key, None)
+        self._follow(table)
+        if not self.stale():
+            table.data.pop(key, None)
         self._records[_destination(table, key)][changelog_key(key)] = None
+
+    def _follow(self, table: Any) -> None:
+        if all(known is not table for known in self._tables):
+            self._tables.append(table)
 
     async def send(self) -> None:
         """Send every write, one record batch per partition (more when one is full), and wait until
         the broker has them all. Later writes to a key within the batch replace earlier ones."""
+        if self.stale():
+            log.info("a batch of generation %s wrote nothing: its tables were recovered for a later one",
+                     self.generation)  # fmt: skip
+            self._records.clear()
         if not self._records:
             return
         producer = self.app.producer._ensure_producer()  # faust's aiokafka producer

@@ -13,6 +13,9 @@ on a new connection, and the queued batches go out.
 Closing a connection is safe for the pipeline: a produce request on it fails and is sent again
 (at-least-once; every step applies a repeated message once), a fetch is made again.
 
+The same check starts a metadata update that sends wait for while aiokafka's metadata task sleeps
+(``_wake_idle_updates``), the second way to the same stall.
+
 aiokafka's internals are read here (a client's connections and their requests waiting for an
 answer); ``tests/integration/test_kafka_clients.py`` checks them against the installed aiokafka.
 """
@@ -37,6 +40,7 @@ class MetadataWatch:
     def __init__(self, limit: float = METADATA_ANSWER_SECONDS) -> None:
         self.limit = limit
         self._since: dict[tuple[int, int], float] = {}  # (connection, correlation id) -> first seen waiting
+        self._update_since: dict[int, float] = {}  # id of a client's pending metadata update -> first seen
 
     def check(self, clients: dict[str, Any], now: float | None = None) -> list[str]:
         """Close each connection whose metadata request has waited ``limit`` seconds; what was closed."""
@@ -65,4 +69,28 @@ class MetadataWatch:
                         closed.append(f"{name}: broker {node}")
                         break
         self._since = waiting  # answered or closed: forgotten
+        closed += self._wake_idle_updates(clients, now)
         return closed
+
+    def _wake_idle_updates(self, clients: dict[str, Any], now: float) -> list[str]:
+        """A metadata update that sends wait for, pending ``limit`` seconds while the client's
+        metadata task sleeps (nothing asked the broker): wake the task. aiokafka's task sleeps
+        without answering the update when the topic list changed during a round it began on its
+        own schedule (5 minutes for the producer); seen as a worker whose every send waited, with
+        no request in flight, on a fresh broker (2026-12-01)."""
+        pending: dict[int, float] = {}
+        woken: list[str] = []
+        for name, client in clients.items():
+            update, wake = getattr(client, "_md_update_fut", None), getattr(client, "_md_update_waiter", None)
+            if client is None or update is None or update.done() or wake is None or wake.done():
+                continue
+            since = pending[id(update)] = self._update_since.get(id(update), now)
+            if now - since >= self.limit:
+                log.warning(
+                    "Kafka: the %s's metadata update has waited %.0f s without a request to the broker; "
+                    "starting it (sends wait for it)", name, now - since,
+                )  # fmt: skip
+                wake.set_result(None)
+                woken.append(f"{name}: metadata update")
+        self._update_since = pending
+        return woken

@@ -107,9 +107,30 @@ class KeyedTable(faust.Table):
     """
 
     partition_function: Callable[[Any], int]
+    generation: int | None = None  # the consumer generation whose recovery filled the table
 
     def partition_for_key(self, key: Any) -> int | None:
         return self.partition_function(key)
+
+    async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0) -> None:
+        """Start the new generation from the changelog alone.
+
+        Faust's in-memory store re-reads a kept partition's changelog *over* what it holds, key by
+        key, up to the end it saw when the rebalance began; a batch in flight may already have put
+        newer values, so some keys fell back and others did not (a partition's progress record
+        behind its contacts: duplicates went uncounted after a rebalance, docs/operations.md). So
+        the store is emptied and every changelog partition is read again from its start; a batch
+        of an earlier generation no longer writes (``ChangelogWrites``), and its messages are
+        delivered again from the committed offsets.
+        """
+        self.generation = generation_id
+        _store(self).clear()
+        recovery = self.app.tables.recovery  # type: ignore[attr-defined]
+        changelog = self.changelog_topic.get_topic_name()
+        for offsets in (recovery.active_offsets, recovery.standby_offsets):
+            for tp in [tp for tp in offsets if tp.topic == changelog]:
+                del offsets[tp]  # read from the start (Faust's Recovery resumes after the last one read)
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
 
 
 def faust_app(settings: Settings) -> faust.App:
@@ -345,7 +366,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 out_reports[key] = agent_reports(records[key], agent_id)  # type: ignore[arg-type]
             # The progress record goes first, into the same changelog partition as the contacts it
             # covers: a crash keeps a prefix of those writes, so counted implies recorded.
-            writes = ChangelogWrites(app)
+            writes = ChangelogWrites(app, batch[0].message.generation_id if batch else None)
             for partition, progress in progress_records.items():
                 writes.put(contacts, progress_key(partition), orjson.dumps(progress.to_json()))
             for key, record in records.items():
@@ -414,7 +435,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 out[key] = outcomes[key].reports
             # the progress record first, into the changelog partition of the keys it covers: a crash
             # keeps a prefix of these writes, so a key written implies its messages known as applied
-            writes = ChangelogWrites(app)
+            writes = ChangelogWrites(app, batch[0].message.generation_id if batch else None)
             for partition, progress in progress_records.items():
                 writes.put(issues, progress_key(partition), orjson.dumps(progress.to_json()))
             for key in issue_batch.changed | issue_batch.replayed:  # an unchanged group is stored already
@@ -459,7 +480,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         async for batch in batches:
             received(batch)
             board = Keeper.current()
-            writes = ChangelogWrites(app)
+            writes = ChangelogWrites(app, batch[0].message.generation_id if batch else None)
             latest_reports: dict[str, Report] = {}  # one changelog write per key and batch
             for partition, events in by_partition(batch):
                 ticks: dict[str, int] | None = None

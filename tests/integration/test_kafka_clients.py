@@ -235,3 +235,51 @@ def test_a_lost_metadata_answer_holds_the_producer_until_the_watch_closes_its_co
         assert delivered and len(closed) == 1, (delivered, closed)
     else:
         assert not delivered and closed == [], "the lost answer did not hold the send: the test proves nothing"
+
+
+@pytest.mark.parametrize("watched", [True, False], ids=["watched", "unwatched"])
+def test_a_metadata_update_nobody_starts_holds_the_producer_until_the_watch_starts_it(
+    kafka_bootstrap: str, watched: bool
+) -> None:
+    """The second way a worker's sends were seen waiting with nothing in flight: a metadata update
+    the sends wait for is pending while aiokafka's metadata task sleeps (it sleeps without answering
+    when the topic list changed during a round it began on its own schedule). The state is injected
+    (a pending update, the task asleep); the broker and the producer are real."""
+    from aiokafka import AIOKafkaProducer
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    from pipeline.kafka_watch import MetadataWatch
+
+    first, second = _name("idle-update-a"), _name("idle-update-b")
+
+    async def scenario() -> tuple[bool, list[str]]:
+        admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        await admin.start()
+        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1) for name in (first, second)])
+        await admin.close()
+        producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", request_timeout_ms=1_200_000)
+        await producer.start()
+        watch, woken = MetadataWatch(limit=1.0), []
+        try:
+            await producer.send_and_wait(first, b"before")  # metadata known, the task asleep
+            client = producer.client
+            assert not client._md_update_waiter.done() and client._md_update_fut is None
+            client._md_update_fut = asyncio.get_running_loop().create_future()  # the fault
+            sent = asyncio.ensure_future(producer.send_and_wait(second, b"a contact event"))
+            for _ in range(40):  # 8 s
+                await asyncio.sleep(0.2)
+                if watched:
+                    woken += watch.check({"producer": client})
+                if sent.done():
+                    break
+            delivered = sent.done() and sent.exception() is None
+            sent.cancel()
+            return delivered, woken
+        finally:
+            await producer.stop()
+
+    delivered, woken = asyncio.run(scenario())
+    if watched:
+        assert delivered and woken == ["producer: metadata update"], (delivered, woken)
+    else:
+        assert not delivered and woken == [], "the pending update did not hold the send: the test proves nothing"
