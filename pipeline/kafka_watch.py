@@ -42,9 +42,10 @@ class MetadataWatch:
         self._since: dict[tuple[int, int], float] = {}  # (connection, correlation id) -> first seen waiting
         self._update_since: dict[int, float] = {}  # id of a client's pending metadata update -> first seen
 
-    def check(self, clients: dict[str, Any], now: float | None = None) -> list[str]:
-        """Close each connection whose metadata request has waited ``limit`` seconds; what was closed."""
-        now = time.monotonic() if now is None else now
+    def check(self, clients: dict[str, Any]) -> list[str]:
+        """Close each connection whose metadata request has waited ``limit`` seconds, and start each
+        metadata update that has waited as long with nothing asked; what was done, one line each."""
+        now = time.monotonic()
         waiting: dict[tuple[int, int], float] = {}
         closed: list[str] = []
         for name, client in clients.items():
@@ -81,8 +82,10 @@ class MetadataWatch:
         pending: dict[int, float] = {}
         woken: list[str] = []
         for name, client in clients.items():
-            update, wake = getattr(client, "_md_update_fut", None), getattr(client, "_md_update_waiter", None)
-            if client is None or update is None or update.done() or wake is None or wake.done():
+            if client is None:
+                continue
+            update, wake = client._md_update_fut, client._md_update_waiter
+            if update is None or update.done() or wake.done():
                 continue
             since = pending[id(update)] = self._update_since.get(id(update), now)
             if now - since >= self.limit:
