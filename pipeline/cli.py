@@ -11,7 +11,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO
 
@@ -74,7 +74,7 @@ def command_worker(args: argparse.Namespace) -> int:
     from pipeline.worker import run_worker
 
     try:
-        return run_worker(_settings())
+        return run_worker(_settings(), verbose=args.verbose)
     except KafkaUnavailable as problem:
         print(f"ccpulse worker: {problem}", file=sys.stderr)
         return 1
@@ -96,7 +96,7 @@ def command_query(args: argparse.Namespace) -> int:
         print("ccpulse query: ClickHouse is off (CCPULSE_CLICKHOUSE_URL=off)", file=sys.stderr)
         return 2
     url = settings.effective_clickhouse_url.reveal()
-    if url.startswith("chdb:"):  # a running worker holds the embedded engine: ask it
+    if url.startswith("chdb:") and settings.web_url:  # a running worker holds the embedded engine: ask it
         request = urllib.request.Request(f"{settings.web_url}/query?format={args.format}", data=sql.encode(),
                                          method="POST")  # fmt: skip
         if settings.query_token:
@@ -116,7 +116,8 @@ def command_query(args: argparse.Namespace) -> int:
         warehouse = warehouse_opener(settings, readonly=True)()
     except Exception as problem:  # noqa: BLE001
         print(f"ccpulse query: cannot open ClickHouse at {url}: {problem}\n"
-              f"(no worker answered at {settings.web_url}; if one runs elsewhere, set CCPULSE_HTTP_PORT to its port)",
+              f"(no worker answered at {settings.web_url or 'the address in ' + str(settings.data_dir / 'web.json')}; "
+              "if one runs elsewhere, set CCPULSE_HTTP_PORT to its port)",
               file=sys.stderr)  # fmt: skip
         return 1
     try:
@@ -193,7 +194,8 @@ def command_simulate(args: argparse.Namespace) -> int:
         with Progress(TextColumn("simulating"), BarColumn(), TextColumn("{task.fields[done]} messages"),
                       TimeRemainingColumn(), disable=not show, transient=True) as progress:  # fmt: skip
             task = progress.add_task("simulate", total=total, done=0)
-            for event, raw in _paced(messages, start, args.speed):
+            live_from = datetime.now(UTC) if args.backfill else None
+            for event, raw in _paced(messages, start, args.speed, live_from, on_live=_said_live):
                 if event is None:
                     counts["hostile"] += 1
                 else:
@@ -221,6 +223,11 @@ def command_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _said_live(sent: int) -> None:
+    print(f"simulate: the day so far is sent ({sent:,} messages); live traffic from now on", file=sys.stderr,
+          flush=True)  # fmt: skip
+
+
 def _key_of(event: dict[str, object] | None) -> bytes | None:
     if event is None:
         return None
@@ -240,18 +247,28 @@ def _parse_start(text: str) -> datetime:
 
 
 def _paced(
-    messages: Iterator[tuple[dict[str, object] | None, bytes]], start: datetime, speed: float
+    messages: Iterator[tuple[dict[str, object] | None, bytes]],
+    start: datetime,
+    speed: float,
+    live_from: datetime | None = None,
+    on_live: Callable[[int], None] | None = None,
 ) -> Iterator[tuple[dict[str, object] | None, bytes]]:
-    """Hold each message until its simulated time (scaled by ``speed``; 0 = as fast as possible)."""
+    """Hold each message until its simulated time (scaled by ``speed``; 0 = as fast as possible).
+    With ``live_from``, messages before it go at once, and the pace counts from it (``on_live`` is
+    told how many went before)."""
     if speed <= 0:
         yield from messages
         return
-    began = time.monotonic()
+    began, origin, sent = time.monotonic(), live_from or start, 0
     for event, raw in messages:
         if event is not None:
-            delay = (_when(event) - start).total_seconds() / speed - (time.monotonic() - began)
+            delay = (_when(event) - origin).total_seconds() / speed - (time.monotonic() - began)
             if delay > 0:
+                if on_live is not None:
+                    on_live(sent)
+                    on_live = None
                 time.sleep(delay)
+        sent += 1
         yield event, raw
 
 
@@ -285,6 +302,11 @@ def command_validate(args: argparse.Namespace) -> int:
 
 def command_status(args: argparse.Namespace) -> int:
     settings = _settings()
+    if not settings.web_url:
+        print(f"ccpulse status: CCPULSE_HTTP_PORT=0 and no running worker has published its address in "
+              f"{settings.data_dir / 'web.json'}. Start one (ccpulse worker), or set CCPULSE_DATA_DIR to its data dir",
+              file=sys.stderr)  # fmt: skip
+        return 1
     url = f"{settings.web_url}/status"
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
@@ -312,7 +334,7 @@ def command_broker(args: argparse.Namespace) -> int:
 def command_up(args: argparse.Namespace) -> int:
     from pipeline.up import run_local_stack
 
-    return run_local_stack(_settings(), speed=args.speed, with_traffic=not args.no_traffic)
+    return run_local_stack(_settings(), speed=args.speed, with_traffic=not args.no_traffic, verbose=args.verbose)
 
 
 # --------------------------------------------------------------------------------------------
@@ -333,8 +355,15 @@ def parser() -> argparse.ArgumentParser:
     worker = commands.add_parser(
         "worker",
         help="run a worker in the foreground (web on CCPULSE_HTTP_PORT)",
-        description="Consume the input topic, keep the metrics, serve /metrics and /status.",
+        description="Consume the input topic, keep the metrics, write ClickHouse, and serve /metrics, /status, "
+        "/api/snapshot and the wallboard on CCPULSE_HTTP_HOST:CCPULSE_HTTP_PORT (port 0: any free port, "
+        "published in <data dir>/web.json, where ccpulse status finds it). The console shows what started, "
+        "where to look, and every 5 s a progress line (events/s, lag, ClickHouse backlog, dead letters); "
+        "warnings and errors always.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    worker.add_argument("--verbose", action="store_true",
+                        help="also Faust's own start-up log (services, changelog recovery tables)")  # fmt: skip
     worker.set_defaults(run=command_worker)
 
     produce = commands.add_parser(
@@ -381,9 +410,15 @@ examples:
     )
     simulate.add_argument(
         "--utc-offset",
-        type=int,
+        type=float,
         default=0,
         help="the center's local time, hours from UTC: its day curve and shifts (default 0)",
+    )
+    simulate.add_argument(
+        "--backfill",
+        action="store_true",
+        help="with --speed: send the simulated time before now at once, then go on at --speed from now "
+        "(ccpulse up starts the center's day at its midnight this way)",
     )
     simulate.add_argument(
         "--speed",
@@ -470,11 +505,19 @@ examples:
     up = commands.add_parser(
         "up",
         help="run everything locally: broker, worker, simulated traffic",
-        description="Start the local Kafka broker (unless CCPULSE_KAFKA_BOOTSTRAP names another), "
-        "a worker and simulated traffic, print where to look, and stop all of it on Ctrl-C.",
+        description="""Start the local Kafka broker (unless CCPULSE_KAFKA_BOOTSTRAP names one that answers;
+port 0 there: a free port), a worker with the embedded ClickHouse, and a simulated contact center;
+print where to look; stop all of it on Ctrl-C.
+
+The simulated center is placed in a time zone where it is early afternoon now (unless
+CCPULSE_TIMEZONE is set: then that zone), and the worker's "today" starts at that zone's midnight.
+The center's day so far is sent at full speed through the real broker and worker (every queue
+shows today's figures within seconds), then its traffic goes on in real time for a week.""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    up.add_argument("--speed", type=float, default=1.0, help="traffic pace (1 = real time, the default)")
+    up.add_argument("--speed", type=float, default=1.0, help="pace of the live traffic (1 = real time, the default)")
     up.add_argument("--no-traffic", action="store_true", help="start broker and worker only")
+    up.add_argument("--verbose", action="store_true", help="also Faust's own start-up log")
     up.set_defaults(run=command_up)
     return root
 

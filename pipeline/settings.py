@@ -98,6 +98,7 @@ class Settings:
     http_port: int = 6066
     clock: Literal["wall", "event"] = "wall"
     timezone: str = "UTC"
+    timezone_given: bool = False  # CCPULSE_TIMEZONE was set (ccpulse up keeps it rather than choosing)
     targets_file: Path | None = None
     batch_size: int = 2000
     batch_seconds: float = 0.1
@@ -144,8 +145,13 @@ class Settings:
 
     @property
     def web_url(self) -> str:
-        host = "127.0.0.1" if self.http_host in ("0.0.0.0", "") else self.http_host
-        return f"http://{host}:{self.http_port}"
+        """The worker's web address: the configured port, or with ``CCPULSE_HTTP_PORT=0`` the
+        address the running worker published in the data dir (empty when none runs)."""
+        from pipeline import web_address
+
+        if self.http_port == 0:
+            return web_address.published(web_address.address_file(self.data_dir)) or ""
+        return web_address.url_of(self.http_host, self.http_port)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env")) -> Settings:
@@ -252,9 +258,10 @@ class Settings:
             clickhouse_url=Secret(get("CCPULSE_CLICKHOUSE_URL", "")),
             data_dir=Path(get("CCPULSE_DATA_DIR", str(cls.data_dir))),
             http_host=get("CCPULSE_HTTP_HOST", cls.http_host),
-            http_port=integer("CCPULSE_HTTP_PORT", cls.http_port, 1, 65535),
+            http_port=integer("CCPULSE_HTTP_PORT", cls.http_port, 0, 65535),
             clock=clock,  # type: ignore[arg-type]
             timezone=timezone,
+            timezone_given=bool(env.get("CCPULSE_TIMEZONE", "").strip()),
             targets_file=Path(targets) if targets else None,
             batch_size=integer("CCPULSE_BATCH_SIZE", cls.batch_size, 1, 1_000_000),
             batch_seconds=number("CCPULSE_BATCH_SECONDS", cls.batch_seconds, 0.001, 60.0),

@@ -23,7 +23,6 @@ routes its changelog by the same function of its key: each piece of state has on
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import time
@@ -31,15 +30,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-import aiohttp.web
 import faust
 import msgspec
 import orjson
 from faust.types import EventT
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client import CollectorRegistry
 
-from pipeline import wallboard
+from pipeline import console
 from pipeline.changelog import RECORD_BATCH_BYTES, ChangelogWrites
 from pipeline.consumer import gated
 from pipeline.core.board import Board, Report
@@ -89,13 +86,15 @@ from pipeline.kafka_watch import MetadataWatch
 from pipeline.loop_watch import LoopWatch
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
+from pipeline.web import Views, WebServer
+from pipeline.web_address import address_file
 
 log = logging.getLogger("ccpulse.worker")
+progress_log = logging.getLogger("ccpulse.progress")
 HOUR_US = 3600 * 1_000_000
 PRODUCER_BUFFER_MESSAGES = 50_000
 EXIT_STALLED = 3
 STARVED_SECONDS = 10.0  # a partition with messages waiting and none delivered this long is read again
-STREAM_TICK_SECONDS = 0.25  # how often /api/stream looks for a changed board
 
 
 class KeyedTable(faust.Table):
@@ -151,11 +150,7 @@ def faust_app(settings: Settings) -> faust.App:
         broker_credentials=credentials,
         store="memory://",
         datadir=str((settings.data_dir / "faust").resolve()),
-        web_enabled=True,
-        web_bind=settings.http_host,
-        web_host=settings.http_host,
-        web_port=settings.http_port,
-        web_in_thread=False,
+        web_enabled=True,  # served by pipeline.web.WebServer, registered in build()
         topic_partitions=settings.partitions,
         processing_guarantee="at_least_once",
         consumer_auto_offset_reset="earliest",
@@ -562,6 +557,22 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 logging.shutdown()
                 os._exit(EXIT_STALLED)
 
+    last_reading: list[console.Reading] = []
+
+    @app.timer(interval=console.PROGRESS_SECONDS)
+    async def report_progress() -> None:
+        """The operator's progress line on the console (pipeline/console.py)."""
+        progress = ingest_progress()
+        health = sink.health if sink is not None else None
+        reading = console.Reading(
+            at=time.monotonic(), events=sum(progress.events_by_type.values()),
+            dead_letters=sum(progress.invalid_by_reason.values()), lag=lag.get("ingest"),
+            stage_lag=sum(waiting for stage, waiting in lag.items() if stage != "ingest"),
+            sink_backlog=health.backlog_rows if health else None, sink_failing=bool(health and health.failing),
+        )  # fmt: skip
+        progress_log.info("%s", console.progress_line(last_reading[-1] if last_reading else None, reading))
+        last_reading[:] = [reading]
+
     metadata_watch = MetadataWatch()
 
     @app.timer(interval=METADATA_CHECK_SECONDS)
@@ -622,49 +633,6 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     async def watch_the_loop() -> None:
         LoopWatch(asyncio.get_running_loop()).start()  # logs a loop held for seconds, and where
 
-    @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
-        return web.bytes(generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
-
-    @app.page("/query")
-    class Query(faust.web.View):
-        """Read-only SQL on the worker's ClickHouse (``ccpulse query`` uses it while this worker holds
-        the embedded engine). Loopback clients only, unless CCPULSE_QUERY_TOKEN is set: then any
-        client with ``Authorization: Bearer <token>``. Read-only is enforced by ClickHouse itself
-        (``readonly=1``: no writes, no DDL, no setting changes)."""
-
-        async def get(self, request: Any) -> Any:
-            return await self.answer(request, request.query.get("sql", ""))
-
-        async def post(self, request: Any) -> Any:
-            return await self.answer(request, (await request.read()).decode("utf-8", "replace"))
-
-        async def answer(self, request: Any, sql: str) -> Any:
-            token = settings.query_token
-            if token is not None:
-                given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-                if not hmac.compare_digest(given.encode(), token.reveal().encode()):
-                    return self.text("query: a valid 'Authorization: Bearer <CCPULSE_QUERY_TOKEN>' is required\n",
-                                     status=401)  # fmt: skip
-            elif request.remote not in ("127.0.0.1", "::1"):
-                return self.text("query: only from this host; set CCPULSE_QUERY_TOKEN to allow other hosts\n",
-                                 status=403)  # fmt: skip
-            if sink is None or sink.query is None:
-                return self.text("query: ClickHouse is off (CCPULSE_CLICKHOUSE_URL=off)\n", status=503)
-            if not sql.strip():
-                return self.text("query: no SQL given (POST it as the body, or GET ?sql=...)\n", status=400)
-            output = request.query.get("format", "jsonl")
-
-            def run() -> bytes:
-                assert sink is not None and sink.query is not None
-                return sink.query(sql, output)
-
-            try:
-                result = await asyncio.get_running_loop().run_in_executor(None, run)
-            except Exception as problem:  # noqa: BLE001 - the caller's SQL is wrong, or the engine refused it
-                return self.text(f"query failed: {problem}\n", status=400)
-            return self.bytes(result, content_type="text/plain" if output != "jsonl" else "application/x-ndjson")
-
     def board_document() -> dict[str, Any]:
         document = snapshot(Keeper.current(), clock_us(), settings.zone, targets)
         document["zone"] = settings.zone.key
@@ -672,73 +640,28 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         document["generated_at"] = time.time()
         return document
 
-    @app.page("/api/snapshot")
-    async def api_snapshot(web: Any, request: Any) -> Any:
-        """The board as JSON for wallboards (docs/wallboard-api.md)."""
-        return web.bytes(orjson.dumps(board_document()), content_type="application/json")
-
-    @app.page("/api/stream")
-    async def api_stream(web: Any, request: Any) -> Any:
-        """The board as server-sent events: a document whenever it changes (checked every
-        ``STREAM_TICK_SECONDS``), and at least every second, so a board can tell a quiet queue
-        from a dead connection."""
-        response = aiohttp.web.StreamResponse(
-            headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-        )
-        await response.prepare(request)
-        await response.write(b"retry: 1000\n\n")
-        previous, sent_at = b"", 0.0
-        try:
-            while not app.should_stop:
-                document = board_document()
-                generated_at = document.pop("generated_at")
-                body = orjson.dumps(document)
-                if body != previous or time.monotonic() - sent_at >= 1.0:
-                    document["generated_at"] = generated_at
-                    await response.write(b"data: " + orjson.dumps(document) + b"\n\n")
-                    previous, sent_at = body, time.monotonic()
-                await asyncio.sleep(STREAM_TICK_SECONDS)
-        except (ConnectionError, RuntimeError):  # the board went away
-            pass
-        return response
-
-    @app.page("/wallboard")
-    async def wallboard_page(web: Any, request: Any) -> Any:
-        """The wallboard for the contact-center floor (docs/wallboard-api.md)."""
-        return wallboard_asset(web, "index.html")
-
-    @app.page("/wallboard/{name}")
-    async def wallboard_file(web: Any, request: Any, name: str) -> Any:
-        return wallboard_asset(web, name)
-
-    @app.page("/wallboard/fonts/{name}")
-    async def wallboard_font(web: Any, request: Any, name: str) -> Any:
-        return wallboard_asset(web, f"fonts/{name}")
-
-    @app.page("/status")
-    async def status(web: Any, request: Any) -> Any:
+    def status_document() -> dict[str, Any]:
         progress = ingest_progress()
         health = contact_health()
-        return web.bytes(
-            orjson.dumps(
-                {
-                    "app": settings.app_id,
-                    "topic": settings.topic,
-                    "clock": settings.clock,
-                    "now_us": clock_us(),
-                    "owned_partitions": {"input": ingest.owned(), "board": owned(board_topic.get_topic_name())},
-                    "events_by_type": dict(progress.events_by_type),
-                    "invalid_by_reason": dict(progress.invalid_by_reason),
-                    "duplicates": health.duplicates,
-                    "conflicts": health.conflicts,
-                    "board_reports": len(Keeper.current().reports),
-                    "lag": dict(lag),
-                    "sink": _sink_status(sink),
-                }
-            ),  # fmt: skip
-            content_type="application/json",
-        )
+        return {
+            "app": settings.app_id,
+            "topic": settings.topic,
+            "clock": settings.clock,
+            "now_us": clock_us(),
+            "owned_partitions": {"input": ingest.owned(), "board": owned(board_topic.get_topic_name())},
+            "events_by_type": dict(progress.events_by_type),
+            "invalid_by_reason": dict(progress.invalid_by_reason),
+            "duplicates": health.duplicates,
+            "conflicts": health.conflicts,
+            "board_reports": len(Keeper.current().reports),
+            "lag": dict(lag),
+            "sink": _sink_status(sink),
+        }
 
+    views = Views(registry=registry, board_document=board_document, status_document=status_document,
+                  query=sink.query if sink is not None else None, query_token=settings.query_token,
+                  stopping=lambda: bool(app.should_stop))  # fmt: skip
+    app.web_server(WebServer(views, settings.http_host, settings.http_port, address_file(settings.data_dir)))
     return app
 
 
@@ -816,15 +739,6 @@ def _report_hole(offsets: list[int], topic: str, partition: int) -> None:
             "%s partition %d: offsets %d..%d never arrived (transaction markers, or deleted by retention before "
             "this worker read them); they are not counted", topic, partition, offsets[0], offsets[-1],
         )  # fmt: skip
-
-
-def wallboard_asset(web: Any, name: str) -> Any:
-    found = wallboard.asset(name)
-    if found is None:
-        return web.bytes(b"not found", content_type="text/plain", status=404)
-    body, content_type = found
-    cache = "max-age=86400" if name.startswith("fonts/") else "no-cache"
-    return web.bytes(body, content_type=content_type.split(";")[0], headers={"Cache-Control": cache})
 
 
 class Turns:

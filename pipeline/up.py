@@ -2,11 +2,14 @@
 
 It starts (1) the local Kafka broker through the project's launcher, unless
 ``CCPULSE_KAFKA_BOOTSTRAP`` names a broker that already answers, (2) a worker process and
-(3) a simulated-traffic process; it stops, on Ctrl-C or SIGTERM, exactly what it started.
+(3) a simulated center (``pipeline/simulation/demo.py``): placed where it is early afternoon now
+(unless ``CCPULSE_TIMEZONE`` is set), its day so far sent at full speed through the real broker and
+worker, then live traffic in real time. It stops, on Ctrl-C or SIGTERM, exactly what it started.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -14,20 +17,29 @@ import sys
 import time
 import urllib.request
 from dataclasses import replace
+from datetime import UTC, datetime
 
+from pipeline import web_address
 from pipeline.settings import Settings
+from pipeline.simulation.demo import DemoCenter, demo_center
+from pipeline.timefmt import rfc3339
+
+EXIT_STALLED = 3  # pipeline.topology.EXIT_STALLED (not imported: that pulls in Faust)
+SIMULATED_DAYS = 7  # the demo's traffic goes on this long, then stops
+WORKER_START_SECONDS = 120
+BOARD_FULL_SECONDS = 90  # how long `up` waits to say that every simulated queue is on the board
 
 
 def _say(message: str) -> None:
     print(f"ccpulse up: {message}", flush=True)
 
 
-def _answers(url: str) -> bool:
+def _get(url: str) -> bytes | None:
     try:
-        with urllib.request.urlopen(url, timeout=1) as response:
-            return bool(response.status == 200)
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bytes(response.read()) if response.status == 200 else None
     except OSError:
-        return False
+        return None
 
 
 def _stop(process: subprocess.Popen[bytes] | None, name: str, grace: float = 20.0) -> None:
@@ -42,15 +54,27 @@ def _stop(process: subprocess.Popen[bytes] | None, name: str, grace: float = 20.
         process.wait()
 
 
-EXIT_STALLED = 3  # pipeline.topology.EXIT_STALLED (not imported: that pulls in Faust)
+class Stack:
+    """What ``up`` started, so that it stops exactly that."""
+
+    def __init__(self) -> None:
+        self.broker_data_dir: object | None = None
+        self.worker: subprocess.Popen[bytes] | None = None
+        self.traffic: subprocess.Popen[bytes] | None = None
+
+    def stop(self, kafka: object) -> None:
+        _stop(self.traffic, "traffic")
+        _stop(self.worker, "worker")
+        if self.broker_data_dir is not None:
+            kafka.stop(self.broker_data_dir)  # type: ignore[attr-defined]
+            _say("Kafka stopped")
 
 
-def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool = True) -> int:
+def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool = True, verbose: bool = False) -> int:
     from pipeline.local_broker import launcher
 
     kafka = launcher()
-    broker_started_here = False
-    worker = traffic = None
+    stack = Stack()
     stopping = False
 
     def on_term(signum: int, frame: object) -> None:
@@ -61,67 +85,33 @@ def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool =
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
     try:
-        host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
-        if kafka.broker_answers(host, int(port)):
-            _say(f"using the Kafka broker that answers at {settings.kafka_bootstrap}")
-        else:
-            _say(f"starting Apache Kafka {kafka.kafka_version()} (the first run fetches its jars from Maven Central)")
-            began = time.monotonic()
-            broker = kafka.start(settings.data_dir, int(port) if host in ("127.0.0.1", "localhost") else None)
-            broker_started_here = broker.started_here
-            settings = replace(settings, kafka_bootstrap=broker.bootstrap)
-            _say(
-                f"Kafka answers at {broker.bootstrap} after {time.monotonic() - began:.1f}s "
-                f"(logs: {settings.data_dir / 'kafka' / 'logs'})"
-            )
-
+        settings = _start_broker(settings, kafka, stack)
+        center = demo_center(datetime.now(UTC), settings.timezone if settings.timezone_given else None)
         env = {
             **os.environ,
             "CCPULSE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "CCPULSE_DATA_DIR": str(settings.data_dir),
+            "CCPULSE_TIMEZONE": center.zone,
         }
-        worker = subprocess.Popen([sys.executable, "-m", "pipeline", "worker"], env=env)
-        deadline = time.monotonic() + 120
-        while not _answers(f"{settings.web_url}/metrics"):
-            if worker.poll() is not None:
-                _say(f"the worker exited with code {worker.returncode}; see its log above")
-                return 1
-            if time.monotonic() > deadline:
-                _say("the worker did not answer within 120s")
-                return 1
-            time.sleep(0.5)
+        worker_command = [sys.executable, "-m", "pipeline", "worker", *(["--verbose"] if verbose else [])]
+        stack.worker = subprocess.Popen(worker_command, env=env)
+        url = _wait_for_worker(settings, stack.worker)
+        if url is None:
+            return 1
         if with_traffic:
-            traffic = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "pipeline",
-                    "simulate",
-                    "--to-kafka",
-                    "--minutes",
-                    str(12 * 60),
-                    "--speed",
-                    str(speed),
-                ],
-                env=env,
-            )
-        _say("running. Look at:")
-        print(f"    wallboard {settings.web_url}/wallboard   (?lang=ja or ko, ?queue=…, ?channel=…)", flush=True)
-        print(f"    metrics   {settings.web_url}/metrics", flush=True)
-        print(f"    status    {settings.web_url}/status   (or: ccpulse status)", flush=True)
-        print(f"    board     {settings.web_url}/api/snapshot   (JSON for wallboards)", flush=True)
-        if settings.sink_enabled:
-            print('    SQL       ccpulse query "SELECT queue, sum(offered) FROM ccpulse.metrics_minute FINAL '
-                  'GROUP BY queue"', flush=True)  # fmt: skip
-        _say("Ctrl-C stops everything started here.")
+            stack.traffic = subprocess.Popen(_traffic_command(center, speed), env=env)
+        _tell_where_to_look(settings, url, center if with_traffic else None)
+        if with_traffic:
+            _tell_when_the_board_is_full(url, stack)
         while True:
-            if worker.poll() is not None:
-                if worker.returncode == EXIT_STALLED:  # the worker's own stall watchdog: restart it
+            assert stack.worker is not None
+            if stack.worker.poll() is not None:
+                if stack.worker.returncode == EXIT_STALLED:  # the worker's own stall watchdog: restart it
                     _say("the worker stopped itself after a stall (exit 3); starting it again")
-                    worker = subprocess.Popen([sys.executable, "-m", "pipeline", "worker"], env=env)
+                    stack.worker = subprocess.Popen(worker_command, env=env)
                     continue
-                _say(f"the worker exited with code {worker.returncode}")
-                return 1 if worker.returncode else 0
+                _say(f"the worker exited with code {stack.worker.returncode}")
+                return 1 if stack.worker.returncode else 0
             time.sleep(0.5)
     except KeyboardInterrupt:
         stopping = True
@@ -130,8 +120,82 @@ def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool =
         if stopping:
             _say("stopping")
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
-        _stop(traffic, "traffic")
-        _stop(worker, "worker")
-        if broker_started_here:
-            kafka.stop(settings.data_dir)
-            _say("Kafka stopped")
+        stack.stop(kafka)
+
+
+def _start_broker(settings: Settings, kafka: object, stack: Stack) -> Settings:
+    """The broker that answers at CCPULSE_KAFKA_BOOTSTRAP, or one started here (port 0 in the
+    bootstrap address: an unclaimed port of the launcher's choice)."""
+    host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
+    if int(port) and kafka.broker_answers(host, int(port)):  # type: ignore[attr-defined]
+        _say(f"using the Kafka broker that answers at {settings.kafka_bootstrap}")
+        return settings
+    version = kafka.kafka_version()  # type: ignore[attr-defined]
+    _say(f"starting Apache Kafka {version} (the first run fetches its jars from Maven Central)")
+    began = time.monotonic()
+    broker = kafka.start(settings.data_dir, int(port) if host in ("127.0.0.1", "localhost") else None)  # type: ignore[attr-defined]
+    if broker.started_here:
+        stack.broker_data_dir = settings.data_dir
+    _say(f"Kafka answers at {broker.bootstrap} after {time.monotonic() - began:.1f}s "
+         f"(logs: {settings.data_dir / 'kafka' / 'logs'})")  # fmt: skip
+    return replace(settings, kafka_bootstrap=broker.bootstrap)
+
+
+def _wait_for_worker(settings: Settings, worker: subprocess.Popen[bytes]) -> str | None:
+    """The worker's web address once its /metrics answers; None (said why) if it never does."""
+    deadline = time.monotonic() + WORKER_START_SECONDS
+    address = web_address.address_file(settings.data_dir)
+    while True:
+        if worker.poll() is not None:
+            _say(f"the worker exited with code {worker.returncode}; see its lines above")
+            return None
+        url = web_address.published(address, pid=worker.pid) if settings.http_port == 0 else settings.web_url
+        if url and _get(f"{url}/metrics") is not None:
+            return url
+        if time.monotonic() > deadline:
+            _say(f"the worker did not answer within {WORKER_START_SECONDS}s")
+            return None
+        time.sleep(0.3)
+
+
+def _traffic_command(center: DemoCenter, speed: float) -> list[str]:
+    return [sys.executable, "-m", "pipeline", "simulate", "--to-kafka", "--backfill",
+            "--start", rfc3339(center.day_start), "--days", str(SIMULATED_DAYS),
+            "--utc-offset", str(center.utc_offset_hours), "--speed", str(speed)]  # fmt: skip
+
+
+def _tell_where_to_look(settings: Settings, url: str, center: DemoCenter | None) -> None:
+    _say("running. Look at:")
+    print(f"    wallboard {url}/wallboard   (?lang=ja or ko, ?queue=…, ?channel=…)", flush=True)
+    print(f"    metrics   {url}/metrics", flush=True)
+    print(f"    status    {url}/status   (or: ccpulse status)", flush=True)
+    print(f"    board     {url}/api/snapshot   (JSON for wallboards)", flush=True)
+    if settings.sink_enabled:
+        print('    SQL       ccpulse query "SELECT queue, sum(offered) FROM ccpulse.metrics_minute FINAL '
+              'GROUP BY queue"', flush=True)  # fmt: skip
+    if center is not None:
+        now = datetime.now(UTC)
+        _say(f"the simulated center is in {center.describe(now)}: its day so far is being sent at full speed, "
+             "then live traffic in real time")  # fmt: skip
+    _say("Ctrl-C stops everything started here.")
+
+
+def _tell_when_the_board_is_full(url: str, stack: Stack) -> None:
+    """Say once every simulated queue shows a service level for today (or that it has not yet)."""
+    from pipeline.simulation import DEFAULT_QUEUES
+
+    wanted = {(q.queue, q.channel) for q in DEFAULT_QUEUES}
+    began = time.monotonic()
+    while time.monotonic() - began < BOARD_FULL_SECONDS:
+        if stack.worker is None or stack.worker.poll() is not None:
+            return
+        body = _get(f"{url}/api/snapshot")
+        tiles = json.loads(body)["queues"] if body else []
+        shown = {(t["queue"], t["channel"]) for t in tiles if t["service_level"]["today"] is not None}
+        if wanted <= shown:
+            _say(f"the wallboard shows all {len(wanted)} simulated queues with today's figures "
+                 f"({time.monotonic() - began:.0f}s after start)")  # fmt: skip
+            return
+        time.sleep(1)
+    _say(f"after {BOARD_FULL_SECONDS}s some queues still show no service level today; the worker's progress "
+         "lines say how far it is")  # fmt: skip

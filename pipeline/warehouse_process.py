@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence, Set
 from multiprocessing.connection import Connection
 from typing import Any
 
+from pipeline import console
 from pipeline.core.facts import Row
 from pipeline.warehouse import Migration, Warehouse, WarehouseError, connect
 
@@ -195,9 +196,7 @@ def serve(writes: Connection, queries: Connection, url: str, database: str, migr
     ``queries`` (in a thread; the embedded engine takes one call at a time, see Warehouse)."""
     _die_with_parent(worker_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle; it stops us in turn
-    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for chatty in ("clickhouse_connect",):
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+    console.configure(log_level.lower(), verbose=False)
     writer: Warehouse | None = None
     applied: list[str] = []
     if url.startswith("chdb:"):  # the embedded engine: opened now, so that a wrong path fails the start

@@ -7,6 +7,7 @@ import logging
 
 from faust.worker import Worker
 
+from pipeline import console
 from pipeline.core.targets import Targets
 from pipeline.kafka_io import ensure_topics
 from pipeline.settings import Settings
@@ -18,10 +19,8 @@ from pipeline.warehouse_process import WarehouseProcess
 log = logging.getLogger("ccpulse.worker")
 
 
-def run_worker(settings: Settings) -> int:
-    logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    for chatty in ("kafka", "aiokafka"):  # client libraries log every connection at INFO
-        logging.getLogger(chatty).setLevel(max(logging.WARNING, logging.getLogger().level))
+def run_worker(settings: Settings, verbose: bool = False) -> int:
+    logging_config = console.configure(settings.log_level, verbose)
     Targets.load(settings.targets_file)  # a wrong targets file stops us before anything else
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     # the stages' topics exist before Faust's consumer joins its group: a topic missing then is left
@@ -30,14 +29,17 @@ def run_worker(settings: Settings) -> int:
     sink = open_sink(settings)
     app = build(settings, sink=sink)
     log.info(
-        "worker starting: kafka %s, topic %s (%d partitions), web %s, ClickHouse %s",
+        "worker starting: kafka %s, topic %s (%d partitions), web port %s, ClickHouse %s",
         settings.kafka_bootstrap,
         settings.topic,
         settings.partitions,
-        settings.web_url,
+        settings.http_port or "any free one",
         clickhouse_shown(settings) if sink else "off",
     )
-    worker = Worker(app, loglevel=settings.log_level, quiet=True, redirect_stdouts=False)
+    # logging is ours (console.configure above): Faust's set-up would put its handler at its level
+    worker = Worker(app, loglevel=console.library_level(settings.log_level, verbose), quiet=not verbose,
+                    redirect_stdouts=False, logging_config=logging_config, override_logging=False)  # fmt: skip
+    worker.spinner = None  # its terminal codes would land in every log file
     worker.execute_from_commandline()  # returns only by SystemExit
     return 0
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,11 +15,7 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from pipeline import web_address
 
 
 def unique_name(prefix: str) -> str:
@@ -80,7 +75,7 @@ class WorkerProcess:
     def __init__(self, deployment: Deployment, name: str) -> None:
         self.deployment = deployment
         self.name = name
-        self.port = free_port()
+        self.port = 0  # the port its web server bound (CCPULSE_HTTP_PORT=0), known once it has started
         self.data_dir = deployment.root / f"data-{name}"
         self.log_path = deployment.root / f"worker-{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -90,7 +85,7 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 90) -> WorkerProcess:
-        env = self.deployment.env(CCPULSE_HTTP_PORT=str(self.port), CCPULSE_DATA_DIR=str(self.data_dir))
+        env = self.deployment.env(CCPULSE_HTTP_PORT="0", CCPULSE_DATA_DIR=str(self.data_dir))
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "worker"],
@@ -104,6 +99,11 @@ class WorkerProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
+            url = web_address.published(web_address.address_file(self.data_dir), pid=self.process.pid)
+            if url is None:
+                time.sleep(0.2)
+                continue
+            self.port = int(url.rsplit(":", 1)[1])
             try:
                 self.scrape()
                 return self
@@ -194,7 +194,8 @@ def query(worker: WorkerProcess, sql: str, **env: str) -> list[dict]:  # type: i
 
     completed = subprocess.run(
         [sys.executable, "-m", "pipeline", "query", sql],
-        env=worker.deployment.env(CCPULSE_HTTP_PORT=str(worker.port), CCPULSE_DATA_DIR=str(worker.data_dir), **env),
+        # port 0: the address the worker published in its data dir, as a user of CCPULSE_HTTP_PORT=0 finds it
+        env=worker.deployment.env(CCPULSE_HTTP_PORT="0", CCPULSE_DATA_DIR=str(worker.data_dir), **env),
         capture_output=True, timeout=120, cwd=worker.deployment.root,
     )  # fmt: skip
     if completed.returncode != 0:

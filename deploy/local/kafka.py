@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -189,10 +190,38 @@ class BrokerLayout:
         return self.root / "log4j.properties"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+def ephemeral_range() -> tuple[int, int]:
+    """The ports the kernel hands to outgoing connections and to port-0 binds (Linux's default)."""
+    try:
+        low, high = (int(word) for word in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
+        return low, high
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def unclaimed_port(rng: random.Random | None = None) -> int:
+    """A port outside the ephemeral range that nothing listens on or uses now.
+
+    A port the kernel chose for a probe and released (the old ``free_port``) comes from the
+    ephemeral range, where the kernel also picks the source port of every outgoing connection:
+    a broker's clients could take it before the server bound it. Outside that range only another
+    server choosing by number can take it, so a server started on this port that finds it taken
+    after all is started again on another (``start`` does, and so do the tests)."""
+    rng = rng or random.SystemRandom()
+    low, high = ephemeral_range()
+    spans = [(first, last) for first, last in ((20000, low - 1), (high + 1, 65535), (10000, 19999)) if first <= last]
+    for _ in range(200):
+        first, last = spans[0] if rng.random() < 0.9 else rng.choice(spans)
+        port = rng.randint(first, last)
+        if low <= port <= high:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise LauncherError(f"no unused port found outside the ephemeral range {low}-{high}")
 
 
 def server_properties(storage: Path, port: int, controller_port: int, partitions: int = 1) -> str:
@@ -315,7 +344,8 @@ def start(
     timeout: float = 90.0,
     partitions: int = 1,
 ) -> Broker:
-    """Start (or find) the broker for ``data_dir``. ``port=0`` picks a free port."""
+    """Start (or find) the broker for ``data_dir``. ``port=0`` picks an unclaimed port (outside the
+    ephemeral range) and, should another server take it first, starts again on another."""
     layout = BrokerLayout.for_data_dir(data_dir or default_data_dir())
     existing = running_pid(layout)
     ports = recorded_ports(layout)
@@ -323,21 +353,37 @@ def start(
         if not _wait_until_answers(ports[0], timeout, pid=existing):
             raise LauncherError(f"broker pid {existing} runs but does not answer on 127.0.0.1:{ports[0]}")
         return Broker(f"127.0.0.1:{ports[0]}", existing, layout.root.parent, started_here=False)
-
     if port is None and ports is not None:
-        port, controller_port = ports  # a restart keeps the address clients know
-    else:
-        port = 9092 if port is None else port
-        port = free_port() if port == 0 else port
-        controller_port = free_port()
-        while controller_port == port:
-            controller_port = free_port()
+        return _start_on(layout, *ports, heap, timeout, partitions)  # a restart keeps the address clients know
+    fixed = 9092 if port is None else port or None  # None: an unclaimed port of our choice
+    for attempt in range(1, BIND_ATTEMPTS + 1):
+        chosen = fixed or unclaimed_port()
+        controller_port = unclaimed_port()
+        while controller_port == chosen:
+            controller_port = unclaimed_port()
+        try:
+            return _start_on(layout, chosen, controller_port, heap, timeout, partitions)
+        except PortTaken as taken:
+            if attempt == BIND_ATTEMPTS:
+                raise LauncherError(f"{taken} ({BIND_ATTEMPTS} tries)") from None
+            print(f"[kafka] {taken}; trying again", file=sys.stderr)
+    raise AssertionError("unreachable")
+
+
+BIND_ATTEMPTS = 5
+
+
+class PortTaken(LauncherError):
+    """Another process bound one of the broker's ports before the broker did."""
+
+
+def _start_on(layout: BrokerLayout, port: int, controller_port: int, heap: str, timeout: float,
+              partitions: int) -> Broker:  # fmt: skip
     if broker_answers("127.0.0.1", port, timeout=0.5):
         raise LauncherError(
             f"something else already answers as a Kafka broker on 127.0.0.1:{port}; "
             "use it (CCPULSE_KAFKA_BOOTSTRAP) or pick another port (--port 0 for a free one)"
         )
-
     java = java_command()
     libs = fetch_jars()
     classpath = f"{libs}/*"
@@ -353,29 +399,10 @@ def start(
         "-Djava.awt.headless=true",
         f"-Dlog4j.configuration=file:{layout.log4j}",
     ]
-
     if not (layout.storage / "meta.properties").exists():
-        cluster_id = _cluster_id()
-        result = subprocess.run(
-            [
-                java,
-                *java_options,
-                "-cp",
-                classpath,
-                STORAGE_TOOL,
-                "format",
-                "-t",
-                cluster_id,
-                "-c",
-                str(layout.properties),
-                "--ignore-formatted",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            raise LauncherError("formatting the broker's storage failed:\n" + result.stdout + result.stderr)
-
+        _format_storage(java, java_options, classpath, layout)
+    logs = (layout.logs / "server.log", layout.logs / "stdout.log")
+    sizes = [log.stat().st_size if log.exists() else 0 for log in logs]
     stdout = open(layout.logs / "stdout.log", "ab")
     process = subprocess.Popen(
         [java, *java_options, "-cp", classpath, MAIN_CLASS, str(layout.properties)],
@@ -387,10 +414,34 @@ def start(
     stdout.close()
     layout.pid_file.write_text(f"{process.pid}\n")
     if not _wait_until_answers(port, timeout, pid=process.pid):
-        tail = _tail(layout.logs / "server.log") or _tail(layout.logs / "stdout.log")
+        tail = _tail(logs[0]) or _tail(logs[1])
         stop(layout.root.parent)
+        if any(_bind_failed(log, size) for log, size in zip(logs, sizes, strict=True)):
+            raise PortTaken(f"port {port} or {controller_port} was taken before the broker bound it")
         raise LauncherError(f"the broker did not answer on 127.0.0.1:{port} within {timeout:.0f}s:\n{tail}")
     return Broker(f"127.0.0.1:{port}", process.pid, layout.root.parent, started_here=True)
+
+
+def _bind_failed(log: Path, since: int) -> bool:
+    """The broker's log (from byte ``since``) says a listener could not bind its port."""
+    try:
+        with open(log, "rb") as handle:
+            handle.seek(since)
+            text = handle.read().decode(errors="replace")
+    except OSError:
+        return False
+    return "Address already in use" in text or "BindException" in text
+
+
+def _format_storage(java: str, java_options: list[str], classpath: str, layout: BrokerLayout) -> None:
+    result = subprocess.run(
+        [java, *java_options, "-cp", classpath, STORAGE_TOOL, "format", "-t", _cluster_id(),
+         "-c", str(layout.properties), "--ignore-formatted"],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise LauncherError("formatting the broker's storage failed:\n" + result.stdout + result.stderr)
 
 
 def _cluster_id() -> str:

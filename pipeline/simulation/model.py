@@ -130,7 +130,7 @@ class Simulation:
     scale: float = 1.0  # multiplies every queue's volume (and the staff sized for it)
     staffing: float = 1.0  # multiplies the staff only: below 1, service level drops
     customers: int = 20_000
-    utc_offset_hours: int = 0  # the center's local time: its day curve and shifts follow it
+    utc_offset_hours: float = 0  # the center's local time: its day curve and shifts follow it
     repeat_window_days: float = 7.0
     rng: random.Random = field(init=False)
 

@@ -93,3 +93,28 @@ def test_command_line_start_prints_bootstrap_and_stop(tmp_path: Path) -> None:
             timeout=60,
         )
     assert "stopped" in stopped.stderr
+
+
+def test_a_port_taken_before_the_broker_binds_it_is_replaced_by_another(kafka_launcher, tmp_path: Path,
+                                                                        monkeypatch) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """Another server may bind the chosen port between the choice and the broker's bind; the
+    launcher then starts the broker again on other ports. The race is made certain here: the first
+    port offered is already listened on (by this test), the rest are the launcher's own choice."""
+    import socket
+
+    kafka = kafka_launcher
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", kafka.unclaimed_port()))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    real = kafka.unclaimed_port
+    offered = iter([taken])
+    monkeypatch.setattr(kafka, "unclaimed_port", lambda: next(offered, None) or real())
+    try:
+        broker = kafka.start(tmp_path, port=0)
+        assert broker.bootstrap != f"127.0.0.1:{taken}"
+        assert kafka.status(tmp_path)["answering"]
+        assert "Address already in use" in (tmp_path / "kafka" / "logs" / "server.log").read_text()
+    finally:
+        kafka.stop(tmp_path)
+        squatter.close()

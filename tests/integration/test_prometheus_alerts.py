@@ -21,9 +21,10 @@ import orjson
 import pytest
 import yaml
 
+from pipeline.local_broker import launcher
 from pipeline.simulation import Simulation
 from tests.debian_tools import debian_tool
-from tests.worker_process import Deployment, WorkerProcess, caught_up, free_port
+from tests.worker_process import Deployment, WorkerProcess, caught_up
 
 pytestmark = pytest.mark.integration
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "prometheus" / "rules" / "ccpulse.yml"
@@ -36,13 +37,27 @@ def prometheus_binary() -> str:
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path) -> Iterator[tuple[str, Path]]:
-    """A Prometheus server on a free port; yields its URL and the config path to write."""
+def prometheus(tmp_path: Path) -> Iterator[Path]:
+    """Prometheus' config path to write (the binary is looked up first)."""
     prometheus_binary()  # skips (or fails in CI) before a worker is started for nothing
-    yield f"http://127.0.0.1:{free_port()}", tmp_path / "prometheus.yml"
+    yield tmp_path / "prometheus.yml"
 
 
-def start_prometheus(config: Path, url: str, worker: WorkerProcess, root: Path) -> subprocess.Popen[bytes]:
+BIND_ATTEMPTS = 5
+
+
+def start_prometheus(config: Path, worker: WorkerProcess, root: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """Prometheus on an unclaimed port (outside the ephemeral range); should another server take
+    the port before Prometheus binds it, Prometheus exits and is started on another."""
+    for _ in range(BIND_ATTEMPTS):
+        url = f"http://127.0.0.1:{launcher().unclaimed_port()}"
+        process = _start_prometheus_at(config, url, worker, root)
+        if process is not None:
+            return process, url
+    raise RuntimeError(f"prometheus found its port taken {BIND_ATTEMPTS} times")
+
+
+def _start_prometheus_at(config: Path, url: str, worker: WorkerProcess, root: Path) -> subprocess.Popen[bytes] | None:
     rules = yaml.safe_load(RULES.read_text())
     for group in rules["groups"]:
         group["interval"] = "1s"
@@ -62,6 +77,10 @@ def start_prometheus(config: Path, url: str, worker: WorkerProcess, root: Path) 
     )  # fmt: skip
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            if "address already in use" in (root / "prometheus.log").read_text():
+                return None
+            raise RuntimeError(f"prometheus exited: {(root / 'prometheus.log').read_text()}")
         try:
             with urllib.request.urlopen(f"{url}/-/ready", timeout=2) as response:
                 if response.status == 200:
@@ -87,12 +106,12 @@ def traffic(start: datetime, staffing: float, seed: int) -> bytes:
 
 
 def test_service_level_alert_goes_pending_fires_and_resolves(kafka_bootstrap: str, tmp_path: Path,
-                                                             prometheus: tuple[str, Path]) -> None:  # fmt: skip
-    url, config = prometheus
+                                                             prometheus: Path) -> None:  # fmt: skip
+    config = prometheus
     deployment = Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event"})
     start = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
     with deployment.worker() as worker:
-        server = start_prometheus(config, url, worker, tmp_path)
+        server, url = start_prometheus(config, worker, tmp_path)
         try:
             # an hour with 40% of the agents needed: service level falls
             produced = deployment.ccpulse("produce", "-", input_bytes=traffic(start, 0.4, seed=61))

@@ -4,6 +4,7 @@ and Ctrl-C (SIGINT) stops all of it."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker_process import free_port
+from pipeline import web_address
+from pipeline.simulation import DEFAULT_QUEUES
 
 pytestmark = pytest.mark.integration
 
@@ -29,19 +31,42 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
-def test_up_runs_broker_worker_and_traffic_and_ctrl_c_stops_everything(tmp_path: Path, kafka_launcher) -> None:  # type: ignore[no-untyped-def]
+def _board_url(data_dir: Path, up: subprocess.Popen[bytes], deadline: float) -> str:
+    """The worker's address, published in the data dir (CCPULSE_HTTP_PORT=0: the port it bound)."""
+    while time.monotonic() < deadline:
+        assert up.poll() is None, up.stdout.read().decode()[-3000:] if up.stdout else ""
+        url = web_address.published(web_address.address_file(data_dir))
+        if url is not None:
+            return url
+        time.sleep(0.3)
+    raise AssertionError("the worker published no address")
+
+
+def _queues_with_service_level_today(url: str) -> set[tuple[str, str]]:
+    import json
     import urllib.request
 
-    from prometheus_client.parser import text_string_to_metric_families
+    try:
+        with urllib.request.urlopen(f"{url}/api/snapshot", timeout=2) as response:
+            tiles = json.loads(response.read())["queues"]
+    except OSError:
+        return set()
+    return {(t["queue"], t["channel"]) for t in tiles if t["service_level"]["today"] is not None}
 
+
+def test_up_runs_broker_worker_and_traffic_and_ctrl_c_stops_everything(tmp_path: Path, kafka_launcher) -> None:  # type: ignore[no-untyped-def]
+    """Also: at any hour, every simulated queue shows a service level for today within 60 s (the
+    simulated center's day so far goes through the real broker and worker first); the console has
+    ccpulse's own lines and no Faust start-up chatter."""
     data_dir = tmp_path / "state"
-    http_port = free_port()
     env = {
         **os.environ,
         "CCPULSE_DATA_DIR": str(data_dir),
-        "CCPULSE_KAFKA_BOOTSTRAP": f"127.0.0.1:{free_port()}",
-        "CCPULSE_HTTP_PORT": str(http_port),
+        "CCPULSE_KAFKA_BOOTSTRAP": "127.0.0.1:0",  # a broker of its own, on a port the launcher chooses
+        "CCPULSE_HTTP_PORT": "0",  # the worker binds any free port and publishes it
     }
+    env.pop("CCPULSE_TIMEZONE", None)
+    env.pop("CCPULSE_LOG_LEVEL", None)
     up = subprocess.Popen(
         [sys.executable, "-m", "pipeline", "up", "--speed", "60"],
         env=env,
@@ -50,23 +75,15 @@ def test_up_runs_broker_worker_and_traffic_and_ctrl_c_stops_everything(tmp_path:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 150
-        events = 0.0
-        while time.monotonic() < deadline and events == 0:
-            time.sleep(1)
+        url = _board_url(data_dir, up, time.monotonic() + 150)
+        wanted = {(q.queue, q.channel) for q in DEFAULT_QUEUES}
+        deadline = time.monotonic() + 60
+        shown: set[tuple[str, str]] = set()
+        while time.monotonic() < deadline and not wanted <= shown:
             assert up.poll() is None, up.stdout.read().decode()[-3000:] if up.stdout else ""
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/metrics", timeout=2) as response:
-                    text = response.read().decode()
-            except OSError:
-                continue
-            events = sum(
-                s.value
-                for family in text_string_to_metric_families(text)
-                for s in family.samples
-                if s.name == "ccpulse_events_total"
-            )
-        assert events > 0, "no simulated traffic reached /metrics"
+            shown = _queues_with_service_level_today(url)
+            time.sleep(1)
+        assert wanted <= shown, f"queues without a service level today after 60 s: {sorted(wanted - shown)}"
         status = kafka_launcher.status(data_dir)
         assert status["running"] and status["answering"]
         broker_pid = status["pid"]
@@ -77,6 +94,7 @@ def test_up_runs_broker_worker_and_traffic_and_ctrl_c_stops_everything(tmp_path:
             b"simulate",
             b"worker",
         ]
+        time.sleep(6)  # a progress line is due every 5 s
     finally:
         up.send_signal(signal.SIGINT)
         try:
@@ -85,6 +103,10 @@ def test_up_runs_broker_worker_and_traffic_and_ctrl_c_stops_everything(tmp_path:
             up.kill()
             raise
     assert up.returncode == 0, output[-3000:]
+    assert f"wallboard {url}/wallboard" in output
+    assert "the wallboard shows all 9 simulated queues with today's figures" in output
+    assert re.search(r"events [\d,]+/s \([\d,]+ in all\) · lag [\d,]+", output), output[-3000:]
+    assert "[^" not in output and "Highwater" not in output, output[-3000:]  # no Faust service log, no tables
     assert "Kafka stopped" in output
     assert not kafka_launcher.status(data_dir)["running"]
     assert _processes_mentioning(str(data_dir)) == []  # the broker JVM is gone

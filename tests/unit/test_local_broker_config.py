@@ -40,7 +40,7 @@ def test_a_pid_is_ours_only_when_its_command_line_is_our_broker(tmp_path: Path) 
 
 def test_a_silent_port_does_not_answer() -> None:
     kafka = launcher()
-    assert kafka.broker_answers("127.0.0.1", kafka.free_port(), timeout=0.5) is False
+    assert kafka.broker_answers("127.0.0.1", kafka.unclaimed_port(), timeout=0.5) is False
 
 
 def test_cluster_ids_never_start_with_a_dash_which_kafka_storage_takes_for_an_option() -> None:
@@ -48,3 +48,35 @@ def test_cluster_ids_never_start_with_a_dash_which_kafka_storage_takes_for_an_op
     ids = [launcher()._cluster_id() for _ in range(2000)]  # a dash first would appear ~31 times
     assert all(len(found) == 22 and not found.startswith("-") for found in ids)
     assert len(set(ids)) == len(ids)
+
+
+def test_unclaimed_ports_lie_outside_the_ephemeral_range_and_are_not_in_use() -> None:
+    """The kernel gives ephemeral ports to outgoing connections at any time: a port from there,
+    released before the server binds it, can be taken in between (the CI failure of 2026-12-02)."""
+    import random
+    import socket
+
+    kafka = launcher()
+    low, high = kafka.ephemeral_range()
+    held = socket.socket()
+    held.bind(("127.0.0.1", 0))
+    held.listen()
+    try:
+        ports = [kafka.unclaimed_port(random.Random(seed)) for seed in range(300)]
+        assert all(not low <= port <= high and 10000 <= port <= 65535 for port in ports)
+        assert held.getsockname()[1] not in ports
+        assert len(set(ports)) > 250  # spread out: two servers rarely draw the same
+    finally:
+        held.close()
+
+
+def test_a_port_in_use_is_never_offered() -> None:
+    import random
+    import socket
+
+    kafka = launcher()
+    first = kafka.unclaimed_port(random.Random(7))
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", first))
+        squatter.listen()
+        assert kafka.unclaimed_port(random.Random(7)) != first  # the same draw, then the next one

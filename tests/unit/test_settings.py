@@ -31,7 +31,7 @@ def test_environment_overrides_and_env_file(tmp_path: Path) -> None:
     ("variable", "value", "says"),
     [
         ("CCPULSE_HTTP_PORT", "web", "whole number"),
-        ("CCPULSE_HTTP_PORT", "70000", "1..65535"),
+        ("CCPULSE_HTTP_PORT", "70000", "0..65535"),
         ("CCPULSE_CLOCK", "lunar", "'wall'"),
         ("CCPULSE_TIMEZONE", "Mars/Olympus", "IANA"),
         ("CCPULSE_TARGETS", "/no/such/targets.yaml", "no such file"),

@@ -1,0 +1,94 @@
+"""What an operator reads on the console of ``ccpulse worker`` and ``ccpulse up``.
+
+By default: ccpulse's own lines (what started, where to look, a progress line every few seconds),
+and every warning and error of every library. Faust's and mode's start-up chatter (service by
+service, the changelog highwater tables) only with ``--verbose`` or ``CCPULSE_LOG_LEVEL=debug``.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.config
+from dataclasses import dataclass
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+QUIET_FORMAT = "%(asctime)s %(message)s"
+DATE_FORMAT = "%H:%M:%S"
+PROGRESS_SECONDS = 5.0
+
+
+class OperatorFormatter(logging.Formatter):
+    """``06:55:26 message`` for ccpulse's own lines; warnings and errors say so and whose they are:
+    ``06:55:26 WARNING aiokafka: message``."""
+
+    def __init__(self) -> None:
+        super().__init__(QUIET_FORMAT, DATE_FORMAT)
+        self.marked = logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", DATE_FORMAT)
+
+    def format(self, record: logging.LogRecord) -> str:
+        if record.levelno >= logging.WARNING:
+            return self.marked.format(record)
+        return super().format(record)
+
+
+def library_level(level: str, verbose: bool) -> str:
+    """The level for Faust, mode, aiokafka and the rest: theirs in full only when asked for."""
+    return level if verbose or level == "debug" else "warning"
+
+
+def logging_config(level: str, verbose: bool) -> dict[str, object]:
+    """A ``logging.config.dictConfig`` document: ccpulse's loggers at ``level``, the libraries at
+    :func:`library_level` (the Kafka clients never below warning: they log every connection). Faust's
+    worker is handed the same document, so its own logging set-up keeps these levels."""
+    chatty = verbose or level == "debug"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"plain": {"format": FORMAT} if chatty else {"()": OperatorFormatter}},
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stdout"}},
+        "root": {"level": library_level(level, verbose).upper(), "handlers": ["console"]},
+        "loggers": {
+            "ccpulse": {"level": level.upper()},
+            "kafka": {"level": "WARNING" if level != "error" else "ERROR"},
+            "aiokafka": {"level": "WARNING" if level != "error" else "ERROR"},
+        },
+    }
+
+
+def configure(level: str, verbose: bool) -> dict[str, object]:
+    """Set up logging for a ccpulse process; returns the document (for Faust's worker)."""
+    config = logging_config(level, verbose)
+    logging.config.dictConfig(config)
+    return config
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One look at the worker's progress, for the console's progress line."""
+
+    at: float  # monotonic seconds
+    events: int  # valid events counted so far (the owned input partitions)
+    dead_letters: int
+    lag: int | None  # messages waiting in the input topic; None while unknown
+    stage_lag: int  # messages waiting in the internal stages' topics
+    sink_backlog: int | None  # rows waiting for ClickHouse; None without a sink
+    sink_failing: bool = False
+
+
+def progress_line(previous: Reading | None, current: Reading) -> str:
+    """``events 1,234/s (56,789 in all) · lag 0 · ClickHouse backlog 0 rows · dead letters 3``: the
+    rate is over the time since ``previous``; the lag is what the input topic holds unread."""
+    rate = 0.0
+    if previous is not None and current.at > previous.at:
+        rate = max(0, current.events - previous.events) / (current.at - previous.at)
+    parts = [
+        f"events {rate:,.0f}/s ({current.events:,} in all)",
+        "lag "
+        + ("unknown" if current.lag is None else f"{current.lag:,}")
+        + (f" (+{current.stage_lag:,} between stages)" if current.stage_lag else ""),
+    ]
+    if current.sink_backlog is not None:
+        failing = " (ClickHouse is failing: see the warnings)" if current.sink_failing else ""
+        parts.append(f"ClickHouse backlog {current.sink_backlog:,} rows{failing}")
+    parts.append(f"dead letters {current.dead_letters:,}")
+    return " · ".join(parts)

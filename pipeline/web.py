@@ -1,0 +1,199 @@
+"""The worker's web server: ``/metrics``, ``/status``, ``/query``, ``/api/snapshot``, ``/api/stream``
+and the wallboard, on aiohttp, started by Faust as the app's web server (``App.web_server``).
+
+The views only read what :class:`Views` hands them (callables over the worker's state); nothing
+here knows Kafka or the stages. The server binds ``CCPULSE_HTTP_PORT``; ``0`` takes a port the
+kernel chooses at bind time, and the address it got is published in the data dir
+(:mod:`pipeline.web_address`), where ``ccpulse status``, ``ccpulse query``, ``ccpulse up`` and the
+tests read it. Faust's own aiohttp driver cannot tell the port it bound without reading its
+private runner, so the worker runs its own aiohttp application through Faust's public hook.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiohttp import web
+from mode import Service
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from pipeline import wallboard, web_address
+from pipeline.settings import Secret
+
+log = logging.getLogger("ccpulse.web")
+
+STREAM_TICK_SECONDS = 0.25  # how often /api/stream looks for a changed board
+
+
+@dataclass(frozen=True)
+class Views:
+    """What the pages read. Each callable is cheap and called on the worker's event loop."""
+
+    registry: CollectorRegistry
+    board_document: Callable[[], dict[str, Any]]
+    status_document: Callable[[], dict[str, Any]]
+    query: Callable[[str, str], bytes] | None  # (sql, format) -> output; None: ClickHouse is off
+    query_token: Secret | None
+    stopping: Callable[[], bool]
+
+
+def application(views: Views) -> web.Application:
+    app = web.Application()
+    routes = web.RouteTableDef()
+
+    @routes.get("/metrics")
+    async def metrics(request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(views.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+
+    @routes.get("/status")
+    async def status(request: web.Request) -> web.Response:
+        return _json(views.status_document())
+
+    @routes.get("/api/snapshot")
+    async def api_snapshot(request: web.Request) -> web.Response:
+        """The board as JSON for wallboards (docs/wallboard-api.md)."""
+        return _json(views.board_document())
+
+    @routes.get("/api/stream")
+    async def api_stream(request: web.Request) -> web.StreamResponse:
+        return await _board_stream(request, views)
+
+    @routes.get("/query")
+    async def query_get(request: web.Request) -> web.Response:
+        return await _query(request, views, request.query.get("sql", ""))
+
+    @routes.post("/query")
+    async def query_post(request: web.Request) -> web.Response:
+        return await _query(request, views, (await request.read()).decode("utf-8", "replace"))
+
+    @routes.get("/wallboard")
+    async def wallboard_page(request: web.Request) -> web.Response:
+        """The wallboard for the contact-center floor (docs/wallboard-api.md)."""
+        return _asset("index.html")
+
+    @routes.get("/wallboard/{name}")
+    async def wallboard_file(request: web.Request) -> web.Response:
+        return _asset(request.match_info["name"])
+
+    @routes.get("/wallboard/fonts/{name}")
+    async def wallboard_font(request: web.Request) -> web.Response:
+        return _asset("fonts/" + request.match_info["name"])
+
+    app.add_routes(routes)
+    return app
+
+
+def _json(document: dict[str, Any]) -> web.Response:
+    return web.Response(body=orjson.dumps(document), content_type="application/json")
+
+
+def _asset(name: str) -> web.Response:
+    found = wallboard.asset(name)
+    if found is None:
+        return web.Response(body=b"not found", content_type="text/plain", status=404)
+    body, content_type = found
+    cache = "max-age=86400" if name.startswith("fonts/") else "no-cache"
+    return web.Response(body=body, content_type=content_type.split(";")[0], headers={"Cache-Control": cache})
+
+
+async def _board_stream(request: web.Request, views: Views) -> web.StreamResponse:
+    """The board as server-sent events: a document whenever it changes (checked every
+    ``STREAM_TICK_SECONDS``), and at least every second, so a board can tell a quiet queue from a
+    dead connection."""
+    response = web.StreamResponse(
+        headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    )
+    await response.prepare(request)
+    await response.write(b"retry: 1000\n\n")
+    previous, sent_at = b"", 0.0
+    try:
+        while not views.stopping():
+            document = views.board_document()
+            generated_at = document.pop("generated_at", None)
+            body = orjson.dumps(document)
+            if body != previous or time.monotonic() - sent_at >= 1.0:
+                document["generated_at"] = generated_at
+                await response.write(b"data: " + orjson.dumps(document) + b"\n\n")
+                previous, sent_at = body, time.monotonic()
+            await asyncio.sleep(STREAM_TICK_SECONDS)
+    except (ConnectionError, RuntimeError):  # the board went away
+        pass
+    return response
+
+
+async def _query(request: web.Request, views: Views, sql: str) -> web.Response:
+    """Read-only SQL on the worker's ClickHouse (``ccpulse query`` uses it while this worker holds
+    the embedded engine). Loopback clients only, unless CCPULSE_QUERY_TOKEN is set: then any client
+    with ``Authorization: Bearer <token>``. Read-only is enforced by ClickHouse itself
+    (``readonly=1``: no writes, no DDL, no setting changes)."""
+    token = views.query_token
+    if token is not None:
+        given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not hmac.compare_digest(given.encode(), token.reveal().encode()):
+            return web.Response(text="query: a valid 'Authorization: Bearer <CCPULSE_QUERY_TOKEN>' is required\n",
+                                status=401)  # fmt: skip
+    elif request.remote not in ("127.0.0.1", "::1"):
+        return web.Response(text="query: only from this host; set CCPULSE_QUERY_TOKEN to allow other hosts\n",
+                            status=403)  # fmt: skip
+    run_query = views.query
+    if run_query is None:
+        return web.Response(text="query: ClickHouse is off (CCPULSE_CLICKHOUSE_URL=off)\n", status=503)
+    if not sql.strip():
+        return web.Response(text="query: no SQL given (POST it as the body, or GET ?sql=...)\n", status=400)
+    output = request.query.get("format", "jsonl")
+    try:
+        result = await asyncio.get_running_loop().run_in_executor(None, run_query, sql, output)
+    except Exception as problem:  # noqa: BLE001 - the caller's SQL is wrong, or the engine refused it
+        return web.Response(text=f"query failed: {problem}\n", status=400)
+    return web.Response(body=result, content_type="text/plain" if output != "jsonl" else "application/x-ndjson")
+
+
+class WebServer(Service):
+    """The aiohttp server of one worker, started and stopped with the Faust app.
+
+    Binds ``host:port`` (``port`` 0: the kernel's choice, at bind time: no other process can take
+    it in between) and publishes the address it got in ``address_file``."""
+
+    def __init__(self, views: Views, host: str, port: int, address_file: Path, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.views, self.host, self.port, self.address_file = views, host, port, address_file
+        self.url: str | None = None
+        self._runner: web.AppRunner | None = None
+
+    async def on_start(self) -> None:
+        runner = web.AppRunner(application(self.views), access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        try:
+            await site.start()
+        except OSError as problem:
+            await runner.cleanup()
+            raise SystemExit(
+                f"ccpulse worker: cannot serve the web on {self.host}:{self.port} ({problem.strerror}). "
+                "Another process uses that port: stop it, or set CCPULSE_HTTP_PORT to a free port "
+                "(0: any free port; ccpulse status finds it)"
+            ) from problem
+        self._runner = runner
+        host, port = runner.addresses[0][:2]
+        self.url = web_address.url_of(str(host), int(port))
+        web_address.publish(self.address_file, self.url, os.getpid())
+        log.info("web %s  (wallboard %s/wallboard)", self.url, self.url)
+
+    async def on_stop(self) -> None:
+        web_address.withdraw(self.address_file, os.getpid())
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def get_web_url(self) -> str:
+        return self.url or web_address.url_of(self.host, self.port)

@@ -1,0 +1,46 @@
+"""What the operator reads on the console (pipeline/console.py)."""
+
+from __future__ import annotations
+
+import logging
+
+from pipeline.console import OperatorFormatter, Reading, library_level, logging_config, progress_line
+
+
+def test_the_progress_line_gives_rate_lag_backlog_and_dead_letters() -> None:
+    before = Reading(at=10.0, events=1_000, dead_letters=2, lag=None, stage_lag=0, sink_backlog=None)
+    after = Reading(at=15.0, events=31_000, dead_letters=3, lag=12_345, stage_lag=0, sink_backlog=700)
+    assert progress_line(before, after) == (
+        "events 6,000/s (31,000 in all) · lag 12,345 · ClickHouse backlog 700 rows · dead letters 3"
+    )
+    assert progress_line(None, before) == "events 0/s (1,000 in all) · lag unknown · dead letters 2"
+
+
+def test_a_failing_sink_and_lag_between_stages_are_said() -> None:
+    first = Reading(at=0.0, events=10, dead_letters=0, lag=0, stage_lag=0, sink_backlog=0)
+    line = progress_line(first, Reading(at=5.0, events=5, dead_letters=0, lag=0, stage_lag=40, sink_backlog=9,
+                                        sink_failing=True))  # fmt: skip
+    # fewer events than before (a rebalance took partitions away) is no negative rate
+    assert line == ("events 0/s (5 in all) · lag 0 (+40 between stages) · "
+                    "ClickHouse backlog 9 rows (ClickHouse is failing: see the warnings) · dead letters 0")  # fmt: skip
+
+
+def test_faust_speaks_at_info_only_when_asked() -> None:
+    assert library_level("info", verbose=False) == "warning"
+    assert library_level("info", verbose=True) == "info"
+    assert library_level("debug", verbose=False) == "debug"
+    quiet = logging_config("info", verbose=False)
+    assert quiet["root"] == {"level": "WARNING", "handlers": ["console"]}  # type: ignore[comparison-overlap]
+    assert quiet["loggers"]["ccpulse"] == {"level": "INFO"}  # type: ignore[index]
+    assert quiet["formatters"] == {"plain": {"()": OperatorFormatter}}
+
+
+def test_warnings_say_their_level_and_source_and_plain_lines_do_not() -> None:
+    formatter = OperatorFormatter()
+
+    def line(level: int, name: str, text: str) -> str:
+        record = logging.LogRecord(name, level, __file__, 1, text, None, None)
+        return formatter.format(record).split(" ", 1)[1]  # without the time
+
+    assert line(logging.INFO, "ccpulse.progress", "events 0/s") == "events 0/s"
+    assert line(logging.WARNING, "aiokafka", "lost the connection") == "WARNING aiokafka: lost the connection"
