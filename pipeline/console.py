@@ -36,6 +36,17 @@ def library_level(level: str, verbose: bool) -> str:
     return level if verbose or level == "debug" else "warning"
 
 
+class LibraryChatter(logging.Filter):
+    """Without ``--verbose``: a library's lines below warning are dropped, except the replay of a
+    mode flight recorder (``[Flight Recorder-N] ...``, logged at INFO after its ``Task timed out!``
+    warning): it says where a hung task was, which the operator's report needs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.WARNING or record.name.startswith("ccpulse"):
+            return True
+        return "[Flight Recorder-" in record.getMessage()
+
+
 def logging_config(level: str, verbose: bool) -> dict[str, object]:
     """A ``logging.config.dictConfig`` document: ccpulse's loggers at ``level``, the libraries at
     :func:`library_level` (the Kafka clients never below warning: they log every connection). Faust's
@@ -45,8 +56,17 @@ def logging_config(level: str, verbose: bool) -> dict[str, object]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": {"format": FORMAT} if chatty else {"()": OperatorFormatter}},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "stream": "ext://sys.stdout"}},
-        "root": {"level": library_level(level, verbose).upper(), "handlers": ["console"]},
+        "filters": {} if chatty else {"chatter": {"()": LibraryChatter}},
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "plain",
+                "stream": "ext://sys.stdout",
+                "filters": [] if chatty else ["chatter"],
+            }  # fmt: skip
+        },
+        # libraries at INFO even when quiet: the filter keeps their flight recorders' replays
+        "root": {"level": level.upper(), "handlers": ["console"]},
         "loggers": {
             "ccpulse": {"level": level.upper()},
             "kafka": {"level": "WARNING" if level != "error" else "ERROR"},

@@ -35,9 +35,10 @@ def _client_options(settings: Settings) -> dict[str, object]:
     }
 
 
-def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: tuple[str, ...] = ()) -> None:
-    """Create the input and dead-letter topics (and the worker's ``internal`` topics) with
-    ``settings.partitions`` if they are missing."""
+def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: tuple[str, ...] = (),
+                  compacted: tuple[str, ...] = ()) -> None:  # fmt: skip
+    """Create the input and dead-letter topics (and the worker's ``internal`` topics, and its
+    ``compacted`` ones: the tables' changelogs) with ``settings.partitions`` if they are missing."""
     try:
         admin = KafkaAdminClient(
             client_id="ccpulse-admin",
@@ -51,11 +52,15 @@ def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: t
         ) from problem
     try:
         existing = set(admin.list_topics())
-        wanted = {
+        wanted: dict[str, dict[str, object]] = {
             name: {"num_partitions": settings.partitions, "replication_factor": -1}
             for name in (settings.topic, settings.dlq_topic, *internal)
             if name not in existing
         }
+        for name in compacted:
+            if name not in existing:
+                wanted[name] = {"num_partitions": settings.partitions, "replication_factor": -1,
+                                "configs": {"cleanup.policy": "compact"}}  # fmt: skip
         if wanted:
             try:
                 admin.create_topics(wanted, timeout_ms=int(timeout_seconds * 1000), wait_for_metadata=True)

@@ -527,6 +527,12 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         settling = app.in_recovery or app.rebalancing
         if settling or held_back:
             watch.reset(now)  # waiting for ClickHouse is backpressure, not a stuck consumer
+        if watch.settled_too_long(settling, now):
+            log.critical("a rebalance or the table recovery after it has not finished for %.0f s; exiting (code 3) "
+                         "so that the supervisor restarts the worker", watch.settle_limit_seconds)  # fmt: skip
+            _log_stall_report(sink, committed, assigned, gate, app)
+            logging.shutdown()
+            os._exit(EXIT_STALLED)
         watched = [tp for tp in assigned if tp.topic in topics_of_stage.values()]
         # one request for all stages: each waits in the consumer thread behind a fetch (up to seconds)
         ends = await app.consumer.highwaters(*watched) if watched else {}

@@ -23,11 +23,15 @@ def run_worker(settings: Settings, verbose: bool = False) -> int:
     logging_config = console.configure(settings.log_level, verbose)
     Targets.load(settings.targets_file)  # a wrong targets file stops us before anything else
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-    # the stages' topics exist before Faust's consumer joins its group: a topic missing then is left
-    # out of the first assignment until the next metadata refresh, and its stage idles meanwhile
-    ensure_topics(settings, internal=stage_topics(settings.app_id))
     sink = open_sink(settings)
     app = build(settings, sink=sink)
+    # Every topic the consumer reads exists before Faust's consumer joins its group: a topic missing
+    # then is left out of the first assignment until the next metadata refresh (15 s), which then
+    # rebalances the group. The stages' topics idled until then; a table's changelog created by
+    # Faust itself after the join (the clock table's, every fresh start) caused that rebalance
+    # 15 s after start, and in one CI run (2026-12-02) the worker hung in it for good.
+    changelogs = tuple(table.changelog_topic.get_topic_name() for table in app.tables.values())
+    ensure_topics(settings, internal=stage_topics(settings.app_id), compacted=changelogs)
     log.info(
         "worker starting: kafka %s, topic %s (%d partitions), web port %s, ClickHouse %s",
         settings.kafka_bootstrap,

@@ -88,7 +88,7 @@ class WorkerProcess:
         env = self.deployment.env(CCPULSE_HTTP_PORT="0", CCPULSE_DATA_DIR=str(self.data_dir))
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "pipeline", "worker"],
+            [sys.executable, "-m", "pipeline", "worker", "--verbose"],  # Faust's log too: for diagnosis
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -11,11 +11,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+SETTLE_FACTOR = 10  # a rebalance with its table recovery may take this many stall limits
+SETTLE_FLOOR_SECONDS = 600.0  # and at least this long (a large changelog is read from its start)
+
 
 @dataclass
 class StallWatch:
     limit_seconds: float  # 0: never
     _since: dict[str, tuple[int, float]] = field(default_factory=dict)  # stage -> (committed, since)
+    _settling_since: float | None = None
+
+    @property
+    def settle_limit_seconds(self) -> float:
+        return max(SETTLE_FLOOR_SECONDS, SETTLE_FACTOR * self.limit_seconds)
+
+    def settled_too_long(self, settling: bool, now: float) -> bool:
+        """A rebalance (or the table recovery after it) that never ends would keep resetting the
+        stages' clocks, and hide a hang for good (seen once in CI: the worker stuck in Faust's
+        partition-assignment callback); past ``settle_limit_seconds`` it is a stall itself."""
+        if not settling:
+            self._settling_since = None
+            return False
+        if self._settling_since is None:
+            self._settling_since = now
+        return self.limit_seconds > 0 and now - self._settling_since >= self.settle_limit_seconds
 
     def observe(self, stage: str, waiting: int, committed: int, now: float) -> float:
         """Seconds the stage has been stuck (0 when it is not): ``waiting`` messages not yet

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.console import OperatorFormatter, Reading, library_level, logging_config, progress_line
+from pipeline.console import LibraryChatter, OperatorFormatter, Reading, library_level, logging_config, progress_line
 
 
 def test_the_progress_line_gives_rate_lag_backlog_and_dead_letters() -> None:
@@ -30,9 +30,26 @@ def test_faust_speaks_at_info_only_when_asked() -> None:
     assert library_level("info", verbose=True) == "info"
     assert library_level("debug", verbose=False) == "debug"
     quiet = logging_config("info", verbose=False)
-    assert quiet["root"] == {"level": "WARNING", "handlers": ["console"]}  # type: ignore[comparison-overlap]
+    assert quiet["root"] == {"level": "INFO", "handlers": ["console"]}  # type: ignore[comparison-overlap]
+    assert quiet["handlers"]["console"]["filters"] == ["chatter"]  # type: ignore[index]
+    assert logging_config("info", verbose=True)["handlers"]["console"]["filters"] == []  # type: ignore[index]
     assert quiet["loggers"]["ccpulse"] == {"level": "INFO"}  # type: ignore[index]
     assert quiet["formatters"] == {"plain": {"()": OperatorFormatter}}
+
+
+def test_quiet_drops_library_info_but_keeps_flight_recorder_replays_and_warnings() -> None:
+    chatter = LibraryChatter()
+
+    def kept(name: str, level: int, text: str) -> bool:
+        return chatter.filter(logging.LogRecord(name, level, __file__, 1, text, None, None))
+
+    assert not kept("faust.tables.recovery", logging.INFO, "Highwater for active changelog partitions")
+    assert not kept("faust.app.base", logging.INFO, "[^-App]: Starting...")
+    assert kept(
+        "faust.app.base", logging.INFO, "[^-App]: [Flight Recorder-1] (Wed Dec  2) +TableManager.on_rebalance()"
+    )
+    assert kept("faust.app.base", logging.WARNING, "[^-App]: Warning: Task timed out!")
+    assert kept("ccpulse.progress", logging.INFO, "events 0/s")
 
 
 def test_warnings_say_their_level_and_source_and_plain_lines_do_not() -> None:

@@ -87,3 +87,16 @@ def test_the_stall_report_shows_what_the_producer_has_not_sent() -> None:
     assert list(status["queued"]) == ["cc.reports/3"] and status["queued"]["cc.reports/3"][0] == 1
     assert status["awaiting_acks"] == [] and status["nodes_in_flight"] == []
     assert _producer_status(app_with_producer(None)) == {"started": False}  # type: ignore[arg-type]
+
+
+def test_a_rebalance_that_never_ends_is_a_stall_after_the_settle_limit() -> None:
+    from pipeline.core.stall import SETTLE_FLOOR_SECONDS, StallWatch
+
+    watch = StallWatch(30)
+    assert watch.settle_limit_seconds == max(SETTLE_FLOOR_SECONDS, 300)
+    assert not watch.settled_too_long(True, now=100.0)
+    assert not watch.settled_too_long(True, now=100.0 + watch.settle_limit_seconds - 1)
+    assert watch.settled_too_long(True, now=100.0 + watch.settle_limit_seconds)
+    assert not watch.settled_too_long(False, now=2000.0)  # it ended: the clock starts again
+    assert not watch.settled_too_long(True, now=2001.0)
+    assert not StallWatch(0).settled_too_long(True, now=1e9) and not StallWatch(0).settled_too_long(True, now=2e9)
