@@ -16,6 +16,7 @@ from pathlib import Path
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline import web_address
+from pipeline.local_broker import launcher
 
 
 def unique_name(prefix: str) -> str:
@@ -62,8 +63,12 @@ class Deployment:
             cwd=self.root,
         )
 
-    def worker(self, name: str = "w1") -> WorkerProcess:
-        return WorkerProcess(self, name)
+    def worker(self, name: str = "w1", keep_port: bool = False) -> WorkerProcess:
+        return WorkerProcess(self, name, keep_port)
+
+
+class PortTaken(RuntimeError):
+    """The worker's web port was bound by another process first."""
 
 
 NOTABLE = re.compile(r"\[(CRITICAL|ERROR|WARNING)\]")
@@ -71,11 +76,20 @@ NOTABLE_LINES = 30
 NOTABLE_WIDTH = 800
 
 
+PORT_ATTEMPTS = 5
+
+
 class WorkerProcess:
-    def __init__(self, deployment: Deployment, name: str) -> None:
+    """A worker whose web server binds any free port (CCPULSE_HTTP_PORT=0) at every start, or with
+    ``keep_port`` (for a browser that must find it again after a restart) one port outside the
+    ephemeral range for all its starts: a port the kernel cannot hand to a client connection, chosen
+    again should another server take it before the first start."""
+
+    def __init__(self, deployment: Deployment, name: str, keep_port: bool = False) -> None:
         self.deployment = deployment
         self.name = name
-        self.port = 0  # the port its web server bound (CCPULSE_HTTP_PORT=0), known once it has started
+        self.keep_port = keep_port
+        self.port = 0  # the port its web server bound, known once it has started
         self.data_dir = deployment.root / f"data-{name}"
         self.log_path = deployment.root / f"worker-{name}.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -85,7 +99,19 @@ class WorkerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 90) -> WorkerProcess:
-        env = self.deployment.env(CCPULSE_HTTP_PORT="0", CCPULSE_DATA_DIR=str(self.data_dir))
+        if not self.keep_port or self.port:
+            return self._start(timeout)
+        for _ in range(PORT_ATTEMPTS):
+            self.port = launcher().unclaimed_port()
+            try:
+                return self._start(timeout)
+            except PortTaken:
+                continue
+        raise RuntimeError(f"worker {self.name}: {PORT_ATTEMPTS} ports were taken before it bound them")
+
+    def _start(self, timeout: float) -> WorkerProcess:
+        env = self.deployment.env(CCPULSE_HTTP_PORT=str(self.port if self.keep_port else 0),
+                                  CCPULSE_DATA_DIR=str(self.data_dir))  # fmt: skip
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "pipeline", "worker", "--verbose"],  # Faust's log too: for diagnosis
@@ -98,6 +124,8 @@ class WorkerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                if "cannot serve the web on" in self.log_tail(5):
+                    raise PortTaken(self.log_tail(5))
                 raise RuntimeError(f"worker {self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
             url = web_address.published(web_address.address_file(self.data_dir), pid=self.process.pid)
             if url is None:

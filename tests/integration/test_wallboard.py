@@ -224,7 +224,7 @@ def test_the_board_warns_when_data_stops_or_the_worker_goes_and_recovers_on_its_
 ) -> None:
     deployment = Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event"})
     queue = "wb_stale"
-    worker = deployment.worker().start()
+    worker = deployment.worker(keep_port=True).start()  # the page must find it again after the restart
     try:
         produce(deployment, contact(START, queue, 1, wait_seconds=3))
         settled(worker)
