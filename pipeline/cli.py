@@ -13,6 +13,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -273,6 +274,51 @@ def _converted(args: argparse.Namespace, stream: BinaryIO) -> Iterator[bytes]:
     args.rejected = sum(summary.rejected.values())
 
 
+def command_follow(args: argparse.Namespace) -> int:
+    from pipeline import console
+    from pipeline.kafka_io import EventSender, KafkaUnavailable, ensure_topics
+    from pipeline.sources import converter
+    from pipeline.sources.follow import Follower, FollowFailed
+
+    settings = _settings()
+    console.configure(settings.log_level, verbose=False)
+    path = Path(args.file)
+    state = Path(args.state_file) if args.state_file else settings.data_dir / f"follow-{_slug(path)}.json"
+    state.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        ensure_topics(settings)
+        sender = EventSender(settings)
+    except KafkaUnavailable as problem:
+        print(f"ccpulse follow: {problem}", file=sys.stderr)
+        return 1
+    stop = {"now": False}
+
+    def on_signal(signum: int, frame: object) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    follower = Follower(path, state, converter(args.source_format, _source_zone(args)), sender, settings.dlq_topic)
+    print(f"ccpulse follow: {path} into {settings.topic} at {settings.kafka_bootstrap} (position in {state}); "
+          "Ctrl-C stops", file=sys.stderr, flush=True)  # fmt: skip
+    try:
+        follower.run(lambda: stop["now"])
+    except FollowFailed as problem:
+        print(f"ccpulse follow: {problem}", file=sys.stderr)
+        return 1
+    except FileNotFoundError:
+        print(f"ccpulse follow: no such file: {path}", file=sys.stderr)
+        return 2
+    finally:
+        sender.close()
+        print(follower.summary.line(args.source_format), file=sys.stderr)
+    return 0
+
+
+def _slug(path: Path) -> str:
+    return "".join(c if c.isalnum() else "_" for c in str(path.resolve()).strip("/"))[-100:]
+
+
 def command_convert(args: argparse.Namespace) -> int:
     out = sys.stdout.buffer
     with _input(args.file) as stream:
@@ -451,6 +497,26 @@ examples:
     convert.add_argument("file", metavar="FILE|-")
     _source_options(convert, required=True)
     convert.set_defaults(run=command_convert)
+
+    follow = commands.add_parser(
+        "follow",
+        help="tail a growing platform log (Asterisk queue_log) into the input topic",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Read FILE as it grows, convert each new line (as ccpulse convert does) and send the events to the
+input topic. Survives log rotation (the old file is read to its end, then the new one from its
+start). Resumes after a restart where it left off: the position after the last acknowledged line
+is kept in a state file (default: <data dir>/follow-<path>.json); lines sent again keep their
+event ids, so nothing counts twice. Lines it cannot read go to the dead-letter topic with their
+bytes and the reason. Run it under a supervisor (systemd: Restart=always).
+
+example:
+  ccpulse follow --from asterisk-queue-log /var/log/asterisk/queue_log""",
+    )  # fmt: skip
+    follow.add_argument("file", metavar="FILE")
+    _source_options(follow, required=True)
+    follow.add_argument("--state-file", default=None, help="where the position is kept")
+    follow.set_defaults(run=command_follow)
 
     simulate = commands.add_parser(
         "simulate", help="realistic contact-center traffic, to a file or to Kafka",

@@ -126,10 +126,11 @@ class EventSender:
         self.report = SendReport()
         self._pending: list[object] = []
 
-    def send(self, line: bytes, key: bytes | None = None) -> None:
-        key = message_key(line) if key is None else key
+    def send(self, line: bytes, key: bytes | None = None, topic: str | None = None,
+             headers: list[tuple[str, bytes]] | None = None) -> None:  # fmt: skip
+        key = message_key(line) if key is None and topic is None else key
         try:
-            future = self._producer.send(self.topic, value=line, key=key)
+            future = self._producer.send(topic or self.topic, value=line, key=key, headers=headers)
         except KafkaError as problem:  # e.g. larger than the broker takes
             log.error("line not sent (%s): %d bytes", problem, len(line))
             self.report.failed += 1
@@ -137,6 +138,11 @@ class EventSender:
         self._pending.append(future)
         if len(self._pending) >= 10_000:
             self._settle()
+
+    def settle(self) -> SendReport:
+        """Wait until everything sent so far is acknowledged (or failed); the report so far."""
+        self._settle()
+        return self.report
 
     def _settle(self) -> None:
         self._producer.flush()

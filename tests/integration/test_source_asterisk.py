@@ -4,6 +4,10 @@ recorded waits and talk times give (worked out by hand below from the fixture's 
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,36 +18,98 @@ pytestmark = pytest.mark.integration
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk" / "queue_log"
 
 
+TODAY = {"window": "today", "channel": "voice"}
+
+
+def settled(samples: dict) -> bool:  # type: ignore[type-arg]
+    return (caught_up(samples) and counter(samples, "ccpulse_events_total", type="contact.ended") == 6
+            and counter(samples, "ccpulse_handled", queue="billing", **TODAY) == 2
+            and counter(samples, "ccpulse_handled", queue="support", **TODAY) == 2)  # fmt: skip
+
+
+def assert_the_fixture_s_gauges(samples: dict) -> None:  # type: ignore[type-arg]
+    def gauge(name: str, queue: str) -> float | None:
+        return samples.get((name, tuple(sorted({**TODAY, "queue": queue}.items()))))
+
+    # support: two calls, answered after 12 s and 3 s, talked 78 s and 147 s
+    assert counter(samples, "ccpulse_offered", queue="support", **TODAY) == 2
+    assert counter(samples, "ccpulse_answered_in_sl", queue="support", **TODAY) == 2
+    assert gauge("ccpulse_asa_seconds", "support") == 7.5
+    assert gauge("ccpulse_aht_seconds", "support") == 112.5
+    # billing: four calls; two answered (recorded holds 30 s and 5 s; talked 119 s and 95 s before
+    # their transfers), one timed out, one left an empty queue: neither abandoned
+    assert counter(samples, "ccpulse_offered", queue="billing", **TODAY) == 4
+    assert counter(samples, "ccpulse_answered", queue="billing", **TODAY) == 2
+    assert counter(samples, "ccpulse_abandoned", queue="billing", **TODAY) == 0
+    assert gauge("ccpulse_asa_seconds", "billing") == 17.5
+    assert gauge("ccpulse_aht_seconds", "billing") == 107.0
+    assert gauge("ccpulse_service_level_ratio", "billing") == 0.5  # 30 s is over the 20 s threshold
+    # "Support Desk" (a name the contract's pattern does not take): one call abandoned after 5 s
+    desk = [dict(labels)["queue"] for (name, labels) in samples if name == "ccpulse_abandoned"
+            and dict(labels)["queue"].startswith("Support_Desk-")]  # fmt: skip
+    assert desk and counter(samples, "ccpulse_abandoned", queue=desk[0], **TODAY) == 1
+    assert counter(samples, "ccpulse_events_total", type="contact.offered") == 7
+    assert counter(samples, "ccpulse_events_invalid_total", reason="schema") == 0
+
+
 def test_a_queue_log_gives_the_gauges_of_its_calls(kafka_bootstrap: str, tmp_path: Path) -> None:
     deployment = Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event"})
     with deployment.worker() as worker:
         produced = deployment.ccpulse("produce", "--from", "asterisk-queue-log", str(FIXTURE))
         assert produced.returncode == 0, produced.stderr.decode()
         assert "0 rejected" in produced.stderr.decode()
-        today = {"window": "today", "channel": "voice"}
-        samples = worker.wait_for(lambda s: caught_up(s)
-                                  and counter(s, "ccpulse_events_total", type="contact.ended") == 6
-                                  and counter(s, "ccpulse_handled", queue="billing", **today) == 2
-                                  and counter(s, "ccpulse_handled", queue="support", **today) == 2)  # fmt: skip
+        assert_the_fixture_s_gauges(worker.wait_for(settled))
 
-        def gauge(name: str, queue: str) -> float | None:
-            return samples.get((name, tuple(sorted({**today, "queue": queue}.items()))))
 
-        # support: two calls, answered after 12 s and 3 s, talked 78 s and 147 s
-        assert counter(samples, "ccpulse_offered", queue="support", **today) == 2
-        assert counter(samples, "ccpulse_answered_in_sl", queue="support", **today) == 2
-        assert gauge("ccpulse_asa_seconds", "support") == 7.5
-        assert gauge("ccpulse_aht_seconds", "support") == 112.5
-        # billing: four calls; two answered (recorded holds 30 s and 5 s; talked 119 s and 95 s before
-        # their transfers), one timed out, one left an empty queue: neither abandoned
-        assert counter(samples, "ccpulse_offered", queue="billing", **today) == 4
-        assert counter(samples, "ccpulse_answered", queue="billing", **today) == 2
-        assert counter(samples, "ccpulse_abandoned", queue="billing", **today) == 0
-        assert gauge("ccpulse_asa_seconds", "billing") == 17.5
-        assert gauge("ccpulse_aht_seconds", "billing") == 107.0
-        assert gauge("ccpulse_service_level_ratio", "billing") == 0.5  # 30 s is over the 20 s threshold
-        # "Support Desk" (a name the contract's pattern does not take): one call abandoned after 5 s
-        desk = [dict(labels)["queue"] for (name, labels) in samples if name == "ccpulse_abandoned"
-                and dict(labels)["queue"].startswith("Support_Desk-")]  # fmt: skip
-        assert desk and counter(samples, "ccpulse_abandoned", queue=desk[0], **today) == 1
-        assert counter(samples, "ccpulse_events_invalid_total", reason="schema") == 0
+def test_follow_survives_rotation_and_a_kill_and_counts_every_call_once(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """follow tails a queue_log; it is SIGKILLed; more lines are written, the file is rotated
+    (logrotate's rename and create) while it is down; started again, it finishes the old file from
+    its saved position and reads the new one, which grows and is rotated again while followed: the
+    gauges are the whole file's, once."""
+    lines = FIXTURE.read_bytes().splitlines(keepends=True)
+    log_file = tmp_path / "queue_log"
+    log_file.write_bytes(b"".join(lines[:12]) + b"not a queue_log line\n")
+    deployment = Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event"})
+    command = [sys.executable, "-m", "pipeline", "follow", "--from", "asterisk-queue-log", str(log_file)]
+    env = deployment.env(CCPULSE_DATA_DIR=str(tmp_path / "follow"))
+    with deployment.worker() as worker:
+        follow = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            worker.wait_for(lambda s: counter(s, "ccpulse_events_total", type="contact.offered") == 2)
+            time.sleep(1.5)  # the position is saved every second
+        finally:
+            follow.kill()  # no clean stop: lines after the saved position come again
+            follow.wait(30)
+        with open(log_file, "ab") as old:
+            old.write(b"".join(lines[12:20]))
+        log_file.rename(tmp_path / "queue_log.1")
+        log_file.write_bytes(b"".join(lines[20:24]))
+        follow = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            time.sleep(2)
+            with open(log_file, "ab") as new:
+                new.write(b"".join(lines[24:27]))  # the log goes on growing
+            time.sleep(2)
+            log_file.rename(tmp_path / "queue_log.2")  # and is rotated while followed
+            log_file.write_bytes(b"".join(lines[27:]))
+            assert_the_fixture_s_gauges(worker.wait_for(settled))
+        finally:
+            follow.send_signal(signal.SIGTERM)
+            output, errors = (part.decode() for part in follow.communicate(timeout=30))
+        assert follow.returncode == 0, errors
+        assert "asterisk-queue-log:" in errors and "resumed at byte" in output and "was rotated" in output
+    dead = dead_letters(kafka_bootstrap, f"{deployment.topic}.dlq")
+    where = str(len(b"".join(lines[:12]))).encode()
+    assert dead and set(dead) == {(b"not a queue_log line", b"unreadable", where)}  # its bytes, why, where
+    assert len(dead) <= 2  # sent again after the kill at most once
+
+
+def dead_letters(bootstrap: str, topic: str) -> list[tuple[bytes, bytes, bytes]]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=5000)  # fmt: skip
+    try:
+        return [(m.value, dict(m.headers)["error.reason"], dict(m.headers)["source.offset"]) for m in consumer]
+    finally:
+        consumer.close()
