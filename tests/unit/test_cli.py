@@ -52,3 +52,39 @@ def test_simulate_command_is_deterministic_and_writes_json_lines() -> None:
     first = subprocess.run(args, capture_output=True, check=True).stdout
     assert first == subprocess.run(args, capture_output=True, check=True).stdout
     assert first.count(b"\n") > 500
+
+
+def test_backfill_sends_the_past_at_once_and_paces_from_now() -> None:
+    """``simulate --backfill`` (ccpulse up): what happened before ``live_from`` goes without delay,
+    and the pace counts from ``live_from``; ``on_live`` hears once how many went before."""
+    import time
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.cli import _paced
+    from pipeline.timefmt import rfc3339
+
+    start = datetime(2026, 12, 2, 0, 0, tzinfo=UTC)
+    now = start + timedelta(hours=14)
+    times = [start + timedelta(hours=h) for h in (1, 5, 13.9)] + [now + timedelta(seconds=s) for s in (0.3, 0.6)]
+    messages = [({"occurred_at": rfc3339(t)}, b"x") for t in times]
+    told: list[int] = []
+    began = time.monotonic()
+    arrivals = []
+    for _ in _paced(iter(messages), start, 1.0, live_from=now, on_live=told.append):
+        arrivals.append(time.monotonic() - began)
+    assert told == [3]
+    assert arrivals[2] < 0.25  # 14 simulated hours of the past: at once (not paced: that would be 14 h)
+    # then in real time from now: never before its time (a busy machine may wake the sleep late)
+    assert 0.3 <= arrivals[3] < 5 and 0.6 <= arrivals[4] < 5
+
+
+def test_up_starts_the_simulated_center_at_its_midnight_in_its_zone() -> None:
+    from datetime import UTC, datetime
+
+    from pipeline.simulation.demo import demo_center
+    from pipeline.up import _traffic_command
+
+    center = demo_center(datetime(2026, 12, 2, 6, 6, tzinfo=UTC))
+    command = _traffic_command(center, speed=1.0)
+    assert command[3:] == ["simulate", "--to-kafka", "--backfill", "--start", "2026-12-01T16:00:00Z", "--days", "7",
+                           "--utc-offset", "8.0", "--speed", "1.0"]  # fmt: skip
