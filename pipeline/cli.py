@@ -14,7 +14,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
@@ -177,6 +177,8 @@ def command_simulate(args: argparse.Namespace) -> int:
     model = Simulation(start, seed=args.seed, scale=args.scale, staffing=args.staffing,
                        utc_offset_hours=args.utc_offset)  # fmt: skip
     faults = Faults(args.duplicates, args.disorder, args.disorder_window, args.invalid_rate)
+    if args.as_format is not None:
+        return _simulate_as(args, model.events(duration), faults)
     messages = inject(model.events(duration), faults, args.seed)
     sender = None
     if args.to_kafka:
@@ -223,6 +225,27 @@ def command_simulate(args: argparse.Namespace) -> int:
     if args.output != "-":
         print(f"wrote {counts['events'] + counts['hostile']} messages to {args.output} "
               f"({counts['hostile']} hostile)", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _simulate_as(args: argparse.Namespace, events: Iterator[dict[str, object]], faults: Any) -> int:
+    """The simulated center as a platform would have logged it (its voice calls, for Asterisk)."""
+    from pipeline.sources.asterisk_out import queue_log_lines
+
+    if args.to_kafka or args.speed or faults.any:
+        print("ccpulse simulate: --as writes a file (-o) or standard output, as fast as possible, without "
+              "injected faults; send it with: ccpulse produce --from FORMAT FILE", file=sys.stderr)  # fmt: skip
+        return 2
+    out = open(args.output, "w") if args.output != "-" else sys.stdout
+    written = 0
+    try:
+        for line in queue_log_lines(events):
+            out.write(line + "\n")
+            written += 1
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"wrote {written} {args.as_format} lines", file=sys.stderr)
     return 0
 
 
@@ -596,6 +619,9 @@ examples:
         metavar="SHARE",
         help="hostile messages mixed in, per event (they go to the dead-letter topic)",
     )
+    simulate.add_argument("--as", dest="as_format", choices=["asterisk-queue-log"], default=None,
+                          help="write the voice calls as that platform logs them (convert them back with "
+                          "ccpulse convert --from FORMAT)")  # fmt: skip
     target = simulate.add_mutually_exclusive_group()
     target.add_argument("-o", "--output", default="-", help="JSON Lines file (default: standard output)")
     target.add_argument("--to-kafka", action="store_true", help="send to the input topic instead")

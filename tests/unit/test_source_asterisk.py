@@ -137,3 +137,41 @@ def test_convert_on_the_command_line_writes_events_and_a_summary(tmp_path: Path)
     validated = subprocess.run([sys.executable, "-m", "pipeline", "validate", "-"], input=result.stdout,
                                capture_output=True, cwd=tmp_path, timeout=60)  # fmt: skip
     assert validated.returncode == 0, validated.stderr.decode()
+
+
+def test_the_simulator_written_as_a_queue_log_converts_back_to_its_own_calls() -> None:
+    """``simulate --as asterisk-queue-log``, converted back: every voice call of the simulator, with
+    its queue, caller, and offer, answer, abandonment and end at the same (whole) seconds, its handle
+    time cut to whole seconds; nothing else. (Surveys, reasons and dispositions are not in queue_log.)"""
+    import math
+    from datetime import UTC, datetime, timedelta
+
+    from pipeline.simulation import Simulation
+    from pipeline.sources.asterisk_out import queue_log_lines, seconds
+
+    events = list(Simulation(datetime(2026, 11, 23, 8, 0, tzinfo=UTC), seed=5).events(timedelta(hours=3)))
+    voice = {str(e["contact_id"]) for e in events if e["type"] == "contact.offered" and e["channel"] == "voice"}
+    assert len(voice) > 500
+
+    def calls(stream: list[dict], contact_of) -> dict:  # type: ignore[no-untyped-def,type-arg]
+        found: dict = {}  # type: ignore[type-arg]
+        for e in stream:
+            contact = contact_of(e)
+            if contact not in voice or e["type"] == "survey.responded":
+                continue
+            call = found.setdefault(contact, {})
+            call.setdefault(e["type"], seconds(e["occurred_at"]))
+            if e["type"] == "contact.offered":
+                call["who"] = (e["queue"], e["customer_id"])
+            if e["type"] == "contact.ended" and "contact.answered" in call:
+                call["handle"] = math.floor(sum(e.get(n, 0) for n in ("talk_seconds", "hold_seconds", "acw_seconds")))
+        return found
+
+    source = QueueLog()
+    back = [event for line in queue_log_lines(events) for event in source.line(line).events]
+    assert all(check(orjson.dumps(event)).valid for event in back)
+    simulated = calls(events, lambda e: e.get("contact_id"))
+    converted = calls(back, lambda e: str(e.get("contact_id", "")).split(":")[1] if "contact_id" in e else None)
+    assert converted == simulated
+    assert {e["type"] for e in back} == {"contact.offered", "contact.answered", "contact.abandoned", "contact.ended",
+                                         "agent.state_changed"}  # fmt: skip
