@@ -40,6 +40,8 @@ examples:
   ccpulse simulate --minutes 60 -o day.jsonl
   ccpulse validate day.jsonl              check a file against the event contract, line by line
   ccpulse produce day.jsonl               send JSON Lines to the input topic
+  ccpulse convert --from asterisk-queue-log queue_log   a platform's own log as contract events
+  ccpulse follow --from asterisk-queue-log /var/log/asterisk/queue_log   tail it into Kafka
   ccpulse status                          what the running worker has processed
   ccpulse query "SELECT ..."              read-only SQL on the ClickHouse tables
   ccpulse broker start|stop|status        the local Kafka broker (no Docker needed)
@@ -493,7 +495,8 @@ def parser() -> argparse.ArgumentParser:
         "produce",
         help="send JSON Lines to the input topic",
         description="Send each line of FILE (or standard input with -) to the input topic as one message, "
-        "its bytes unchanged, keyed by contact_id (or agent_id). Prints how many were sent.",
+        "its bytes unchanged, keyed by contact_id (or agent_id). Prints how many were sent. With --from FORMAT, "
+        "FILE is a platform's own log (e.g. Asterisk's queue_log), converted first as ccpulse convert does.",
     )
     produce.add_argument("file", metavar="FILE|-")
     produce.add_argument("--topic", default=None, help="another topic than CCPULSE_TOPIC")
