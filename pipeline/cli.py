@@ -14,13 +14,16 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import orjson
 
 from pipeline.settings import Settings, SettingsError
 from pipeline.warehouse import WarehouseError
+
+if TYPE_CHECKING:
+    from pipeline.sources import Summary
 
 DESCRIPTION = """\
 ccpulse: streaming contact-center metrics.
@@ -284,11 +287,12 @@ def _source_zone(args: argparse.Namespace) -> ZoneInfo:
         ) from None
 
 
-def _converted(args: argparse.Namespace, stream: BinaryIO) -> Iterator[bytes]:
-    """Contract event lines from a platform's records; verdicts and the summary on stderr."""
+def _converted(args: argparse.Namespace, stream: BinaryIO, summary: Summary | None = None) -> Iterator[bytes]:
+    """Contract event lines from a platform's records, counted in ``summary``; verdicts and the
+    summary on stderr."""
     from pipeline.sources import Summary, convert
 
-    summary = Summary()
+    summary = Summary() if summary is None else summary
     for number, outcome in convert(args.source_format, stream, _source_zone(args)):
         summary.add(outcome)
         if outcome.rejected:
@@ -296,7 +300,6 @@ def _converted(args: argparse.Namespace, stream: BinaryIO) -> Iterator[bytes]:
         for event in outcome.events:
             yield orjson.dumps(event)
     print(summary.line(args.source_format), file=sys.stderr)
-    args.rejected = sum(summary.rejected.values())
 
 
 def command_follow(args: argparse.Namespace) -> int:
@@ -345,12 +348,15 @@ def _slug(path: Path) -> str:
 
 
 def command_convert(args: argparse.Namespace) -> int:
+    from pipeline.sources import Summary
+
     out = sys.stdout.buffer
+    summary = Summary()
     with _input(args.file) as stream:
-        for line in _converted(args, stream):
+        for line in _converted(args, stream, summary):
             out.write(line + b"\n")
     out.flush()
-    return 1 if args.rejected else 0
+    return 1 if summary.rejected else 0
 
 
 def _key_of(event: dict[str, object] | None) -> bytes | None:

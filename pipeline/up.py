@@ -18,6 +18,8 @@ import time
 import urllib.request
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
 
 from pipeline import web_address
 from pipeline.settings import Settings
@@ -58,15 +60,15 @@ class Stack:
     """What ``up`` started, so that it stops exactly that."""
 
     def __init__(self) -> None:
-        self.broker_data_dir: object | None = None
+        self.broker_data_dir: Path | None = None  # set when the broker was started here
         self.worker: subprocess.Popen[bytes] | None = None
         self.traffic: subprocess.Popen[bytes] | None = None
 
-    def stop(self, kafka: object) -> None:
+    def stop(self, kafka: ModuleType) -> None:
         _stop(self.traffic, "traffic")
         _stop(self.worker, "worker")
         if self.broker_data_dir is not None:
-            kafka.stop(self.broker_data_dir)  # type: ignore[attr-defined]
+            kafka.stop(self.broker_data_dir)
             _say("Kafka stopped")
 
 
@@ -123,17 +125,17 @@ def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool =
         stack.stop(kafka)
 
 
-def _start_broker(settings: Settings, kafka: object, stack: Stack) -> Settings:
+def _start_broker(settings: Settings, kafka: ModuleType, stack: Stack) -> Settings:
     """The broker that answers at CCPULSE_KAFKA_BOOTSTRAP, or one started here (port 0 in the
     bootstrap address: an unclaimed port of the launcher's choice)."""
     host, _, port = settings.kafka_bootstrap.split(",")[0].rpartition(":")
-    if int(port) and kafka.broker_answers(host, int(port)):  # type: ignore[attr-defined]
+    if int(port) and kafka.broker_answers(host, int(port)):
         _say(f"using the Kafka broker that answers at {settings.kafka_bootstrap}")
         return settings
-    version = kafka.kafka_version()  # type: ignore[attr-defined]
+    version = kafka.kafka_version()
     _say(f"starting Apache Kafka {version} (the first run fetches its jars from Maven Central)")
     began = time.monotonic()
-    broker = kafka.start(settings.data_dir, int(port) if host in ("127.0.0.1", "localhost") else None)  # type: ignore[attr-defined]
+    broker = kafka.start(settings.data_dir, int(port) if host in ("127.0.0.1", "localhost") else None)
     if broker.started_here:
         stack.broker_data_dir = settings.data_dir
     _say(f"Kafka answers at {broker.bootstrap} after {time.monotonic() - began:.1f}s "

@@ -17,7 +17,6 @@ import csv
 import hashlib
 import io
 import re
-from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 
@@ -37,6 +36,7 @@ ENDED = {"COMPLETEAGENT", "COMPLETECALLER", "TRANSFER", "ATTENDEDTRANSFER", "BLI
 LEFT_UNANSWERED = {"EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY"}
 MEMBER_ON = {"ADDMEMBER", "AGENTLOGIN", "AGENTCALLBACKLOGIN"}
 MEMBER_OFF = {"REMOVEMEMBER", "AGENTLOGOFF", "AGENTCALLBACKLOGOFF"}
+MEMBERSHIP = MEMBER_ON | MEMBER_OFF | {"PAUSE", "UNPAUSE", "PAUSEALL", "UNPAUSEALL"}
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,6 @@ class QueueLog:
         self.open_calls: dict[tuple[str, str], datetime] = {}
         self._columns: list[str] | None = None  # a table export's header, once read
         self._delimiter: str | None = None  # and its delimiter ("," or "\t")
-
-    def convert(self, lines: Iterable[bytes | str]) -> Iterator[Outcome]:
-        for raw in lines:
-            yield self.line(raw)
 
     def line(self, raw: bytes | str) -> Outcome:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
@@ -166,7 +162,7 @@ class QueueLog:
         if name in LEFT_UNANSWERED:
             self.open_calls.pop((line.uniqueid, line.queue), None)
             return self._contact_event(line, "contact.ended", resolved=False)
-        if name in MEMBER_ON | MEMBER_OFF or name in ("PAUSE", "UNPAUSE", "PAUSEALL", "UNPAUSEALL"):
+        if name in MEMBERSHIP:
             return self._membership(line)
         if name in SKIPPED:
             return Outcome(skipped=name)
@@ -206,7 +202,7 @@ class QueueLog:
             event["asterisk_queue"] = line.queue  # the original name, kept in the raw store
         return Outcome(events=(event,))
 
-    def _agent_state(self, line: Line, agent: str, talking: bool) -> dict[str, object] | None:
+    def _agent_state(self, line: Line, agent: str, talking: bool) -> dict[str, object]:
         state = self.agents.get(agent)
         if state is None:
             state = self.agents[agent] = Agent(queues={queue_name(line.queue)})
@@ -220,9 +216,12 @@ class QueueLog:
         name = line.event
         if name in MEMBER_ON and queue:
             state.queues.add(queue)
-        elif name in MEMBER_OFF:
-            state.queues.discard(queue) if queue else state.queues.clear()
-            state.paused.discard(queue or "*")
+        elif name in MEMBER_OFF and queue:
+            state.queues.discard(queue)
+            state.paused.discard(queue)
+        elif name in MEMBER_OFF:  # a log-off names no queue: out of all of them
+            state.queues.clear()
+            state.paused.discard("*")
         elif name == "PAUSE" and queue:
             state.paused.add(queue)
         elif name == "UNPAUSE" and queue:
@@ -259,8 +258,8 @@ def _calltime_at(name: str, data: tuple[str, ...]) -> int:
     return 4 if name == "ATTENDEDTRANSFER" and data[:1] == ("LINK",) else 3
 
 
-def _with(outcome: Outcome, extra: dict[str, object] | None) -> Outcome:
-    if outcome.rejected or extra is None:
+def _with(outcome: Outcome, extra: dict[str, object]) -> Outcome:
+    if outcome.rejected:
         return outcome
     return Outcome(events=(*outcome.events, extra))
 
