@@ -59,3 +59,17 @@ def status_kib(pid: int, field: str) -> int:
 def rss_mib(pid: int) -> float:
     """Resident memory of a process and its descendants, MiB."""
     return sum(status_kib(each, "VmRSS") for each in process_tree(pid)) / 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds a process has used so far (``/proc/<pid>/stat``); 0 if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> dict[int, float]:
+    """CPU seconds of ``pid`` and of each of its descendants, by pid."""
+    return {each: cpu_seconds(each) for each in process_tree(pid)}

@@ -40,7 +40,7 @@ from typing import Any
 
 import orjson
 
-from bench.machine import describe, process_tree, status_kib
+from bench.machine import cpu_seconds, describe, process_tree, status_kib, tree_cpu_seconds
 from bench.peers.queue_minutes import FIELDS
 from bench.throughput import STAGES, fill, filled_topic, freshness, seconds_to_process
 
@@ -112,13 +112,17 @@ def run_peer(name: str, bootstrap: str, topic: str, events: int, partitions: int
     return result
 
 
-def ccpulse_run(deployment: Any, events: int) -> dict[str, Any]:
+def ccpulse_run(deployment: Any, events: int, broker_pid: int | None) -> dict[str, Any]:
     from tests.worker_process import query
 
     worker = deployment.worker("ccpulse").start()
     memory = PeakMemory(worker.process.pid)
+    cpu = CpuPerEvent(worker.process.pid, broker_pid)
     try:
-        seconds = seconds_to_process(worker, events)
+        seconds = seconds_to_process(worker, events, on_first=cpu.begin)
+        cpu_us = cpu.end(events)
+        print("ccpulse CPU per event on the backlog: "
+              + ", ".join(f"{name} {value:.1f} µs" for name, value in cpu_us.items()), flush=True)  # fmt: skip
         while worker.scrape().get(("ccpulse_sink_backlog_rows", ()), 1):
             time.sleep(0.2)
         time.sleep(2)  # metrics_minute is refreshed after the contributions are in
@@ -126,7 +130,34 @@ def ccpulse_run(deployment: Any, events: int) -> dict[str, Any]:
     finally:
         peak = memory.stop()
         worker.stop()
-    return {"read": events, "seconds": seconds, "minutes": rows, "peak_mib": peak}
+    return {"read": events, "seconds": seconds, "minutes": rows, "peak_mib": peak, "cpu_us_per_event": cpu_us}
+
+
+class CpuPerEvent:
+    """CPU microseconds per event of the worker, its ClickHouse writer process and the broker, from
+    the worker's first counted event to its last (``/proc/<pid>/stat``; children by pid)."""
+
+    def __init__(self, worker_pid: int, broker_pid: int | None) -> None:
+        self.worker_pid, self.broker_pid = worker_pid, broker_pid
+        self.started: dict[int, float] = {}
+
+    def _now(self) -> dict[int, float]:
+        found = tree_cpu_seconds(self.worker_pid)
+        if self.broker_pid:
+            found[self.broker_pid] = cpu_seconds(self.broker_pid)
+        return found
+
+    def begin(self) -> None:
+        self.started = self._now()
+
+    def end(self, events: int) -> dict[str, float]:
+        used = {pid: seconds - self.started.get(pid, 0.0) for pid, seconds in self._now().items()}
+        worker = used.pop(self.worker_pid, 0.0)
+        broker = used.pop(self.broker_pid, 0.0) if self.broker_pid else None
+        result = {"worker": worker, "clickhouse writer": sum(used.values())}  # its children: the writer
+        if broker is not None:
+            result["broker"] = broker
+        return {name: round(seconds * 1e6 / events, 1) for name, seconds in result.items()}
 
 
 def minutes_of(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], tuple[int, ...]]:
@@ -374,7 +405,8 @@ def main() -> None:
                                "command": " ".join(["python -m bench.performance", *sys.argv[1:]])}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="ccpulse-performance-") as folder:
         root = Path(folder)
-        bootstrap = args.bootstrap or launcher().start(root / "broker", port=0).bootstrap
+        broker = None if args.bootstrap else launcher().start(root / "broker", port=0)
+        bootstrap = args.bootstrap or broker.bootstrap  # type: ignore[union-attr]
         try:
             runs: dict[str, dict[str, Any]] = {}
             failed: dict[str, str] = {}  # a peer that stalled or crashed: recorded, not hidden
@@ -386,7 +418,7 @@ def main() -> None:
                 print(f"topic {batch.topic}: {produced:,} events", flush=True)
             for name, peer in PEERS if not args.scale_only else ():
                 if peer == "ccpulse":
-                    runs[name] = ccpulse_run(batch, produced)
+                    runs[name] = ccpulse_run(batch, produced, broker.pid if broker else None)
                 else:
                     try:
                         runs[name] = run_peer(peer, bootstrap, batch.topic, produced, args.partitions, root,
@@ -445,7 +477,7 @@ def main() -> None:
 
     results["throughput"] = [
         {"name": name, "events_per_second": produced / run["seconds"], "seconds": run["seconds"],
-         "peak_mib": run["peak_mib"],
+         "peak_mib": run["peak_mib"], **{key: run[key] for key in ("cpu_us_per_event",) if key in run},
          "freshness_median_ms": percentile(fresh.get(name, []), 0.5),
          "freshness_p99_ms": percentile(fresh.get(name, []), 0.99),
          "freshness_samples": len(fresh.get(name, [])), **({"failed": failed[name]} if name in failed else {})}

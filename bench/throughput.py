@@ -98,7 +98,7 @@ def faust_floor_rate(bootstrap: str, topic: str, events: int, partitions: int) -
     return float(result["events"] / result["seconds"])
 
 
-def seconds_to_process(worker, events: int) -> float:  # type: ignore[no-untyped-def]
+def seconds_to_process(worker, events: int, on_first=None) -> float:  # type: ignore[no-untyped-def]
     """Seconds from the worker's first counted event until it has counted ``events`` and every
     stage's lag is 0 (scraped every 0.2 s). All four stages must report a lag: a stage without
     its partitions yet has none, and must not pass for one that is done."""
@@ -110,6 +110,8 @@ def seconds_to_process(worker, events: int) -> float:  # type: ignore[no-untyped
         now = time.perf_counter()
         if done and first is None:
             first = now
+            if on_first is not None:
+                on_first()
         if done >= events and set(lags) >= set(STAGES) and not any(lags.values()):
             assert first is not None
             return now - first

@@ -4,6 +4,11 @@
         ▲                                                       contributions, then the
         └──── acknowledged (offsets may commit) ◀── durable ──── metrics_minute they change
 
+- **metrics_minute** rows come with the board's batches, as the board sums them (``minutes``); a
+  flush writes each minute once, its last value, and the minutes the board could not vouch for
+  (``touched``: older than a day, or a queue in a rebalance) are summed from ``contributions`` in
+  ClickHouse, after the flush's contributions (pipeline/core/facts.py ``board_minutes``).
+
 - **Batched** by size (``flush_rows``) and time (``flush_seconds``, 0.5 s by default).
 - **Flush before commit**: a stage holds its batch's Kafka messages until their rows are in
   ClickHouse, so a crash can only replay rows, never lose them (and a replay writes the same
@@ -29,7 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.core.facts import STAGE_TABLES, Row
+from pipeline.core.facts import STAGE_TABLES, Minute, MinuteSums, Row
 
 log = logging.getLogger("ccpulse.sink")
 TABLES = (*STAGE_TABLES, "metrics_minute")
@@ -40,11 +45,12 @@ class SinkBatch:
     """What one processed batch of a stage writes, and what to do once it is durable."""
 
     rows: dict[str, list[Row]] = field(default_factory=lambda: defaultdict(list))
-    touched: set[tuple[str, str, int]] = field(default_factory=set)  # metrics_minute keys to refresh
+    minutes: MinuteSums = field(default_factory=dict)  # metrics_minute values, as the board sums them
+    touched: set[Minute] = field(default_factory=set)  # metrics_minute keys to sum in ClickHouse
     on_durable: Callable[[], None] | None = None
 
     def __len__(self) -> int:
-        return sum(len(rows) for rows in self.rows.values()) + len(self.touched)
+        return sum(len(rows) for rows in self.rows.values()) + len(self.minutes) + len(self.touched)
 
 
 @dataclass
@@ -234,13 +240,17 @@ class Sink:
         if self._warehouse is None:
             self._warehouse = self.open_warehouse()
         merged: dict[str, list[Row]] = {}
-        touched: set[tuple[str, str, int]] = set()
-        for batch in taken:
+        minutes: MinuteSums = {}
+        touched: set[Minute] = set()
+        for batch in taken:  # in the order the stages wrote them: a minute's last value wins
             for table, rows in batch.rows.items():
                 if rows:
                     merged.setdefault(table, []).extend(rows)
+            minutes.update(batch.minutes)
             touched |= batch.touched
-        written = self._warehouse.write(merged, touched, self._next_version())
+        for minute in touched & minutes.keys():
+            del minutes[minute]  # summed in ClickHouse after this flush's contributions: the latest there is
+        written = self._warehouse.write(merged, minutes, touched, self._next_version())
         for table, count in written.items():
             self.health.rows_written[table] += count
 

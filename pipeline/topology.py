@@ -43,20 +43,16 @@ from pipeline.core.board import Board, Report
 from pipeline.core.commits import CommitGate
 from pipeline.core.engine import (
     AgentRecord,
+    ContactBatch,
     ContactRecord,
     IssueBatch,
     IssueGroup,
     IssueLink,
     IssueOutcome,
     IssueUpdate,
-    agent_apply,
-    agent_reports,
-    contact_apply,
-    contact_reports,
-    link_step,
 )
 from pipeline.core.expiry import ExpiryClock, contact_expired, contact_kept_until
-from pipeline.core.facts import contact_row, contribution_rows, issue_rows
+from pipeline.core.facts import board_minutes, contact_row, contribution_rows, issue_rows
 from pipeline.core.partitions import partition_of
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
@@ -71,7 +67,6 @@ from pipeline.core.wire import (
     contacts_decoder,
     encode,
     issue_update_decoder,
-    routing_key,
 )
 from pipeline.exposition import (
     BoardCollector,
@@ -286,6 +281,10 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         rows.on_durable = finished
         await sink.write(rows)
 
+    def queue_within(held: frozenset[int]) -> Callable[[str], bool]:
+        """Whether a queue's board partition is among ``held``."""
+        return lambda queue: partition_of(queue, partitions) in held
+
     def clock_us() -> int:
         if settings.clock == "wall":
             return time.time_ns() // 1000
@@ -303,6 +302,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     app.service(ingest)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------- contacts and agents
+    def load_contact_or_agent(key: str) -> ContactRecord | AgentRecord | None:
+        if key.startswith("agent\x1f"):
+            return _load(agents, key, AgentRecord)  # type: ignore[no-any-return]
+        return _load(contacts, key, ContactRecord)  # type: ignore[no-any-return]
+
     @app.agent(routed_topic, name="contacts")
     async def contacts_agent(stream: faust.StreamT) -> None:
         batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
@@ -310,55 +314,36 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         contacts_expiry = ExpiryClock()
         async for batch in batches:
             received(batch)
-            records: dict[str, ContactRecord | AgentRecord] = {}
-            out_reports: dict[str, list[Report]] = {}
-            out_updates: dict[str, list[IssueUpdate]] = {}
-            to_report: dict[str, str] = {}  # contact key -> contact id, for contacts with new messages
-            agents_to_report: dict[str, str] = {}  # agent key -> agent id
+            contact_batch = ContactBatch(targets, load_contact_or_agent)
             progress_records: dict[int, StageProgress] = {}
             turns = Turns()
             for partition, events in by_partition(batch):
                 progress = StageProgress.from_json(_json(contacts.get(progress_key(partition))))
                 progress_records[partition] = progress
+                duplicates, conflicts = contact_batch.duplicates, contact_batch.conflicts
                 for event in events:
                     new = progress.is_new(event.message.offset)
                     message = contacts_decoder.decode(event.message.value or b"")
                     for link in message.links:
                         if turns.due():
                             await asyncio.sleep(0)
-                        key = f"contact\x1f{link.contact_id}"
-                        contact = records.get(key) or _load(contacts, key, ContactRecord)
-                        # a replayed link changes nothing but still rewrites the row: the first
-                        # row may have died in the sink's backlog with the worker
-                        if link_step(contact, link) or contact.issue == link:  # type: ignore[arg-type,union-attr]
-                            records[key] = contact
+                        contact_batch.link(link)
                     for routed in message.events:
                         if turns.due():
                             await asyncio.sleep(0)
-                        key = routing_key(routed.event)
-                        latest_seen = max(latest_seen, routed.event.at)
-                        if routed.event.type == "agent.state_changed":
-                            agent = records.get(key) or _load(agents, key, AgentRecord)
-                            records[key] = agent
-                            agent_apply(agent, routed.event)  # type: ignore[arg-type]
-                            agents_to_report[key] = routed.event.agent_id or ""
-                            continue
-                        contact = records.get(key) or _load(contacts, key, ContactRecord)
-                        records[key] = contact
-                        applied, duplicate, conflict = contact_apply(contact, routed.event, routed.source)  # type: ignore[arg-type]
-                        if new and applied:  # a re-forwarded copy has a new offset but a known source
-                            progress.duplicates += duplicate
-                            progress.conflicts += conflict
-                        to_report[key] = routed.event.contact_id or ""
+                        contact_batch.event(routed.source, routed.event, new)
                     _report_hole(progress.applied(event.message.offset), routed_topic.get_topic_name(), partition)
-            # each contact's reports once per batch, from its state after all of the batch's
-            # messages (a contact's reports replace each other: only the last would count)
-            for key, contact_id in to_report.items():
+                progress.duplicates += contact_batch.duplicates - duplicates
+                progress.conflicts += contact_batch.conflicts - conflicts
+            latest_seen = max(latest_seen, contact_batch.latest_at)
+            records = contact_batch.records
+            out_reports: dict[str, list[Report]] = {}
+            updates: list[IssueUpdate] = []
+            for key, key_reports, key_updates in contact_batch.outcome():
                 if turns.due():
                     await asyncio.sleep(0)
-                out_reports[key], out_updates[key] = contact_reports(records[key], contact_id, targets)  # type: ignore[arg-type]
-            for key, agent_id in agents_to_report.items():  # each agent's reports once per batch too
-                out_reports[key] = agent_reports(records[key], agent_id)  # type: ignore[arg-type]
+                out_reports[key] = key_reports
+                updates += key_updates
             # The progress record goes first, into the same changelog partition as the contacts it
             # covers: a crash keeps a prefix of those writes, so counted implies recorded.
             writes = ChangelogWrites(app, batch[0].message.generation_id if batch else None)
@@ -378,9 +363,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             await writes.send()
             await _send_reports(board_topic, out_reports.values(), partitions)
             by_key_partition: dict[int, list[IssueUpdate]] = defaultdict(list)
-            for updates in out_updates.values():
-                for update in updates:
-                    by_key_partition[partition_of(update.key, partitions)].append(update)
+            for update in updates:
+                by_key_partition[partition_of(update.key, partitions)].append(update)
             for destination, batch_updates in by_key_partition.items():
                 for chunk in chunks(batch_updates):
                     await issue_topic.send(value=encode(chunk), partition=destination)
@@ -503,11 +487,14 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     board.apply(Report(report.source, report.queue))
             await writes.send()
             rows = SinkBatch()
+            touched: set[tuple[str, str, int]] = set()
             for report in latest_reports.values():
                 if not report.source.startswith("agent:"):
-                    report_rows, touched = contribution_rows(report)
+                    report_rows, report_touched = contribution_rows(report)
                     rows.rows["contributions"].extend(report_rows)
-                    rows.touched |= touched
+                    touched |= report_touched
+            whole = frozenset(Keeper.partitions) if board is Keeper.board else frozenset()
+            rows.minutes, rows.touched = board_minutes(board, touched, now_us, queue_within(whole))
             await written(batch, rows)
 
     # ---------------------------------------------------------------- lag, per stage

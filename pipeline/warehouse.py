@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from pipeline.core.counts import FIELDS, Counts
-from pipeline.core.facts import MINUTE_COLUMNS, STAGE_TABLES, Row, minute_row
+from pipeline.core.facts import MINUTE_COLUMNS, STAGE_TABLES, Minute, MinuteSums, Row, minute_row
 
 log = logging.getLogger("ccpulse.clickhouse")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -130,6 +130,7 @@ class Warehouse:
         self.client = client
         self.database = database
         self._turn = self._embedded if type(client).__name__ == "ChdbClient" else contextlib.nullcontext()
+        self._schemas: dict[tuple[str, tuple[str, ...]], Any] = {}  # (table, columns) -> Arrow schema
 
     def migrate(self, migrations: Sequence[Migration]) -> list[str]:
         """Apply the migrations not applied yet, in order; returns their names."""
@@ -166,26 +167,44 @@ class Warehouse:
         return done
 
     def insert(self, table: str, rows: Sequence[Row], columns: Sequence[str]) -> None:
+        """The rows (tuples in ``columns``' order), sent as Arrow columns (pipeline/arrow_rows.py)."""
         if rows:
-            with self._turn:
-                self.client.insert(f"{self.database}.{table}", rows, column_names=list(columns))
+            from pipeline.arrow_rows import arrow_table  # pyarrow: only where ClickHouse is written
 
-    def write(
-        self, rows: Mapping[str, Sequence[Row]], touched: Set[tuple[str, str, int]], version: int
-    ) -> dict[str, int]:
-        """One flush of the sink: each table's rows, then the ``metrics_minute`` rows of the
-        (queue, channel, minute)s ``touched``, summed from their contributions as they now are (so
-        the contributions go first). Returns the rows written per table."""
+            with self._turn:
+                columnar = arrow_table(rows, self._schema(table, tuple(columns)))
+                self.client.insert_arrow(f"{self.database}.{table}", columnar)
+
+    def _schema(self, table: str, columns: tuple[str, ...]) -> Any:
+        known = self._schemas.get((table, columns))
+        if known is None:
+            from pipeline.arrow_rows import schema
+
+            described = self.client.query(f"DESCRIBE TABLE {self.database}.{table}").result_rows
+            known = self._schemas[(table, columns)] = schema(columns, {row[0]: row[1] for row in described})
+        return known
+
+    def write(self, rows: Mapping[str, Sequence[Row]], minutes: MinuteSums, touched: Set[Minute],
+              version: int) -> dict[str, int]:  # fmt: skip
+        """One flush of the sink: each table's rows, then the ``metrics_minute`` rows: of
+        ``minutes`` as given (the board's sums), and of the (queue, channel, minute)s ``touched``
+        summed from their contributions as they now are (so the contributions go first). Returns
+        the rows written per table."""
         written: dict[str, int] = {}
         for table, columns in STAGE_TABLES.items():
             if rows.get(table):
                 self.insert(table, rows[table], columns)
                 written[table] = len(rows[table])
+        found: MinuteSums = dict(minutes)
         if touched:
             sums = self.minute_sums(touched)
-            minutes = [minute_row(q, c, m, sums.get((q, c, m)), version) for q, c, m in sorted(touched)]
-            self.insert("metrics_minute", minutes, MINUTE_COLUMNS)
-            written["metrics_minute"] = len(minutes)
+            for key in touched:
+                counts = sums.get(key)
+                found[key] = counts.as_tuple() if counts is not None else None
+        if found:
+            shown = [minute_row(q, c, m, found[(q, c, m)], version) for q, c, m in sorted(found)]
+            self.insert("metrics_minute", shown, MINUTE_COLUMNS)
+            written["metrics_minute"] = len(shown)
         return written
 
     def minute_sums(self, touched: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], Counts]:

@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from pipeline import console
-from pipeline.core.facts import Row
+from pipeline.core.facts import Minute, MinuteSums, Row
 from pipeline.warehouse import Migration, Warehouse, WarehouseError, connect
 
 log = logging.getLogger("ccpulse.clickhouse")
@@ -102,14 +102,14 @@ class WarehouseProcess:
             log.info("ClickHouse writer process %d started%s", process.pid,
                      f"; schema: applied {', '.join(detail)}" if detail else "")  # fmt: skip
 
-    def write(
-        self, rows: Mapping[str, Sequence[Row]], touched: Set[tuple[str, str, int]], version: int
-    ) -> dict[str, int]:
+    def write(self, rows: Mapping[str, Sequence[Row]], minutes: MinuteSums, touched: Set[Minute],
+              version: int) -> dict[str, int]:  # fmt: skip
         """:meth:`Warehouse.write` in the writer process (started again first if it died)."""
         with self._write_turn:
             self._ensure_running()
             assert self._writes is not None
-            reply = self._ask(self._writes, ("write", dict(rows), set(touched), version), self.write_seconds)
+            request = ("write", dict(rows), dict(minutes), set(touched), version)
+            reply = self._ask(self._writes, request, self.write_seconds)
         status, detail = reply
         if status != "ok":
             raise WarehouseError(detail)
@@ -214,13 +214,13 @@ def serve(writes: Connection, queries: Connection, url: str, database: str, migr
             break
         if request[0] == "stop":
             break
-        _, rows, touched, version = request
+        _, rows, minutes, touched, version = request
         try:
             if writer is None:
                 writer, applied = _open_writer(url, database, migrations)
                 if applied:
                     log.info("ClickHouse schema: applied %s", ", ".join(applied))
-            writes.send(("ok", writer.write(rows, touched, version)))
+            writes.send(("ok", writer.write(rows, minutes, touched, version)))
         except Exception as problem:  # noqa: BLE001 - the sink logs it and retries
             writes.send(("failed", f"{type(problem).__name__}: {problem}"))
             if writer is not None:

@@ -26,6 +26,10 @@ WAITING_HORIZON_US = 7 * 86_400 * 1_000_000  # "offered at most 7 days before no
 # Reports whose every minute is older than this before now cannot reach any window (today is
 # at most 25 hours long, the 1h window reaches an hour before midnight) and are not waiting.
 REPORT_RETENTION_US = 27 * 3600 * 1_000_000
+# The board holds a minute's sum whole (every report that contributes to it) only while no report
+# contributing to it can have expired: from an hour after the expiry horizon on (the hour covers
+# a clock read a little earlier than the one the last expiry used).
+WHOLE_MARGIN_MINUTES = 60
 
 
 class Report(Struct, array_like=True, frozen=True):
@@ -122,6 +126,11 @@ class Board:
             if report.agent_state is None and not report.waiting and report.latest_minute < horizon
         ]
 
+    def minute(self, queue: str, channel: str, minute: int) -> Counts | None:
+        """The sum of the current reports for one minute (None: nothing contributes to it)."""
+        line = self.lines.get((queue, channel))
+        return line.minutes.get(minute) if line is not None else None
+
     # --------------------------------------------------------------------------------------
     def window_counts(self, now_us: int, zone: ZoneInfo) -> Iterator[tuple[str, str, str, Counts]]:
         """(queue, channel, window, counts) for every queue and channel the board has seen."""
@@ -152,8 +161,14 @@ class Board:
                 yield queue, state, agents
 
 
+def whole_from_minute(now_us: int) -> int:
+    """The first minute whose sum the board holds whole at ``now`` (see WHOLE_MARGIN_MINUTES):
+    earlier minutes may have lost expired reports, so their sums are taken from ClickHouse."""
+    return minute_of(now_us - REPORT_RETENTION_US) + WHOLE_MARGIN_MINUTES
+
+
 def minutes_payload(channel: str, minutes: dict[int, Counts]) -> tuple[tuple[str, int, tuple[int, ...]], ...]:
     return tuple((channel, minute, counts.as_tuple()) for minute, counts in sorted(minutes.items()))
 
 
-__all__ = ["Board", "Report", "minutes_payload"]
+__all__ = ["Board", "Report", "minutes_payload", "whole_from_minute"]

@@ -16,8 +16,9 @@ a report lost in the crash is sent after all (the board applies reports idempote
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import msgspec
 from msgspec import Struct
@@ -269,6 +270,72 @@ class IssueBatch:
         return issue_changes(self.before[key], outcome, self.rejoined.get(key, ()))
 
 
+Record = TypeVar("Record", ContactRecord, AgentRecord)
+
+
+@dataclass
+class ContactBatch:
+    """One batch of the contacts stage, as the worker and the :class:`Engine` both run it: every
+    message applied first (``event``, ``link``), each record loaded once (``load``; None: new), then
+    each contact's and agent's reports once, from its state after the whole batch (``outcome``:
+    a key's reports replace each other, only the last would count). Duplicates and conflicts are
+    counted for new messages only (``new``: not a replay of one applied before)."""
+
+    targets: Targets
+    load: Callable[[str], ContactRecord | AgentRecord | None]
+    records: dict[str, ContactRecord | AgentRecord] = field(default_factory=dict)  # every key touched
+    contacts: dict[str, str] = field(default_factory=dict)  # contact key -> id, with new messages
+    agents: dict[str, str] = field(default_factory=dict)  # agent key -> id
+    duplicates: int = 0
+    conflicts: int = 0
+    latest_at: int = 0  # the greatest event time of the batch
+
+    def event(self, routed_source: str, event: Event, new: bool) -> None:
+        self.latest_at = max(self.latest_at, event.at)
+        if event.type == "agent.state_changed":
+            key = f"agent\x1f{event.agent_id}"
+            agent = self._record(key, AgentRecord)
+            agent_apply(agent, event)
+            self.agents[key] = event.agent_id or ""
+            return
+        key = f"contact\x1f{event.contact_id}"
+        contact = self._record(key, ContactRecord)
+        applied, duplicate, conflict = contact_apply(contact, event, routed_source)
+        if new and applied:  # a re-forwarded copy has a new offset but a known source
+            self.duplicates += duplicate
+            self.conflicts += conflict
+        self.contacts[key] = event.contact_id or ""
+
+    def link(self, link: IssueLink) -> None:
+        """The issue a contact is in. A replayed link changes nothing but still rewrites the
+        contact's row (the first row may have died in the sink's backlog with the worker)."""
+        key = f"contact\x1f{link.contact_id}"
+        contact = self.records.get(key) or self.load(key) or ContactRecord()
+        assert isinstance(contact, ContactRecord)
+        if link_step(contact, link) or contact.issue == link:
+            self.records[key] = contact
+
+    def outcome(self) -> Iterator[tuple[str, list[Report], list[IssueUpdate]]]:
+        """Per key touched by new messages: its reports now, and a contact's issue updates (one
+        key at a time: a stage gives the event loop a turn between them)."""
+        for key, contact_id in self.contacts.items():
+            contact = self.records[key]
+            assert isinstance(contact, ContactRecord)
+            yield key, *contact_reports(contact, contact_id, self.targets)
+        for key, agent_id in self.agents.items():
+            agent = self.records[key]
+            assert isinstance(agent, AgentRecord)
+            yield key, agent_reports(agent, agent_id), []
+
+    def _record(self, key: str, kind: type[Record]) -> Record:
+        record = self.records.get(key)
+        if record is None:
+            record = self.load(key) or kind()
+            self.records[key] = record
+        assert isinstance(record, kind)
+        return record
+
+
 def issue_id(key: str, issue: Issue) -> str:
     """A stable id: the issue key and its opening contact (32 hex digits)."""
     return hashlib.blake2b(f"{key}\x1f{issue.opening.contact_id}".encode(), digest_size=16).hexdigest()
@@ -371,31 +438,29 @@ class Engine:
     def process_batch(
         self, messages: Iterable[tuple[Event, str]], issue_partitions: Collection[int] | None = None
     ) -> None:
-        """A batch as the worker's stages take one: every message applied first, then each agent's
-        reports once, each contact's reports and issue updates once, each issue key's outcome
-        once, and the board applies each key's last report (reports replace each other: the last
-        one counts). The issue updates wait in :attr:`issue_backlog` until the issues stage takes
-        the partitions they are on (``issue_partitions``; None: all of them, at once)."""
-        latest: dict[str, Report] = {}
-        touched: dict[str, ContactRecord] = {}
-        touched_agents: dict[str, AgentRecord] = {}
+        """A batch as the worker's contacts stage takes one (:class:`ContactBatch`), then the board
+        applies each key's last report. The issue updates wait in :attr:`issue_backlog` until the
+        issues stage takes the partitions they are on (``issue_partitions``; None: all of them, at
+        once)."""
+
+        def load(key: str) -> ContactRecord | AgentRecord | None:
+            kind, identifier = key.split("\x1f", 1)
+            return (self.contacts if kind == "contact" else self.agents).get(identifier)
+
+        batch = ContactBatch(self.targets, load)
         for event, source in messages:
-            self.clock_us = max(self.clock_us, event.at)
-            if event.type == "agent.state_changed":
-                agent_id = event.agent_id or ""
-                agent = touched_agents[agent_id] = self.agents.setdefault(agent_id, AgentRecord())
-                agent_apply(agent, event)
-                continue
-            contact_id = event.contact_id or ""
-            contact = touched[contact_id] = self.contacts.setdefault(contact_id, ContactRecord())
-            new, duplicate, conflict = contact_apply(contact, event, source)
-            if new:
-                self.health.duplicates += duplicate
-                self.health.conflicts += conflict
-        for agent_id, agent in touched_agents.items():
-            latest.update((report.key, report) for report in agent_reports(agent, agent_id))
-        for contact_id, contact in touched.items():
-            reports, updates = contact_reports(contact, contact_id, self.targets)
+            batch.event(source, event, new=True)
+        for key, record in batch.records.items():
+            kind, identifier = key.split("\x1f", 1)
+            if isinstance(record, ContactRecord):
+                self.contacts[identifier] = record
+            else:
+                self.agents[identifier] = record
+        self.clock_us = max(self.clock_us, batch.latest_at)
+        self.health.duplicates += batch.duplicates
+        self.health.conflicts += batch.conflicts
+        latest: dict[str, Report] = {}
+        for _, reports, updates in batch.outcome():
             latest.update((report.key, report) for report in reports)
             self.issue_backlog += updates
         self._send(latest.values())

@@ -11,11 +11,11 @@ decimals (Decimal(18, 6)), so a sum in SQL equals the sum the gauges were made f
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from pipeline.core.board import Report
+from pipeline.core.board import Board, Report, whole_from_minute
 from pipeline.core.contract import Event
 from pipeline.core.counts import FIELDS, Counts
 from pipeline.core.engine import ContactRecord
@@ -144,8 +144,32 @@ def contribution_rows(report: Report) -> tuple[list[Row], set[tuple[str, str, in
     return rows, touched
 
 
-def minute_row(queue: str, channel: str, minute: int, counts: Counts | None, version: int) -> Row:
+Minute = tuple[str, str, int]  # (queue, channel, minute)
+MinuteSums = dict[Minute, tuple[int, ...] | None]  # a minute's counts (None: nothing contributes)
+
+
+def board_minutes(
+    board: Board, touched: set[Minute], now_us: int, whole: Callable[[str], bool]
+) -> tuple[MinuteSums, set[Minute]]:
+    """The ``metrics_minute`` values of the minutes a batch of the board ``touched``, taken from the
+    board (the sums its gauges show), and the minutes it cannot vouch for, to be summed from
+    ``contributions`` in ClickHouse: minutes before :func:`whole_from_minute` (expired reports may
+    have contributed to them: a late event more than a day old) and minutes of queues the board
+    does not hold whole (``whole(queue)`` false: during a rebalance)."""
+    first = whole_from_minute(now_us)
+    sums: MinuteSums = {}
+    resum: set[Minute] = set()
+    for queue, channel, minute in touched:
+        if minute >= first and whole(queue):
+            counts = board.minute(queue, channel, minute)
+            sums[(queue, channel, minute)] = counts.as_tuple() if counts is not None else None
+        else:
+            resum.add((queue, channel, minute))
+    return sums, resum
+
+
+def minute_row(queue: str, channel: str, minute: int, counts: Counts | tuple[int, ...] | None, version: int) -> Row:
     """A ``metrics_minute`` row from the sum of its contributions (None: nothing contributes: deleted)."""
-    values = counts or Counts()
+    values = Counts(*counts) if isinstance(counts, tuple) else counts or Counts()
     shown = [seconds(getattr(values, name)) if name in SECONDS_SUMS else getattr(values, name) for name in FIELDS]
     return (minute * 60, queue, channel, *shown, version, 0 if counts is not None else 1)

@@ -182,6 +182,47 @@ def test_tables_equal_the_definitions_and_the_live_gauges(deployment: Deployment
     assert int(__import__("json").loads(rows.stdout)["n"]) > 0
 
 
+def test_minutes_of_late_contacts_more_than_a_day_old_are_exact(deployment: Deployment) -> None:
+    """Contacts two days older than the rest arrive late, in two parts; between them the event clock
+    moves on by 90 minutes, so the board's expiry takes the first part's reports away (the board
+    keeps a report 27 h past its last minute). The second part's contacts then change minutes
+    whose other contributions the board no longer holds: those minutes are summed from
+    ``contributions`` in ClickHouse (pipeline/core/facts.py ``board_minutes``), and must equal
+    the definitions."""
+    from datetime import UTC, datetime
+
+    current = simulated(1.0, seed=41, faults=MESSY)
+    mover = simulated(1.5, seed=42, faults=Faults(), start=datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
+    late = simulated(1.0, seed=49, faults=Faults(), start=datetime(2026, 11, 21, 8, 0, tzinfo=UTC))
+    late_first, late_second = late[: len(late) // 2], late[len(late) // 2 :]
+
+    def contacts(lines: list[bytes]) -> set[str | None]:
+        return {event.contact_id for event in valid_events(lines)} - {None}
+
+    assert not contacts(late) & (contacts(current) | contacts(mover))
+    assert contacts(late_first) & contacts(late_second)  # the second part goes on with the first's contacts
+    lines = current + late_first + mover + late_second
+    targets = Targets()
+    expected, _ = model_of(lines, targets)
+    deployment.extra_env.update(CCPULSE_CONTACT_RETENTION_HOURS="100")  # the contacts stay; their reports go
+    with deployment.worker() as worker:
+        sent = 0
+        for part in (current + late_first, mover):
+            send(deployment, part)
+            sent += len(valid_events(part))
+            worker.wait_for(lambda s, sent=sent: caught_up(s) and counted(s) >= sent, timeout=120)  # type: ignore[misc]
+        send(deployment, late_second)
+        wait_until_exact([worker], expected_samples(expected, targets))
+        wait_for_tables(worker, lines, targets)
+        [row] = query(worker, "SELECT count() AS n FROM ccpulse.metrics_minute FINAL WHERE minute < '2026-11-22'")
+        assert int(row["n"]) > 10
+
+
+def counted(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float:
+    """Valid events the worker has counted."""
+    return sum(value for (name, _), value in samples.items() if name == "ccpulse_events_total")
+
+
 def test_an_outage_with_backpressure_and_a_kill_lose_nothing(deployment: Deployment) -> None:
     """ClickHouse fails mid-stream (fault injected: the embedded engine cannot be made to fail on
     demand); the backlog fills, consumption pauses; the worker is SIGKILLed with rows unwritten;

@@ -66,3 +66,49 @@ def test_a_replayed_insert_never_adds_and_a_left_minute_goes(warehouse: Warehous
         "SELECT toUnixTimestamp(minute) DIV 60, offered FROM ccpulse_test.metrics_minute FINAL ORDER BY 1"
     ).result_rows
     assert shown == [(m, 1), (m + 2, 1)]
+
+
+def test_rows_sent_as_arrow_columns_equal_rows_sent_one_by_one(warehouse: Warehouse) -> None:
+    """Every column type of every table the sink writes (NULLs, decimals, flags, times, 2^62
+    versions, UTF-8) lands as clickhouse-connect's own row encoder would write it."""
+    from pipeline.core.contract import Event
+    from pipeline.core.engine import ContactRecord, contact_apply
+    from pipeline.core.facts import CONTACT_COLUMNS, EVENT_COLUMNS, ISSUE_COLUMNS, contact_row, event_row
+    from pipeline.core.targets import Targets
+
+    warehouse.migrate(load_migrations(migrations_dir()))
+    at = 1_764_000_000_000_000
+    offered = Event(event_id="é1", type="contact.offered", at=at, contact_id="c1", queue="q", channel="voice",
+                    customer_id="cust", reason="billing")  # fmt: skip
+    answered = Event(event_id="e2", type="contact.answered", at=at + 12_345_678, contact_id="c1", agent_id="a1")
+    record = ContactRecord()
+    for event in (offered, answered):
+        contact_apply(record, event, event.event_id)
+    waiting = ContactRecord()
+    contact_apply(waiting, Event(event_id="e3", type="contact.offered", at=at, contact_id="c2", queue="q",
+                                 channel="chat", customer_id="x", case_id="k"), "e3")  # fmt: skip
+    counts = tuple(range(1, len(FIELDS) + 1))
+    rows = {
+        "events": [event_row(offered, '{"raw":"é"}'.encode()), event_row(answered, b"{}")],
+        "contacts": [contact_row("c1", record, Targets()), contact_row("c2", waiting, Targets())],
+        "issues": [
+            ("i1", "reason", "cust", "billing", None, "q", "voice", at, "c1", 1, None, None, None, None, None, at, 3, 0)
+        ],  # fmt: skip
+        "contributions": contribution_rows(
+            Report("contact:c1", "q", (("voice", 29_000_000, counts),), version=2, left=(("voice", 29_000_001),))
+        )[0],  # fmt: skip
+        "metrics_minute": [minute_row("q", "voice", 29_000_000, counts, 5), minute_row("q", "chat", 1, None, 6)],
+    }
+    columns = {"events": EVENT_COLUMNS, "contacts": CONTACT_COLUMNS, "issues": ISSUE_COLUMNS,
+               "contributions": CONTRIBUTION_COLUMNS, "metrics_minute": MINUTE_COLUMNS}  # fmt: skip
+    db = warehouse.database
+    for table, table_rows in rows.items():
+        for copy in ("by_arrow", "by_row"):
+            warehouse.client.command(f"DROP TABLE IF EXISTS {db}.{table}_{copy}")
+            warehouse.client.command(f"CREATE TABLE {db}.{table}_{copy} AS {db}.{table}")
+        warehouse.insert(f"{table}_by_arrow", table_rows, columns[table])
+        warehouse.client.insert(f"{db}.{table}_by_row", table_rows, column_names=list(columns[table]))
+        listed = ", ".join(columns[table])
+        as_arrow = warehouse.client.query(f"SELECT {listed} FROM {db}.{table}_by_arrow ORDER BY {listed}").result_rows
+        by_row = warehouse.client.query(f"SELECT {listed} FROM {db}.{table}_by_row ORDER BY {listed}").result_rows
+        assert as_arrow == by_row and len(as_arrow) == len(table_rows), table

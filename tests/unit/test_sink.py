@@ -108,6 +108,29 @@ def test_minutes_touched_are_refreshed_after_the_contributions_they_sum() -> Non
     asyncio.run(scenario())
 
 
+def test_a_flush_writes_each_minute_once_its_last_value_and_a_resum_wins_over_the_board() -> None:
+    async def scenario() -> None:
+        warehouse = FlakyWarehouse()
+        sink = Sink(lambda: warehouse, flush_rows=10_000, flush_seconds=0.2)  # the three batches: one flush
+        sink.start(asyncio.get_running_loop())
+        one, two = (1,) + (0,) * 18, (2,) + (0,) * 18
+        first, second, third = SinkBatch(), SinkBatch(), SinkBatch()
+        first.minutes = {("q", "voice", 1): one, ("q", "voice", 2): one, ("q", "voice", 3): one}
+        second.minutes = {("q", "voice", 1): two, ("q", "voice", 2): None}  # minute 2: nothing any more
+        third.touched = {("q", "voice", 3)}  # summed in ClickHouse (the fake sums offered=1)
+        done = asyncio.Event()
+        third.on_durable = done.set
+        for batch in (first, second, third):
+            await sink.write(batch)
+        await asyncio.wait_for(done.wait(), 5)
+        assert [table for table, _ in warehouse.inserted] == ["metrics_minute"]
+        rows = warehouse.inserted[0][1]
+        assert [(row[0], row[3], row[-1]) for row in rows] == [(60, 2, 0), (120, 0, 1), (180, 1, 0)]
+        sink.stop()
+
+    asyncio.run(scenario())
+
+
 def test_a_stage_that_waits_before_the_writer_starts_is_woken() -> None:
     # The worker's stages can write before the sink's thread is started (both begin with the app).
     async def scenario() -> None:

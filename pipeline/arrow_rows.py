@@ -1,0 +1,71 @@
+"""Rows as Arrow columns, for ClickHouse's Arrow input (``insert_arrow``).
+
+The sink's rows are tuples in a table's column order; ClickHouse takes them far faster as an
+Arrow table (the embedded engine: 2.5 µs a contacts row against 8.0 µs from row tuples through
+clickhouse-connect's own encoder, docs/architecture.md). The Arrow type of each column follows
+from its ClickHouse type (``DESCRIBE TABLE``), so a migration that adds a column needs nothing here.
+
+Values keep the meaning they have in the rows: times are integer microseconds
+(``DateTime64(6)``) or seconds (``DateTime``), seconds are ``Decimal``, flags are ``bool``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pyarrow as pa
+
+WRAPPER = re.compile(r"^(Nullable|LowCardinality)\((.*)\)$")
+SIMPLE = {
+    "String": pa.string(),
+    "Bool": pa.bool_(),
+    "UInt8": pa.uint8(),
+    "UInt16": pa.uint16(),
+    "UInt32": pa.uint32(),
+    "UInt64": pa.uint64(),
+    "Int8": pa.int8(),
+    "Int16": pa.int16(),
+    "Int32": pa.int32(),
+    "Int64": pa.int64(),
+    "Float64": pa.float64(),
+}
+DECIMAL = re.compile(r"^Decimal\((\d+),\s*(\d+)\)$")
+DATETIME64 = re.compile(r"^DateTime64\((\d)(?:,\s*'([^']*)')?\)$")
+DATETIME = re.compile(r"^DateTime(?:\('([^']*)'\))?$")
+
+
+class UnknownColumnType(ValueError):
+    """A column type the sink does not write as Arrow (a migration added one): extend ``arrow_type``."""
+
+
+def arrow_type(clickhouse_type: str) -> pa.DataType:
+    """The Arrow type ClickHouse reads into a column of ``clickhouse_type`` (nullability aside)."""
+    while match := WRAPPER.match(clickhouse_type):
+        clickhouse_type = match.group(2)
+    if clickhouse_type in SIMPLE:
+        return SIMPLE[clickhouse_type]
+    if match := DECIMAL.match(clickhouse_type):
+        return pa.decimal128(int(match.group(1)), int(match.group(2)))
+    if match := DATETIME64.match(clickhouse_type):
+        unit = {"0": "s", "3": "ms", "6": "us", "9": "ns"}.get(match.group(1))
+        if unit is not None:
+            return pa.timestamp(unit, tz=match.group(2) or "UTC")
+    if match := DATETIME.match(clickhouse_type):
+        return pa.timestamp("s", tz=match.group(1) or "UTC")
+    raise UnknownColumnType(f"no Arrow type for the ClickHouse column type {clickhouse_type!r}")
+
+
+def schema(columns: Sequence[str], types: dict[str, str]) -> pa.Schema:
+    """The Arrow schema of ``columns``, their ClickHouse types from ``types`` (name -> type)."""
+    return pa.schema([pa.field(name, arrow_type(types[name])) for name in columns])
+
+
+def arrow_table(rows: Sequence[tuple[Any, ...]], table_schema: pa.Schema) -> pa.Table:
+    """The rows, column by column (one transposition in C, one Arrow array per column)."""
+    columns = list(zip(*rows, strict=True)) if rows else [() for _ in table_schema]
+    return pa.Table.from_arrays(
+        [pa.array(values, type=field.type) for values, field in zip(columns, table_schema, strict=True)],
+        schema=table_schema,
+    )
