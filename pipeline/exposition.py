@@ -66,6 +66,12 @@ class PipelineHealthCollector(Collector):
         for reason, count in sorted(progress.invalid_by_reason.items()):
             invalid.add_metric([reason], count)
         yield invalid
+        yield CounterMetricFamily(
+            "ccpulse_events_keyed_otherwise",
+            "Valid events whose Kafka key is not their contact_id (agent events: agent_id): a producer "
+            "keying otherwise (docs/sources.md).",
+            value=progress.keyed_otherwise,
+        )  # fmt: skip
         health = self._contacts()
         yield CounterMetricFamily(
             "ccpulse_events_duplicate", "Events that repeat an earlier one (same contact and type); one counts.",

@@ -644,6 +644,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             "owned_partitions": {"input": ingest.owned(), "board": owned(board_topic.get_topic_name())},
             "events_by_type": dict(progress.events_by_type),
             "invalid_by_reason": dict(progress.invalid_by_reason),
+            "keyed_otherwise": progress.keyed_otherwise,
             "duplicates": health.duplicates,
             "conflicts": health.conflicts,
             "board_reports": len(Keeper.current().reports),

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import orjson
 
 from pipeline import dead_letters
-from pipeline.core.contract import check
+from pipeline.core.contract import Event, check
 from pipeline.core.facts import Row, event_row
 from pipeline.core.partitions import partition_of
 from pipeline.core.privacy import Pseudonyms
@@ -89,6 +89,8 @@ def take(
                     progress.events_by_type[valid.type] += 1
                     if valid.at > progress.latest_at:
                         progress.latest_at = valid.at
+                    if record.key != owner_key(valid):
+                        progress.keyed_otherwise += 1
                 destination = partition_of(routing_key(valid), partitions)
                 intake.forward[destination].append(Routed(f"{partition}:{offset}", valid))
         except Exception as problem:  # noqa: BLE001 - one bad event must not stop the stream
@@ -103,6 +105,15 @@ def take(
             ))  # fmt: skip
         if new:
             progress.offsets.next_offset = offset + 1
+
+
+def owner_key(event: Event) -> bytes:
+    """The Kafka key a producer should give an event: its ``contact_id`` (an agent event: its
+    ``agent_id``), the key ``ccpulse produce`` gives. With Kafka's default partitioner every event
+    of a contact then lands on one partition, which the one-pass worker (docs/architecture.md)
+    relies on; events keyed otherwise are counted (``ccpulse_events_keyed_otherwise_total``)."""
+    owner = event.agent_id if event.type == "agent.state_changed" else event.contact_id
+    return (owner or "").encode()
 
 
 def commit_metadata(progress: PartitionProgress) -> str:

@@ -61,6 +61,7 @@ class PartitionProgress:
     events_by_type: Counter[str] = field(default_factory=Counter)
     invalid_by_reason: Counter[str] = field(default_factory=Counter)
     latest_at: int = 0  # the greatest occurred_at of the partition's valid events
+    keyed_otherwise: int = 0  # valid events whose Kafka key is not their owner key (intake.owner_key)
 
     @property
     def next_offset(self) -> int:
@@ -79,6 +80,7 @@ class PartitionProgress:
             "events_by_type": dict(self.events_by_type),
             "invalid_by_reason": dict(self.invalid_by_reason),
             "latest_at": self.latest_at,
+            **({"keyed_otherwise": self.keyed_otherwise} if self.keyed_otherwise else {}),
         }
 
     @classmethod
@@ -90,6 +92,7 @@ class PartitionProgress:
             events_by_type=Counter(stored.get("events_by_type") or {}),
             invalid_by_reason=Counter(stored.get("invalid_by_reason") or {}),
             latest_at=int(stored.get("latest_at", 0)),
+            keyed_otherwise=int(stored.get("keyed_otherwise", 0)),
         )
 
 
@@ -99,6 +102,7 @@ def total(progress: list[PartitionProgress]) -> PartitionProgress:
     for one in progress:
         summed.events_by_type.update(one.events_by_type)
         summed.invalid_by_reason.update(one.invalid_by_reason)
+        summed.keyed_otherwise += one.keyed_otherwise
     return summed
 
 

@@ -64,6 +64,16 @@ def test_gauges_equal_the_model_with_disorder_and_duplicates(deployment: Deploym
         produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines) + b"\n")
         assert produced.returncode == 0, produced.stderr.decode()
         wait_until_exact([worker], expected_samples(expected, Targets()))
+        # ccpulse produce keys every event as the one-pass worker wants it (docs/sources.md); an
+        # event keyed by its queue is counted
+        assert worker.scrape()[("ccpulse_events_keyed_otherwise_total", ())] == 0
+        from pipeline.kafka_io import EventSender
+        from pipeline.settings import Settings
+
+        late = next(line for line in lines if b'"contact.offered"' in line).replace(b'"event_id":"', b'"event_id":"k-')
+        with EventSender(Settings.from_env(deployment.env(), env_file=None)) as sender:
+            sender.send(late, key=b"billing")
+        worker.wait_for(lambda s: s.get(("ccpulse_events_keyed_otherwise_total", ())) == 1, timeout=60)
 
 
 def test_gauges_stay_exact_when_the_worker_is_killed_three_times(deployment: Deployment) -> None:

@@ -102,7 +102,7 @@ def test_an_offset_missing_from_the_log_is_reported_as_a_gap_and_not_counted() -
 
 def test_the_largest_progress_fits_in_kafka_commit_metadata() -> None:
     # every event type and every invalid reason, with counts of a decade of a very large center
-    progress = PartitionProgress(latest_at=2**62)
+    progress = PartitionProgress(latest_at=2**62, keyed_otherwise=10**15)
     for name in EVENT_TYPES:
         progress.events_by_type[name] = 10**15
     for reason in REASONS:
@@ -111,6 +111,7 @@ def test_the_largest_progress_fits_in_kafka_commit_metadata() -> None:
     assert len(metadata.encode()) <= COMMIT_METADATA_BYTES
     restored = progress_from_metadata(metadata, 99)
     assert restored.events_by_type == progress.events_by_type and restored.next_offset == 99
+    assert restored.keyed_otherwise == progress.keyed_otherwise
 
 
 def test_nothing_committed_starts_afresh() -> None:
@@ -135,3 +136,26 @@ def test_a_partition_far_ahead_in_event_time_is_paused_until_the_slowest_catches
     assert ahead(latest, {1, 2, 3}) == {1, 3}  # partition 0 has nothing waiting: it holds nobody back
     assert ahead(latest, {3}) == set()  # the only one with messages waiting is never held
     assert ahead(latest, {0, 2}) == set()
+
+
+def test_events_keyed_otherwise_are_counted_once() -> None:
+    """The key ``ccpulse produce`` gives (contact_id; agent events: agent_id) counts as keyed
+    right; any other key, or none, counts as keyed otherwise, once, whatever is read again."""
+    agent = orjson.dumps({"event_id": "a1", "type": "agent.state_changed", "schema_version": 1,
+                          "occurred_at": "2026-11-23T10:00:00Z", "agent_id": "ag7", "state": "available",
+                          "queues": ["billing"]})  # fmt: skip
+    records = [
+        Record(0, offered(1), key=b"c1"),  # right
+        Record(1, offered(2), key=b"billing"),  # keyed by queue
+        Record(2, offered(3)),  # no key
+        Record(3, agent, key=b"ag7"),  # right
+        Record(4, agent, key=b"c1"),  # wrong
+        Record(5, b"{", key=b"whatever"),  # invalid: not counted here
+    ]
+    progress = PartitionProgress()
+    take(progress, "t", 0, records, Pseudonyms(None), 4, Intake())
+    assert progress.keyed_otherwise == 3
+    take(progress, "t", 0, records, Pseudonyms(None), 4, Intake())  # read again: not counted again
+    assert progress.keyed_otherwise == 3
+    restored = progress_from_metadata(commit_metadata(progress), progress.next_offset)
+    assert restored.keyed_otherwise == 3
