@@ -140,6 +140,12 @@ class Settings:
         return Secret(f"chdb://{(self.data_dir / 'clickhouse').resolve()}")
 
     @property
+    def single_writer(self) -> bool:
+        """The embedded engine: one worker writes it, so no other worker can hold a queue's board
+        at the same time (metrics_minute from the board's sums, pipeline/core/facts.py)."""
+        return self.effective_clickhouse_url.reveal().startswith("chdb:")
+
+    @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 

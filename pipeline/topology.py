@@ -493,7 +493,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     report_rows, report_touched = contribution_rows(report)
                     rows.rows["contributions"].extend(report_rows)
                     touched |= report_touched
-            whole = frozenset(Keeper.partitions) if board is Keeper.board else frozenset()
+            # With a ClickHouse server several workers may write, and a queue's board can move
+            # between them: a batch of its former owner, flushed late (an outage), would write
+            # its board's sums over the new owner's with a later version. So there every minute
+            # is summed from contributions in ClickHouse, as before (docs/operations.md).
+            whole = frozenset(Keeper.partitions) if board is Keeper.board and settings.single_writer else frozenset()
             rows.minutes, rows.touched = board_minutes(board, touched, now_us, queue_within(whole))
             await written(batch, rows)
 

@@ -59,3 +59,11 @@ def test_secrets_never_print() -> None:
     assert "hunter2" not in shown and "s3cr3t-pass" not in shown
     assert settings.kafka_security.kafka_python_options()["sasl_plain_password"] == "s3cr3t-pass"
     assert str(Secret("x")) == "***"
+
+
+def test_only_the_embedded_engine_counts_as_a_single_writer() -> None:
+    """metrics_minute comes from the board's sums only where one worker writes ClickHouse."""
+    assert Settings.from_env({}, env_file=None).single_writer  # the embedded engine, by default
+    assert Settings.from_env({"CCPULSE_CLICKHOUSE_URL": "chdb:///var/lib/ccpulse/ch"}, env_file=None).single_writer
+    server = Settings.from_env({"CCPULSE_CLICKHOUSE_URL": "https://u:p@ch.example:8443/cc"}, env_file=None)
+    assert not server.single_writer
