@@ -58,6 +58,9 @@ CCPULSE_MINUTES = (
 )
 
 
+PER_PROCESS = ("cpu_us_per_event", "peak_mib_by_process")  # ccpulse's figures per process
+
+
 class PeakMemory:
     """Samples the peak resident memory (VmHWM) of a process and of each of its descendants until
     it ends; the peak is their sum (ccpulse's worker has a ClickHouse writer process). A sum of
@@ -79,6 +82,13 @@ class PeakMemory:
         self._stop.set()
         self._thread.join(timeout=2)
         return sum(self.peaks_kib.values()) / 1024
+
+    def by_process(self) -> dict[str, float]:
+        """The peaks in MiB: the process itself, and the largest of its descendants (ccpulse: its
+        ClickHouse writer process) apart from the rest (Python's small resource tracker)."""
+        children = sorted((kib for pid, kib in self.peaks_kib.items() if pid != self.pid), reverse=True)
+        return {"process": round(self.peaks_kib.get(self.pid, 0) / 1024), "largest child": round(children[0] / 1024)
+                if children else 0, "other children": round(sum(children[1:]) / 1024)}  # fmt: skip
 
 
 def run_peer(name: str, bootstrap: str, topic: str, events: int, partitions: int, root: Path,
@@ -130,7 +140,11 @@ def ccpulse_run(deployment: Any, events: int, broker_pid: int | None) -> dict[st
     finally:
         peak = memory.stop()
         worker.stop()
-    return {"read": events, "seconds": seconds, "minutes": rows, "peak_mib": peak, "cpu_us_per_event": cpu_us}
+    split = memory.by_process()
+    print(f"ccpulse peak memory: worker {split['process']} MiB, ClickHouse writer {split['largest child']} MiB, "
+          f"other {split['other children']} MiB", flush=True)  # fmt: skip
+    return {"read": events, "seconds": seconds, "minutes": rows, "peak_mib": peak, "cpu_us_per_event": cpu_us,
+            "peak_mib_by_process": split}  # fmt: skip
 
 
 class CpuPerEvent:
@@ -477,7 +491,7 @@ def main() -> None:
 
     results["throughput"] = [
         {"name": name, "events_per_second": produced / run["seconds"], "seconds": run["seconds"],
-         "peak_mib": run["peak_mib"], **{key: run[key] for key in ("cpu_us_per_event",) if key in run},
+         "peak_mib": run["peak_mib"], **{key: run[key] for key in PER_PROCESS if key in run},
          "freshness_median_ms": percentile(fresh.get(name, []), 0.5),
          "freshness_p99_ms": percentile(fresh.get(name, []), 0.99),
          "freshness_samples": len(fresh.get(name, [])), **({"failed": failed[name]} if name in failed else {})}
