@@ -524,7 +524,8 @@ event: docs/sources.md.
 examples:
   ccpulse convert --from asterisk-queue-log /var/log/asterisk/queue_log > events.jsonl
   ccpulse produce --from asterisk-queue-log /var/log/asterisk/queue_log
-  ccpulse convert --from asterisk-queue-log --source-timezone Asia/Tokyo queue_log.csv""",
+  ccpulse convert --from asterisk-queue-log --source-timezone Asia/Tokyo queue_log.csv
+  ccpulse convert --from amazon-connect contact-records.jsonl   # Amazon Connect contact records""",
     )  # fmt: skip
     convert.add_argument("file", metavar="FILE|-")
     _source_options(convert, required=True)

@@ -11,10 +11,18 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
+from typing import Protocol
 
+from pipeline.sources.amazon_connect import ContactRecords
 from pipeline.sources.asterisk import Outcome, QueueLog
 
-FORMATS = ("asterisk-queue-log",)
+FORMATS = ("asterisk-queue-log", "amazon-connect")
+
+
+class Source(Protocol):
+    """A platform's records, converted one line at a time, in order."""
+
+    def line(self, raw: bytes | str) -> Outcome: ...
 
 
 @dataclass
@@ -46,10 +54,13 @@ class Summary:
                 f"{sum(self.rejected.values()):,} rejected{listed(self.rejected)}")  # fmt: skip
 
 
-def converter(name: str, zone: tzinfo) -> QueueLog:
-    if name != "asterisk-queue-log":
-        raise ValueError(f"unknown format {name!r}: expected one of {', '.join(FORMATS)}")
-    return QueueLog(zone)
+def converter(name: str, zone: tzinfo) -> Source:
+    """``zone``: the time zone of a format whose times carry none (a queue_log table export)."""
+    if name == "asterisk-queue-log":
+        return QueueLog(zone)
+    if name == "amazon-connect":
+        return ContactRecords()
+    raise ValueError(f"unknown format {name!r}: expected one of {', '.join(FORMATS)}")
 
 
 def convert(name: str, lines: Iterable[bytes], zone: tzinfo) -> Iterator[tuple[int, Outcome]]:
@@ -59,4 +70,4 @@ def convert(name: str, lines: Iterable[bytes], zone: tzinfo) -> Iterator[tuple[i
         yield number, source.line(line)
 
 
-__all__ = ["FORMATS", "Outcome", "Summary", "convert", "converter"]
+__all__ = ["FORMATS", "Outcome", "Source", "Summary", "convert", "converter"]

@@ -28,8 +28,7 @@ import orjson
 
 from pipeline.dead_letters import HEADER_DETAIL, HEADER_REASON
 from pipeline.kafka_io import SendReport
-from pipeline.sources import Summary
-from pipeline.sources.asterisk import QueueLog
+from pipeline.sources import Source, Summary
 
 log = logging.getLogger("ccpulse.follow")
 SAVE_SECONDS = 1.0
@@ -72,7 +71,7 @@ def identity(handle: BinaryIO) -> tuple[int, int]:
 
 
 class Follower:
-    def __init__(self, path: Path, state_file: Path, converter: QueueLog, sender: Sender, dlq_topic: str,
+    def __init__(self, path: Path, state_file: Path, converter: Source, sender: Sender, dlq_topic: str,
                  poll_seconds: float = 0.5) -> None:  # fmt: skip
         self.path, self.state_file, self.converter = path, state_file, converter
         self.sender, self.dlq_topic, self.poll_seconds = sender, dlq_topic, poll_seconds

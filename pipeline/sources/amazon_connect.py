@@ -1,0 +1,134 @@
+"""Amazon Connect contact records as contract events (``ccpulse convert --from amazon-connect``).
+
+Pure: lines in, events (dicts in the contract's JSON form) out; no clock, no I/O. One JSON
+document per line. This version reads **contact records** (Connect's "contact trace records",
+the data model of the Connect administrator guide: ``ContactId``, ``InitiationMethod``,
+``Channel``, ``Queue{Name, EnqueueTimestamp, DequeueTimestamp}``, ``Agent{Username,
+ConnectedToAgentTimestamp, AgentInteractionDuration, CustomerHoldDuration,
+AfterContactWorkDuration, AfterContactWorkEndTimestamp}``, ``CustomerEndpoint{Address}``,
+``DisconnectTimestamp``, ``Attributes``). Contact events (EventBridge) and agent events
+(Kinesis) are told apart by their fields and skipped, named, until their adapters land.
+
+A contact record is the whole contact, so it needs no state: every event comes from the record
+alone, its id from the contact id and the event type, so a record delivered again (Connect
+delivers them at least once, and again when attributes change) gives the same events and the
+pipeline counts them once. What each field becomes, and why: docs/sources.md.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from pipeline.sources.asterisk import Outcome, queue_name
+from pipeline.timefmt import rfc3339
+
+CHANNELS = {"VOICE": "voice", "CHAT": "chat", "EMAIL": "email"}
+COUNTED_METHODS = {"INBOUND", "API"}  # a customer waiting in a queue for an agent (docs/sources.md)
+CONTACT_EVENT_FIELDS = {"detail-type", "eventType"}  # EventBridge contact events
+AGENT_EVENT_FIELDS = {"AgentARN", "EventType"}  # Kinesis agent event stream
+
+
+class ContactRecords:
+    """A stream of contact records, line by line (any order: each record stands alone)."""
+
+    def line(self, raw: bytes | str) -> Outcome:
+        text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+        if not text.strip():
+            return Outcome(skipped="blank")
+        try:
+            record = orjson.loads(text)
+        except orjson.JSONDecodeError as problem:
+            return Outcome(rejected="unreadable", detail=f"not JSON: {problem}")
+        if not isinstance(record, dict):
+            return Outcome(rejected="unreadable", detail="not a JSON object")
+        if "ContactId" not in record:
+            return Outcome(skipped=_other_kind(record))
+        try:
+            return _events(record)
+        except (KeyError, TypeError, ValueError) as problem:
+            return Outcome(rejected="bad_record", detail=f"contact {record.get('ContactId')!r}: {problem}")
+
+
+def _other_kind(record: dict[str, Any]) -> str:
+    if CONTACT_EVENT_FIELDS & record.keys() or "detail" in record:
+        return "contact_event"  # not read yet: the contact records carry the same contacts, whole
+    if AGENT_EVENT_FIELDS <= record.keys():
+        return "agent_event"
+    return "not_a_contact_record"
+
+
+def _events(record: dict[str, Any]) -> Outcome:
+    contact = str(record["ContactId"])
+    method = str(record.get("InitiationMethod") or "")
+    if method not in COUNTED_METHODS:
+        return Outcome(skipped=f"initiation_{method.lower() or 'unknown'}")
+    channel = CHANNELS.get(str(record.get("Channel") or "").upper())
+    if channel is None:
+        return Outcome(skipped=f"channel_{str(record.get('Channel') or 'unknown').lower()}")
+    queue_info = record.get("Queue") or {}
+    enqueued = _time(queue_info.get("EnqueueTimestamp"))
+    if enqueued is None or not queue_info.get("Name"):
+        return Outcome(skipped="not_queued")  # ended in the flow (IVR, self-service): never offered
+    queue = queue_name(str(queue_info["Name"]))
+    agent = record.get("Agent") or {}
+    connected = _time(agent.get("ConnectedToAgentTimestamp"))
+    customer = (record.get("CustomerEndpoint") or {}).get("Address")
+    base = {"schema_version": 1, "contact_id": f"connect:{contact}"[:128]}
+    extra = {"connect_queue": queue_info["Name"]} if queue != queue_info["Name"] else {}
+    events: list[dict[str, object]] = [{
+        **base, "event_id": f"connect-{contact}-offered", "type": "contact.offered",
+        "occurred_at": rfc3339(enqueued), "queue": queue, "channel": channel,
+        "customer_id": str(customer)[:128] if customer else f"anonymous:{contact}"[:128], **extra,
+    }]  # fmt: skip
+    if connected is None:
+        left = _time(queue_info.get("DequeueTimestamp")) or _time(record.get("DisconnectTimestamp"))
+        if left is not None:  # "disconnected by the customer while in queue" (Connect's definition)
+            events.append({**base, "event_id": f"connect-{contact}-abandoned", "type": "contact.abandoned",
+                           "occurred_at": rfc3339(left)})  # fmt: skip
+        return Outcome(events=tuple(events))
+    events.append({**base, "event_id": f"connect-{contact}-answered", "type": "contact.answered",
+                   "occurred_at": rfc3339(connected), "agent_id": _agent_id(agent)})  # fmt: skip
+    ended = _time(agent.get("AfterContactWorkEndTimestamp")) or _time(record.get("DisconnectTimestamp"))
+    if ended is not None:
+        events.append({
+            **base, "event_id": f"connect-{contact}-ended", "type": "contact.ended", "occurred_at": rfc3339(ended),
+            "talk_seconds": _seconds(agent, "AgentInteractionDuration"),
+            "hold_seconds": _seconds(agent, "CustomerHoldDuration"),
+            "acw_seconds": _seconds(agent, "AfterContactWorkDuration"), "resolved": _resolved(record),
+        })  # fmt: skip
+    return Outcome(events=tuple(events))
+
+
+def _time(value: object) -> datetime | None:
+    """Connect's UTC timestamps (``2019-08-09T18:42:46Z``, with or without milliseconds)."""
+    if not value:
+        return None
+    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _seconds(agent: dict[str, Any], name: str) -> float:
+    value = agent.get(name) or 0
+    if not isinstance(value, int | float) or value < 0:
+        raise ValueError(f"Agent.{name} is {value!r}: whole seconds ≥ 0 expected")
+    return float(value)
+
+
+def _agent_id(agent: dict[str, Any]) -> str:
+    """The agent's user name; else the agent id at the end of its ARN."""
+    name = agent.get("Username") or str(agent.get("ARN") or "").rsplit("/", 1)[-1]
+    if not name:
+        raise ValueError("the contact was connected to an agent but the record names none")
+    return str(name)[:128]
+
+
+def _resolved(record: dict[str, Any]) -> bool:
+    """A contact attribute ``resolved`` ("true"/"false") when the flow or the agent sets one;
+    else resolved unless the contact was transferred on (a next contact, or a transfer out)."""
+    given = str((record.get("Attributes") or {}).get("resolved", "")).strip().lower()
+    if given in ("true", "false"):
+        return given == "true"
+    return not (record.get("NextContactId") or record.get("TransferCompletedTimestamp"))

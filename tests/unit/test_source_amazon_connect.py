@@ -1,0 +1,116 @@
+"""Amazon Connect contact records as contract events (pipeline/sources/amazon_connect.py,
+docs/sources.md).
+
+The fixture ``tests/fixtures/amazon_connect/contact_records.jsonl`` is built from the contact
+record data model of the Amazon Connect administrator guide ("Data model for Amazon Connect
+contact records": ContactTraceRecord, Agent, QueueInfo, Endpoint; "How to identify abandoned
+contacts": queued, with an EnqueueTimestamp and no ConnectedToAgentTimestamp), with its field
+names and timestamp format (``yyyy-mm-ddThh:mm:ssZ``), plus one record in the millisecond form
+exports also carry, a record delivered twice (Connect delivers records at least once), an
+EventBridge contact event and an agent event (other kinds, skipped), and two broken lines.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from pipeline.core.contract import check
+from pipeline.sources import Summary, convert
+
+FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "amazon_connect" / "contact_records.jsonl"
+REPO = Path(__file__).resolve().parents[2]
+
+
+def converted() -> tuple[list[dict], Summary]:  # type: ignore[type-arg]
+    summary = Summary()
+    events = []
+    with open(FIXTURE, "rb") as lines:
+        for _, outcome in convert("amazon-connect", lines, UTC):
+            summary.add(outcome)
+            events += outcome.events
+    return events, summary
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def records() -> dict[str, dict]:  # type: ignore[type-arg]
+    found = {}
+    for line in FIXTURE.read_bytes().splitlines():
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if "ContactId" in record:
+            found[record["ContactId"]] = record
+    return found
+
+
+def test_every_event_is_valid_and_a_record_delivered_again_gives_the_same_events() -> None:
+    events, _ = converted()
+    for event in events:
+        verdict = check(orjson.dumps(event))
+        assert verdict.event is not None, (event, verdict.reason, verdict.detail)
+    ids = [event["event_id"] for event in events]
+    assert len(ids) == 14 and len(set(ids)) == 11  # c-answered's record came twice: the same 3 events
+    twice = [event for event in events if event["contact_id"] == "connect:c-answered"]
+    assert twice[:3] == twice[3:]
+
+
+def test_waits_talk_hold_and_after_contact_work_are_connect_s_own() -> None:
+    events, _ = converted()
+    by = {(e["contact_id"], e["type"]): e for e in events}
+    for contact, record in records().items():
+        offered = by.get((f"connect:{contact}", "contact.offered"))
+        answered = by.get((f"connect:{contact}", "contact.answered"))
+        if offered is None or answered is None:
+            continue
+        wait = (at(answered["occurred_at"]) - at(offered["occurred_at"])).total_seconds()
+        assert wait == record["Queue"]["Duration"], contact  # Connect's queue duration, to the second
+        ended = by[(f"connect:{contact}", "contact.ended")]
+        agent = record["Agent"]
+        assert (ended["talk_seconds"], ended["hold_seconds"], ended["acw_seconds"]) == (
+            agent["AgentInteractionDuration"],
+            agent["CustomerHoldDuration"],
+            agent["AfterContactWorkDuration"],
+        )
+        assert answered["agent_id"] == agent["Username"]
+    answered_one = by[("connect:c-answered", "contact.ended")]
+    assert answered_one["occurred_at"] == "2026-11-23T09:04:15Z"  # the end of after-contact work
+
+
+def test_abandons_resolution_odd_queue_names_and_missing_customers() -> None:
+    events, _ = converted()
+    by = {(e["contact_id"], e["type"]): e for e in events}
+    assert by[("connect:c-abandoned", "contact.abandoned")]["occurred_at"] == "2026-11-23T09:01:42Z"
+    assert ("connect:c-abandoned", "contact.answered") not in by
+    assert by[("connect:c-answered", "contact.ended")]["resolved"] is True
+    assert by[("connect:c-chat", "contact.ended")]["resolved"] is False  # the flow's attribute
+    assert by[("connect:c-transferred", "contact.ended")]["resolved"] is False  # transferred on
+    chat = by[("connect:c-chat", "contact.offered")]
+    assert chat["queue"].startswith("Support_Desk-") and chat["connect_queue"] == "Support Desk"
+    assert chat["customer_id"] == "anonymous:c-chat" and chat["channel"] == "chat"
+    assert not [e for e in events if e["contact_id"] in ("connect:c-outbound", "connect:c-ivr",
+                                                           "connect:c-transferred-2", "connect:c-task")]  # fmt: skip
+
+
+def test_the_summary_names_what_was_skipped_and_rejected() -> None:
+    _, summary = converted()
+    assert (summary.lines, summary.converted, summary.events) == (13, 5, 14)
+    assert summary.skipped == {"initiation_outbound": 1, "not_queued": 1, "initiation_transfer": 1,
+                               "channel_task": 1, "contact_event": 1, "agent_event": 1}  # fmt: skip
+    assert summary.rejected == {"unreadable": 1, "bad_record": 1}
+
+
+def test_ccpulse_convert_from_amazon_connect() -> None:
+    done = subprocess.run([sys.executable, "-m", "pipeline", "convert", "--from", "amazon-connect", str(FIXTURE)],
+                          capture_output=True, cwd=REPO, timeout=60)  # fmt: skip
+    assert done.returncode == 1  # two lines rejected
+    assert len(done.stdout.splitlines()) == 14
+    assert b"line 13: rejected (bad_record)" in done.stderr and b"amazon-connect: 13 lines" in done.stderr
