@@ -48,7 +48,7 @@ class ContactRecords:
             return Outcome(skipped=_other_kind(record))
         try:
             return _events(record)
-        except (KeyError, TypeError, ValueError) as problem:
+        except (AttributeError, KeyError, TypeError, ValueError) as problem:  # a field of the wrong shape
             return Outcome(rejected="bad_record", detail=f"contact {record.get('ContactId')!r}: {problem}")
 
 

@@ -114,3 +114,17 @@ def test_ccpulse_convert_from_amazon_connect() -> None:
     assert done.returncode == 1  # two lines rejected
     assert len(done.stdout.splitlines()) == 14
     assert b"line 13: rejected (bad_record)" in done.stderr and b"amazon-connect: 13 lines" in done.stderr
+
+
+def test_fields_of_the_wrong_shape_are_rejected_not_a_crash() -> None:
+    from pipeline.sources.amazon_connect import ContactRecords
+
+    source = ContactRecords()
+    for broken in ({"ContactId": "x", "InitiationMethod": "INBOUND", "Channel": "VOICE", "Queue": "BasicQueue"},
+                   {"ContactId": "x", "InitiationMethod": "INBOUND", "Channel": "VOICE",
+                    "Queue": {"Name": "q", "EnqueueTimestamp": "2026-11-23T09:00:00Z"}, "Agent": ["a"]},
+                   {"ContactId": "x", "InitiationMethod": "INBOUND", "Channel": "VOICE", "CustomerEndpoint": 7,
+                    "Queue": {"Name": "q", "EnqueueTimestamp": "2026-11-23T09:00:00Z"}}):  # fmt: skip
+        outcome = source.line(orjson.dumps(broken))
+        assert outcome.rejected == "bad_record" and not outcome.events, broken
+    assert source.line(b"[1, 2]").rejected == "unreadable"
