@@ -235,6 +235,7 @@ def command_simulate(args: argparse.Namespace) -> int:
 
 def _simulate_as(args: argparse.Namespace, events: Iterator[dict[str, object]], faults: Any) -> int:
     """The simulated center as a platform would have logged it (its voice calls, for Asterisk)."""
+    from pipeline.sources.amazon_connect_out import contact_records
     from pipeline.sources.asterisk_out import queue_log_lines
 
     if args.to_kafka or args.speed or faults.any:
@@ -244,7 +245,8 @@ def _simulate_as(args: argparse.Namespace, events: Iterator[dict[str, object]], 
     out = open(args.output, "w") if args.output != "-" else sys.stdout
     written = 0
     try:
-        for line in queue_log_lines(events):
+        lines = contact_records(events) if args.as_format == "amazon-connect" else queue_log_lines(events)
+        for line in lines:
             out.write(line + "\n")
             written += 1
     finally:
@@ -629,9 +631,10 @@ examples:
         metavar="SHARE",
         help="hostile messages mixed in, per event (they go to the dead-letter topic)",
     )
-    simulate.add_argument("--as", dest="as_format", choices=["asterisk-queue-log"], default=None,
-                          help="write the voice calls as that platform logs them (convert them back with "
-                          "ccpulse convert --from FORMAT)")  # fmt: skip
+    simulate.add_argument("--as", dest="as_format", choices=["asterisk-queue-log", "amazon-connect"], default=None,
+                          help="write the contacts as that platform records them: Asterisk's queue_log (voice "
+                          "calls), Amazon Connect contact records (voice, chat, email); convert them back with "
+                          "ccpulse convert --from FORMAT")  # fmt: skip
     target = simulate.add_mutually_exclusive_group()
     target.add_argument("-o", "--output", default="-", help="JSON Lines file (default: standard output)")
     target.add_argument("--to-kafka", action="store_true", help="send to the input topic instead")

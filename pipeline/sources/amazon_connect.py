@@ -6,7 +6,7 @@ the data model of the Connect administrator guide: ``ContactId``, ``InitiationMe
 ``Channel``, ``Queue{Name, EnqueueTimestamp, DequeueTimestamp}``, ``Agent{Username,
 ConnectedToAgentTimestamp, AgentInteractionDuration, CustomerHoldDuration,
 AfterContactWorkDuration, AfterContactWorkEndTimestamp}``, ``CustomerEndpoint{Address}``,
-``DisconnectTimestamp``, ``Attributes``). Contact events (EventBridge) and agent events
+``DisconnectTimestamp``, ``DisconnectReason``, ``Attributes``). Contact events (EventBridge) and agent events
 (Kinesis) are told apart by their fields and skipped, named, until their adapters land.
 
 A contact record is the whole contact, so it needs no state: every event comes from the record
@@ -77,7 +77,11 @@ def _events(record: dict[str, Any]) -> Outcome:
     connected = _time(agent.get("ConnectedToAgentTimestamp"))
     customer = (record.get("CustomerEndpoint") or {}).get("Address")
     base = {"schema_version": 1, "contact_id": f"connect:{contact}"[:128]}
-    extra = {"connect_queue": queue_info["Name"]} if queue != queue_info["Name"] else {}
+    extra: dict[str, object] = {"connect_queue": queue_info["Name"]} if queue != queue_info["Name"] else {}
+    attributes = record.get("Attributes") or {}
+    for name, longest in (("reason", 64), ("case_id", 128)):  # contact attributes the flow may set
+        if attributes.get(name):
+            extra[name] = str(attributes[name])[:longest]
     events: list[dict[str, object]] = [{
         **base, "event_id": f"connect-{contact}-offered", "type": "contact.offered",
         "occurred_at": rfc3339(enqueued), "queue": queue, "channel": channel,
@@ -85,9 +89,15 @@ def _events(record: dict[str, Any]) -> Outcome:
     }]  # fmt: skip
     if connected is None:
         left = _time(queue_info.get("DequeueTimestamp")) or _time(record.get("DisconnectTimestamp"))
-        if left is not None:  # "disconnected by the customer while in queue" (Connect's definition)
+        if left is None:
+            return Outcome(events=tuple(events))
+        if record.get("DisconnectReason") in (None, "", "CUSTOMER_DISCONNECT"):
+            # "disconnected by the customer while in queue" (Connect's definition of an abandon)
             events.append({**base, "event_id": f"connect-{contact}-abandoned", "type": "contact.abandoned",
                            "occurred_at": rfc3339(left)})  # fmt: skip
+        else:  # the flow or the system ended it (a queue timeout): not the customer's choice, not an abandon
+            events.append({**base, "event_id": f"connect-{contact}-ended", "type": "contact.ended",
+                           "occurred_at": rfc3339(left), "resolved": False})  # fmt: skip
         return Outcome(events=tuple(events))
     events.append({**base, "event_id": f"connect-{contact}-answered", "type": "contact.answered",
                    "occurred_at": rfc3339(connected), "agent_id": _agent_id(agent)})  # fmt: skip

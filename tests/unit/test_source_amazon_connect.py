@@ -58,7 +58,7 @@ def test_every_event_is_valid_and_a_record_delivered_again_gives_the_same_events
         verdict = check(orjson.dumps(event))
         assert verdict.event is not None, (event, verdict.reason, verdict.detail)
     ids = [event["event_id"] for event in events]
-    assert len(ids) == 14 and len(set(ids)) == 11  # c-answered's record came twice: the same 3 events
+    assert len(ids) == 16 and len(set(ids)) == 13  # c-answered's record came twice: the same 3 events
     twice = [event for event in events if event["contact_id"] == "connect:c-answered"]
     assert twice[:3] == twice[3:]
 
@@ -93,6 +93,11 @@ def test_abandons_resolution_odd_queue_names_and_missing_customers() -> None:
     assert by[("connect:c-answered", "contact.ended")]["resolved"] is True
     assert by[("connect:c-chat", "contact.ended")]["resolved"] is False  # the flow's attribute
     assert by[("connect:c-transferred", "contact.ended")]["resolved"] is False  # transferred on
+    # left the queue by the flow's timeout, not by hanging up: ended unanswered, not abandoned
+    assert ("connect:c-timeout", "contact.abandoned") not in by
+    assert by[("connect:c-timeout", "contact.ended")]["occurred_at"] == "2026-11-23T09:35:05Z"
+    timeout_offer = by[("connect:c-timeout", "contact.offered")]
+    assert (timeout_offer["reason"], timeout_offer["case_id"]) == ("billing_question", "CASE-77")  # attributes
     chat = by[("connect:c-chat", "contact.offered")]
     assert chat["queue"].startswith("Support_Desk-") and chat["connect_queue"] == "Support Desk"
     assert chat["customer_id"] == "anonymous:c-chat" and chat["channel"] == "chat"
@@ -102,7 +107,7 @@ def test_abandons_resolution_odd_queue_names_and_missing_customers() -> None:
 
 def test_the_summary_names_what_was_skipped_and_rejected() -> None:
     _, summary = converted()
-    assert (summary.lines, summary.converted, summary.events) == (13, 5, 14)
+    assert (summary.lines, summary.converted, summary.events) == (14, 6, 16)
     assert summary.skipped == {"initiation_outbound": 1, "not_queued": 1, "initiation_transfer": 1,
                                "channel_task": 1, "contact_event": 1, "agent_event": 1}  # fmt: skip
     assert summary.rejected == {"unreadable": 1, "bad_record": 1}
@@ -112,8 +117,8 @@ def test_ccpulse_convert_from_amazon_connect() -> None:
     done = subprocess.run([sys.executable, "-m", "pipeline", "convert", "--from", "amazon-connect", str(FIXTURE)],
                           capture_output=True, cwd=REPO, timeout=60)  # fmt: skip
     assert done.returncode == 1  # two lines rejected
-    assert len(done.stdout.splitlines()) == 14
-    assert b"line 13: rejected (bad_record)" in done.stderr and b"amazon-connect: 13 lines" in done.stderr
+    assert len(done.stdout.splitlines()) == 16
+    assert b"line 13: rejected (bad_record)" in done.stderr and b"amazon-connect: 14 lines" in done.stderr
 
 
 def test_fields_of_the_wrong_shape_are_rejected_not_a_crash() -> None:
@@ -128,3 +133,49 @@ def test_fields_of_the_wrong_shape_are_rejected_not_a_crash() -> None:
         outcome = source.line(orjson.dumps(broken))
         assert outcome.rejected == "bad_record" and not outcome.events, broken
     assert source.line(b"[1, 2]").rejected == "unreadable"
+
+
+def test_the_simulator_written_as_contact_records_converts_back_to_its_own_contacts() -> None:
+    """``simulate --as amazon-connect``, converted back: every finished voice, chat and email
+    contact of the simulator, with its queue, channel, customer, reason and case, its offer,
+    answer, abandonment and end at the same instants, its agent, disposition, and talk, hold and
+    after-contact work in whole seconds (Connect records whole seconds); nothing else. (Surveys
+    and agent states are not contact records.)"""
+    from datetime import timedelta
+
+    from pipeline.simulation import Simulation
+    from pipeline.sources.amazon_connect import ContactRecords
+    from pipeline.sources.amazon_connect_out import contact_records
+
+    events = list(Simulation(datetime(2026, 11, 23, 8, 0, tzinfo=UTC), seed=5).events(timedelta(hours=3)))
+    finished = {str(e["contact_id"]) for e in events if e["type"] in ("contact.abandoned", "contact.ended")}
+    kept = {str(e["contact_id"]) for e in events if e["type"] == "contact.offered" and e["channel"] in
+            ("voice", "chat", "email")} & finished  # fmt: skip
+    assert (
+        len(kept) > 500 and len({e["channel"] for e in events if e.get("contact_id") in kept and "channel" in e}) == 3
+    )
+
+    def contacts(stream: list[dict], contact_of) -> dict:  # type: ignore[no-untyped-def,type-arg]
+        found: dict = {}  # type: ignore[type-arg]
+        for e in stream:
+            contact = contact_of(e)
+            if contact not in kept or not e["type"].startswith("contact."):
+                continue
+            facts = found.setdefault(contact, {})
+            facts[e["type"]] = at(e["occurred_at"])
+            if e["type"] == "contact.offered":
+                facts["who"] = (e["queue"], e["channel"], e["customer_id"], e.get("reason"), e.get("case_id"))
+            if e["type"] == "contact.answered":
+                facts["agent"] = e["agent_id"]
+            if e["type"] == "contact.ended" and "contact.answered" in facts:
+                facts["work"] = tuple(round(e.get(n, 0)) for n in ("talk_seconds", "hold_seconds", "acw_seconds"))
+                facts["resolved"] = e["resolved"]
+        return found
+
+    source = ContactRecords()
+    back = [event for line in contact_records(events) for event in source.line(line).events]
+    assert all(check(orjson.dumps(event)).event is not None for event in back)
+    simulated = contacts(events, lambda e: e.get("contact_id"))
+    converted = contacts(back, lambda e: str(e["contact_id"]).removeprefix("connect:"))
+    assert converted == simulated
+    assert {e["type"] for e in back} == {"contact.offered", "contact.answered", "contact.abandoned", "contact.ended"}
