@@ -50,6 +50,7 @@ from pipeline.core.engine import (
     IssueLink,
     IssueOutcome,
     IssueUpdate,
+    contact_key,
 )
 from pipeline.core.expiry import ExpiryClock, contact_expired, contact_kept_until
 from pipeline.core.facts import board_minutes, contact_row, contribution_rows, issue_rows
@@ -445,7 +446,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     await asyncio.sleep(0)
                 rows.rows["issues"].extend(issue_rows(key, outcome.issues, outcome.gone, groups[key].version))
                 for link in outcome.links:
-                    links[partition_of(f"contact\x1f{link.contact_id}", partitions)].append(link)
+                    links[partition_of(contact_key(link.contact_id), partitions)].append(link)
             for destination, batch_links in links.items():
                 for chunk in chunks(batch_links):
                     await routed_topic.send(value=encode(ContactsMessage(links=chunk)), partition=destination)

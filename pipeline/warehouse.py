@@ -195,12 +195,10 @@ class Warehouse:
             if rows.get(table):
                 self.insert(table, rows[table], columns)
                 written[table] = len(rows[table])
-        found: MinuteSums = dict(minutes)
+        found: dict[Minute, Counts | tuple[int, ...] | None] = dict(minutes)
         if touched:
             sums = self.minute_sums(touched)
-            for key in touched:
-                counts = sums.get(key)
-                found[key] = counts.as_tuple() if counts is not None else None
+            found.update((key, sums.get(key)) for key in touched)
         if found:
             shown = [minute_row(q, c, m, found[(q, c, m)], version) for q, c, m in sorted(found)]
             self.insert("metrics_minute", shown, MINUTE_COLUMNS)

@@ -273,6 +273,17 @@ class IssueBatch:
 Record = TypeVar("Record", ContactRecord, AgentRecord)
 
 
+def contact_key(contact_id: str | None) -> str:
+    return f"contact\x1f{contact_id}"
+
+
+def routing_key(event: Event) -> str:
+    """Contacts by contact_id; agents by agent_id, in a separate key space."""
+    if event.type == "agent.state_changed":
+        return f"agent\x1f{event.agent_id}"
+    return contact_key(event.contact_id)
+
+
 @dataclass
 class ContactBatch:
     """One batch of the contacts stage, as the worker and the :class:`Engine` both run it: every
@@ -292,13 +303,12 @@ class ContactBatch:
 
     def event(self, routed_source: str, event: Event, new: bool) -> None:
         self.latest_at = max(self.latest_at, event.at)
+        key = routing_key(event)
         if event.type == "agent.state_changed":
-            key = f"agent\x1f{event.agent_id}"
             agent = self._record(key, AgentRecord)
             agent_apply(agent, event)
             self.agents[key] = event.agent_id or ""
             return
-        key = f"contact\x1f{event.contact_id}"
         contact = self._record(key, ContactRecord)
         applied, duplicate, conflict = contact_apply(contact, event, routed_source)
         if new and applied:  # a re-forwarded copy has a new offset but a known source
@@ -309,7 +319,7 @@ class ContactBatch:
     def link(self, link: IssueLink) -> None:
         """The issue a contact is in. A replayed link changes nothing but still rewrites the
         contact's row (the first row may have died in the sink's backlog with the worker)."""
-        key = f"contact\x1f{link.contact_id}"
+        key = contact_key(link.contact_id)
         contact = self.records.get(key) or self.load(key) or ContactRecord()
         assert isinstance(contact, ContactRecord)
         if link_step(contact, link) or contact.issue == link:

@@ -42,6 +42,7 @@ ISSUE_COLUMNS = (
 CONTRIBUTION_COLUMNS = ("queue", "channel", "minute", "source", *FIELDS, "version", "is_deleted")
 SECONDS_SUMS = {"wait_us_sum": "wait_seconds_sum", "handle_us_sum": "handle_seconds_sum",
                 "resolution_us_sum": "resolution_seconds_sum"}  # fmt: skip
+ZERO_COUNTS = (0,) * len(FIELDS)
 MINUTE_COLUMNS = ("minute", "queue", "channel", *(SECONDS_SUMS.get(name, name) for name in FIELDS),
                   "version", "is_deleted")  # fmt: skip
 # the tables the stages write rows to, in the order they are written (contributions before the
@@ -170,6 +171,6 @@ def board_minutes(
 
 def minute_row(queue: str, channel: str, minute: int, counts: Counts | tuple[int, ...] | None, version: int) -> Row:
     """A ``metrics_minute`` row from the sum of its contributions (None: nothing contributes: deleted)."""
-    values = Counts(*counts) if isinstance(counts, tuple) else counts or Counts()
-    shown = [seconds(getattr(values, name)) if name in SECONDS_SUMS else getattr(values, name) for name in FIELDS]
+    values = counts.as_tuple() if isinstance(counts, Counts) else counts or ZERO_COUNTS
+    shown = [seconds(value) if name in SECONDS_SUMS else value for name, value in zip(FIELDS, values, strict=True)]
     return (minute * 60, queue, channel, *shown, version, 0 if counts is not None else 1)

@@ -15,15 +15,9 @@ from msgspec import Struct
 from pipeline.core.board import Report
 from pipeline.core.contract import Event
 from pipeline.core.engine import IssueLink, IssueUpdate
+from pipeline.core.engine import routing_key as routing_key  # the key contacts-stage messages go by
 
 T = TypeVar("T")
-
-
-def routing_key(event: Event) -> str:
-    """Contacts by contact_id; agents by agent_id, in a separate key space."""
-    if event.type == "agent.state_changed":
-        return f"agent\x1f{event.agent_id}"
-    return f"contact\x1f{event.contact_id}"
 
 
 class Routed(Struct, array_like=True, frozen=True):

@@ -69,54 +69,69 @@ def _events(record: dict[str, Any]) -> Outcome:
     if channel is None:
         return Outcome(skipped=f"channel_{str(record.get('Channel') or 'unknown').lower()}")
     queue_info = record.get("Queue") or {}
-    enqueued = _time(queue_info.get("EnqueueTimestamp"))
-    if enqueued is None or not queue_info.get("Name"):
+    if _time(queue_info.get("EnqueueTimestamp")) is None or not queue_info.get("Name"):
         return Outcome(skipped="not_queued")  # ended in the flow (IVR, self-service): never offered
-    queue = queue_name(str(queue_info["Name"]))
-    agent = record.get("Agent") or {}
-    connected = _time(agent.get("ConnectedToAgentTimestamp"))
-    customer = (record.get("CustomerEndpoint") or {}).get("Address")
     base = {"schema_version": 1, "contact_id": f"connect:{contact}"[:128]}
+    agent = record.get("Agent") or {}
+    offered = _offered(record, base, channel)
+    connected = _time(agent.get("ConnectedToAgentTimestamp"))
+    if connected is None:
+        return Outcome(events=(offered, *_unanswered(record, base)))
+    answered = {**base, "event_id": f"connect-{contact}-answered", "type": "contact.answered",
+                "occurred_at": rfc3339(connected), "agent_id": _agent_id(agent)}  # fmt: skip
+    return Outcome(events=(offered, answered, *_handled(record, base, agent)))
+
+
+def _offered(record: dict[str, Any], base: dict[str, object], channel: str) -> dict[str, object]:
+    contact, queue_info = str(record["ContactId"]), record["Queue"]
+    queue = queue_name(str(queue_info["Name"]))
     extra: dict[str, object] = {"connect_queue": queue_info["Name"]} if queue != queue_info["Name"] else {}
     attributes = record.get("Attributes") or {}
     for name, longest in (("reason", 64), ("case_id", 128)):  # contact attributes the flow may set
         if attributes.get(name):
             extra[name] = str(attributes[name])[:longest]
-    events: list[dict[str, object]] = [{
+    customer = (record.get("CustomerEndpoint") or {}).get("Address")
+    return {
         **base, "event_id": f"connect-{contact}-offered", "type": "contact.offered",
-        "occurred_at": rfc3339(enqueued), "queue": queue, "channel": channel,
+        "occurred_at": rfc3339(parse_time(str(queue_info["EnqueueTimestamp"]))), "queue": queue, "channel": channel,
         "customer_id": str(customer)[:128] if customer else f"anonymous:{contact}"[:128], **extra,
-    }]  # fmt: skip
-    if connected is None:
-        left = _time(queue_info.get("DequeueTimestamp")) or _time(record.get("DisconnectTimestamp"))
-        if left is None:
-            return Outcome(events=tuple(events))
-        if record.get("DisconnectReason") in (None, "", "CUSTOMER_DISCONNECT"):
-            # "disconnected by the customer while in queue" (Connect's definition of an abandon)
-            events.append({**base, "event_id": f"connect-{contact}-abandoned", "type": "contact.abandoned",
-                           "occurred_at": rfc3339(left)})  # fmt: skip
-        else:  # the flow or the system ended it (a queue timeout): not the customer's choice, not an abandon
-            events.append({**base, "event_id": f"connect-{contact}-ended", "type": "contact.ended",
-                           "occurred_at": rfc3339(left), "resolved": False})  # fmt: skip
-        return Outcome(events=tuple(events))
-    events.append({**base, "event_id": f"connect-{contact}-answered", "type": "contact.answered",
-                   "occurred_at": rfc3339(connected), "agent_id": _agent_id(agent)})  # fmt: skip
+    }  # fmt: skip
+
+
+def _unanswered(record: dict[str, Any], base: dict[str, object]) -> list[dict[str, object]]:
+    """Queued, never connected: abandoned when the customer left ("disconnected by the customer
+    while in queue", Connect's definition), else ended unanswered (the flow's queue timeout)."""
+    contact = str(record["ContactId"])
+    left = _time(record["Queue"].get("DequeueTimestamp")) or _time(record.get("DisconnectTimestamp"))
+    if left is None:
+        return []
+    if record.get("DisconnectReason") in (None, "", "CUSTOMER_DISCONNECT"):
+        return [{**base, "event_id": f"connect-{contact}-abandoned", "type": "contact.abandoned",
+                 "occurred_at": rfc3339(left)}]  # fmt: skip
+    return [{**base, "event_id": f"connect-{contact}-ended", "type": "contact.ended", "occurred_at": rfc3339(left),
+             "resolved": False}]  # fmt: skip
+
+
+def _handled(record: dict[str, Any], base: dict[str, object], agent: dict[str, Any]) -> list[dict[str, object]]:
+    """The end of an answered contact: after its after-contact work, with Connect's durations."""
     ended = _time(agent.get("AfterContactWorkEndTimestamp")) or _time(record.get("DisconnectTimestamp"))
-    if ended is not None:
-        events.append({
-            **base, "event_id": f"connect-{contact}-ended", "type": "contact.ended", "occurred_at": rfc3339(ended),
-            "talk_seconds": _seconds(agent, "AgentInteractionDuration"),
-            "hold_seconds": _seconds(agent, "CustomerHoldDuration"),
-            "acw_seconds": _seconds(agent, "AfterContactWorkDuration"), "resolved": _resolved(record),
-        })  # fmt: skip
-    return Outcome(events=tuple(events))
+    if ended is None:
+        return []
+    return [{
+        **base, "event_id": f"connect-{record['ContactId']}-ended", "type": "contact.ended",
+        "occurred_at": rfc3339(ended), "talk_seconds": _seconds(agent, "AgentInteractionDuration"),
+        "hold_seconds": _seconds(agent, "CustomerHoldDuration"),
+        "acw_seconds": _seconds(agent, "AfterContactWorkDuration"), "resolved": _resolved(record),
+    }]  # fmt: skip
 
 
 def _time(value: object) -> datetime | None:
     """Connect's UTC timestamps (``2019-08-09T18:42:46Z``, with or without milliseconds)."""
-    if not value:
-        return None
-    parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return parse_time(str(value)) if value else None
+
+
+def parse_time(text: str) -> datetime:
+    parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 

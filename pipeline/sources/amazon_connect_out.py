@@ -13,11 +13,13 @@ records and are not written.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import orjson
 
+from pipeline.sources.amazon_connect import parse_time
+from pipeline.sources.asterisk_out import number
 from pipeline.timefmt import rfc3339
 
 CHANNELS = {"voice": "VOICE", "chat": "CHAT", "email": "EMAIL"}
@@ -72,8 +74,8 @@ def _record(offered: dict[str, object]) -> dict[str, Any]:
 def _ended(record: dict[str, Any], ended: dict[str, object], at: str) -> str:
     """Fill in the agent's part of an answered contact that ended at ``at`` (the end of its
     after-contact work); returns when that work began (the customer's disconnect)."""
-    talk, hold, acw = (round(_number(ended.get(name))) for name in ("talk_seconds", "hold_seconds", "acw_seconds"))
-    work_start = rfc3339(_time(at) - timedelta(seconds=acw))
+    talk, hold, acw = (round(number(ended.get(name))) for name in ("talk_seconds", "hold_seconds", "acw_seconds"))
+    work_start = rfc3339(parse_time(at) - timedelta(seconds=acw))
     record["Agent"].update(AgentInteractionDuration=talk, CustomerHoldDuration=hold, AfterContactWorkDuration=acw,
                            AfterContactWorkStartTimestamp=work_start, AfterContactWorkEndTimestamp=at,
                            NumberOfHolds=1 if hold else 0)  # fmt: skip
@@ -85,13 +87,5 @@ def _line(record: dict[str, Any], disconnected: str, reason: str) -> str:
     return orjson.dumps(record).decode()
 
 
-def _number(value: object) -> float:
-    return float(value) if isinstance(value, int | float) else 0.0
-
-
-def _time(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _whole(since: str, until: str) -> int:
-    return int((_time(until) - _time(since)).total_seconds())
+    return int((parse_time(until) - parse_time(since)).total_seconds())

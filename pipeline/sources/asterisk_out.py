@@ -55,10 +55,10 @@ def queue_log_lines(events: Iterable[dict[str, object]]) -> Iterator[str]:
             if call.answered is None:
                 yield f"{at}|{contact}|{call.queue}|NONE|EXITWITHTIMEOUT|1|1|{at - call.entered}"
                 continue
-            handle = sum(_number(event.get(name)) for name in ("talk_seconds", "hold_seconds", "acw_seconds"))
+            handle = sum(number(event.get(name)) for name in ("talk_seconds", "hold_seconds", "acw_seconds"))
             hold = call.answered - call.entered
             yield f"{at}|{contact}|{call.queue}|{call.agent}|COMPLETECALLER|{hold}|{math.floor(handle)}|1"
 
 
-def _number(value: object) -> float:
+def number(value: object) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
