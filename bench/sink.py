@@ -60,7 +60,7 @@ def main() -> None:
 
         # (b) plain clickhouse-connect bulk inserts, same chunk size as the sink's flushes
         started = time.perf_counter()
-        for table, rows, columns in (("events", events, EVENT_COLUMNS), ("contacts", contacts, CONTACT_COLUMNS)):
+        for table, rows, columns in (("events", events, EVENT_COLUMNS), ("contact_facts", contacts, CONTACT_COLUMNS)):
             for start in range(0, len(rows), args.flush_rows):
                 client.insert(f"bench_plain.{table}", rows[start : start + args.flush_rows], column_names=list(columns))
         plain_seconds = time.perf_counter() - started
@@ -72,7 +72,7 @@ def main() -> None:
             done = asyncio.Event()
             remaining = [0]
             begun = time.perf_counter()
-            for table, rows in (("events", events), ("contacts", contacts)):
+            for table, rows in (("events", events), ("contact_facts", contacts)):
                 for start in range(0, len(rows), STAGE_BATCH):
                     batch = SinkBatch()
                     batch.rows[table] = rows[start : start + STAGE_BATCH]

@@ -47,13 +47,11 @@ from pipeline.core.engine import (
     ContactRecord,
     IssueBatch,
     IssueGroup,
-    IssueLink,
     IssueOutcome,
     IssueUpdate,
-    contact_key,
 )
 from pipeline.core.expiry import ExpiryClock, contact_expired, contact_kept_until
-from pipeline.core.facts import board_minutes, contact_row, contribution_rows, issue_rows
+from pipeline.core.facts import board_minutes, contact_issue_rows, contact_row, contribution_rows, issue_rows
 from pipeline.core.partitions import partition_of
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
@@ -62,7 +60,6 @@ from pipeline.core.stall import StallWatch
 from pipeline.core.targets import Targets
 from pipeline.core.wire import (
     BoardMessage,
-    ContactsMessage,
     board_decoder,
     chunks,
     contacts_decoder,
@@ -324,11 +321,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 duplicates, conflicts = contact_batch.duplicates, contact_batch.conflicts
                 for event in events:
                     new = progress.is_new(event.message.offset)
+                    # (links from versions before 2026-12 are ignored: contact_issues holds them now)
                     message = contacts_decoder.decode(event.message.value or b"")
-                    for link in message.links:
-                        if turns.due():
-                            await asyncio.sleep(0)
-                        contact_batch.link(link)
                     for routed in message.events:
                         if turns.due():
                             await asyncio.sleep(0)
@@ -374,7 +368,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 if turns.due():
                     await asyncio.sleep(0)
                 if key.startswith("contact\x1f"):
-                    rows.rows["contacts"].append(contact_row(key.split("\x1f", 1)[1], record, targets))  # type: ignore[arg-type]
+                    rows.rows["contact_facts"].append(contact_row(key.split("\x1f", 1)[1], record, targets))  # type: ignore[arg-type]
             await written(batch, rows)
 
     # ---------------------------------------------------------------- issues
@@ -440,16 +434,12 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             await writes.send()
             await _send_reports(board_topic, out.values(), partitions)
             rows = SinkBatch()
-            links: dict[int, list[IssueLink]] = defaultdict(list)
             for key, outcome in outcomes.items():
                 if turns.due():
                     await asyncio.sleep(0)
-                rows.rows["issues"].extend(issue_rows(key, outcome.issues, outcome.gone, groups[key].version))
-                for link in outcome.links:
-                    links[partition_of(contact_key(link.contact_id), partitions)].append(link)
-            for destination, batch_links in links.items():
-                for chunk in chunks(batch_links):
-                    await routed_topic.send(value=encode(ContactsMessage(links=chunk)), partition=destination)
+                version = groups[key].version
+                rows.rows["issues"].extend(issue_rows(key, outcome.issues, outcome.gone, version))
+                rows.rows["contact_issues"].extend(contact_issue_rows(outcome.links, version))
             await written(batch, rows)
 
     # ---------------------------------------------------------------- the board

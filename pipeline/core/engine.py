@@ -27,7 +27,7 @@ from pipeline.core.board import Board, Report, minutes_payload
 from pipeline.core.contract import Event
 from pipeline.core.issues import Issue, group
 from pipeline.core.issues import contributions as issue_contributions
-from pipeline.core.lifecycle import ContactState, IssueContact, apply, contribution, issue_key
+from pipeline.core.lifecycle import ContactState, IssueContact, apply, contribution
 from pipeline.core.partitions import partition_of
 from pipeline.core.targets import Targets
 
@@ -35,7 +35,7 @@ ISSUE_PARTITIONS = 2  # the engine's issues stage, for batches that cover some o
 
 
 class IssueLink(Struct, array_like=True, frozen=True):
-    """The issues stage tells a contact which issue it is in (for the ``contacts`` table)."""
+    """Which issue a contact is in, as its issue key's grouping says (a ``contact_issues`` row)."""
 
     contact_id: str
     key: str  # the issue key the link comes from: a link from a key the contact left is ignored
@@ -51,7 +51,9 @@ class ContactRecord(Struct, array_like=True):
     # every (queue, channel, minute) ever reported: a minute the contact left is cleared in ClickHouse
     reported_minutes: list[tuple[str, str, int]] = []
     version: int = 0  # grows with every step: orders the contact's rows in ClickHouse
-    issue: IssueLink | None = None  # its issue, as the issues stage last said
+    # Written by versions before 2026-12 (the issues stage sent it back); read from old changelogs,
+    # never set: a contact's issue is in ClickHouse's ``contact_issues`` now
+    issue: IssueLink | None = None
 
 
 class IssueUpdate(Struct, array_like=True, frozen=True):
@@ -287,7 +289,7 @@ def routing_key(event: Event) -> str:
 @dataclass
 class ContactBatch:
     """One batch of the contacts stage, as the worker and the :class:`Engine` both run it: every
-    message applied first (``event``, ``link``), each record loaded once (``load``; None: new), then
+    event applied first (``event``), each record loaded once (``load``; None: new), then
     each contact's and agent's reports once, from its state after the whole batch (``outcome``:
     a key's reports replace each other, only the last would count). Duplicates and conflicts are
     counted for new messages only (``new``: not a replay of one applied before)."""
@@ -316,15 +318,6 @@ class ContactBatch:
             self.conflicts += conflict
         self.contacts[key] = event.contact_id or ""
 
-    def link(self, link: IssueLink) -> None:
-        """The issue a contact is in. A replayed link changes nothing but still rewrites the
-        contact's row (the first row may have died in the sink's backlog with the worker)."""
-        key = contact_key(link.contact_id)
-        contact = self.records.get(key) or self.load(key) or ContactRecord()
-        assert isinstance(contact, ContactRecord)
-        if link_step(contact, link) or contact.issue == link:
-            self.records[key] = contact
-
     def outcome(self) -> Iterator[tuple[str, list[Report], list[IssueUpdate]]]:
         """Per key touched by new messages: its reports now, and a contact's issue updates (one
         key at a time: a stage gives the event loop a turn between them)."""
@@ -349,16 +342,6 @@ class ContactBatch:
 def issue_id(key: str, issue: Issue) -> str:
     """A stable id: the issue key and its opening contact (32 hex digits)."""
     return hashlib.blake2b(f"{key}\x1f{issue.opening.contact_id}".encode(), digest_size=16).hexdigest()
-
-
-def link_step(record: ContactRecord, link: IssueLink) -> bool:
-    """Record the contact's issue; False when the link is stale (from a key the contact left)."""
-    offered = record.state.offered
-    if offered is None or issue_key(offered) != link.key or record.issue == link:
-        return False
-    record.issue = link
-    record.version += 1
-    return True
 
 
 Minute = tuple[str, str, int]  # (queue, channel, minute)
@@ -424,6 +407,8 @@ class Engine:
     health: Health = field(default_factory=Health)
     clock_us: int = 0
     issue_backlog: list[IssueUpdate] = field(default_factory=list)
+    # (contact_id, issue key) -> (link, version): the ``contact_issues`` table
+    contact_issues: dict[tuple[str, str], tuple[IssueLink, int]] = field(default_factory=dict)
 
     def process(self, event: Event, source: str) -> None:
         self.clock_us = max(self.clock_us, event.at)
@@ -442,8 +427,7 @@ class Engine:
             group_record = self.issues.setdefault(update.key, IssueGroup())
             found = issue_step(group_record, update, self.targets)
             self._send(found.reports)
-            for link in found.links:
-                link_step(self.contacts.setdefault(link.contact_id, ContactRecord()), link)
+            self._link(found.links, group_record.version)
 
     def process_batch(
         self, messages: Iterable[tuple[Event, str]], issue_partitions: Collection[int] | None = None
@@ -492,9 +476,23 @@ class Engine:
         for key in batch.groups:
             found = batch.outcome(key)
             latest.update((report.key, report) for report in found.reports)
-            for link in found.links:
-                link_step(self.contacts.setdefault(link.contact_id, ContactRecord()), link)
+            self._link(found.links, batch.groups[key].version)
         self._send(latest.values())
+
+    def issue_of(self, contact_id: str) -> IssueLink | None:
+        """The contact's issue as the ``contacts`` view shows it: the row of the key it is in now."""
+        record = self.contacts.get(contact_id)
+        if record is None:
+            return None
+        joined = contribution(record.state, contact_id, self.targets).issue
+        found = self.contact_issues.get((contact_id, joined.key)) if joined is not None else None
+        return found[0] if found is not None else None
+
+    def _link(self, links: Iterable[IssueLink], version: int) -> None:
+        for link in links:  # ReplacingMergeTree: the greater version wins, ties the later
+            known = self.contact_issues.get((link.contact_id, link.key))
+            if known is None or version >= known[1]:
+                self.contact_issues[(link.contact_id, link.key)] = (link, version)
 
     @staticmethod
     def issue_partition(key: str) -> int:

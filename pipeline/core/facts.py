@@ -18,9 +18,9 @@ from typing import Any
 from pipeline.core.board import Board, Report, whole_from_minute
 from pipeline.core.contract import Event
 from pipeline.core.counts import FIELDS, Counts
-from pipeline.core.engine import ContactRecord
+from pipeline.core.engine import ContactRecord, IssueLink
 from pipeline.core.issues import Issue
-from pipeline.core.lifecycle import contribution, issue_key
+from pipeline.core.lifecycle import contribution
 from pipeline.core.targets import Targets
 
 Row = tuple[Any, ...]
@@ -31,8 +31,11 @@ CONTACT_COLUMNS = (
     "contact_id", "queue", "channel", "customer_id", "reason", "case_id", "agent_id",
     "offered_at", "answered_at", "abandoned_at", "ended_at", "surveyed_at", "last_event_at",
     "wait_seconds", "abandon_wait_seconds", "handle_seconds", "outcome", "answered_in_sl", "short_abandoned",
-    "resolved", "csat", "nps", "ces", "issue_id", "is_repeat", "version",
+    "resolved", "csat", "nps", "ces", "issue_key", "version",
 )  # fmt: skip
+# per contact and issue key: its issue in that key's grouping (the ``contacts`` view joins the
+# row of the key in the contact's facts: deploy/clickhouse/0002_contact_issues.sql)
+CONTACT_ISSUE_COLUMNS = ("contact_id", "issue_key", "issue_id", "is_repeat", "version")
 ISSUE_COLUMNS = (
     "issue_id", "keyed_by", "customer_id", "reason", "case_id", "queue", "channel", "opened_at",
     "opening_contact_id", "contacts", "judged_at", "fcr", "resolved_at", "resolution_seconds",
@@ -47,8 +50,8 @@ MINUTE_COLUMNS = ("minute", "queue", "channel", *(SECONDS_SUMS.get(name, name) f
                   "version", "is_deleted")  # fmt: skip
 # the tables the stages write rows to, in the order they are written (contributions before the
 # metrics_minute rows summed from them)
-STAGE_TABLES = {"events": EVENT_COLUMNS, "contacts": CONTACT_COLUMNS, "issues": ISSUE_COLUMNS,
-                "contributions": CONTRIBUTION_COLUMNS}  # fmt: skip
+STAGE_TABLES = {"events": EVENT_COLUMNS, "contact_facts": CONTACT_COLUMNS, "issues": ISSUE_COLUMNS,
+                "contact_issues": CONTACT_ISSUE_COLUMNS, "contributions": CONTRIBUTION_COLUMNS}  # fmt: skip
 
 
 def seconds(us: int | None) -> Decimal | None:
@@ -61,9 +64,9 @@ def event_row(event: Event, raw: bytes) -> Row:
 
 
 def contact_row(contact_id: str, record: ContactRecord, targets: Targets) -> Row:
-    """One contact as analysts see it: the winning event of each type (its facts), the outcome
-    that counts (a contact both answered and abandoned counts the earlier: METRICS.md), and its
-    issue. NULL where not known yet."""
+    """One contact's facts as analysts see them: the winning event of each type, the outcome that
+    counts (a contact both answered and abandoned counts the earlier: METRICS.md), and the issue
+    key it is in now (its issue comes from ``contact_issues``). NULL where not known yet."""
     state = record.state
     offered, answered, abandoned = state.offered, state.answered, state.abandoned
     ended, survey = state.ended, state.survey
@@ -78,8 +81,6 @@ def contact_row(contact_id: str, record: ContactRecord, targets: Targets) -> Row
         else:
             outcome = "abandoned"
             short = max(0, abandoned.at - offered.at) < targets.short_abandon_us
-    link = record.issue
-    in_issue = found.issue is not None and link is not None and offered is not None and link.key == issue_key(offered)
     return (
         contact_id,
         offered.queue if offered else None,
@@ -104,10 +105,14 @@ def contact_row(contact_id: str, record: ContactRecord, targets: Targets) -> Row
         survey.csat if survey else None,
         survey.nps if survey else None,
         survey.ces if survey else None,
-        link.issue_id if in_issue and link else None,
-        link.is_repeat if in_issue and link else None,
+        found.issue.key if found.issue is not None else None,
         record.version,
     )
+
+
+def contact_issue_rows(links: Iterable[IssueLink], version: int) -> list[Row]:
+    """The issues stage's word on where its key's contacts are: one row per contact and key."""
+    return [(link.contact_id, link.key, link.issue_id, link.is_repeat, version) for link in links]
 
 
 def issue_rows(key: str, issues: Iterable[tuple[str, Issue]], gone: Iterable[str], version: int) -> list[Row]:

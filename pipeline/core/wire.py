@@ -26,7 +26,8 @@ class Routed(Struct, array_like=True, frozen=True):
 
 
 class ContactsMessage(Struct, array_like=True, frozen=True):
-    """To the contacts stage: events (from ingest) and issue links (from the issues stage)."""
+    """To the contacts stage: events (from ingest). ``links`` came from the issues stage in versions
+    before 2026-12 and are ignored (the issues stage writes ``contact_issues`` instead)."""
 
     events: list[Routed] = []
     links: list[IssueLink] = []

@@ -72,8 +72,16 @@ def test_rows_sent_as_arrow_columns_equal_rows_sent_one_by_one(warehouse: Wareho
     """Every column type of every table the sink writes (NULLs, decimals, flags, times, 2^62
     versions, UTF-8) lands as clickhouse-connect's own row encoder would write it."""
     from pipeline.core.contract import Event
-    from pipeline.core.engine import ContactRecord, contact_apply
-    from pipeline.core.facts import CONTACT_COLUMNS, EVENT_COLUMNS, ISSUE_COLUMNS, contact_row, event_row
+    from pipeline.core.engine import ContactRecord, IssueLink, contact_apply
+    from pipeline.core.facts import (
+        CONTACT_COLUMNS,
+        CONTACT_ISSUE_COLUMNS,
+        EVENT_COLUMNS,
+        ISSUE_COLUMNS,
+        contact_issue_rows,
+        contact_row,
+        event_row,
+    )
     from pipeline.core.targets import Targets
 
     warehouse.migrate(load_migrations(migrations_dir()))
@@ -90,7 +98,11 @@ def test_rows_sent_as_arrow_columns_equal_rows_sent_one_by_one(warehouse: Wareho
     counts = tuple(range(1, len(FIELDS) + 1))
     rows = {
         "events": [event_row(offered, '{"raw":"é"}'.encode()), event_row(answered, b"{}")],
-        "contacts": [contact_row("c1", record, Targets()), contact_row("c2", waiting, Targets())],
+        "contact_facts": [contact_row("c1", record, Targets()), contact_row("c2", waiting, Targets())],
+        "contact_issues": contact_issue_rows(
+            [IssueLink("c1", "reason\x1fcust\x1fbilling", "i1", False), IssueLink("c9", "case\x1fx\x1fk", "i2", True)],
+            2**62,
+        ),
         "issues": [
             ("i1", "reason", "cust", "billing", None, "q", "voice", at, "c1", 1, None, None, None, None, None, at, 3, 0)
         ],  # fmt: skip
@@ -99,7 +111,8 @@ def test_rows_sent_as_arrow_columns_equal_rows_sent_one_by_one(warehouse: Wareho
         )[0],  # fmt: skip
         "metrics_minute": [minute_row("q", "voice", 29_000_000, counts, 5), minute_row("q", "chat", 1, None, 6)],
     }
-    columns = {"events": EVENT_COLUMNS, "contacts": CONTACT_COLUMNS, "issues": ISSUE_COLUMNS,
+    columns = {"events": EVENT_COLUMNS, "contact_facts": CONTACT_COLUMNS, "issues": ISSUE_COLUMNS,
+               "contact_issues": CONTACT_ISSUE_COLUMNS,
                "contributions": CONTRIBUTION_COLUMNS, "metrics_minute": MINUTE_COLUMNS}  # fmt: skip
     db = warehouse.database
     for table, table_rows in rows.items():
@@ -112,3 +125,75 @@ def test_rows_sent_as_arrow_columns_equal_rows_sent_one_by_one(warehouse: Wareho
         as_arrow = warehouse.client.query(f"SELECT {listed} FROM {db}.{table}_by_arrow ORDER BY {listed}").result_rows
         by_row = warehouse.client.query(f"SELECT {listed} FROM {db}.{table}_by_row ORDER BY {listed}").result_rows
         assert as_arrow == by_row and len(as_arrow) == len(table_rows), table
+
+
+def _old_contacts(warehouse: Warehouse, db: str) -> list[tuple[object, ...]]:
+    from pipeline.core.facts import CONTACT_COLUMNS
+
+    columns = [c for c in CONTACT_COLUMNS if c not in ("issue_key", "version")] + ["issue_id", "is_repeat", "version"]
+    listed = ", ".join(columns)
+    return warehouse.client.query(f"SELECT {listed} FROM {db}.contacts FINAL ORDER BY contact_id").result_rows
+
+
+@pytest.mark.parametrize("interrupted_after", [None, 1, 2, 3, 4, 5, 6])
+def test_contacts_become_a_view_with_their_issues_even_when_the_upgrade_is_interrupted(
+    warehouse: Warehouse, interrupted_after: int | None
+) -> None:
+    """A version-1 database (contacts a table with issue_id, is_repeat) upgraded by 0002 shows the
+    same rows through the view, also when the upgrade stopped after any statement and ran again."""
+    first, second = load_migrations(migrations_dir())[:2]
+    db = f"upgrade_{'whole' if interrupted_after is None else interrupted_after}"
+    view = Warehouse(warehouse.client, db)
+    warehouse.client.command(f"DROP DATABASE IF EXISTS {db} SYNC")
+    assert view.migrate([first]) == ["0001_tables"]
+    warehouse.client.command(
+        f"INSERT INTO {db}.contacts (contact_id, queue, channel, customer_id, reason, case_id, offered_at, "
+        "answered_at, last_event_at, outcome, answered_in_sl, issue_id, is_repeat, version) VALUES "
+        "('c1', 'q', 'voice', 'cu', 'billing', NULL, 1, 2, 2, 'answered', true, 'i1', false, 3), "
+        "('c1', 'q', 'voice', 'cu', 'billing', NULL, 1, 2, 2, 'answered', true, NULL, NULL, 2), "
+        "('c2', 'q', 'chat', 'cu', NULL, 'k7', 5, 9, 9, 'answered', false, 'i2', true, 4), "
+        "('c3', 'q', 'chat', NULL, NULL, NULL, 5, NULL, 5, NULL, NULL, NULL, NULL, 1)"
+    )
+    before = _old_contacts(view, db)
+    assert [row[0] for row in before] == ["c1", "c2", "c3"] and before[0][-3:] == ("i1", False, 3)
+    statements = second.statements(db)
+    for statement in statements[: (interrupted_after if interrupted_after is not None else 0)]:
+        warehouse.client.command(statement)
+    assert view.migrate([first, second]) == ["0002_contact_issues"]
+    assert _old_contacts(view, db) == before
+    for statement in statements:  # every statement again, on the upgraded database: nothing changes
+        warehouse.client.command(statement)
+    assert _old_contacts(view, db) == before
+    kinds = dict(warehouse.client.query(f"SELECT name, engine FROM system.tables WHERE database = '{db}'").result_rows)
+    assert kinds["contacts"] == "View" and kinds["contact_facts"] == "ReplacingMergeTree"
+
+
+def test_the_contacts_view_shows_the_issue_of_the_key_a_contact_is_in_now(warehouse: Warehouse) -> None:
+    """Rows of contact_issues for a key the contact has left are not shown; the greater version wins."""
+    from pipeline.core.engine import IssueLink
+    from pipeline.core.facts import CONTACT_COLUMNS, CONTACT_ISSUE_COLUMNS, contact_issue_rows
+
+    warehouse.migrate(load_migrations(migrations_dir()))
+    db = warehouse.database
+    warehouse.client.command(f"TRUNCATE TABLE {db}.contact_facts")
+    warehouse.client.command(f"TRUNCATE TABLE {db}.contact_issues")
+    facts = {c: None for c in CONTACT_COLUMNS} | {"last_event_at": 7, "outcome": "answered"}
+    rows = [
+        tuple(
+            (facts | {"contact_id": "c1", "issue_key": "reason\x1fcu\x1fb", "version": 2})[c] for c in CONTACT_COLUMNS
+        ),
+        tuple((facts | {"contact_id": "c2", "issue_key": None, "version": 1})[c] for c in CONTACT_COLUMNS),
+    ]
+    warehouse.insert("contact_facts", rows, CONTACT_COLUMNS)
+    links = [IssueLink("c1", "reason\x1fcu\x1fa", "left", False), IssueLink("c2", "reason\x1fcu\x1fa", "x", True)]
+    warehouse.insert("contact_issues", contact_issue_rows(links, 9), CONTACT_ISSUE_COLUMNS)
+    warehouse.insert("contact_issues", contact_issue_rows([IssueLink("c1", "reason\x1fcu\x1fb", "i1", True)], 5),
+                     CONTACT_ISSUE_COLUMNS)  # fmt: skip
+    warehouse.insert("contact_issues", contact_issue_rows([IssueLink("c1", "reason\x1fcu\x1fb", "old", False)], 4),
+                     CONTACT_ISSUE_COLUMNS)  # fmt: skip
+    for join_use_nulls in (0, 1):  # the session's setting (a readonly session cannot change it)
+        shown = warehouse.client.query(
+            f"SELECT contact_id, issue_id, is_repeat, version FROM {db}.contacts FINAL ORDER BY contact_id "
+            f"SETTINGS join_use_nulls = {join_use_nulls}"
+        ).result_rows
+        assert shown == [("c1", "i1", True, 2), ("c2", None, None, 1)], join_use_nulls

@@ -169,7 +169,7 @@ def test_rows_and_links_sent_only_on_change_leave_every_contact_in_its_issue(
         for identifier, issue in issues_of(record, key, MODEL_TARGETS)
         for position, contact in enumerate(issue.contacts)
     }
-    assert {contact_id: engine.contacts[contact_id].issue for contact_id in truth} == truth
+    assert {contact_id: engine.issue_of(contact_id) for contact_id in truth} == truth
     assert contents(engine.board.reports) == contents(run(messages, MODEL_TARGETS).board.reports)
 
 
@@ -189,9 +189,10 @@ def test_a_contact_that_passes_through_another_key_gets_its_link_again() -> None
     engine.process_batch([offer(1, 100, "cu0"), (Event("a1", "contact.answered", BASE + 110_000_000, "c0",
                                                         agent_id="a0"), "0:2")])  # fmt: skip
     engine.process_batch([offer(3, 50, "cu1")], issue_partitions=(1,))
-    assert engine.contacts["c0"].issue is not None and engine.contacts["c0"].issue.key == key_away
+    away = engine.issue_of("c0")
+    assert away is not None and away.key == key_away
     engine.process_batch([offer(4, 10, "cu0")], issue_partitions=(0,))
-    link = engine.contacts["c0"].issue
+    link = engine.issue_of("c0")
     assert link is not None and link.key == key_home
 
 
