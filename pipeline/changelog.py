@@ -83,23 +83,32 @@ class ChangelogWrites:
         producer = self.app.producer._ensure_producer()  # faust's aiokafka producer
         deliveries: list[asyncio.Future[Any]] = []
         for (topic, partition), records in self._records.items():
-            batch, count = producer.create_batch(), 0
-            for key, value in records.items():
-                if count and batch.append(key=key, value=value, timestamp=None) is not None:
-                    count += 1
-                    continue
-                if count:  # full: send it and start the next one
-                    batch.close()
-                    deliveries.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()
-                if batch.append(key=key, value=value, timestamp=None) is None:
-                    raise ValueError(f"a {len(value or b'')}-byte record does not fit in a record batch")
-                count = 1
-            if count:
-                batch.close()
-                deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+            deliveries += await send_records(producer, topic, partition, records)
         self._records.clear()
         await asyncio.gather(*deliveries)
+
+
+async def send_records(producer: Any, topic: str, partition: int,
+                       records: dict[bytes, bytes | None]) -> list[asyncio.Future[Any]]:  # fmt: skip
+    """Send ``records`` (key -> value; None: a tombstone) to one partition as record batches (as
+    few as fit), in order; returns the deliveries to await. ``producer``: an AIOKafkaProducer."""
+    deliveries: list[asyncio.Future[Any]] = []
+    batch, count = producer.create_batch(), 0
+    for key, value in records.items():
+        if count and batch.append(key=key, value=value, timestamp=None) is not None:
+            count += 1
+            continue
+        if count:  # full: send it and start the next one
+            batch.close()
+            deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()
+        if batch.append(key=key, value=value, timestamp=None) is None:
+            raise ValueError(f"a {len(value or b'')}-byte record does not fit in a record batch")
+        count = 1
+    if count:
+        batch.close()
+        deliveries.append(await producer.send_batch(batch, topic, partition=partition))
+    return deliveries
 
 
 def _destination(table: Any, key: str | int) -> tuple[str, int]:

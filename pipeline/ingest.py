@@ -1,24 +1,33 @@
-"""The ingest stage: reads the input topic in bulk with its own consumer, validates, dead-letters,
-writes the ``events`` rows, and forwards every valid event to the contacts stage.
+"""The ingest stage and the contacts pass: reads the input topic in bulk with its own consumer,
+validates, dead-letters, writes the ``events`` and ``contact_facts`` rows, and keeps every owned
+input partition's contacts and agents in plain dicts (``pipeline.core.contact_pass``).
 
-    input topic ──getmany (thousands at once)──▶ pipeline.core.intake.take ──▶ <app>-events
-        ▲                                               │   └─▶ dead-letter topic, clock ticks
-        └── commit(offset, metadata=counts) ◀── sent and durable ◀── events rows ─▶ ClickHouse
+    input topic ──getmany (thousands at once)──▶ pipeline.core.intake.take ─┬─▶ dead-letter topic, clock ticks
+        ▲      ▲                                                           ├─▶ re-routed: input topic, owner's partition
+        │      └── keyed otherwise                                          ▼
+        │                          contacts pass of the partition ──▶ <app>-contact-state (changelog, partition p)
+        │                                        ├─ reports ──▶ <app>-reports (by queue) ─▶ board
+        │                                        ├─ issue updates ──▶ <app>-issue-updates ─▶ issues
+        │                                        └─ rows ──▶ ClickHouse
+        └── commit(offset, metadata=counts) ◀── sent and durable
 
-Why not a Faust agent like the other stages: the input topic carries one message per event, and
-Faust's per-message path (fetcher thread, conductor, stream, acks) costs ~89 µs a message on this
-machine (``bench/throughput.py``'s Faust floor: 11,237 messages/s for an agent that only parses),
-which capped the whole worker. The other stages read internal messages that carry up to 1,000
-items each, where that cost is shared. Here aiokafka's ``getmany`` hands over whole fetches.
+Why not a Faust agent: the input topic carries one message per event, and Faust's per-message
+path (fetcher thread, conductor, stream, acks) costs ~89 µs a message on this machine
+(``bench/throughput.py``'s Faust floor: 11,237 messages/s for an agent that only parses), which
+capped the whole worker. Here aiokafka's ``getmany`` hands over whole fetches, and a contact's
+events need no hop: they are on the partition that owns the contact (``pipeline.core.intake``).
 
 Exactness: the consumer group is ``<app id>-ingest``. What the stage counted for a partition
 (events by type, invalid by reason, latest event time) is committed **with** the offset, as its
 metadata, in one request: after a crash the next owner starts from an offset and counts that
-belong together, re-reads what came after (forwarded again and written again: both idempotent
-downstream) and counts it once. An offset is committed only after everything its batch produced
-is acknowledged by the broker and its rows are durable in ClickHouse. Batches overlap: the next
-is read and processed while the previous ones are being sent and written (at most
-``MAX_IN_FLIGHT`` uncommitted), and commits follow in order.
+belong together, re-reads what came after (passed on and written again: both idempotent) and
+counts it once. The contacts' state is restored from its changelog partition, whole, when the
+partition is assigned (it may be ahead of the committed offset: the pass applies a replayed
+event as a no-op and counts duplicates once, ``pipeline.core.contact_pass``). An offset is
+committed only after everything its batch produced is acknowledged by the broker and its rows
+are durable in ClickHouse. Batches overlap: the next is read and processed while the previous
+ones are being sent and written (at most ``MAX_IN_FLIGHT`` uncommitted), and commits follow in
+order.
 """
 
 from __future__ import annotations
@@ -36,10 +45,15 @@ from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
+from pipeline.changelog import send_records
+from pipeline.core.board import Report
+from pipeline.core.contact_pass import ContactPass
+from pipeline.core.engine import IssueUpdate
 from pipeline.core.intake import Intake, ahead, commit_metadata, progress_from_metadata, take
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress
-from pipeline.core.wire import BoardMessage, ContactsMessage, Tick, chunks, encode
+from pipeline.core.targets import Targets
+from pipeline.core.wire import BoardMessage, Tick, board_messages, encode, issue_messages
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
 
@@ -76,7 +90,9 @@ class IngestStage(Service):
         settings: Settings,
         sink: Sink | None,
         pseudonyms: Pseudonyms,
-        contacts_topic: str,
+        targets: Targets,
+        state_topic: str,
+        issue_topic: str,
         board_topic: str,
         on_batch: Callable[[], None],
     ) -> None:
@@ -85,10 +101,15 @@ class IngestStage(Service):
         self.settings = settings
         self.sink = sink
         self.pseudonyms = pseudonyms
-        self.contacts_topic = contacts_topic
+        self.targets = targets
+        self.state_topic = state_topic
+        self.issue_topic = issue_topic
         self.board_topic = board_topic
         self.on_batch = on_batch
         self.progress: dict[int, PartitionProgress] = {}  # per owned input partition, applied so far
+        self.passes: dict[int, ContactPass] = {}  # per owned input partition: its contacts and agents
+        self.restorer: AIOKafkaConsumer | None = None  # reads the state changelog (no group)
+        self.handing_over = False  # between a revocation and the next assignment's take-over
         self.committed: dict[TopicPartition, OffsetAndMetadata | None] = {}  # per owned partition
         self.consumer: AIOKafkaConsumer | None = None
         self._in_flight: deque[InFlight] = deque()
@@ -136,6 +157,15 @@ class IngestStage(Service):
             metadata_max_age_ms=15_000,
             **settings.kafka_security.aiokafka_options(),  # type: ignore[arg-type]
         )
+        self.restorer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap.split(","),
+            group_id=None,
+            client_id=f"{settings.app_id}-restore",
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * FETCH_BYTES_PER_PARTITION,
+            **settings.kafka_security.aiokafka_options(),  # type: ignore[arg-type]
+        )
+        await self.restorer.start()
         self.consumer.subscribe([settings.topic], listener=_HandOver(self))
         await self.consumer.start()
         self.add_future(self._read())
@@ -151,6 +181,8 @@ class IngestStage(Service):
                         len(self._in_flight))  # fmt: skip
         if self.consumer is not None:
             await self.consumer.stop()
+        if self.restorer is not None:
+            await self.restorer.stop()
 
     # ------------------------------------------------------------------ reading
     async def _read(self) -> None:
@@ -198,7 +230,7 @@ class IngestStage(Service):
 
     async def _process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
         self.on_batch()
-        settings, partitions = self.settings, self.settings.partitions
+        settings = self.settings
         intake = Intake()
         commit: dict[TopicPartition, OffsetAndMetadata] = {}
         ticks: list[Tick] = []
@@ -207,7 +239,7 @@ class IngestStage(Service):
             if progress is None:  # handed over while this batch was fetched: its new owner reads it
                 continue
             latest_before = progress.latest_at
-            take(progress, settings.topic, tp.partition, records, self.pseudonyms, partitions, intake)
+            take(progress, settings.topic, tp.partition, records, self.pseudonyms, self._input_partitions(), intake)
             commit[tp] = OffsetAndMetadata(progress.next_offset, commit_metadata(progress))
             if progress.latest_at > latest_before:
                 ticks.append(Tick(tp.partition, progress.latest_at))
@@ -216,22 +248,21 @@ class IngestStage(Service):
                         "retention before this worker read them); they are not counted",
                         settings.topic, partition, first, last)  # fmt: skip
         producer = self.app.producer._ensure_producer()  # faust's aiokafka producer (acks=all)
-        deliveries: list[asyncio.Future[Any]] = []
-        for destination, routed in intake.forward.items():
-            for chunk in chunks(routed):
-                message = encode(ContactsMessage(events=chunk))
-                deliveries.append(await producer.send(self.contacts_topic, message, partition=destination))
+        rows = SinkBatch()
+        if intake.rows:
+            rows.rows["events"] = intake.rows
+        deliveries = await self._pass_contacts(producer, intake, rows)
+        for reroute in intake.reroutes:
+            deliveries.append(await producer.send(settings.topic, reroute.value, key=reroute.key,
+                                                  partition=reroute.partition, headers=reroute.headers))  # fmt: skip
         for letter in intake.dead_letters:
             deliveries.append(await producer.send(settings.dlq_topic, letter.value, key=letter.key,
                                                   headers=letter.headers))  # fmt: skip
         if ticks:
             tick_message = encode(BoardMessage(ticks=ticks))
-            for board_partition in range(partitions):
+            for board_partition in range(settings.partitions):
                 deliveries.append(await producer.send(self.board_topic, tick_message, partition=board_partition))
         batch = InFlight(self._generation, commit, deliveries)
-        rows = SinkBatch()
-        if intake.rows:
-            rows.rows["events"] = intake.rows
         self._in_flight.append(batch)
         self._changed.set()
         if self.sink is None:
@@ -239,6 +270,30 @@ class IngestStage(Service):
         else:
             rows.on_durable = batch.durable.set
             await self.sink.write(rows)  # waits while the sink's backlog is full (backpressure)
+
+    async def _pass_contacts(self, producer: Any, intake: Intake, rows: SinkBatch) -> list[asyncio.Future[Any]]:
+        """Each partition's events through its contacts pass: its changelog records, then the
+        reports and issue updates of the whole batch, and the contacts' rows."""
+        deliveries: list[asyncio.Future[Any]] = []
+        reports: list[Report] = []
+        updates: list[IssueUpdate] = []
+        for partition, events in intake.local.items():
+            out = self.passes[partition].on_batch(events, time.monotonic())  # owned: taken over whole
+            deliveries += await send_records(producer, self.state_topic, partition, out.writes)
+            reports += out.reports
+            updates += out.issue_updates
+            rows.rows["contact_facts"].extend(out.contact_rows)
+        partitions = self.settings.partitions
+        for destination, message in board_messages(reports, partitions):
+            deliveries.append(await producer.send(self.board_topic, message, partition=destination))
+        for destination, message in issue_messages(updates, partitions):
+            deliveries.append(await producer.send(self.issue_topic, message, partition=destination))
+        return deliveries
+
+    def _input_partitions(self) -> int:
+        assert self.consumer is not None
+        known = self.consumer.partitions_for_topic(self.settings.topic)
+        return len(known) if known else self.settings.partitions
 
     # ------------------------------------------------------------------ committing, in order
     async def _commit(self) -> None:
@@ -315,6 +370,7 @@ class IngestStage(Service):
 
     # ------------------------------------------------------------------ hand-overs
     async def revoked(self, partitions: set[TopicPartition]) -> None:
+        self.handing_over = True
         began = time.monotonic()
         try:
             await asyncio.wait_for(self._settle(), REVOKE_WAIT_SECONDS)
@@ -326,11 +382,20 @@ class IngestStage(Service):
         for tp in partitions:
             self.progress.pop(tp.partition, None)
             self.committed.pop(tp, None)
+            self.passes.pop(tp.partition, None)
         self._changed.set()
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
+        """Take the partitions over: their contacts from the changelog, then their committed offsets
+        and counts. No batch is processed meanwhile (records fetched already wait): a partition's
+        events are never applied before its state is whole."""
+        async with self._batch:
+            await self._take_over(sorted(partitions))
+        self.handing_over = False
+
+    async def _take_over(self, tps: list[TopicPartition]) -> None:
         assert self.consumer is not None
-        tps = sorted(partitions)
+        await self._restore([tp.partition for tp in tps])
         found = await self.consumer._coordinator.fetch_committed_offsets(tps)  # with metadata
         for tp in tps:
             stored = found.get(tp)
@@ -347,6 +412,34 @@ class IngestStage(Service):
         starts = {tp.partition: (c.offset if (c := self.committed[tp]) is not None else "start") for tp in tps}
         log.info("ingest owns input partitions %s (from offsets %s)", [tp.partition for tp in tps], starts)
         self._changed.set()
+
+    async def _restore(self, partitions: list[int]) -> None:
+        """Each partition's contacts pass from its changelog partition, read whole (compacted)."""
+        assert self.restorer is not None
+        began = time.monotonic()
+        retention_us = int(self.settings.contact_retention_hours * 3600 * 1_000_000)
+        passes = {p: ContactPass(self.targets, retention_us) for p in partitions}
+        tps = [TopicPartition(self.state_topic, p) for p in partitions]
+        self.restorer.assign(tps)
+        await self.restorer.seek_to_beginning(*tps)
+        ends = await self.restorer.end_offsets(tps)
+        pending = {tp for tp in tps if ends.get(tp, 0) > 0}
+        records = 0
+        while pending:
+            fetched = await self.restorer.getmany(*pending, timeout_ms=500, max_records=20_000)
+            for tp, found in fetched.items():
+                restore = passes[tp.partition].restore
+                for record in found:
+                    restore(record.key, record.value)
+                records += len(found)
+            for tp in list(pending):
+                if await self.restorer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        self.restorer.assign([])
+        self.passes.update(passes)
+        log.info("contacts pass: restored %d contacts and %d agents of partitions %s from %d changelog records "
+                 "in %.1f s", sum(p.contacts() for p in passes.values()), sum(p.agents() for p in passes.values()),
+                 partitions, records, time.monotonic() - began)  # fmt: skip
 
 
 def _sent(batch: InFlight) -> bool:

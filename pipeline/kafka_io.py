@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 from kafka import KafkaAdminClient, KafkaProducer  # type: ignore[attr-defined]
+from kafka.admin import NewPartitions
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.settings import Settings
@@ -36,9 +37,11 @@ def _client_options(settings: Settings) -> dict[str, object]:
 
 
 def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: tuple[str, ...] = (),
-                  compacted: tuple[str, ...] = ()) -> None:  # fmt: skip
+                  compacted: tuple[str, ...] = (), per_input: tuple[str, ...] = ()) -> None:  # fmt: skip
     """Create the input and dead-letter topics (and the worker's ``internal`` topics, and its
-    ``compacted`` ones: the tables' changelogs) with ``settings.partitions`` if they are missing."""
+    ``compacted`` ones: the tables' changelogs) with ``settings.partitions`` if they are missing;
+    the compacted ``per_input`` ones (the contacts' state, by input partition) with as many
+    partitions as the input topic has, or more (grown when the input topic grew)."""
     try:
         admin = KafkaAdminClient(
             client_id="ccpulse-admin",
@@ -67,8 +70,28 @@ def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: t
                 log.info("created topics %s with %d partitions", sorted(wanted), settings.partitions)
             except TopicAlreadyExistsError:
                 pass  # another process created it first
+        if per_input:
+            _ensure_per_input(admin, settings, per_input, timeout_seconds)
     finally:
         admin.close()
+
+
+def _ensure_per_input(admin: KafkaAdminClient, settings: Settings, names: tuple[str, ...], timeout: float) -> None:
+    topics = admin.describe_topics([settings.topic, *names])
+    described = {t.get("topic") or t["name"]: len(t["partitions"]) for t in topics if not t.get("error_code")}
+    wanted = max(described.get(settings.topic, 0), settings.partitions)
+    missing = {name: {"num_partitions": wanted, "replication_factor": -1, "configs": {"cleanup.policy": "compact"}}
+               for name in names if name not in described}  # fmt: skip
+    if missing:
+        try:
+            admin.create_topics(missing, timeout_ms=int(timeout * 1000), wait_for_metadata=True)
+            log.info("created topics %s with %d partitions (as the input topic)", sorted(missing), wanted)
+        except TopicAlreadyExistsError:
+            pass
+    grow = {name: NewPartitions(wanted) for name, count in described.items() if name in names and count < wanted}
+    if grow:
+        admin.create_partitions(grow, timeout_ms=int(timeout * 1000))
+        log.warning("grew topics %s to %d partitions: the input topic has that many", sorted(grow), wanted)
 
 
 def message_key(line: bytes) -> bytes | None:

@@ -1,20 +1,19 @@
 """The worker's topology, built in one place: topics, tables, agents and web views.
 
-    input topic ─▶ ingest ──valid──▶ <app>-events (by contact / agent) ─▶ contacts ─┐
-       (any key)     │ └─invalid──▶ dead-letter topic                      │ issue   │ reports
-                     └─clock ticks (to every board partition)              ▼ updates │ (by queue)
-                                                       <app>-issue-updates ─▶ issues ─┤
-                                                                                      ▼
-                                                              <app>-reports (by queue) ─▶ board ─▶ /metrics
+    input topic ─▶ ingest + contacts pass ──issue updates──▶ <app>-issue-updates ─▶ issues ─┐
+       (by contact)   │ │ └─invalid──▶ dead-letter topic                                    │ reports
+                      │ └─contacts' state──▶ <app>-contact-state (changelog)                ▼
+                      └─reports, clock ticks (by queue) ──────────────▶ <app>-reports ─▶ board ─▶ /metrics
 
-The ingest stage is not a Faust agent: it reads the input topic in bulk with its own consumer and
-commits its counts with its offsets (``pipeline/ingest.py``). The other three are Faust agents on
-internal topics whose messages carry up to 1,000 items each. Agents are thin: decode, call the
-pure steps of ``pipeline.core.engine``, write state, send on. Delivery is at-least-once
-everywhere and every step is idempotent: a message applied twice changes nothing, and each step
-re-sends its current output on a replay, so output lost in a crash is sent after all. Counters
-(events, dead letters, duplicates, conflicts) advance only for offsets beyond the partition's
-recorded progress, so a replay never counts twice.
+The ingest stage and its contacts pass are not a Faust agent: they read the input topic in bulk
+with their own consumer, keep each input partition's contacts and agents in plain dicts and
+commit their counts with their offsets (``pipeline/ingest.py``). The issues stage and the board
+are Faust agents on internal topics whose messages carry up to 1,000 items each. Agents are
+thin: decode, call the pure steps of ``pipeline.core.engine``, write state, send on. Delivery is
+at-least-once everywhere and every step is idempotent: a message applied twice changes nothing,
+and each step re-sends its current output on a replay, so output lost in a crash is sent after
+all. Counters (events, dead letters, duplicates, conflicts) advance only for offsets beyond the
+partition's recorded progress, so a replay never counts twice.
 
 Every internal message is sent to an explicit partition (``partitions.partition_of``) and every table
 routes its changelog by the same function of its key: each piece of state has one owner.
@@ -42,16 +41,12 @@ from pipeline.consumer import gated
 from pipeline.core.board import Board, Report
 from pipeline.core.commits import CommitGate
 from pipeline.core.engine import (
-    AgentRecord,
-    ContactBatch,
-    ContactRecord,
     IssueBatch,
     IssueGroup,
     IssueOutcome,
-    IssueUpdate,
 )
-from pipeline.core.expiry import ExpiryClock, contact_expired, contact_kept_until
-from pipeline.core.facts import board_minutes, contact_issue_rows, contact_row, contribution_rows, issue_rows
+from pipeline.core.expiry import EXPIRE_AT_ONCE, ExpiryClock
+from pipeline.core.facts import board_minutes, contact_issue_rows, contribution_rows, issue_rows
 from pipeline.core.partitions import partition_of
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
@@ -59,10 +54,8 @@ from pipeline.core.snapshot import snapshot
 from pipeline.core.stall import StallWatch
 from pipeline.core.targets import Targets
 from pipeline.core.wire import (
-    BoardMessage,
     board_decoder,
-    chunks,
-    contacts_decoder,
+    board_messages,
     encode,
     issue_update_decoder,
 )
@@ -160,9 +153,14 @@ def faust_app(settings: Settings) -> faust.App:
     )
 
 
-def stage_topics(app_id: str) -> tuple[str, str, str]:
-    """The internal topics of the contacts, issues and board stages."""
-    return f"{app_id}-events", f"{app_id}-issue-updates", f"{app_id}-reports"
+def stage_topics(app_id: str) -> tuple[str, str]:
+    """The internal topics of the issues and board stages."""
+    return f"{app_id}-issue-updates", f"{app_id}-reports"
+
+
+def state_topic(app_id: str) -> str:
+    """The contacts pass's changelog: one partition per input partition (compacted)."""
+    return f"{app_id}-contact-state"
 
 
 def by_partition(batch: Sequence[EventT]) -> Iterable[tuple[int, list[EventT]]]:
@@ -188,8 +186,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
                          partitions=partitions, internal=internal)  # fmt: skip
 
-    routed_name, issue_name, board_name = stage_topics(settings.app_id)
-    routed_topic = raw_topic(routed_name, internal=True)
+    issue_name, board_name = stage_topics(settings.app_id)
     issue_topic = raw_topic(issue_name, internal=True)
     board_topic = raw_topic(board_name, internal=True)
 
@@ -199,9 +196,6 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         created.partition_function = partition_function
         return app.tables.add(created)
 
-    contacts = table("contacts", str, lambda key: _stage_partition(key, partitions),
-                     "Contact lifecycles, and per events partition its progress record.")  # fmt: skip
-    agents = table("agents", str, lambda key: partition_of(key, partitions), "Agents' latest states.")
     issues = table("issues", str, lambda key: _stage_partition(key, partitions),
                    "Answered contacts per issue key, and per issue-updates partition its progress record.")  # fmt: skip
     reports = table("reports", str, lambda key: partition_of(key.split("\x1f", 1)[0], partitions),
@@ -244,15 +238,13 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 log.info("board rebuilt for partitions %s: %d reports", list(active), len(fresh.reports))
             return cls.board
 
-    # Per key, what expiry needs of a record, remembered when the stage writes it (a run then reads no
-    # stored record); forgotten at every rebalance, when the tables may have changed under them.
-    contacts_kept_until: dict[str, int] = {}
+    # Per issue key, what expiry needs of a record, remembered when the stage writes it (a run then
+    # reads no stored record); forgotten at every rebalance, when the tables may have changed.
     issues_last_at: dict[str, int] = {}
 
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def rebuild_board_after_recovery(sender: Any, **kwargs: Any) -> None:
         Keeper.stale = True
-        contacts_kept_until.clear()
         issues_last_at.clear()
 
     def received(batch: Sequence[EventT]) -> None:
@@ -294,82 +286,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
 
     # ---------------------------------------------------------------- ingest
     # Not a Faust agent: it reads the input topic in bulk with its own consumer (pipeline/ingest.py).
-    ingest = IngestStage(app=app, settings=settings, sink=sink, pseudonyms=pseudonyms,
-                         contacts_topic=routed_topic.get_topic_name(), board_topic=board_topic.get_topic_name(),
+    ingest = IngestStage(app=app, settings=settings, sink=sink, pseudonyms=pseudonyms, targets=targets,
+                         state_topic=state_topic(settings.app_id), issue_topic=issue_topic.get_topic_name(),
+                         board_topic=board_topic.get_topic_name(),
                          on_batch=lambda: input_seen.__setitem__(0, time.time()))  # fmt: skip
     app.service(ingest)  # type: ignore[arg-type]
-
-    # ---------------------------------------------------------------- contacts and agents
-    def load_contact_or_agent(key: str) -> ContactRecord | AgentRecord | None:
-        if key.startswith("agent\x1f"):
-            return _load(agents, key, AgentRecord)  # type: ignore[no-any-return]
-        return _load(contacts, key, ContactRecord)  # type: ignore[no-any-return]
-
-    @app.agent(routed_topic, name="contacts")
-    async def contacts_agent(stream: faust.StreamT) -> None:
-        batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
-        latest_seen = 0
-        contacts_expiry = ExpiryClock()
-        async for batch in batches:
-            received(batch)
-            contact_batch = ContactBatch(targets, load_contact_or_agent)
-            progress_records: dict[int, StageProgress] = {}
-            turns = Turns()
-            for partition, events in by_partition(batch):
-                progress = StageProgress.from_json(_json(contacts.get(progress_key(partition))))
-                progress_records[partition] = progress
-                duplicates, conflicts = contact_batch.duplicates, contact_batch.conflicts
-                for event in events:
-                    new = progress.is_new(event.message.offset)
-                    # (links from versions before 2026-12 are ignored: contact_issues holds them now)
-                    message = contacts_decoder.decode(event.message.value or b"")
-                    for routed in message.events:
-                        if turns.due():
-                            await asyncio.sleep(0)
-                        contact_batch.event(routed.source, routed.event, new)
-                    _report_hole(progress.applied(event.message.offset), routed_topic.get_topic_name(), partition)
-                progress.duplicates += contact_batch.duplicates - duplicates
-                progress.conflicts += contact_batch.conflicts - conflicts
-            latest_seen = max(latest_seen, contact_batch.latest_at)
-            records = contact_batch.records
-            out_reports: dict[str, list[Report]] = {}
-            updates: list[IssueUpdate] = []
-            for key, key_reports, key_updates in contact_batch.outcome():
-                if turns.due():
-                    await asyncio.sleep(0)
-                out_reports[key] = key_reports
-                updates += key_updates
-            # The progress record goes first, into the same changelog partition as the contacts it
-            # covers: a crash keeps a prefix of those writes, so counted implies recorded.
-            writes = ChangelogWrites(app, batch[0].message.generation_id if batch else None)
-            for partition, progress in progress_records.items():
-                writes.put(contacts, progress_key(partition), orjson.dumps(progress.to_json()))
-            for key, record in records.items():
-                if turns.due():
-                    await asyncio.sleep(0)
-                if isinstance(record, ContactRecord):
-                    writes.put(contacts, key, encode(record))
-                    contacts_kept_until[key] = contact_kept_until(record.state, retention_us)
-                else:
-                    writes.put(agents, key, encode(record))
-            if latest_seen and contacts_expiry.due(latest_seen, time.monotonic()):
-                _expire_contacts(contacts, contacts_kept_until, writes, latest_seen, retention_us)
-                out_reports.update(_expire_agents(agents, writes, latest_seen, retention_us))
-            await writes.send()
-            await _send_reports(board_topic, out_reports.values(), partitions)
-            by_key_partition: dict[int, list[IssueUpdate]] = defaultdict(list)
-            for update in updates:
-                by_key_partition[partition_of(update.key, partitions)].append(update)
-            for destination, batch_updates in by_key_partition.items():
-                for chunk in chunks(batch_updates):
-                    await issue_topic.send(value=encode(chunk), partition=destination)
-            rows = SinkBatch()
-            for key, record in records.items():
-                if turns.due():
-                    await asyncio.sleep(0)
-                if key.startswith("contact\x1f"):
-                    rows.rows["contact_facts"].append(contact_row(key.split("\x1f", 1)[1], record, targets))  # type: ignore[arg-type]
-            await written(batch, rows)
 
     # ---------------------------------------------------------------- issues
     @app.agent(issue_topic, name="issues")
@@ -493,8 +414,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             await written(batch, rows)
 
     # ---------------------------------------------------------------- lag, per stage
-    topics_of_stage = {"contacts": routed_topic.get_topic_name(),
-                    "issues": issue_topic.get_topic_name(), "board": board_topic.get_topic_name()}  # fmt: skip
+    topics_of_stage = {"issues": issue_topic.get_topic_name(), "board": board_topic.get_topic_name()}
     lag: dict[str, int] = {}
     watch = StallWatch(settings.stall_seconds)
 
@@ -584,9 +504,10 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     last_complete: dict[str, Any] = {}
 
     def steady(name: str, read: Callable[[], Any]) -> Any:
-        """``read()``, or while tables are being restored its last complete reading: a half-restored
-        counter would look like a reset to Prometheus."""
-        if app.in_recovery or app.rebalancing:
+        """``read()``, or while tables are being restored (or the ingest stage takes partitions
+        over) its last complete reading: a half-restored counter would look like a reset to
+        Prometheus."""
+        if app.in_recovery or app.rebalancing or ingest.handing_over:
             return last_complete.get(name) or read()
         last_complete[name] = value = read()
         return value
@@ -599,15 +520,21 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
 
     def read_contact_health() -> StageProgress:
         summed = StageProgress()
-        for p in owned(routed_topic.get_topic_name()):
-            one = StageProgress.from_json(_json(contacts.get(progress_key(p))))
-            summed.duplicates += one.duplicates
-            summed.conflicts += one.conflicts
+        for one in list(ingest.passes.values()):
+            summed.duplicates += one.progress.duplicates
+            summed.conflicts += one.progress.conflicts
         return summed
 
-    registry.register(PipelineHealthCollector(ingest_progress, contact_health, lambda: len(ingest.owned())))
-    state_tables = {"contacts": contacts, "agents": agents, "issues": issues, "reports": reports}
-    registry.register(StateSizeCollector(lambda: {name: len(t.data) for name, t in state_tables.items()}))
+    registry.register(PipelineHealthCollector(lambda: steady("ingest", ingest_progress), contact_health,
+                                              lambda: len(ingest.owned())))  # fmt: skip
+    state_tables = {"issues": issues, "reports": reports}
+
+    def state_sizes() -> dict[str, int]:
+        passes = list(ingest.passes.values())
+        return {"contacts": sum(p.contacts() for p in passes), "agents": sum(p.agents() for p in passes),
+                **{name: len(t.data) for name, t in state_tables.items()}}  # fmt: skip
+
+    registry.register(StateSizeCollector(state_sizes))
     registry.register(BoardCollector(Keeper.current, clock_us, settings.zone, targets, settings.max_queue_labels))
     registry.register(LagCollector(lambda: dict(lag)))
     if sink is not None:
@@ -779,59 +706,5 @@ def _load(table: Any, key: str, kind: type) -> Any:
 
 async def _send_reports(topic: faust.TopicT, groups: Iterable[list[Report]], partitions: int) -> None:
     """The reports of a batch, one message per board partition (in the order they were made)."""
-    by_partition_: dict[int, list[Report]] = defaultdict(list)
-    for group in groups:
-        for report in group:
-            by_partition_[partition_of(report.queue, partitions)].append(report)
-    for destination, reports in by_partition_.items():
-        for chunk in chunks(reports):
-            await topic.send(value=encode(BoardMessage(reports=chunk)), partition=destination)
-
-
-# Expiry deletes at most this many keys per run (the tombstones go out in the batch's record
-# batches): enough for an hour of event time at any realistic volume, bounded so that one run
-# never builds a burst of records larger than a few megabytes.
-EXPIRE_AT_ONCE = 10_000
-
-
-def _expire_contacts(contacts: Any, kept_until: dict[str, int], writes: ChangelogWrites, latest_us: int,
-                     retention_us: int) -> None:  # fmt: skip
-    """Forget contacts whose last event is older than the retention and that wait for nothing.
-
-    ``kept_until`` remembers, per contact key, the event time up to which it is kept (written with
-    the record): a run decodes only records it has no number for (restored from the changelog)
-    and the few it deletes (checked against the record itself before the delete)."""
-    expired = 0
-    for key, value in list(_store(contacts).items()):
-        if expired >= EXPIRE_AT_ONCE:
-            return
-        if value is None or key.startswith("\x00"):
-            continue
-        until = kept_until.get(key)
-        state = None
-        if until is None:
-            state = _decode(value, ContactRecord).state
-            until = kept_until[key] = contact_kept_until(state, retention_us)
-        if latest_us > until and contact_expired(state or _decode(value, ContactRecord).state, latest_us,
-                                                 retention_us):  # fmt: skip
-            writes.delete(contacts, key)
-            kept_until.pop(key, None)
-            expired += 1
-
-
-def _expire_agents(agents: Any, writes: ChangelogWrites, latest_us: int, retention_us: int) -> dict[str, list[Report]]:
-    """Forget agents that went offline longer ago than the retention (offline is never shown);
-    returns the reports that clear them from the board."""
-    horizon = latest_us - retention_us
-    clears: dict[str, list[Report]] = {}
-    for key, value in list(_store(agents).items()):
-        if len(clears) >= EXPIRE_AT_ONCE:
-            break
-        if value is None:
-            continue
-        record = msgspec.msgpack.decode(value, type=AgentRecord)
-        if record.state == "offline" and record.at < horizon:
-            writes.delete(agents, key)
-            source = f"agent:{key.split(chr(0x1F), 1)[1]}"
-            clears[key] = [Report(source, queue) for queue in record.reported_queues]
-    return clears
+    for destination, message in board_messages((report for group in groups for report in group), partitions):
+        await topic.send(value=message, partition=destination)

@@ -12,7 +12,7 @@ from pipeline.core.targets import Targets
 from pipeline.kafka_io import ensure_topics
 from pipeline.settings import Settings
 from pipeline.sink import FaultSwitch, Sink
-from pipeline.topology import build, stage_topics
+from pipeline.topology import build, stage_topics, state_topic
 from pipeline.warehouse import Warehouse, WarehouseError, connect, database_of, load_migrations, migrations_dir
 from pipeline.warehouse_process import WarehouseProcess
 
@@ -31,7 +31,12 @@ def run_worker(settings: Settings, verbose: bool = False) -> int:
     # Faust itself after the join (the clock table's, every fresh start) caused that rebalance
     # 15 s after start, and in one CI run (2026-12-02) the worker hung in it for good.
     changelogs = tuple(table.changelog_topic.get_topic_name() for table in app.tables.values())
-    ensure_topics(settings, internal=stage_topics(settings.app_id), compacted=changelogs)
+    ensure_topics(
+        settings,
+        internal=stage_topics(settings.app_id),
+        compacted=changelogs,
+        per_input=(state_topic(settings.app_id),),
+    )
     log.info(
         "worker starting: kafka %s, topic %s (%d partitions), web port %s, ClickHouse %s",
         settings.kafka_bootstrap,

@@ -207,7 +207,7 @@ def counter(samples: dict, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-STAGES = ("ingest", "contacts", "issues", "board")
+STAGES = ("ingest", "issues", "board")
 
 
 def caught_up(samples: dict, stages: tuple[str, ...] = STAGES) -> bool:  # type: ignore[type-arg]

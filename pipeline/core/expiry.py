@@ -15,6 +15,10 @@ from dataclasses import dataclass
 from pipeline.core.lifecycle import ContactState
 
 MINUTE_US = 60 * 1_000_000
+# Expiry deletes at most this many keys per run (the tombstones go out in the batch's record
+# batches): enough for an hour of event time at any realistic volume, bounded so that one run
+# never builds a burst of records larger than a few megabytes.
+EXPIRE_AT_ONCE = 10_000
 
 
 @dataclass

@@ -1,35 +1,46 @@
 """What the ingest stage makes of one input partition's records: pure, no I/O.
 
 The ingest stage reads the input topic with its own consumer, in order, partition by partition
-(``pipeline/ingest.py``). For each record it decides: valid → an ``events`` row and a routed copy
-for the contacts stage (by contact or agent); invalid → a dead letter with its reason. It counts
-what it saw in the partition's :class:`PartitionProgress`, which is committed together with the
-offset (as the offset's metadata), so a replay after a crash starts from counts that match its
-offset exactly: nothing counted twice, nothing missed.
+(``pipeline/ingest.py``). For each record it decides: valid → an ``events`` row and an event for
+the contacts pass of the partition that owns its contact (or agent); invalid → a dead letter with
+its reason. It counts what it saw in the partition's :class:`PartitionProgress`, which is
+committed together with the offset (as the offset's metadata), so a replay after a crash starts
+from counts that match its offset exactly: nothing counted twice, nothing missed.
+
+Who owns a contact: the input partition its events land on when producers key them by
+``contact_id`` (``agent_id``), as ``ccpulse produce`` does. So a record whose key is its owner
+key is owned where it is (a byte comparison per event). A record keyed otherwise belongs to
+the partition Kafka's default partitioner gives its owner key (murmur2); if that is another
+partition it is re-routed: produced once more to the input topic, on that partition, keyed by
+its owner key, with the header ``ccpulse.source`` (the original's ``<partition>:<offset>``). The
+copy is not counted or stored again; only the contacts pass of its owner applies it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+from kafka.partitioner.default import murmur2
 
 from pipeline import dead_letters
 from pipeline.core.contract import Event, check
 from pipeline.core.facts import Row, event_row
-from pipeline.core.partitions import partition_of
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress
-from pipeline.core.wire import Routed, routing_key
+from pipeline.core.wire import Routed
 
 log = logging.getLogger("ccpulse.ingest")
 
 # Kafka keeps at most offset.metadata.max.bytes (4096 by default) of metadata per committed offset.
 COMMIT_METADATA_BYTES = 4096
+
+
+REROUTED_HEADER = "ccpulse.source"  # on a re-routed copy: the original's "<partition>:<offset>"
 
 
 class InputRecord(Protocol):
@@ -39,6 +50,17 @@ class InputRecord(Protocol):
     key: bytes | None
     value: bytes | None
     timestamp: int  # ms since the epoch (Kafka's record timestamp)
+    headers: Sequence[tuple[str, bytes]]
+
+
+@dataclass
+class Reroute:
+    """A valid event keyed otherwise, to be produced again on its owner's input partition."""
+
+    partition: int
+    key: bytes
+    value: bytes
+    headers: list[tuple[str, bytes]]
 
 
 @dataclass
@@ -52,7 +74,9 @@ class DeadLetter:
 class Intake:
     """What a batch of input records gives: messages to send, rows to write, and any gap."""
 
-    forward: dict[int, list[Routed]] = field(default_factory=lambda: defaultdict(list))  # by contacts partition
+    # per input partition: (offset, event) for its contacts pass, in offset order
+    local: dict[int, list[tuple[int, Routed]]] = field(default_factory=lambda: defaultdict(list))
+    reroutes: list[Reroute] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)  # the events table
     gaps: list[tuple[int, int, int]] = field(default_factory=list)  # (partition, first, last) never in the log
@@ -68,8 +92,8 @@ def take(
     intake: Intake,
 ) -> None:
     """Apply one partition's records (in offset order) to ``progress`` and add their output to
-    ``intake``. A record below the progress's next offset was applied already: it is forwarded and
-    written again (both idempotent downstream) but not counted again."""
+    ``intake``; ``partitions``: the input topic's. A record below the progress's next offset was
+    applied already: it is passed on and written again (both idempotent) but not counted again."""
     for record in records:
         offset = record.offset
         new = offset >= progress.offsets.next_offset
@@ -83,16 +107,7 @@ def take(
             reason, detail = verdict.reason, verdict.detail
             valid = verdict.event
             if valid is not None:
-                valid, stored = pseudonyms.event(valid, raw or b"")
-                intake.rows.append(event_row(valid, stored))
-                if new:
-                    progress.events_by_type[valid.type] += 1
-                    if valid.at > progress.latest_at:
-                        progress.latest_at = valid.at
-                    if record.key != owner_key(valid):
-                        progress.keyed_otherwise += 1
-                destination = partition_of(routing_key(valid), partitions)
-                intake.forward[destination].append(Routed(f"{partition}:{offset}", valid))
+                _valid(progress, partition, record, valid, raw or b"", new, pseudonyms, partitions, intake)
         except Exception as problem:  # noqa: BLE001 - one bad event must not stop the stream
             log.exception("event at %s/%d/%d failed", topic, partition, offset)
             reason, detail = "internal_error", f"{type(problem).__name__}: {problem}"
@@ -105,6 +120,44 @@ def take(
             ))  # fmt: skip
         if new:
             progress.offsets.next_offset = offset + 1
+
+
+def _valid(progress: PartitionProgress, partition: int, record: InputRecord, event: Event, raw: bytes, new: bool,
+           pseudonyms: Pseudonyms, partitions: int, intake: Intake) -> None:  # fmt: skip
+    source = rerouted_from(record)
+    if source is not None:  # a copy re-routed here: counted and stored where it was first read
+        event, _ = pseudonyms.event(event, raw)
+        intake.local[partition].append((record.offset, Routed(source, event)))
+        return
+    valid, stored = pseudonyms.event(event, raw)
+    intake.rows.append(event_row(valid, stored))
+    key = owner_key(event)
+    owned = record.key == key
+    if new:
+        progress.events_by_type[valid.type] += 1
+        if valid.at > progress.latest_at:
+            progress.latest_at = valid.at
+        progress.keyed_otherwise += not owned
+    owner = partition if owned else owner_partition(key, partitions)
+    source = f"{partition}:{record.offset}"
+    if owner == partition:
+        intake.local[partition].append((record.offset, Routed(source, valid)))
+    else:  # the original bytes: its owner pseudonymises it as it reads it
+        intake.reroutes.append(Reroute(owner, key, raw, [(REROUTED_HEADER, source.encode())]))
+
+
+def rerouted_from(record: InputRecord) -> str | None:
+    """The original's source when ``record`` is a re-routed copy."""
+    for name, value in record.headers or ():
+        if name == REROUTED_HEADER:
+            return value.decode()
+    return None
+
+
+def owner_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (murmur2, as kafka-python, aiokafka and the Java
+    client compute it) gives ``key``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 def owner_key(event: Event) -> bytes:

@@ -7,6 +7,8 @@ partition its messages arrive on, whatever client library sends them.
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
 from typing import TypeVar
 
 import msgspec
@@ -16,6 +18,7 @@ from pipeline.core.board import Report
 from pipeline.core.contract import Event
 from pipeline.core.engine import IssueLink, IssueUpdate
 from pipeline.core.engine import routing_key as routing_key  # the key contacts-stage messages go by
+from pipeline.core.partitions import partition_of
 
 T = TypeVar("T")
 
@@ -57,3 +60,23 @@ encode = _encoder.encode
 
 def chunks(items: list[T]) -> list[list[T]]:
     return [items[i : i + ITEMS_PER_MESSAGE] for i in range(0, len(items), ITEMS_PER_MESSAGE)]
+
+
+def board_messages(reports: Iterable[Report], partitions: int) -> Iterator[tuple[int, bytes]]:
+    """Reports as messages to the board: (partition of the report's queue, message), in the order made."""
+    by_partition: dict[int, list[Report]] = defaultdict(list)
+    for report in reports:
+        by_partition[partition_of(report.queue, partitions)].append(report)
+    for destination, found in by_partition.items():
+        for chunk in chunks(found):
+            yield destination, encode(BoardMessage(reports=chunk))
+
+
+def issue_messages(updates: Iterable[IssueUpdate], partitions: int) -> Iterator[tuple[int, bytes]]:
+    """Issue updates as messages to the issues stage: (partition of the issue key, message)."""
+    by_partition: dict[int, list[IssueUpdate]] = defaultdict(list)
+    for update in updates:
+        by_partition[partition_of(update.key, partitions)].append(update)
+    for destination, found in by_partition.items():
+        for chunk in chunks(found):
+            yield destination, encode(chunk)

@@ -94,7 +94,7 @@ def test_a_fresh_worker_creates_its_stage_topics_before_it_joins(deployment: Dep
         worker.wait_for(
             lambda s: (
                 {dict(labels).get("stage") for (name, labels) in s if name == "ccpulse_consumer_lag"}
-                >= {"ingest", "contacts", "issues", "board"}
+                >= {"ingest", "issues", "board"}
             ),
             timeout=30,
         )
@@ -102,8 +102,8 @@ def test_a_fresh_worker_creates_its_stage_topics_before_it_joins(deployment: Dep
             assert json.loads(response.read())["owned_partitions"]["board"] == [0, 1, 2, 3]
         log = worker.log_path.read_text(errors="replace").splitlines()
         created = next(i for i, line in enumerate(log) if "created topics" in line)
-        for topic in (f"{deployment.app_id}-events", f"{deployment.app_id}-issue-updates",
-                      f"{deployment.app_id}-reports", deployment.topic):  # fmt: skip
-            assert f"'{topic}'" in log[created]
         joined = next(i for i, line in enumerate(log) if "_on_partitions_assigned" in line)
+        for topic in (f"{deployment.app_id}-issue-updates", f"{deployment.app_id}-reports", deployment.topic):
+            assert f"'{topic}'" in log[created]
+        assert any(f"'{deployment.app_id}-contact-state'" in line for line in log[created:joined])
         assert created < joined

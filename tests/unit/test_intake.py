@@ -9,7 +9,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.core.contract import EVENT_TYPES, REASONS, check
-from pipeline.core.intake import COMMIT_METADATA_BYTES, Intake, commit_metadata, progress_from_metadata, take
+from pipeline.core.intake import (
+    COMMIT_METADATA_BYTES,
+    REROUTED_HEADER,
+    Intake,
+    commit_metadata,
+    owner_partition,
+    progress_from_metadata,
+    take,
+)
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress
 
@@ -20,6 +28,13 @@ class Record:
     value: bytes | None
     key: bytes | None = None
     timestamp: int = 1_700_000_000_000
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+def passed_on(intake: Intake) -> set[str]:
+    """The sources of the events handed to a contacts pass here or re-routed to another partition's."""
+    local = {routed.source for events in intake.local.values() for _, routed in events}
+    return local | {dict(reroute.headers)[REROUTED_HEADER].decode() for reroute in intake.reroutes}
 
 
 def offered(number: int) -> bytes:
@@ -66,7 +81,7 @@ def test_counts_committed_with_the_offset_are_exact_after_any_crash(
             end = data.draw(st.integers(position + 1, crash_at), label="batch end")
             intake = Intake()
             take(progress, "in", 0, log[position:end], Pseudonyms(None), 4, intake)
-            forwarded |= {routed.source for batch in intake.forward.values() for routed in batch}
+            forwarded |= passed_on(intake)
             position = end
             if data.draw(st.booleans(), label="commit"):
                 committed = (progress.next_offset, commit_metadata(progress))
@@ -74,13 +89,42 @@ def test_counts_committed_with_the_offset_are_exact_after_any_crash(
         position = committed[0] or 0
     intake = Intake()
     take(progress, "in", 0, log[position:], Pseudonyms(None), 4, intake)
-    forwarded |= {routed.source for batch in intake.forward.values() for routed in batch}
+    forwarded |= passed_on(intake)
 
     valid, invalid = brute_force(values)
     assert dict(progress.events_by_type) == valid
     assert dict(progress.invalid_by_reason) == invalid
     assert forwarded == {f"0:{r.offset}" for r in log if check(r.value or b"").event is not None}
     assert progress.next_offset == len(log) and not intake.gaps
+
+
+def test_an_event_keyed_by_its_contact_stays_and_one_keyed_otherwise_goes_to_its_owner_once() -> None:
+    owner = owner_partition(b"c1", 4)
+    here = (owner + 1) % 4
+    intake, progress = Intake(), PartitionProgress()
+    take(progress, "in", here, [Record(5, offered(1), key=b"c1"), Record(6, offered(1), key=b"queue")],
+         Pseudonyms(None), 4, intake)  # fmt: skip
+    assert [(offset, routed.source) for offset, routed in intake.local[here]] == [(5, f"{here}:5")]
+    [reroute] = intake.reroutes
+    assert (reroute.partition, reroute.key, reroute.value) == (owner, b"c1", offered(1))
+    assert reroute.headers == [(REROUTED_HEADER, f"{here}:6".encode())]
+    assert progress.events_by_type["contact.offered"] == 2 and progress.keyed_otherwise == 1
+    assert len(intake.rows) == 2
+    # the copy, read on its owner: applied there with the original's source, not counted or stored again
+    copy, counted = Intake(), PartitionProgress()
+    take(counted, "in", owner, [Record(9, reroute.value, reroute.key, headers=tuple(reroute.headers))],
+         Pseudonyms("secret"), 4, copy)  # fmt: skip
+    [(offset, routed)] = copy.local[owner]
+    assert (offset, routed.source) == (9, f"{here}:6") and routed.event.customer_id != "k"  # pseudonymised
+    assert not copy.rows and not copy.reroutes and not counted.events_by_type and counted.next_offset == 10
+
+
+def test_the_owner_of_a_key_is_kafkas_default_partitioner() -> None:
+    from aiokafka.partitioner import DefaultPartitioner  # an implementation of its own (aiokafka's)
+
+    partitions = list(range(12))
+    for key in (b"c1", b"contact-000123", "契約-42".encode(), b"x" * 300, b""):
+        assert owner_partition(key, 12) == DefaultPartitioner()(key, partitions, partitions)
 
 
 def test_dead_letters_keep_the_bytes_and_say_why() -> None:
@@ -125,7 +169,7 @@ def test_a_record_read_again_is_forwarded_again_but_not_counted_again() -> None:
     again = Intake()
     take(progress, "in", 0, [Record(0, offered(1)), Record(1, b"{")], Pseudonyms(None), 4, again)
     assert progress.events_by_type["contact.offered"] == 1 and progress.invalid_by_reason["invalid_json"] == 1
-    assert [r.source for batch in again.forward.values() for r in batch] == ["0:0"] and len(again.dead_letters) == 1
+    assert passed_on(again) == {"0:0"} and len(again.dead_letters) == 1
 
 
 def test_a_partition_far_ahead_in_event_time_is_paused_until_the_slowest_catches_up() -> None:
