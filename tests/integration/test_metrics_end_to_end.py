@@ -115,3 +115,29 @@ def test_two_workers_sharing_the_partitions_give_the_same_results_as_one(deploym
     finally:
         first.stop()
         second.stop()
+
+
+def test_gauges_equal_the_model_when_a_producer_keys_every_event_otherwise(deployment: Deployment) -> None:
+    """A producer keying by queue (or not at all): every contact's events are spread over the
+    partitions, each re-routed once to its contact's owner, and counted once."""
+    import orjson
+
+    from pipeline.kafka_io import EventSender
+    from pipeline.settings import Settings
+
+    lines = simulated(HOURS / 3, seed=34, faults=MESSY)
+    expected, _ = model_of(lines, Targets())
+    with deployment.worker() as worker:
+        with EventSender(Settings.from_env(deployment.env(), env_file=None)) as sender:
+            for number, line in enumerate(lines):
+                try:
+                    queue = orjson.loads(line).get("queue")
+                except (orjson.JSONDecodeError, AttributeError):
+                    queue = None
+                key = queue.encode() if isinstance(queue, str) else str(number % 7).encode()
+                sender.send(line, key=key)
+        wait_until_exact([worker], expected_samples(expected, Targets()))
+        from pipeline.core.contract import check
+
+        valid = sum(1 for line in lines if check(line).event is not None)
+        assert worker.scrape()[("ccpulse_events_keyed_otherwise_total", ())] == valid
