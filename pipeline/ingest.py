@@ -47,13 +47,14 @@ from mode import Service
 
 from pipeline.changelog import send_records
 from pipeline.core.board import Report
-from pipeline.core.contact_pass import ContactPass
+from pipeline.core.contact_pass import ContactPass, legacy_owner
 from pipeline.core.engine import IssueUpdate
 from pipeline.core.intake import Intake, ahead, commit_metadata, progress_from_metadata, take
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress
 from pipeline.core.targets import Targets
 from pipeline.core.wire import BoardMessage, Tick, board_messages, encode, issue_messages
+from pipeline.kafka_io import partition_counts
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
 
@@ -414,12 +415,30 @@ class IngestStage(Service):
         self._changed.set()
 
     async def _restore(self, partitions: list[int]) -> None:
-        """Each partition's contacts pass from its changelog partition, read whole (compacted)."""
-        assert self.restorer is not None
+        """Each partition's contacts pass from its changelog partition, read whole (compacted); a
+        partition whose changelog is empty takes its contacts from the Faust tables of versions
+        before December 2026, if their changelogs are there (an upgrade: :meth:`_upgrade`)."""
         began = time.monotonic()
         retention_us = int(self.settings.contact_retention_hours * 3600 * 1_000_000)
         passes = {p: ContactPass(self.targets, retention_us) for p in partitions}
         tps = [TopicPartition(self.state_topic, p) for p in partitions]
+
+        def restore(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:
+            passes[tp.partition].restore(key or b"", value)
+
+        records, empty = await self._read_whole(tps, restore)
+        if empty:
+            records += await self._upgrade({p: passes[p] for p in empty})
+        self.passes.update(passes)
+        log.info("contacts pass: restored %d contacts and %d agents of partitions %s from %d changelog records "
+                 "in %.1f s", sum(p.contacts() for p in passes.values()), sum(p.agents() for p in passes.values()),
+                 partitions, records, time.monotonic() - began)  # fmt: skip
+
+    async def _read_whole(
+        self, tps: list[TopicPartition], apply: Callable[[TopicPartition, bytes | None, bytes | None], None]
+    ) -> tuple[int, list[int]]:
+        """Every record of ``tps`` up to their ends now, in order; (records read, partitions empty)."""
+        assert self.restorer is not None
         self.restorer.assign(tps)
         await self.restorer.seek_to_beginning(*tps)
         ends = await self.restorer.end_offsets(tps)
@@ -428,18 +447,47 @@ class IngestStage(Service):
         while pending:
             fetched = await self.restorer.getmany(*pending, timeout_ms=500, max_records=20_000)
             for tp, found in fetched.items():
-                restore = passes[tp.partition].restore
                 for record in found:
-                    restore(record.key, record.value)
+                    apply(tp, record.key, record.value)
                 records += len(found)
             for tp in list(pending):
                 if await self.restorer.position(tp) >= ends[tp]:
                     pending.discard(tp)
         self.restorer.assign([])
-        self.passes.update(passes)
-        log.info("contacts pass: restored %d contacts and %d agents of partitions %s from %d changelog records "
-                 "in %.1f s", sum(p.contacts() for p in passes.values()), sum(p.agents() for p in passes.values()),
-                 partitions, records, time.monotonic() - began)  # fmt: skip
+        return records, [tp.partition for tp in tps if ends.get(tp, 0) == 0]
+
+    async def _upgrade(self, passes: dict[int, ContactPass]) -> int:
+        """Contacts and agents of the Faust tables the contacts stage kept before December 2026,
+        for these partitions (whose new changelog is empty), written to the new changelog."""
+        assert self.restorer is not None
+        app_id = self.settings.app_id
+        legacy = [f"{app_id}-contacts-changelog", f"{app_id}-agents-changelog"]
+        counts = await asyncio.to_thread(partition_counts, self.settings, legacy)
+        tps = [TopicPartition(name, p) for name, count in counts.items() for p in range(count)]
+        if not tps:
+            return 0
+        partitions = self._input_partitions()
+        taken: dict[int, dict[bytes, bytes | None]] = {p: {} for p in passes}
+
+        def take_legacy(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:
+            found = legacy_owner(key, partitions)
+            if found is not None and found[1] in passes:
+                passes[found[1]].restore(found[0], value)
+                taken[found[1]][found[0]] = value
+
+        records, _ = await self._read_whole(tps, take_legacy)
+        producer = self.app.producer._ensure_producer()
+        deliveries: list[asyncio.Future[Any]] = []
+        for partition, written in taken.items():
+            kept: dict[bytes, bytes | None] = {key: value for key, value in written.items() if value is not None}
+            if kept:
+                deliveries += await send_records(producer, self.state_topic, partition, kept)
+        await asyncio.gather(*deliveries)
+        moved = sum(len(w) for w in taken.values())
+        log.warning("contacts pass: upgrade from the Faust contacts stage: %d contacts and agents taken over from "
+                    "%s for partitions %s (%d records read); delete those topics once every partition has "
+                    "been taken over (docs/operations.md)", moved, legacy, sorted(passes), records)  # fmt: skip
+        return records
 
 
 def _sent(batch: InFlight) -> bool:

@@ -76,6 +76,20 @@ def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: t
         admin.close()
 
 
+def partition_counts(settings: Settings, names: list[str], timeout_seconds: float = 30.0) -> dict[str, int]:
+    """The partition count of each of ``names`` that exists (blocking: run it in a thread)."""
+    admin = KafkaAdminClient(client_id="ccpulse-admin", request_timeout_ms=int(timeout_seconds * 1000),
+                             **_client_options(settings))  # fmt: skip
+    try:
+        existing = [name for name in names if name in set(admin.list_topics())]
+        if not existing:
+            return {}
+        topics = admin.describe_topics(existing)
+        return {t.get("topic") or t["name"]: len(t["partitions"]) for t in topics if not t.get("error_code")}
+    finally:
+        admin.close()
+
+
 def _ensure_per_input(admin: KafkaAdminClient, settings: Settings, names: tuple[str, ...], timeout: float) -> None:
     topics = admin.describe_topics([settings.topic, *names])
     described = {t.get("topic") or t["name"]: len(t["partitions"]) for t in topics if not t.get("error_code")}

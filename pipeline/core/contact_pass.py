@@ -35,6 +35,25 @@ PROGRESS_KEY = b"\x00progress"  # the changelog key of the partition's progress 
 AGENT_PREFIX = "agent\x1f"
 
 
+def legacy_owner(key: bytes | None, partitions: int) -> tuple[bytes, int] | None:
+    """A record of the Faust contacts stage's tables (versions before December 2026; their
+    changelogs ``<app>-contacts-changelog`` and ``<app>-agents-changelog`` had JSON string keys
+    and the same msgpack values): the key as this pass stores it and the input partition that
+    owns it now (Kafka's default partitioner over the contact or agent id). None for a progress
+    record or a key of no contact or agent."""
+    from pipeline.core.intake import owner_partition  # intake imports the contract; keep this module light
+
+    if not key:
+        return None
+    name = orjson.loads(key)
+    if not isinstance(name, str) or "\x1f" not in name or name.startswith("\x00"):
+        return None
+    kind, identifier = name.split("\x1f", 1)
+    if kind not in ("contact", "agent"):
+        return None
+    return name.encode(), owner_partition(identifier.encode(), partitions)
+
+
 @dataclass
 class PassOutput:
     writes: dict[bytes, bytes | None] = field(default_factory=dict)  # changelog; None deletes; progress first

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 from pipeline.core.counts import Counts
 from pipeline.core.lifecycle import IssueContact
@@ -42,7 +43,7 @@ class Issue:
     def has_repeat(self) -> bool:
         return len(self.contacts) > 1
 
-    @property
+    @cached_property  # read several times per issue per batch (rows, contributions, outcomes)
     def resolving(self) -> IssueContact | None:
         return next((c for c in self.contacts if c.ended_at is not None and c.resolved), None)
 

@@ -8,7 +8,7 @@ partition its messages arrive on, whatever client library sends them.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypeVar
 
 import msgspec
@@ -64,19 +64,19 @@ def chunks(items: list[T]) -> list[list[T]]:
 
 def board_messages(reports: Iterable[Report], partitions: int) -> Iterator[tuple[int, bytes]]:
     """Reports as messages to the board: (partition of the report's queue, message), in the order made."""
-    by_partition: dict[int, list[Report]] = defaultdict(list)
-    for report in reports:
-        by_partition[partition_of(report.queue, partitions)].append(report)
-    for destination, found in by_partition.items():
-        for chunk in chunks(found):
-            yield destination, encode(BoardMessage(reports=chunk))
+    return _messages(reports, lambda report: report.queue, partitions, lambda chunk: BoardMessage(reports=chunk))
 
 
 def issue_messages(updates: Iterable[IssueUpdate], partitions: int) -> Iterator[tuple[int, bytes]]:
     """Issue updates as messages to the issues stage: (partition of the issue key, message)."""
-    by_partition: dict[int, list[IssueUpdate]] = defaultdict(list)
-    for update in updates:
-        by_partition[partition_of(update.key, partitions)].append(update)
+    return _messages(updates, lambda update: update.key, partitions, lambda chunk: chunk)
+
+
+def _messages(items: Iterable[T], key: Callable[[T], str], partitions: int,
+              message: Callable[[list[T]], object]) -> Iterator[tuple[int, bytes]]:  # fmt: skip
+    by_partition: dict[int, list[T]] = defaultdict(list)
+    for item in items:
+        by_partition[partition_of(key(item), partitions)].append(item)
     for destination, found in by_partition.items():
         for chunk in chunks(found):
-            yield destination, encode(chunk)
+            yield destination, encode(message(chunk))

@@ -107,3 +107,41 @@ def test_a_fresh_worker_creates_its_stage_topics_before_it_joins(deployment: Dep
             assert f"'{topic}'" in log[created]
         assert any(f"'{deployment.app_id}-contact-state'" in line for line in log[created:joined])
         assert created < joined
+
+
+def test_an_upgrade_from_the_faust_contacts_stage_keeps_the_contacts_it_held(kafka_bootstrap: str,
+                                                                             tmp_path: Path) -> None:  # fmt: skip
+    """A contact offered before the upgrade (its state only in the old `<app>-contacts-changelog`,
+    as the Faust contacts stage wrote it) and answered after it counts as offered and answered."""
+    import msgspec
+
+    from pipeline.core.contract import check
+    from pipeline.core.engine import ContactRecord, contact_apply
+    from pipeline.kafka_io import EventSender, ensure_topics
+    from pipeline.settings import Settings
+
+    def event(kind: str, seconds: int, **fields: object) -> bytes:
+        return orjson.dumps({"event_id": f"up-{kind}", "type": f"contact.{kind}", "schema_version": 1,
+                             "occurred_at": f"2026-11-23T10:00:{seconds:02d}Z", "contact_id": "c-upgrade",
+                             **fields})  # fmt: skip
+
+    deployment = Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event"})
+    offered = event("offered", 0, channel="voice", queue="upgrade_q", customer_id="k")
+    answered = event("answered", 20, agent_id="a1")
+    record = ContactRecord()
+    verdict = check(offered)
+    assert verdict.event is not None
+    contact_apply(record, verdict.event, "0:0")
+    settings = Settings.from_env(deployment.env(), env_file=None)
+    legacy = f"{deployment.app_id}-contacts-changelog"
+    ensure_topics(settings, compacted=(legacy,))
+    with EventSender(settings) as sender:
+        sender.send(msgspec.msgpack.encode(record), key=orjson.dumps("contact\x1fc-upgrade"), topic=legacy)
+        sender.send(orjson.dumps({"next_offset": 1}), key=orjson.dumps("\x00progress\x1f0"), topic=legacy)
+    with deployment.worker() as worker:
+        produced = deployment.ccpulse("produce", "-", input_bytes=answered + b"\n")
+        assert produced.returncode == 0, produced.stderr.decode()
+        labels = {"queue": "upgrade_q", "channel": "voice", "window": "today"}
+        worker.wait_for(lambda s: counter(s, "ccpulse_answered", **labels) == 1, timeout=60)
+        assert counter(worker.scrape(), "ccpulse_offered", **labels) == 1
+        assert "upgrade from the Faust contacts stage: 1 contacts" in worker.log_path.read_text(errors="replace")

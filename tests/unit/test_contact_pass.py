@@ -78,3 +78,15 @@ def test_an_agent_offline_past_the_retention_is_forgotten_and_cleared_from_the_b
     ]
     assert b"contact\x1fc1" not in out.writes  # still waiting: kept (7 days)
     assert (contact_pass.contacts(), contact_pass.agents()) == (1, 1)
+
+
+def test_records_of_the_faust_contacts_stage_go_to_the_partition_that_owns_them_now() -> None:
+    import orjson
+
+    from pipeline.core.contact_pass import legacy_owner
+    from pipeline.core.intake import owner_partition
+
+    assert legacy_owner(orjson.dumps("contact\x1fc7"), 8) == (b"contact\x1fc7", owner_partition(b"c7", 8))
+    assert legacy_owner(orjson.dumps("agent\x1fa1"), 8) == (b"agent\x1fa1", owner_partition(b"a1", 8))
+    assert legacy_owner(orjson.dumps("\x00progress\x1f3"), 8) is None  # the old stage's progress record
+    assert legacy_owner(orjson.dumps(3), 8) is None and legacy_owner(None, 8) is None
