@@ -23,6 +23,8 @@ from typing import Any
 
 import orjson
 
+from pipeline.kafka_edge import aiokafka_producer
+
 log = logging.getLogger("ccpulse.changelog")
 
 # Bytes per record batch. Faust's producer default (16 KiB) would split a batch of table writes
@@ -80,7 +82,7 @@ class ChangelogWrites:
             self._records.clear()
         if not self._records:
             return
-        producer = self.app.producer._ensure_producer()  # faust's aiokafka producer
+        producer = aiokafka_producer(self.app)
         deliveries: list[asyncio.Future[Any]] = []
         for (topic, partition), records in self._records.items():
             deliveries += await send_records(producer, topic, partition, records)

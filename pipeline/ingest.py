@@ -54,6 +54,7 @@ from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress
 from pipeline.core.targets import Targets
 from pipeline.core.wire import BoardMessage, Tick, board_messages, encode, issue_messages
+from pipeline.kafka_edge import aiokafka_producer, committed_with_metadata
 from pipeline.kafka_io import partition_counts
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
@@ -235,12 +236,13 @@ class IngestStage(Service):
         intake = Intake()
         commit: dict[TopicPartition, OffsetAndMetadata] = {}
         ticks: list[Tick] = []
+        input_partitions = self._input_partitions()
         for tp, records in fetched.items():
             progress = self.progress.get(tp.partition)
             if progress is None:  # handed over while this batch was fetched: its new owner reads it
                 continue
             latest_before = progress.latest_at
-            take(progress, settings.topic, tp.partition, records, self.pseudonyms, self._input_partitions(), intake)
+            take(progress, settings.topic, tp.partition, records, self.pseudonyms, input_partitions, intake)
             commit[tp] = OffsetAndMetadata(progress.next_offset, commit_metadata(progress))
             if progress.latest_at > latest_before:
                 ticks.append(Tick(tp.partition, progress.latest_at))
@@ -248,7 +250,7 @@ class IngestStage(Service):
             log.warning("%s partition %d: offsets %d..%d are not in the log (transaction markers, or deleted by "
                         "retention before this worker read them); they are not counted",
                         settings.topic, partition, first, last)  # fmt: skip
-        producer = self.app.producer._ensure_producer()  # faust's aiokafka producer (acks=all)
+        producer = aiokafka_producer(self.app)
         rows = SinkBatch()
         if intake.rows:
             rows.rows["events"] = intake.rows
@@ -397,7 +399,7 @@ class IngestStage(Service):
     async def _take_over(self, tps: list[TopicPartition]) -> None:
         assert self.consumer is not None
         await self._restore([tp.partition for tp in tps])
-        found = await self.consumer._coordinator.fetch_committed_offsets(tps)  # with metadata
+        found = await committed_with_metadata(self.consumer, tps)
         for tp in tps:
             stored = found.get(tp)
             committed = stored if stored is not None and stored.offset >= 0 else None
@@ -476,7 +478,7 @@ class IngestStage(Service):
                 taken[found[1]][found[0]] = value
 
         records, _ = await self._read_whole(tps, take_legacy)
-        producer = self.app.producer._ensure_producer()
+        producer = aiokafka_producer(self.app)
         deliveries: list[asyncio.Future[Any]] = []
         for partition, written in taken.items():
             kept: dict[bytes, bytes | None] = {key: value for key, value in written.items() if value is not None}

@@ -27,6 +27,7 @@ from pipeline.core.board import Report
 from pipeline.core.engine import AgentRecord, ContactBatch, ContactRecord, IssueUpdate
 from pipeline.core.expiry import EXPIRE_AT_ONCE, ExpiryClock, contact_expired, contact_kept_until
 from pipeline.core.facts import Row, contact_row
+from pipeline.core.intake import owner_partition
 from pipeline.core.progress import StageProgress
 from pipeline.core.targets import Targets
 from pipeline.core.wire import Routed
@@ -41,8 +42,6 @@ def legacy_owner(key: bytes | None, partitions: int) -> tuple[bytes, int] | None
     and the same msgpack values): the key as this pass stores it and the input partition that
     owns it now (Kafka's default partitioner over the contact or agent id). None for a progress
     record or a key of no contact or agent."""
-    from pipeline.core.intake import owner_partition  # intake imports the contract; keep this module light
-
     if not key:
         return None
     name = orjson.loads(key)
@@ -152,9 +151,11 @@ class ContactPass:
             if found >= EXPIRE_AT_ONCE:
                 return
             until = self._kept_until.get(key)
+            state = None
             if until is None:
-                until = self._kept_until[key] = contact_kept_until(self._contact(value).state, retention)
-            if latest > until and contact_expired(self._contact(value).state, latest, retention):
+                state = self._contact(value).state
+                until = self._kept_until[key] = contact_kept_until(state, retention)
+            if latest > until and contact_expired(state or self._contact(value).state, latest, retention):
                 found += 1
                 yield key, []
 

@@ -16,24 +16,17 @@ from msgspec import Struct
 
 from pipeline.core.board import Report
 from pipeline.core.contract import Event
-from pipeline.core.engine import IssueLink, IssueUpdate
-from pipeline.core.engine import routing_key as routing_key  # the key contacts-stage messages go by
+from pipeline.core.engine import IssueUpdate
 from pipeline.core.partitions import partition_of
 
 T = TypeVar("T")
 
 
 class Routed(Struct, array_like=True, frozen=True):
+    """A valid event on its way to its contact's pass."""
+
     source: str  # "<input partition>:<offset>": the message's identity, for replays
     event: Event
-
-
-class ContactsMessage(Struct, array_like=True, frozen=True):
-    """To the contacts stage: events (from ingest). ``links`` came from the issues stage in versions
-    before 2026-12 and are ignored (the issues stage writes ``contact_issues`` instead)."""
-
-    events: list[Routed] = []
-    links: list[IssueLink] = []
 
 
 class Tick(Struct, array_like=True, frozen=True):
@@ -52,7 +45,6 @@ class BoardMessage(Struct, array_like=True, frozen=True):
 ITEMS_PER_MESSAGE = 1000
 
 _encoder = msgspec.msgpack.Encoder()
-contacts_decoder = msgspec.msgpack.Decoder(ContactsMessage)
 issue_update_decoder = msgspec.msgpack.Decoder(list[IssueUpdate])
 board_decoder = msgspec.msgpack.Decoder(BoardMessage)
 encode = _encoder.encode
