@@ -47,8 +47,13 @@ def run(days: float, scale: float, bootstrap: str | None, root: Path, pace: floa
         settings = Settings.from_env(deployment.env(), env_file=None)
         ensure_topics(settings)
         start = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
-        lines = [orjson.dumps(event) for event in Simulation(start, seed=7, scale=scale).events(timedelta(days=days))]
+        events = list(Simulation(start, seed=7, scale=scale).events(timedelta(days=days)))
+        lines = [orjson.dumps(event) for event in events]
         produced = len(lines)
+        # the worker is done when it has read every event *and* its clock (the board's, fed by the
+        # ingest stage's ticks a moment later) has reached the last one
+        last_at = max(datetime.fromisoformat(str(event["occurred_at"])) for event in events).timestamp()
+        del events
         stop = threading.Event()
 
         def produce() -> None:  # a steady pace, as a live center sends them
@@ -77,10 +82,10 @@ def run(days: float, scale: float, bootstrap: str | None, root: Path, pace: floa
                 hours = (clock - start.timestamp()) / 3600 if clock else 0.0
                 samples.append((round(hours, 2), done, round(rss_mib(worker.process.pid), 1)))
                 tables.append({labels[0][1]: v for (name, labels), v in scrape.items() if name == "ccpulse_state_keys"})
-                if done >= produced:
+                if done >= produced and clock >= last_at - 0.001:
                     break
                 if not producer.is_alive() and time.monotonic() - began > produced / pace + 600:
-                    raise RuntimeError(f"the worker read {done} of {produced} events")
+                    raise RuntimeError(f"the worker read {done} of {produced} events, its clock at hour {hours:.2f}")
                 time.sleep(1)
         finally:
             stop.set()

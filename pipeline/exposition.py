@@ -189,8 +189,10 @@ class BoardCollector(Collector):
         if now:
             yield GaugeMetricFamily("ccpulse_clock_seconds", "The worker's now (Unix seconds).", value=now / 1_000_000)
         yield GaugeMetricFamily(
-            "ccpulse_board_reports", "Sources (contacts, issue keys, agents) on this worker's board.",
-            value=len(board.reports),
+            "ccpulse_board_reports",
+            "Contributions on this worker's board: issue keys' reports and the contacts passes' partials "
+            "(per input partition and queue, channel and minute, or queue).",
+            value=len(board.reports) + len(board.partials),
         )  # fmt: skip
 
 

@@ -46,14 +46,12 @@ from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
 from pipeline.changelog import send_records
-from pipeline.core.board import Report
-from pipeline.core.contact_pass import ContactPass, legacy_owner
-from pipeline.core.engine import IssueUpdate
+from pipeline.core.contact_pass import ContactPass, PassOutput, legacy_owner
 from pipeline.core.intake import Intake, ahead, commit_metadata, progress_from_metadata, take
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress
 from pipeline.core.targets import Targets
-from pipeline.core.wire import BoardMessage, Tick, board_messages, encode, issue_messages
+from pipeline.core.wire import BoardMessage, Tick, encode, issue_messages, partial_messages
 from pipeline.kafka_edge import aiokafka_producer, committed_with_metadata
 from pipeline.kafka_io import partition_counts
 from pipeline.settings import Settings
@@ -254,7 +252,17 @@ class IngestStage(Service):
         rows = SinkBatch()
         if intake.rows:
             rows.rows["events"] = intake.rows
-        deliveries = await self._pass_contacts(producer, intake, rows)
+        outputs = self._pass_contacts(intake, rows)
+        batch = InFlight(self._generation, commit, [])
+        # The rows go to the sink before the partials go to the board: a minute the board re-sums
+        # from ``contributions`` (one it cannot vouch for) is re-summed after these rows.
+        if self.sink is None:
+            batch.durable.set()
+        else:
+            rows.on_durable = batch.durable.set
+            await self.sink.write(rows)  # waits while the sink's backlog is full (backpressure)
+        deliveries = batch.deliveries
+        deliveries += await self._send_passes(producer, outputs)
         for reroute in intake.reroutes:
             deliveries.append(await producer.send(settings.topic, reroute.value, key=reroute.key,
                                                   partition=reroute.partition, headers=reroute.headers))  # fmt: skip
@@ -265,30 +273,32 @@ class IngestStage(Service):
             tick_message = encode(BoardMessage(ticks=ticks))
             for board_partition in range(settings.partitions):
                 deliveries.append(await producer.send(self.board_topic, tick_message, partition=board_partition))
-        batch = InFlight(self._generation, commit, deliveries)
         self._in_flight.append(batch)
         self._changed.set()
-        if self.sink is None:
-            batch.durable.set()
-        else:
-            rows.on_durable = batch.durable.set
-            await self.sink.write(rows)  # waits while the sink's backlog is full (backpressure)
 
-    async def _pass_contacts(self, producer: Any, intake: Intake, rows: SinkBatch) -> list[asyncio.Future[Any]]:
-        """Each partition's events through its contacts pass: its changelog records, then the
-        reports and issue updates of the whole batch, and the contacts' rows."""
-        deliveries: list[asyncio.Future[Any]] = []
-        reports: list[Report] = []
-        updates: list[IssueUpdate] = []
+    def _pass_contacts(self, intake: Intake, rows: SinkBatch) -> dict[int, PassOutput]:
+        """Each partition's events through its contacts pass; the contacts' rows into ``rows``, and
+        the minutes to re-sum in ClickHouse after them: the closed ones, or with several writers
+        every minute the rows change (each writer re-sums its own: docs/architecture.md)."""
+        outputs: dict[int, PassOutput] = {}
         for partition, events in intake.local.items():
-            out = self.passes[partition].on_batch(events, time.monotonic())  # owned: taken over whole
-            deliveries += await send_records(producer, self.state_topic, partition, out.writes)
-            reports += out.reports
-            updates += out.issue_updates
+            out = outputs[partition] = self.passes[partition].on_batch(events, time.monotonic())  # owned: whole
             rows.rows["contact_facts"].extend(out.contact_rows)
+            rows.rows["contributions"].extend(out.contribution_rows)
+            rows.touched |= out.closed if self.settings.single_writer else out.touched
+        return outputs
+
+    async def _send_passes(self, producer: Any, outputs: dict[int, PassOutput]) -> list[asyncio.Future[Any]]:
+        """The passes' changelog records, then their partials and issue updates of the whole batch."""
+        deliveries: list[asyncio.Future[Any]] = []
+        for partition, out in outputs.items():
+            deliveries += await send_records(producer, self.state_topic, partition, out.writes)
         partitions = self.settings.partitions
-        for destination, message in board_messages(reports, partitions):
+        minutes = [partial for out in outputs.values() for partial in out.minutes]
+        live = [partial for out in outputs.values() for partial in out.live]
+        for destination, message in partial_messages(minutes, live, partitions):
             deliveries.append(await producer.send(self.board_topic, message, partition=destination))
+        updates = [update for out in outputs.values() for update in out.issue_updates]
         for destination, message in issue_messages(updates, partitions):
             deliveries.append(await producer.send(self.issue_topic, message, partition=destination))
         return deliveries
@@ -412,9 +422,31 @@ class IngestStage(Service):
             self.committed[tp] = committed
             if committed is not None:
                 self.consumer.seek(tp, committed.offset)
+        await self._fence([tp.partition for tp in tps])
         starts = {tp.partition: (c.offset if (c := self.committed[tp]) is not None else "start") for tp in tps}
         log.info("ingest owns input partitions %s (from offsets %s)", [tp.partition for tp in tps], starts)
         self._changed.set()
+
+    async def _fence(self, partitions: list[int]) -> None:
+        """Each restored pass's new epoch into its changelog (acknowledged first: a later owner
+        must see it even if this one dies now), then tell every board partition that this worker
+        owns ``partitions`` now (earlier owners' partials go), then send every partial the passes
+        hold; all acknowledged before any batch of them is processed."""
+        producer = aiokafka_producer(self.app)
+        began = time.monotonic()
+        taken = {p: self.passes[p].take_over(time.time_ns() // 1000) for p in partitions}
+        kept = [await send_records(producer, self.state_topic, p, each.writes) for p, each in taken.items()]
+        await asyncio.gather(*(delivery for deliveries in kept for delivery in deliveries))
+        message = encode(BoardMessage(fences=[each.fence for each in taken.values()]))
+        deliveries = [await producer.send(self.board_topic, message, partition=board_partition)
+                      for board_partition in range(self.settings.partitions)]  # fmt: skip
+        minutes = [partial for each in taken.values() for partial in each.minutes]
+        live = [partial for each in taken.values() for partial in each.live]
+        for destination, sent in partial_messages(minutes, live, self.settings.partitions):
+            deliveries.append(await producer.send(self.board_topic, sent, partition=destination))
+        await asyncio.gather(*deliveries)
+        log.info("contacts pass: input partitions %s taken over: %d minute sums and %d live states sent to the "
+                 "board in %.1f s", partitions, len(minutes), len(live), time.monotonic() - began)  # fmt: skip
 
     async def _restore(self, partitions: list[int]) -> None:
         """Each partition's contacts pass from its changelog partition, read whole (compacted); a
@@ -422,7 +454,7 @@ class IngestStage(Service):
         before December 2026, if their changelogs are there (an upgrade: :meth:`_upgrade`)."""
         began = time.monotonic()
         retention_us = int(self.settings.contact_retention_hours * 3600 * 1_000_000)
-        passes = {p: ContactPass(self.targets, retention_us) for p in partitions}
+        passes = {p: ContactPass(self.targets, retention_us, source=p) for p in partitions}
         tps = [TopicPartition(self.state_topic, p) for p in partitions]
 
         def restore(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:

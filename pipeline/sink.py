@@ -255,8 +255,8 @@ class Sink:
             self.health.rows_written[table] += count
 
     def _next_version(self) -> int:
-        # metrics_minute has one writer per queue (the worker that owns the queue's board): a
-        # clock-based version keeps growing across restarts and hand-overs between workers
+        # the least version of a flush's metrics_minute rows (the warehouse takes the clock after
+        # its inserts if later): clock-based, it keeps growing across restarts and hand-overs
         self._version = max(time.time_ns() // 1000, self._version + 1)
         return self._version
 

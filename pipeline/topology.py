@@ -38,7 +38,7 @@ from prometheus_client import CollectorRegistry
 from pipeline import console
 from pipeline.changelog import RECORD_BATCH_BYTES, ChangelogWrites
 from pipeline.consumer import gated
-from pipeline.core.board import Board, Report
+from pipeline.core.board import Board, Fence, MinutePartial, Partial, Report, partial_kind, partial_minute
 from pipeline.core.commits import CommitGate
 from pipeline.core.engine import (
     IssueBatch,
@@ -201,6 +201,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     reports = table("reports", str, lambda key: partition_of(key.split("\x1f", 1)[0], partitions),
                     "Per (queue, source): its current report.")  # fmt: skip
     clocks = table("clock", int, int, "Per board partition: latest event time of each input partition.")
+    fences = table("fences", int, int, "Per board partition: the epoch of each input partition's owner.")
 
     input_seen = [time.time()]  # wall time the ingest stage last took a batch (or the start)
 
@@ -219,6 +220,9 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         board = Board()
         partitions: tuple[int, ...] = ()
         stale = True
+        # per-contact and per-agent reports of versions before December 2026 (the pass sends
+        # partials instead): ignored, and deleted a few at a time by the board's expiry runs
+        legacy: list[str] = []
 
         @classmethod
         def current(cls) -> Board:
@@ -227,16 +231,31 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             active = tuple(owned(board_topic.get_topic_name()))
             if cls.stale or active != cls.partitions:
                 cls.stale = False
-                fresh = Board()
-                keep = set(active)
-                fresh.load(
-                    msgspec.msgpack.decode(value, type=Report)
-                    for key, value in list(reports.items())
-                    if value is not None and partition_of(key.split("\x1f", 1)[0], partitions) in keep
-                )
-                cls.board, cls.partitions = fresh, active
-                log.info("board rebuilt for partitions %s: %d reports", list(active), len(fresh.reports))
+                cls.board, cls.legacy = rebuilt(set(active))
+                cls.partitions = active
+                log.info("board rebuilt for partitions %s: %d reports, %d partials%s", list(active),
+                         len(cls.board.reports), len(cls.board.partials),
+                         f" ({len(cls.legacy)} reports of contacts and agents from before December 2026 "
+                         "ignored)" if cls.legacy else "")  # fmt: skip
             return cls.board
+
+    def rebuilt(keep: set[int]) -> tuple[Board, list[str]]:
+        """The board of board partitions ``keep`` from its tables: fences first, then partials and reports."""
+        fresh, legacy = Board(), []
+        for partition in keep:
+            for source, epoch in orjson.loads(fences.get(partition) or b"{}").items():
+                fresh.fences[int(source)] = max(fresh.fences.get(int(source), 0), int(epoch))
+        for key, value in list(reports.items()):
+            if value is None or partition_of(key.split("\x1f", 1)[0], partitions) not in keep:
+                continue
+            kind = partial_kind(key)
+            if kind is not None:
+                fresh.apply_partial(msgspec.msgpack.decode(value, type=kind))
+            elif key.split("\x1f", 1)[1].startswith(("contact:", "agent:")):
+                legacy.append(key)
+            else:
+                fresh.apply(msgspec.msgpack.decode(value, type=Report))
+        return fresh, legacy
 
     # Per issue key, what expiry needs of a record, remembered when the stage writes it (a run then
     # reads no stored record); forgotten at every rebalance, when the tables may have changed.
@@ -373,6 +392,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             board = Keeper.current()
             writes = ChangelogWrites(app, batch[0].message.generation_id if batch else None)
             latest_reports: dict[str, Report] = {}  # one changelog write per key and batch
+            changed: dict[str, Partial | None] = {}  # partials kept (None: gone), one write per key
             for partition, events in by_partition(batch):
                 ticks: dict[str, int] | None = None
                 for event in events:
@@ -381,6 +401,12 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                         ticks = ticks if ticks is not None else orjson.loads(clocks.get(partition) or b"{}")
                         name = str(tick.source_partition)
                         ticks[name] = max(int(ticks.get(name, 0)), tick.at)
+                    if message.fences:
+                        take_fences(board, message.fences, partition, changed, writes)
+                    found: list[Partial] = [*message.minutes, *message.live]
+                    for partial in found:
+                        if board.apply_partial(partial):
+                            changed[partial.key] = None if partial.empty else partial
                     for report in message.reports:
                         latest_reports[report.key] = report
                 if ticks is not None:
@@ -392,11 +418,14 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     writes.delete(reports, key)
                 else:
                     writes.put(reports, key, encode(report))
+            for key, kept in changed.items():
+                if kept is None:
+                    writes.delete(reports, key)
+                else:
+                    writes.put(reports, key, encode(kept))
             now_us = clock_us()
             if now_us and board_expiry.due(now_us, time.monotonic()):
-                for report in board.expired(now_us)[:EXPIRE_AT_ONCE]:
-                    writes.delete(reports, report.key)
-                    board.apply(Report(report.source, report.queue))
+                expire_board(board, now_us, writes)
             await writes.send()
             rows = SinkBatch()
             touched: set[tuple[str, str, int]] = set()
@@ -408,10 +437,40 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             # With a ClickHouse server several workers may write, and a queue's board can move
             # between them: a batch of its former owner, flushed late (an outage), would write
             # its board's sums over the new owner's with a later version. So there every minute
-            # is summed from contributions in ClickHouse, as before (docs/operations.md).
+            # is summed from contributions in ClickHouse, each by the writer of its rows: the
+            # contacts' minutes by the ingest stage that wrote them (docs/operations.md).
+            if settings.single_writer:
+                touched.update((p.queue, p.channel, p.minute) for p in changed.values() if isinstance(p, MinutePartial))
+                touched.update(
+                    partial_minute(key)
+                    for key, p in changed.items()
+                    if p is None and partial_kind(key) is MinutePartial
+                )
             whole = frozenset(Keeper.partitions) if board is Keeper.board and settings.single_writer else frozenset()
             rows.minutes, rows.touched = board_minutes(board, touched, now_us, queue_within(whole))
             await written(batch, rows)
+
+    def take_fences(board: Board, found: Sequence[Fence], partition: int, changed: dict[str, Partial | None],
+                    writes: ChangelogWrites) -> None:  # fmt: skip
+        """New owners of input partitions: their predecessors' partials go (from the board and its table)."""
+        known = orjson.loads(fences.get(partition) or b"{}")
+        for fence in found:
+            known[str(fence.source)] = max(int(known.get(str(fence.source), 0)), fence.epoch)
+            changed.update((key, None) for key in board.fence(fence))
+        writes.put(fences, partition, orjson.dumps(known))
+
+    def expire_board(board: Board, now_us: int, writes: ChangelogWrites) -> None:
+        """Reports and minute partials no window can reach any more, and a few legacy reports."""
+        for report in board.expired(now_us)[:EXPIRE_AT_ONCE]:
+            writes.delete(reports, report.key)
+            board.apply(Report(report.source, report.queue))
+        for key in board.expired_partials(now_us)[:EXPIRE_AT_ONCE]:
+            writes.delete(reports, key)
+            board.forget(key)
+        if board is Keeper.board:
+            for key in Keeper.legacy[:EXPIRE_AT_ONCE]:
+                writes.delete(reports, key)
+            del Keeper.legacy[:EXPIRE_AT_ONCE]
 
     # ---------------------------------------------------------------- lag, per stage
     topics_of_stage = {"issues": issue_topic.get_topic_name(), "board": board_topic.get_topic_name()}
@@ -570,6 +629,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             "duplicates": health.duplicates,
             "conflicts": health.conflicts,
             "board_reports": len(Keeper.current().reports),
+            "board_partials": len(Keeper.current().partials),
             "lag": dict(lag),
             "sink": _sink_status(sink),
         }

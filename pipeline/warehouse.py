@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass
 from pathlib import Path
@@ -189,12 +190,18 @@ class Warehouse:
         """One flush of the sink: each table's rows, then the ``metrics_minute`` rows: of
         ``minutes`` as given (the board's sums), and of the (queue, channel, minute)s ``touched``
         summed from their contributions as they now are (so the contributions go first). Returns
-        the rows written per table."""
+        the rows written per table.
+
+        ``version`` is the least version the ``metrics_minute`` rows take: they take the clock
+        (µs) *after* the inserts, just before the re-sum, if later. With several writers, the row
+        of greatest version then comes from a re-sum that began after every row any other
+        re-sum of that minute saw was inserted (docs/architecture.md, "several writers")."""
         written: dict[str, int] = {}
         for table, columns in STAGE_TABLES.items():
             if rows.get(table):
                 self.insert(table, rows[table], columns)
                 written[table] = len(rows[table])
+        version = max(version, time.time_ns() // 1000)
         found: dict[Minute, Counts | tuple[int, ...] | None] = dict(minutes)
         if touched:
             sums = self.minute_sums(touched)

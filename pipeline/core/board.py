@@ -1,14 +1,21 @@
 """The queue board: what every source currently contributes to a set of queues, and the
 metrics and live state that follow, for any ``now``.
 
-A *report* is the whole current contribution of one source (a contact, an issue key or an
-agent) to one queue. The board keeps the latest report per (queue, source) and replaces it
-when a new one comes: the minute buckets, the waiting contacts and the agents are always the
-sum of the current reports. Applying a report twice, or an old report again followed by the
-current one, leaves the board exact; nothing here depends on arrival order.
+Two kinds of contribution, both replaced whole by a newer one, so the minute buckets, the
+waiting contacts and the agents are always the sum of the current ones:
 
-Reports are the authoritative state (persisted); the buckets are derived and rebuilt from
-them on start.
+- a *report* is the whole current contribution of one source (an issue key; in the in-memory
+  :class:`~pipeline.core.engine.Engine` also a contact or an agent) to one queue, kept per
+  (queue, source); applying a report twice, or an old one again followed by the current one,
+  leaves the board exact;
+- a *partial* is what one input partition's contacts pass sums for one (queue, channel, minute)
+  (:class:`MinutePartial`) or holds live for one queue — its waiting contacts and its agents by
+  state (:class:`LivePartial`) — with a *version*, the input offset the pass had reached. The
+  board keeps the greatest version per key (ties: the later), so a replay that sends older sums
+  again changes nothing (``pipeline/core/sums.py``).
+
+Reports and partials are the authoritative state (persisted); the buckets are derived and
+rebuilt from them on start.
 """
 
 from __future__ import annotations
@@ -57,17 +64,136 @@ class Report(Struct, array_like=True, frozen=True):
         return max((minute for _, minute, _ in self.minutes), default=-(2**62))
 
 
+class MinutePartial(Struct, array_like=True, frozen=True):
+    """One input partition's sum of its contacts' contributions to one minute of a queue and channel."""
+
+    source: int  # the input partition
+    queue: str
+    channel: str
+    minute: int
+    counts: tuple[int, ...] = ()  # (): nothing of that partition contributes to the minute now
+    epoch: int = 0  # when the pass's owner took the partition over (µs): a later owner fences the earlier
+    version: int = 0  # the partition's next input offset when the pass sent it
+
+    @property
+    def key(self) -> str:
+        return f"{self.queue}\x1f\x00p{self.source}\x1f{self.channel}\x1f{self.minute}"
+
+    @property
+    def empty(self) -> bool:
+        return not self.counts
+
+
+class LivePartial(Struct, array_like=True, frozen=True):
+    """One input partition's live state of one queue: its waiting contacts and its agents by state."""
+
+    source: int
+    queue: str
+    waiting: tuple[tuple[str, int], ...] = ()  # (channel, offered_at) per waiting contact, sorted
+    agents: tuple[tuple[str, int], ...] = ()  # (state, agents), every state but offline
+    epoch: int = 0
+    version: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.queue}\x1f\x00live{self.source}"
+
+    @property
+    def empty(self) -> bool:
+        return not self.waiting and not self.agents
+
+
+Partial = MinutePartial | LivePartial
+
+
+class Fence(Struct, array_like=True, frozen=True):
+    """A new owner of an input partition: the partials of earlier owners go (their state may have
+    been lost in a crash, or a zombie's may never reach the changelog); the new owner sends every
+    partial it holds right after (``ContactPass.everything``)."""
+
+    source: int
+    epoch: int
+
+
+def partial_kind(key: str) -> type[MinutePartial] | type[LivePartial] | None:
+    """Which partial a stored board key holds (None: a report)."""
+    _, _, rest = key.partition("\x1f")
+    if rest.startswith("\x00p"):
+        return MinutePartial
+    if rest.startswith("\x00live"):
+        return LivePartial
+    return None
+
+
+def partial_minute(key: str) -> tuple[str, str, int]:
+    """The (queue, channel, minute) of a minute partial's key."""
+    queue, _, channel, minute = key.split("\x1f")
+    return queue, channel, int(minute)
+
+
 @dataclass
 class QueueChannel:
     minutes: dict[int, Counts] = field(default_factory=dict)
-    waiting: dict[str, int] = field(default_factory=dict)  # source -> offered_at
+    waiting: dict[str, tuple[int, ...]] = field(default_factory=dict)  # source or partial -> offered_at
 
 
 @dataclass
 class Board:
     reports: dict[str, Report] = field(default_factory=dict)
+    partials: dict[str, Partial] = field(default_factory=dict)
+    fences: dict[int, int] = field(default_factory=dict)  # input partition -> its owner's epoch
     lines: dict[tuple[str, str], QueueChannel] = field(default_factory=dict)  # (queue, channel)
-    agents: dict[str, dict[str, str]] = field(default_factory=dict)  # queue -> agent source -> state
+    # queue -> agent source (or partial) -> (state, agents)
+    agents: dict[str, dict[str, tuple[tuple[str, int], ...]]] = field(default_factory=dict)
+
+    def apply_partial(self, partial: Partial) -> bool:
+        """Keep ``partial`` unless it comes from an owner fenced off, or the board has a greater
+        (epoch, version) for its key; True when kept."""
+        if partial.epoch < self.fences.get(partial.source, 0):
+            return False
+        key = partial.key
+        old = self.partials.get(key)
+        if old is not None:
+            if (old.epoch, old.version) > (partial.epoch, partial.version):
+                return False
+            self._partial(old, -1)
+        if partial.empty:
+            self.partials.pop(key, None)
+        else:
+            self.partials[key] = partial
+            self._partial(partial, +1)
+        return True
+
+    def fence(self, fence: Fence) -> list[str]:
+        """Fence off the owners of ``fence.source`` before ``fence.epoch``: the keys of their partials,
+        dropped (to delete)."""
+        if fence.epoch <= self.fences.get(fence.source, 0):
+            return []
+        self.fences[fence.source] = fence.epoch
+        dropped = [key for key, partial in self.partials.items()
+                   if partial.source == fence.source and partial.epoch < fence.epoch]  # fmt: skip
+        for key in dropped:
+            self.forget(key)
+        return dropped
+
+    def forget(self, key: str) -> None:
+        """Drop a partial (expired: its minute reaches no window any more)."""
+        old = self.partials.pop(key, None)
+        if old is not None:
+            self._partial(old, -1)
+
+    def _partial(self, partial: Partial, sign: int) -> None:
+        if isinstance(partial, MinutePartial):
+            self._count(partial.queue, partial.channel, partial.minute, partial.counts, sign)
+            return
+        name = f"\x00p{partial.source}"
+        by_channel: dict[str, list[int]] = {}
+        for channel, offered_at in partial.waiting:
+            by_channel.setdefault(channel, []).append(offered_at)
+        for channel, since in by_channel.items():
+            self._wait(partial.queue, channel, name, tuple(since), sign)
+        if partial.agents:
+            self._staff(partial.queue, name, partial.agents, sign)
 
     def apply(self, report: Report) -> None:
         old = self.reports.get(report.key)
@@ -88,34 +214,44 @@ class Board:
 
     def _account(self, report: Report, sign: int) -> None:
         for channel, minute, values in report.minutes:
-            line = self.lines.get((report.queue, channel))
-            if line is None:
-                line = self.lines[(report.queue, channel)] = QueueChannel()
-            counts = line.minutes.get(minute)
-            if counts is None:
-                counts = line.minutes[minute] = Counts()
-            counts.add(Counts.from_tuple(values), sign)
-            if counts.is_zero():
-                del line.minutes[minute]
+            self._count(report.queue, channel, minute, values, sign)
         for channel, offered_at in report.waiting:
-            line = self.lines.setdefault((report.queue, channel), QueueChannel())
-            if sign > 0:
-                line.waiting[report.source] = offered_at
-            else:
-                line.waiting.pop(report.source, None)
-        if sign < 0:
-            for channel in {channel for channel, _, _ in report.minutes} | {channel for channel, _ in report.waiting}:
-                line = self.lines.get((report.queue, channel))
-                if line is not None and not line.minutes and not line.waiting:
-                    del self.lines[(report.queue, channel)]  # nothing contributes to it any more
+            self._wait(report.queue, channel, report.source, (offered_at,), sign)
         if report.agent_state is not None:
-            states = self.agents.setdefault(report.queue, {})
-            if sign > 0:
-                states[report.source] = report.agent_state
-            else:
-                states.pop(report.source, None)
-                if not states:
-                    del self.agents[report.queue]
+            self._staff(report.queue, report.source, ((report.agent_state, 1),), sign)
+
+    def _count(self, queue: str, channel: str, minute: int, values: tuple[int, ...], sign: int) -> None:
+        line = self.lines.get((queue, channel))
+        if line is None:
+            line = self.lines[(queue, channel)] = QueueChannel()
+        counts = line.minutes.get(minute)
+        if counts is None:
+            counts = line.minutes[minute] = Counts()
+        counts.add(Counts.from_tuple(values), sign)
+        if counts.is_zero():
+            del line.minutes[minute]
+            self._drop_if_unused(queue, channel, line)
+
+    def _wait(self, queue: str, channel: str, name: str, since: tuple[int, ...], sign: int) -> None:
+        line = self.lines.setdefault((queue, channel), QueueChannel())
+        if sign > 0:
+            line.waiting[name] = since
+        else:
+            line.waiting.pop(name, None)
+            self._drop_if_unused(queue, channel, line)
+
+    def _drop_if_unused(self, queue: str, channel: str, line: QueueChannel) -> None:
+        if not line.minutes and not line.waiting:
+            del self.lines[(queue, channel)]  # nothing contributes to it any more
+
+    def _staff(self, queue: str, name: str, tally: tuple[tuple[str, int], ...], sign: int) -> None:
+        states = self.agents.setdefault(queue, {})
+        if sign > 0:
+            states[name] = tally
+        else:
+            states.pop(name, None)
+            if not states:
+                del self.agents[queue]
 
     def expired(self, now_us: int) -> list[Report]:
         """Reports that can no longer reach any window and wait for nothing (to delete)."""
@@ -125,6 +261,12 @@ class Board:
             for report in self.reports.values()
             if report.agent_state is None and not report.waiting and report.latest_minute < horizon
         ]
+
+    def expired_partials(self, now_us: int) -> list[str]:
+        """The keys of minute partials that can no longer reach any window (to delete)."""
+        horizon = minute_of(now_us - REPORT_RETENTION_US)
+        return [key for key, partial in self.partials.items()
+                if isinstance(partial, MinutePartial) and partial.minute < horizon]  # fmt: skip
 
     def minute(self, queue: str, channel: str, minute: int) -> Counts | None:
         """The sum of the current reports for one minute (None: nothing contributes to it)."""
@@ -147,16 +289,17 @@ class Board:
     def waiting(self, now_us: int) -> Iterator[tuple[str, str, int, int | None]]:
         """(queue, channel, waiting, oldest wait in µs or None) per queue and channel."""
         for (queue, channel), line in sorted(self.lines.items()):
-            since = [at for at in line.waiting.values() if now_us - at <= WAITING_HORIZON_US]
+            since = [at for each in line.waiting.values() for at in each if now_us - at <= WAITING_HORIZON_US]
             yield queue, channel, len(since), (now_us - min(since)) if since else None
 
     def agents_by_state(self) -> Iterator[tuple[str, str, int]]:
         """(queue, state, agents) for every state but offline."""
         for queue, states in sorted(self.agents.items()):
             tally: dict[str, int] = {}
-            for state in states.values():
-                if state != "offline":
-                    tally[state] = tally.get(state, 0) + 1
+            for each in states.values():
+                for state, agents in each:
+                    if state != "offline":
+                        tally[state] = tally.get(state, 0) + agents
             for state, agents in sorted(tally.items()):
                 yield queue, state, agents
 
@@ -171,4 +314,15 @@ def minutes_payload(channel: str, minutes: dict[int, Counts]) -> tuple[tuple[str
     return tuple((channel, minute, counts.as_tuple()) for minute, counts in sorted(minutes.items()))
 
 
-__all__ = ["Board", "Report", "minutes_payload", "whole_from_minute"]
+__all__ = [
+    "Board",
+    "Fence",
+    "LivePartial",
+    "MinutePartial",
+    "Partial",
+    "Report",
+    "minutes_payload",
+    "partial_kind",
+    "partial_minute",
+    "whole_from_minute",
+]

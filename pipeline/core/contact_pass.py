@@ -3,8 +3,9 @@
 Pure: no I/O, the clock passed in. The ingest stage keeps one :class:`ContactPass` per input
 partition it owns (``pipeline/ingest.py``) and hands it each batch of that partition's valid
 events, in offset order. A batch gives a :class:`PassOutput`: the state records it changed (for
-the partition's changelog, the progress record first), the contacts' and agents' reports (for
-the board), their issue updates (for the issues stage) and the contacts' rows (``contact_facts``).
+the partition's changelog, the progress record first), the partials of the sums it touched (for
+the board: ``pipeline/core/sums.py``), the contacts' issue updates (for the issues stage) and
+their rows (``contact_facts``, ``contributions``).
 
 Exactness after a crash: the changelog is applied whole on recovery (the latest record per key,
 as log compaction keeps it), so the state may be ahead of the committed input offset; the batches
@@ -13,6 +14,12 @@ after that offset are then read again. A replayed event changes nothing in a con
 already, so duplicates and conflicts are counted once. The progress record goes first into the
 changelog partition the contacts' records go to: a crash keeps a prefix of a batch's records, so
 an offset counted is an offset whose records are on their way, or already there.
+
+Owners and the board: each owner of a partition takes it over with an *epoch* greater than every
+earlier owner's (:meth:`ContactPass.take_over`; the progress record keeps it, written and
+acknowledged before anything else is sent). The board drops a partition's partials of earlier
+epochs when the new owner's fence arrives and refuses them after, so an earlier owner that goes
+on for a batch (a zombie) cannot put back what the new owner's replay never touches.
 """
 
 from __future__ import annotations
@@ -23,12 +30,22 @@ from dataclasses import dataclass, field
 import msgspec
 import orjson
 
-from pipeline.core.board import Report
-from pipeline.core.engine import AgentRecord, ContactBatch, ContactRecord, IssueUpdate
+from pipeline.core.board import Fence, LivePartial, MinutePartial
+from pipeline.core.engine import (
+    AgentRecord,
+    ContactBatch,
+    ContactRecord,
+    IssueUpdate,
+    contact_issue_updates,
+    contact_minutes,
+    routing_key,
+)
 from pipeline.core.expiry import EXPIRE_AT_ONCE, ExpiryClock, contact_expired, contact_kept_until
-from pipeline.core.facts import Row, contact_row
+from pipeline.core.facts import Row, contact_contribution_rows, contact_row
 from pipeline.core.intake import owner_partition
+from pipeline.core.lifecycle import Contribution, contribution
 from pipeline.core.progress import StageProgress
+from pipeline.core.sums import NO_CONTRIBUTION, Minute, PartitionSums, Touched, first_open_minute
 from pipeline.core.targets import Targets
 from pipeline.core.wire import Routed
 
@@ -56,27 +73,52 @@ def legacy_owner(key: bytes | None, partitions: int) -> tuple[bytes, int] | None
 @dataclass
 class PassOutput:
     writes: dict[bytes, bytes | None] = field(default_factory=dict)  # changelog; None deletes; progress first
-    reports: list[Report] = field(default_factory=list)
+    minutes: list[MinutePartial] = field(default_factory=list)  # to the board
+    live: list[LivePartial] = field(default_factory=list)  # to the board
     issue_updates: list[IssueUpdate] = field(default_factory=list)
-    contact_rows: list[Row] = field(default_factory=list)
+    contact_rows: list[Row] = field(default_factory=list)  # contact_facts
+    contribution_rows: list[Row] = field(default_factory=list)  # contributions
+    touched: set[Minute] = field(default_factory=set)  # every minute the contributions rows change
+    closed: set[Minute] = field(default_factory=set)  # of those, the closed ones: to re-sum in ClickHouse
+
+
+@dataclass
+class TakeOver:
+    """What a new owner of an input partition sends, in this order, before its first batch."""
+
+    writes: dict[bytes, bytes | None]  # the changelog record that keeps the new epoch
+    fence: Fence  # to every board partition
+    minutes: list[MinutePartial]
+    live: list[LivePartial]
 
 
 @dataclass
 class ContactPass:
     targets: Targets
     retention_us: int
+    source: int = 0  # the input partition
+    epoch: int = 0  # when this owner took the partition over (µs, see take_over)
     contact_records: dict[str, bytes] = field(default_factory=dict)  # contact key -> msgpack record
     agent_records: dict[str, bytes] = field(default_factory=dict)  # agent key -> msgpack record
     progress: StageProgress = field(default_factory=StageProgress)
     latest_at: int = 0  # the greatest event time applied
+    _closed_before: int = -(2**62)  # as restored from the progress record
+    _stored_epoch: int = 0  # the epoch of the owner that wrote the progress record
+    _sums: PartitionSums | None = None  # derived from the records on first use (sums)
     _kept_until: dict[str, int] = field(default_factory=dict)  # contact key -> event time it expires after
     _expiry: ExpiryClock = field(default_factory=ExpiryClock)
+    _before: dict[str, Contribution | tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ recovery
     def restore(self, key: bytes, value: bytes | None) -> None:
         """One changelog record, in log order (a later record of a key replaces the earlier)."""
+        self._sums = None
         if key == PROGRESS_KEY:
-            self.progress = StageProgress.from_json(orjson.loads(value) if value else None)
+            stored = orjson.loads(value) if value else None
+            self.progress = StageProgress.from_json(stored)
+            self._closed_before = int((stored or {}).get("closed_before", -(2**62)))
+            # the greatest epoch read: a zombie's later record may carry an older one
+            self._stored_epoch = max(self._stored_epoch, int((stored or {}).get("epoch", 0)))
             return
         name = key.decode()
         if value is None:
@@ -94,23 +136,59 @@ class ContactPass:
     def _store(self, key: str) -> dict[str, bytes]:
         return self.agent_records if key.startswith(AGENT_PREFIX) else self.contact_records
 
+    @property
+    def sums(self) -> PartitionSums:
+        """The partition's partials, summed from its records once after a restore."""
+        if self._sums is None:
+            contacts, agents = [], []
+            for key, value in self.contact_records.items():
+                state = self._contact(value).state
+                self.latest_at = max(self.latest_at, state.last_at)
+                contacts.append((key, contribution(state, key.split("\x1f", 1)[1], self.targets)))
+            for key, value in self.agent_records.items():
+                agent = msgspec.msgpack.decode(value, type=AgentRecord)
+                self.latest_at = max(self.latest_at, agent.at)
+                agents.append((key, agent.state, agent.queues))
+            self._sums = PartitionSums.of(self.source, self._closed_before, contacts, agents)
+        return self._sums
+
+    def take_over(self, now_us: int) -> TakeOver:
+        """This owner's epoch: after every earlier owner's, whose epoch the progress record keeps,
+        even if clocks went back. The progress record that keeps it is to be written to the
+        changelog and acknowledged before the fence is sent (so a later owner sees it even when
+        this one dies before its first batch); the fence drops earlier owners' partials from the
+        board; then every partial of the partition, of version 0 (sent once, right after the
+        fence: the batches replayed from the committed offset send what changes after)."""
+        self.epoch = max(now_us, self._stored_epoch + 1)
+        self._stored_epoch = self.epoch
+        minutes, live = self.sums.everything(self.epoch)
+        return TakeOver({PROGRESS_KEY: self._progress_record()}, Fence(self.source, self.epoch), minutes, live)
+
+    def _progress_record(self) -> bytes:
+        stored = {**self.progress.to_json(), "closed_before": self.sums.closed_before, "epoch": self.epoch}
+        return orjson.dumps(stored)
+
     # ------------------------------------------------------------------ a batch
     def on_batch(self, messages: Iterable[tuple[int, Routed]], wall: float) -> PassOutput:
         """``messages``: (offset, routed event) in offset order; ``wall`` a monotonic clock (expiry)."""
+        sums = self.sums
         batch = ContactBatch(self.targets, self._load)
         progress = self.progress
         before = batch.duplicates, batch.conflicts
+        replayed: set[str] = set()
         for offset, routed in messages:
-            batch.event(routed.source, routed.event, progress.is_new(offset))
+            new = progress.is_new(offset)
+            batch.event(routed.source, routed.event, new)
+            if not new:
+                replayed.add(routing_key(routed.event))
             progress.applied(offset)
         progress.duplicates += batch.duplicates - before[0]
         progress.conflicts += batch.conflicts - before[1]
         self.latest_at = max(self.latest_at, batch.latest_at)
-        out = PassOutput()
-        out.writes[PROGRESS_KEY] = orjson.dumps(progress.to_json())
-        for _key, reports, updates in batch.outcome():
-            out.reports += reports
-            out.issue_updates += updates
+        out, touched = PassOutput(), Touched()
+        out.writes[PROGRESS_KEY] = b""  # first: its value once the batch's closing is known
+        self._contacts(batch, sums, touched, replayed, out)
+        self._agents(batch, sums, touched)
         for key, record in batch.records.items():
             value = msgspec.msgpack.encode(record)
             self._store(key)[key] = value
@@ -118,25 +196,58 @@ class ContactPass:
             if isinstance(record, ContactRecord):
                 self._kept_until[key] = contact_kept_until(record.state, self.retention_us)
                 out.contact_rows.append(contact_row(key.split("\x1f", 1)[1], record, self.targets))
+        self._before.clear()
         if self.latest_at and self._expiry.due(self.latest_at, wall):
-            for key, clears in list(self._expired()):
+            sums.close(first_open_minute(self.latest_at, self.retention_us))
+            for key in list(self._expired()):
                 self._store(key).pop(key, None)
                 self._kept_until.pop(key, None)
+                sums.forget_contact(key, touched)
                 out.writes[key.encode()] = None
-                out.reports += clears
+        out.writes[PROGRESS_KEY] = self._progress_record()
+        out.minutes, out.live = sums.partials(touched, self.epoch, progress.offsets.next_offset)
+        out.closed = touched.closed
         return out
+
+    def _contacts(self, batch: ContactBatch, sums: PartitionSums, touched: Touched, replayed: set[str],
+                  out: PassOutput) -> None:  # fmt: skip
+        for key, contact_id in batch.contacts.items():
+            record = batch.records[key]
+            assert isinstance(record, ContactRecord)
+            found = contribution(record.state, contact_id, self.targets)
+            before = self._before.get(key, NO_CONTRIBUTION)
+            assert isinstance(before, Contribution)
+            sums.contact(key, before, found, touched, key in replayed)
+            left = contact_minutes(record, found)
+            out.contribution_rows += contact_contribution_rows(contact_id, found, left, record.version)
+            out.touched.update((found.queue, found.channel, minute) for minute in found.minutes)  # type: ignore[misc]
+            out.touched.update(left)
+            out.issue_updates += contact_issue_updates(record, contact_id, found)
+
+    def _agents(self, batch: ContactBatch, sums: PartitionSums, touched: Touched) -> None:
+        for key in batch.agents:
+            agent = batch.records[key]
+            assert isinstance(agent, AgentRecord)
+            before = self._before.get(key, ("offline", ()))
+            assert isinstance(before, tuple)
+            sums.agent(key, before, (agent.state, agent.queues), touched)
 
     def _load(self, key: str) -> ContactRecord | AgentRecord | None:
         value = self._store(key).get(key)
         if value is None:
             return None
-        kind = AgentRecord if key.startswith(AGENT_PREFIX) else ContactRecord
-        return msgspec.msgpack.decode(value, type=kind)  # type: ignore[return-value]
+        if key.startswith(AGENT_PREFIX):
+            agent = msgspec.msgpack.decode(value, type=AgentRecord)
+            self._before[key] = (agent.state, agent.queues)
+            return agent
+        contact = self._contact(value)
+        self._before[key] = contribution(contact.state, key.split("\x1f", 1)[1], self.targets)
+        return contact
 
     # ------------------------------------------------------------------ forgetting
-    def _expired(self) -> Iterator[tuple[str, list[Report]]]:
-        """Contacts past the retention that wait for nothing, and agents offline that long (with the
-        reports that clear them from the board); at most EXPIRE_AT_ONCE keys a run."""
+    def _expired(self) -> Iterator[str]:
+        """Contacts past the retention that wait for nothing, and agents offline that long; at
+        most EXPIRE_AT_ONCE keys a run."""
         latest, retention = self.latest_at, self.retention_us
         found = 0
         for key, value in self.agent_records.items():
@@ -145,8 +256,7 @@ class ContactPass:
             agent = msgspec.msgpack.decode(value, type=AgentRecord)
             if agent.state == "offline" and agent.at < latest - retention:
                 found += 1
-                source = f"agent:{key.split(chr(0x1F), 1)[1]}"
-                yield key, [Report(source, queue) for queue in agent.reported_queues]
+                yield key
         for key, value in self.contact_records.items():
             if found >= EXPIRE_AT_ONCE:
                 return
@@ -157,7 +267,7 @@ class ContactPass:
                 until = self._kept_until[key] = contact_kept_until(state, retention)
             if latest > until and contact_expired(state or self._contact(value).state, latest, retention):
                 found += 1
-                yield key, []
+                yield key
 
     @staticmethod
     def _contact(value: bytes) -> ContactRecord:

@@ -27,7 +27,7 @@ from pipeline.core.board import Board, Report, minutes_payload
 from pipeline.core.contract import Event
 from pipeline.core.issues import Issue, group
 from pipeline.core.issues import contributions as issue_contributions
-from pipeline.core.lifecycle import ContactState, IssueContact, apply, contribution
+from pipeline.core.lifecycle import ContactState, Contribution, IssueContact, apply, contribution
 from pipeline.core.partitions import partition_of
 from pipeline.core.targets import Targets
 
@@ -137,6 +137,11 @@ def contact_reports(record: ContactRecord, contact_id: str, targets: Targets) ->
     if found.queue is not None and found.queue not in record.reported_queues:
         record.reported_queues.append(found.queue)
     _remember(record.reported_minutes, now_minutes)
+    return reports, contact_issue_updates(record, contact_id, found)
+
+
+def contact_issue_updates(record: ContactRecord, contact_id: str, found: Contribution) -> list[IssueUpdate]:
+    """The contact's part in its issue key now, and its leaving of a key it was in before."""
     updates: list[IssueUpdate] = []
     key = found.issue.key if found.issue is not None else None
     if key is not None:
@@ -144,7 +149,16 @@ def contact_reports(record: ContactRecord, contact_id: str, targets: Targets) ->
     updates += [IssueUpdate(old, contact_id, None) for old in record.reported_issue_keys if old != key]
     if key is not None and key not in record.reported_issue_keys:
         record.reported_issue_keys.append(key)
-    return reports, updates
+    return updates
+
+
+def contact_minutes(record: ContactRecord, found: Contribution) -> list[Minute]:
+    """The (queue, channel, minute)s the contact contributed to before and contributes nothing to
+    now (their ``contributions`` rows go), remembering the ones it contributes to now."""
+    now = {(found.queue, found.channel, minute) for minute in found.minutes} if found.queue and found.channel else set()
+    left = [minute for minute in record.reported_minutes if minute not in now]
+    _remember(record.reported_minutes, now)  # type: ignore[arg-type]
+    return left
 
 
 def issue_step(record: IssueGroup, update: IssueUpdate, targets: Targets) -> IssueOutcome:

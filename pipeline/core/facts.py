@@ -20,7 +20,7 @@ from pipeline.core.contract import Event
 from pipeline.core.counts import FIELDS, Counts
 from pipeline.core.engine import ContactRecord, IssueLink
 from pipeline.core.issues import Issue
-from pipeline.core.lifecycle import contribution
+from pipeline.core.lifecycle import Contribution, contribution
 from pipeline.core.targets import Targets
 
 Row = tuple[Any, ...]
@@ -148,6 +148,18 @@ def contribution_rows(report: Report) -> tuple[list[Row], set[tuple[str, str, in
         rows.append((report.queue, channel, minute * 60, report.source, *zeros, report.version, 1))
         touched.add((report.queue, channel, minute))
     return rows, touched
+
+
+def contact_contribution_rows(contact_id: str, found: Contribution, left: list[tuple[str, str, int]],
+                              version: int) -> list[Row]:  # fmt: skip
+    """A contact's rows in ``contributions``: its minutes now, and deletions of the ones it left."""
+    source = f"contact:{contact_id}"
+    rows: list[Row] = []
+    if found.queue and found.channel:
+        rows += [(found.queue, found.channel, minute * 60, source, *counts.as_tuple(), version, 0)
+                 for minute, counts in found.minutes.items()]  # fmt: skip
+    rows += [(queue, channel, minute * 60, source, *ZERO_COUNTS, version, 1) for queue, channel, minute in left]
+    return rows
 
 
 Minute = tuple[str, str, int]  # (queue, channel, minute)

@@ -14,7 +14,7 @@ from typing import TypeVar
 import msgspec
 from msgspec import Struct
 
-from pipeline.core.board import Report
+from pipeline.core.board import Fence, LivePartial, MinutePartial, Report
 from pipeline.core.contract import Event
 from pipeline.core.engine import IssueUpdate
 from pipeline.core.partitions import partition_of
@@ -37,6 +37,9 @@ class Tick(Struct, array_like=True, frozen=True):
 class BoardMessage(Struct, array_like=True, frozen=True):
     reports: list[Report] = []
     ticks: list[Tick] = []
+    minutes: list[MinutePartial] = []
+    live: list[LivePartial] = []
+    fences: list[Fence] = []
 
 
 # Internal messages carry lists: one message per destination partition per processed batch,
@@ -57,6 +60,13 @@ def chunks(items: list[T]) -> list[list[T]]:
 def board_messages(reports: Iterable[Report], partitions: int) -> Iterator[tuple[int, bytes]]:
     """Reports as messages to the board: (partition of the report's queue, message), in the order made."""
     return _messages(reports, lambda report: report.queue, partitions, lambda chunk: BoardMessage(reports=chunk))
+
+
+def partial_messages(minutes: Iterable[MinutePartial], live: Iterable[LivePartial],
+                     partitions: int) -> Iterator[tuple[int, bytes]]:  # fmt: skip
+    """A pass's partials as messages to the board: (partition of the partial's queue, message)."""
+    yield from _messages(minutes, lambda partial: partial.queue, partitions, lambda chunk: BoardMessage(minutes=chunk))
+    yield from _messages(live, lambda partial: partial.queue, partitions, lambda chunk: BoardMessage(live=chunk))
 
 
 def issue_messages(updates: Iterable[IssueUpdate], partitions: int) -> Iterator[tuple[int, bytes]]:

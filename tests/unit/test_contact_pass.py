@@ -3,24 +3,48 @@ changelog, against the engine that runs every event once (itself checked against
 
 from __future__ import annotations
 
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.core.board import Board
-from pipeline.core.contact_pass import PROGRESS_KEY, ContactPass
+from pipeline.core.contact_pass import PROGRESS_KEY, ContactPass, PassOutput
 from pipeline.core.contract import Event
 from pipeline.core.wire import Routed
-from tests.unit.test_metrics_core import MODEL_TARGETS, SETTINGS, contents, run, scenarios
+from tests.unit.test_metrics_core import MODEL_TARGETS, SETTINGS, run, scenarios
 
 NO_EXPIRY_US = 10 * 365 * 86400 * 1_000_000  # the engine forgets nothing: neither does this pass
 
 
-def restored(changelog: list[tuple[bytes, bytes | None]]) -> ContactPass:
+def shown(board: Board) -> dict[str, Any]:
+    """What the board's gauges are made of: minute sums, waiting contacts, agents by state."""
+    return {
+        "minutes": {(queue, channel, minute): counts.as_tuple()
+                    for (queue, channel), line in board.lines.items() for minute, counts in line.minutes.items()},
+        "waiting": {key: sorted(at for each in line.waiting.values() for at in each)
+                    for key, line in board.lines.items() if line.waiting},
+        "agents": sorted(board.agents_by_state()),
+    }  # fmt: skip
+
+
+def send(board: Board, out: PassOutput | tuple[list[Any], list[Any]]) -> None:
+    minutes, live = (out.minutes, out.live) if isinstance(out, PassOutput) else out
+    for partial in [*minutes, *live]:
+        board.apply_partial(partial)
+
+
+def restored(changelog: list[tuple[bytes, bytes | None]], board: Board | None = None, now_us: int = 1) -> ContactPass:
+    """The pass taken over from ``changelog``; its fence and first partials sent to ``board``."""
     contact_pass = ContactPass(MODEL_TARGETS, NO_EXPIRY_US)
     for key, value in changelog:
         contact_pass.restore(key, value)
+    taken = contact_pass.take_over(now_us)
+    changelog += taken.writes.items()  # acknowledged before the fence is sent
+    if board is not None:
+        board.fence(taken.fence)
+        send(board, (taken.minutes, taken.live))
     return contact_pass
 
 
@@ -29,15 +53,18 @@ def restored(changelog: list[tuple[bytes, bytes | None]]) -> ContactPass:
 def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_event_once(
     scenario: tuple[list[tuple[Event, str]], int, ZoneInfo], data: st.DataObject
 ) -> None:
-    # Each batch writes its changelog records (progress first) and sends its reports; the input
+    # Each batch writes its changelog records (progress first) and sends its partials; the input
     # offset is committed after some batches. A kill keeps a prefix of the last batch's records
-    # and none of its reports; the next owner restores the whole changelog (state ahead of the
-    # committed offset) and reads again from that offset. Board and counts end as one clean run's.
+    # and any of its partials; the next owner restores the whole changelog (state ahead of the
+    # committed offset), fences off the earlier owners' partials, sends every partial once
+    # (version 0) and reads again from that offset; the old owner may go on for a batch. The
+    # new owner's clock may be behind the old one's: its epoch comes after all the same.
+    # Board and counts end as one clean run's.
     messages, _, _ = scenario
     log = [(offset, Routed(source, event)) for offset, (event, source) in enumerate(messages)]
     changelog: list[tuple[bytes, bytes | None]] = []
     board = Board()
-    contact_pass, committed, position = restored([]), 0, 0
+    contact_pass, committed, position = restored(changelog, board), 0, 0
     kills = data.draw(st.integers(0, 3), label="kills")
     while position < len(log):
         end = data.draw(st.integers(position + 1, len(log)), label="batch end")
@@ -47,23 +74,30 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
         if kills and data.draw(st.booleans(), label="killed after this batch"):
             kills -= 1
             changelog += writes[: data.draw(st.integers(0, len(writes)), label="records that made it")]
-            contact_pass, position = restored(changelog), committed
+            sent = data.draw(st.integers(0, len(out.minutes)), label="partials that made it")
+            send(board, (out.minutes[:sent], out.live[: data.draw(st.integers(0, len(out.live)))]))
+            zombie = contact_pass
+            # the clock may go back at a take-over: the epoch still moves on
+            contact_pass = restored(changelog, board, data.draw(st.integers(0, 2), label="clock"))
+            if end < len(log) and data.draw(st.booleans(), label="the old owner goes on (a zombie)"):
+                send(board, zombie.on_batch(log[end : data.draw(st.integers(end + 1, len(log)))], wall=0.0))
+            position = committed
             continue
         changelog += writes
-        for report in out.reports:
-            board.apply(report)
+        send(board, out)
         position = end
         if data.draw(st.booleans(), label="commit"):
             committed = position
     clean = run(messages, MODEL_TARGETS)
-    not_issues = {key: r for key, r in contents(clean.board.reports).items() if not r.source.startswith("issue:")}
-    assert contents(board.reports) == not_issues
+    contacts_and_agents = Board()
+    contacts_and_agents.load(r for r in clean.board.reports.values() if not r.source.startswith("issue:"))
+    assert shown(board) == shown(contacts_and_agents)
     progress = contact_pass.progress
     assert (progress.duplicates, progress.conflicts) == (clean.health.duplicates, clean.health.conflicts)
     assert progress.offsets.next_offset == len(log)
 
 
-def test_an_agent_offline_past_the_retention_is_forgotten_and_cleared_from_the_board() -> None:
+def test_an_agent_offline_past_the_retention_is_forgotten() -> None:
     hour = 3600 * 1_000_000
     contact_pass = ContactPass(MODEL_TARGETS, retention_us=hour)
     away = Event("s1", "agent.state_changed", 10 * hour, agent_id="a1", state="offline", queues=("q0",))
@@ -73,9 +107,7 @@ def test_an_agent_offline_past_the_retention_is_forgotten_and_cleared_from_the_b
     later = Event("s3", "agent.state_changed", 15 * hour, agent_id="a2", state="available", queues=("q0",))
     out = contact_pass.on_batch([(2, Routed("0:2", later))], wall=0.0)
     assert out.writes.get(b"agent\x1fa1", b"kept") is None  # a tombstone
-    assert [(r.source, r.queue, r.agent_state) for r in out.reports if r.source == "agent:a1"] == [
-        ("agent:a1", "q0", None)
-    ]
+    assert [(p.queue, p.agents) for p in out.live] == [("q0", (("available", 1),))]
     assert b"contact\x1fc1" not in out.writes  # still waiting: kept (7 days)
     assert (contact_pass.contacts(), contact_pass.agents()) == (1, 1)
 
@@ -90,3 +122,21 @@ def test_records_of_the_faust_contacts_stage_go_to_the_partition_that_owns_them_
     assert legacy_owner(orjson.dumps("agent\x1fa1"), 8) == (b"agent\x1fa1", owner_partition(b"a1", 8))
     assert legacy_owner(orjson.dumps("\x00progress\x1f3"), 8) is None  # the old stage's progress record
     assert legacy_owner(orjson.dumps(3), 8) is None and legacy_owner(None, 8) is None
+
+
+def test_a_zombie_owner_cannot_put_back_what_the_new_owner_never_touches() -> None:
+    # The old owner lost its changelog records, then took one more batch after the new owner's
+    # fence: the contact in q1 there. The new owner read both offers in one batch: the earlier
+    # offer (q0) wins, so it never touches q1. Without the fence the zombie's q1 stays for good.
+    minute = 60 * 1_000_000
+    later = Event("o-late", "contact.offered", 100 * minute, "c1", "voice", "q1", "cu", "r0")
+    earlier = Event("o-early", "contact.offered", 90 * minute, "c1", "voice", "q0", "cu", "r0")
+    log = [(0, Routed("0:0", later)), (1, Routed("0:1", earlier))]
+    board = Board()
+    changelog: list[tuple[bytes, bytes | None]] = []
+    zombie = restored(changelog, board, now_us=5)
+    taken = restored(changelog, board, now_us=2)  # a clock behind the zombie's
+    send(board, zombie.on_batch(log[:1], wall=0.0))  # after the fence: ignored
+    send(board, taken.on_batch(log, wall=0.0))
+    assert shown(board)["waiting"] == {("q0", "voice"): [90 * minute]}
+    assert [key[0] for key in shown(board)["minutes"]] == ["q0"]

@@ -1,0 +1,171 @@
+"""What one input partition's contacts and agents add up to: the board's partials, kept by the pass.
+
+Pure: no I/O. The contacts pass of an input partition (``pipeline/core/contact_pass.py``) keeps a
+:class:`PartitionSums` beside its contacts and agents. A batch changes a sum by each contact's
+contribution after the batch minus its contribution before it, and sends the sums it touched
+as partials (``pipeline.core.board.MinutePartial`` and ``LivePartial``) with the partition's
+next input offset as their version. The board keeps, per key, the partial of greatest version.
+
+The sums are derived, never stored: on a take-over they are summed again from the contacts and
+agents restored from the changelog (:meth:`PartitionSums.of`). That is what keeps them exact
+after a crash: the changelog keeps any prefix of a batch's records, so sums stored beside the
+contacts could disagree with them; sums derived from the contacts cannot.
+
+**Minutes that close.** Expiry forgets a contact once its last event is older than the contact
+retention before the partition's latest event time, so the sums would lose its part in the
+minutes it contributed to. Those minutes are *closed* first: the sums hold only minutes from
+``closed_before`` on (:func:`first_open_minute`), and a contribution that changes a closed
+minute (an event more than the retention late) sends no partial; the pass asks the ClickHouse
+sink to re-sum that minute from ``contributions`` instead (:attr:`Touched.closed`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from pipeline.core.board import LivePartial, MinutePartial
+from pipeline.core.counts import Counts
+from pipeline.core.lifecycle import Contribution
+from pipeline.core.windows import minute_of
+
+Minute = tuple[str, str, int]  # (queue, channel, minute)
+NO_CONTRIBUTION = Contribution()
+
+
+def first_open_minute(latest_us: int, retention_us: int) -> int:
+    """The first minute no forgotten contact can have contributed to: expiry at ``latest_us``
+    forgets contacts whose every event is before ``latest_us - retention_us``."""
+    return minute_of(latest_us - retention_us) + 1
+
+
+@dataclass
+class Touched:
+    """What a batch touched: the sums to send as partials, and the closed minutes to re-sum."""
+
+    minutes: set[Minute] = field(default_factory=set)
+    queues: set[str] = field(default_factory=set)  # live state: waiting contacts, agents
+    closed: set[Minute] = field(default_factory=set)
+
+
+@dataclass
+class PartitionSums:
+    source: int  # the input partition
+    closed_before: int = -(2**62)  # the first minute held (earlier ones are closed)
+    minutes: dict[Minute, Counts] = field(default_factory=dict)
+    waiting: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)  # queue -> contact -> (channel, at)
+    agents: dict[str, dict[str, str]] = field(default_factory=dict)  # queue -> agent -> state (not offline)
+
+    @classmethod
+    def of(cls, source: int, closed_before: int, contacts: Iterable[tuple[str, Contribution]],
+           agents: Iterable[tuple[str, str, tuple[str, ...]]]) -> PartitionSums:  # fmt: skip
+        """The sums of ``contacts`` (key, contribution) and ``agents`` (key, state, queues)."""
+        sums = cls(source, closed_before)
+        ignored = Touched()
+        for key, found in contacts:
+            sums.contact(key, NO_CONTRIBUTION, found, ignored)
+        for key, state, queues in agents:
+            sums.agent(key, ("offline", ()), (state, queues), ignored)
+        return sums
+
+    # ------------------------------------------------------------------ changes
+    def contact(self, key: str, before: Contribution, after: Contribution, touched: Touched,
+                replayed: bool = False) -> None:  # fmt: skip
+        """Replace a contact's contribution ``before`` by ``after``; every open minute and queue of
+        either is touched (a replay re-sends what a crash may have lost), and every closed minute
+        whose part changed (all of them when ``replayed``: a crash may have lost the re-sum)."""
+        self._add(before, -1, touched)
+        self._add(after, +1, touched)
+        for found in (before, after):
+            if found.queue is not None:
+                touched.queues.add(found.queue)
+        self._unwait(before, key)
+        if after.queue is not None and after.channel is not None and after.waiting_since is not None:
+            self.waiting.setdefault(after.queue, {})[key] = (after.channel, after.waiting_since)
+        same_line = (before.queue, before.channel) == (after.queue, after.channel)
+        for found, other in ((before, after), (after, before)):
+            if found.queue is None or found.channel is None:
+                continue
+            for minute, counts in found.minutes.items():
+                if minute < self.closed_before and (replayed or not same_line or other.minutes.get(minute) != counts):
+                    touched.closed.add((found.queue, found.channel, minute))
+
+    def agent(self, key: str, before: tuple[str, tuple[str, ...]], after: tuple[str, tuple[str, ...]],
+              touched: Touched) -> None:  # fmt: skip
+        """Replace an agent's (state, queues) ``before`` by ``after``."""
+        for queue in before[1]:
+            states = self.agents.get(queue)
+            if states is not None:
+                states.pop(key, None)
+                if not states:
+                    del self.agents[queue]
+        state, queues = after
+        if state != "offline":
+            for queue in queues:
+                self.agents.setdefault(queue, {})[key] = state
+        touched.queues.update(before[1], queues)
+
+    def forget_contact(self, key: str, touched: Touched) -> None:
+        """An expired contact: it can only still be waiting (offered over 7 days ago)."""
+        for queue, waiting in list(self.waiting.items()):
+            if waiting.pop(key, None) is not None:
+                touched.queues.add(queue)
+                if not waiting:
+                    del self.waiting[queue]
+
+    def close(self, before_minute: int) -> None:
+        """Close the minutes before ``before_minute`` (never reopens one)."""
+        if before_minute <= self.closed_before:
+            return
+        self.closed_before = before_minute
+        for minute in [minute for minute in self.minutes if minute[2] < before_minute]:
+            del self.minutes[minute]
+
+    def _add(self, found: Contribution, sign: int, touched: Touched) -> None:
+        queue, channel = found.queue, found.channel
+        if queue is None or channel is None:
+            return
+        for minute, counts in found.minutes.items():
+            if minute < self.closed_before:
+                continue  # closed: re-summed in ClickHouse when its part changed (contact)
+            key = (queue, channel, minute)
+            touched.minutes.add(key)
+            total = self.minutes.get(key)
+            if total is None:
+                total = self.minutes[key] = Counts()
+            total.add(counts, sign)
+            if total.is_zero():
+                del self.minutes[key]
+
+    def _unwait(self, found: Contribution, key: str) -> None:
+        if found.queue is None:
+            return
+        waiting = self.waiting.get(found.queue)
+        if waiting is not None:
+            waiting.pop(key, None)
+            if not waiting:
+                del self.waiting[found.queue]
+
+    # ------------------------------------------------------------------ partials
+    def partials(self, touched: Touched, epoch: int, version: int) -> tuple[list[MinutePartial], list[LivePartial]]:
+        """The partials of what ``touched`` names, as the sums stand, with ``epoch`` and ``version``."""
+        minutes = []
+        for key in sorted(touched.minutes):
+            if key[2] < self.closed_before:
+                continue  # closed after it was touched (an expiry run in the same batch)
+            counts = self.minutes.get(key)
+            values = counts.as_tuple() if counts is not None else ()
+            minutes.append(MinutePartial(self.source, *key, values, epoch, version))
+        return minutes, [self.live(queue, epoch, version) for queue in sorted(touched.queues)]
+
+    def everything(self, epoch: int) -> tuple[list[MinutePartial], list[LivePartial]]:
+        """Every sum held, as partials of version 0 (a take-over sends them all once)."""
+        queues = set(self.waiting) | set(self.agents) | {queue for queue, _, _ in self.minutes}
+        return self.partials(Touched(set(self.minutes), queues), epoch, 0)
+
+    def live(self, queue: str, epoch: int, version: int) -> LivePartial:
+        waiting = tuple(sorted(self.waiting.get(queue, {}).values()))
+        tally: dict[str, int] = {}
+        for state in self.agents.get(queue, {}).values():
+            tally[state] = tally.get(state, 0) + 1
+        return LivePartial(self.source, queue, waiting, tuple(sorted(tally.items())), epoch, version)
