@@ -54,7 +54,7 @@ class PartitionSums:
     closed_before: int = -(2**62)  # the first minute held (earlier ones are closed)
     minutes: dict[Minute, Counts] = field(default_factory=dict)
     waiting: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)  # queue -> contact -> (channel, at)
-    agents: dict[str, dict[str, str]] = field(default_factory=dict)  # queue -> agent -> state (not offline)
+    staff: dict[str, dict[str, int]] = field(default_factory=dict)  # queue -> state (not offline) -> agents
 
     @classmethod
     def of(cls, source: int, closed_before: int, contacts: Iterable[tuple[str, Contribution]],
@@ -71,14 +71,14 @@ class PartitionSums:
     # ------------------------------------------------------------------ changes
     def contact(self, key: str, before: Contribution, after: Contribution, touched: Touched,
                 replayed: bool = False) -> None:  # fmt: skip
-        """Replace a contact's contribution ``before`` by ``after``; every open minute and queue of
-        either is touched (a replay re-sends what a crash may have lost), and every closed minute
-        whose part changed (all of them when ``replayed``: a crash may have lost the re-sum)."""
+        """Replace a contact's contribution ``before`` by ``after``; every open minute of either is
+        touched (a replay re-sends what a crash may have lost), its queues' live state when its
+        waiting changed (or ``replayed``), and every closed minute whose part changed (all of them
+        when ``replayed``: a crash may have lost the re-sum)."""
         self._add(before, -1, touched)
         self._add(after, +1, touched)
-        for found in (before, after):
-            if found.queue is not None:
-                touched.queues.add(found.queue)
+        if replayed or _waits(before) != _waits(after):
+            touched.queues.update(found.queue for found in (before, after) if found.queue is not None)
         self._unwait(before, key)
         if after.queue is not None and after.channel is not None and after.waiting_since is not None:
             self.waiting.setdefault(after.queue, {})[key] = (after.channel, after.waiting_since)
@@ -92,18 +92,22 @@ class PartitionSums:
 
     def agent(self, key: str, before: tuple[str, tuple[str, ...]], after: tuple[str, tuple[str, ...]],
               touched: Touched) -> None:  # fmt: skip
-        """Replace an agent's (state, queues) ``before`` by ``after``."""
-        for queue in before[1]:
-            states = self.agents.get(queue)
-            if states is not None:
-                states.pop(key, None)
+        """Replace an agent's (state, queues) ``before`` by ``after``: the agents per queue and state."""
+        self._staff(before, -1)
+        self._staff(after, +1)
+        touched.queues.update(before[1], after[1])
+
+    def _staff(self, found: tuple[str, tuple[str, ...]], sign: int) -> None:
+        state, queues = found
+        if state == "offline":
+            return
+        for queue in dict.fromkeys(queues):  # a queue listed twice counts the agent once
+            states = self.staff.setdefault(queue, {})
+            states[state] = states.get(state, 0) + sign
+            if not states[state]:
+                del states[state]
                 if not states:
-                    del self.agents[queue]
-        state, queues = after
-        if state != "offline":
-            for queue in queues:
-                self.agents.setdefault(queue, {})[key] = state
-        touched.queues.update(before[1], queues)
+                    del self.staff[queue]
 
     def forget_contact(self, key: str, touched: Touched) -> None:
         """An expired contact: it can only still be waiting (offered over 7 days ago)."""
@@ -160,12 +164,17 @@ class PartitionSums:
 
     def everything(self, epoch: int) -> tuple[list[MinutePartial], list[LivePartial]]:
         """Every sum held, as partials of version 0 (a take-over sends them all once)."""
-        queues = set(self.waiting) | set(self.agents) | {queue for queue, _, _ in self.minutes}
+        queues = set(self.waiting) | set(self.staff) | {queue for queue, _, _ in self.minutes}
         return self.partials(Touched(set(self.minutes), queues), epoch, 0)
 
     def live(self, queue: str, epoch: int, version: int) -> LivePartial:
         waiting = tuple(sorted(self.waiting.get(queue, {}).values()))
-        tally: dict[str, int] = {}
-        for state in self.agents.get(queue, {}).values():
-            tally[state] = tally.get(state, 0) + 1
-        return LivePartial(self.source, queue, waiting, tuple(sorted(tally.items())), epoch, version)
+        agents = tuple(sorted(self.staff.get(queue, {}).items()))
+        return LivePartial(self.source, queue, waiting, agents, epoch, version)
+
+
+def _waits(found: Contribution) -> tuple[str | None, str | None, int | None]:
+    """Where and since when a contribution's contact waits (all None: it does not)."""
+    if found.waiting_since is None:
+        return None, None, None
+    return found.queue, found.channel, found.waiting_since
