@@ -36,7 +36,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +46,7 @@ from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
 from pipeline.changelog import send_records
-from pipeline.core.contact_pass import ContactPass, PassOutput, legacy_owner
+from pipeline.core.contact_pass import ContactPass, PassOutput, TakeOver, legacy_owner
 from pipeline.core.intake import Intake, ahead, commit_metadata, progress_from_metadata, take
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress
@@ -293,15 +293,20 @@ class IngestStage(Service):
         deliveries: list[asyncio.Future[Any]] = []
         for partition, out in outputs.items():
             deliveries += await send_records(producer, self.state_topic, partition, out.writes)
-        partitions = self.settings.partitions
-        minutes = [partial for out in outputs.values() for partial in out.minutes]
-        live = [partial for out in outputs.values() for partial in out.live]
-        for destination, message in partial_messages(minutes, live, partitions):
-            deliveries.append(await producer.send(self.board_topic, message, partition=destination))
+        deliveries += await self._send_partials(producer, outputs.values())
         updates = [update for out in outputs.values() for update in out.issue_updates]
-        for destination, message in issue_messages(updates, partitions):
+        for destination, message in issue_messages(updates, self.settings.partitions):
             deliveries.append(await producer.send(self.issue_topic, message, partition=destination))
         return deliveries
+
+    async def _send_partials(
+        self, producer: Any, found: Collection[PassOutput | TakeOver]
+    ) -> list[asyncio.Future[Any]]:
+        """The partials of passes' batches (or take-overs), one message per board partition."""
+        minutes = [partial for each in found for partial in each.minutes]
+        live = [partial for each in found for partial in each.live]
+        return [await producer.send(self.board_topic, message, partition=destination)
+                for destination, message in partial_messages(minutes, live, self.settings.partitions)]  # fmt: skip
 
     def _input_partitions(self) -> int:
         assert self.consumer is not None
@@ -440,13 +445,11 @@ class IngestStage(Service):
         message = encode(BoardMessage(fences=[each.fence for each in taken.values()]))
         deliveries = [await producer.send(self.board_topic, message, partition=board_partition)
                       for board_partition in range(self.settings.partitions)]  # fmt: skip
-        minutes = [partial for each in taken.values() for partial in each.minutes]
-        live = [partial for each in taken.values() for partial in each.live]
-        for destination, sent in partial_messages(minutes, live, self.settings.partitions):
-            deliveries.append(await producer.send(self.board_topic, sent, partition=destination))
+        deliveries += await self._send_partials(producer, taken.values())
         await asyncio.gather(*deliveries)
         log.info("contacts pass: input partitions %s taken over: %d minute sums and %d live states sent to the "
-                 "board in %.1f s", partitions, len(minutes), len(live), time.monotonic() - began)  # fmt: skip
+                 "board in %.1f s", partitions, sum(len(each.minutes) for each in taken.values()),
+                 sum(len(each.live) for each in taken.values()), time.monotonic() - began)  # fmt: skip
 
     async def _restore(self, partitions: list[int]) -> None:
         """Each partition's contacts pass from its changelog partition, read whole (compacted); a
