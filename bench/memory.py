@@ -29,8 +29,7 @@ from bench.machine import describe, rss_mib
 
 def run(days: float, scale: float, bootstrap: str | None, root: Path, pace: float = 1000,
         env: dict[str, str] | None = None) -> dict[str, object]:  # fmt: skip
-    import orjson
-
+    from pipeline.core.json_bytes import json_bytes
     from pipeline.kafka_io import EventSender, ensure_topics
     from pipeline.settings import Settings
     from pipeline.simulation import Simulation
@@ -48,7 +47,7 @@ def run(days: float, scale: float, bootstrap: str | None, root: Path, pace: floa
         ensure_topics(settings)
         start = datetime(2026, 11, 23, 0, 0, tzinfo=UTC)
         events = list(Simulation(start, seed=7, scale=scale).events(timedelta(days=days)))
-        lines = [orjson.dumps(event) for event in events]
+        lines = [json_bytes(event) for event in events]
         produced = len(lines)
         # the worker is done when it has read every event *and* its clock (the board's, fed by the
         # ingest stage's ticks a moment later) has reached the last one

@@ -21,8 +21,7 @@ import logging
 from collections import defaultdict
 from typing import Any
 
-import orjson
-
+from pipeline.core.json_bytes import json_bytes
 from pipeline.kafka_edge import aiokafka_producer
 
 log = logging.getLogger("ccpulse.changelog")
@@ -34,7 +33,7 @@ RECORD_BATCH_BYTES = 512 * 1024
 
 def changelog_key(key: str | int) -> bytes:
     """A table key as Faust's JSON key serializer writes it (checked against Faust in the tests)."""
-    return orjson.dumps(key)
+    return json_bytes(key)
 
 
 class ChangelogWrites:

@@ -47,6 +47,7 @@ from pipeline.core.engine import (
 )
 from pipeline.core.expiry import EXPIRE_AT_ONCE, ExpiryClock
 from pipeline.core.facts import board_minutes, contact_issue_rows, contribution_rows, issue_rows
+from pipeline.core.json_bytes import json_bytes
 from pipeline.core.partitions import partition_of
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
@@ -351,7 +352,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             # keeps a prefix of these writes, so a key written implies its messages known as applied
             writes = ChangelogWrites(app, batch[0].message.generation_id if batch else None)
             for partition, progress in progress_records.items():
-                writes.put(issues, progress_key(partition), orjson.dumps(progress.to_json()))
+                writes.put(issues, progress_key(partition), json_bytes(progress.to_json()))
             for key in issue_batch.changed | issue_batch.replayed:  # an unchanged group is stored already
                 if turns.due():
                     await asyncio.sleep(0)
@@ -410,7 +411,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     for report in message.reports:
                         latest_reports[report.key] = report
                 if ticks is not None:
-                    writes.put(clocks, partition, orjson.dumps(ticks))
+                    writes.put(clocks, partition, json_bytes(ticks))
             for report in latest_reports.values():  # a key's report replaces the one before: the last counts
                 board.apply(report)
             for key, report in latest_reports.items():
@@ -457,7 +458,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         for fence in found:
             known[str(fence.source)] = max(int(known.get(str(fence.source), 0)), fence.epoch)
             changed.update((key, None) for key in board.fence(fence))
-        writes.put(fences, partition, orjson.dumps(known))
+        writes.put(fences, partition, json_bytes(known))
 
     def expire_board(board: Board, now_us: int, writes: ChangelogWrites) -> None:
         """Reports and minute partials no window can reach any more, and a few legacy reports."""

@@ -43,6 +43,7 @@ from pipeline.core.engine import (
 from pipeline.core.expiry import EXPIRE_AT_ONCE, ExpiryClock, contact_expired, contact_kept_until
 from pipeline.core.facts import Row, contact_contribution_rows, contact_row
 from pipeline.core.intake import owner_partition
+from pipeline.core.json_bytes import json_bytes
 from pipeline.core.lifecycle import Contribution, contribution
 from pipeline.core.progress import StageProgress
 from pipeline.core.sums import NO_CONTRIBUTION, Minute, PartitionSums, Touched, first_open_minute
@@ -166,7 +167,7 @@ class ContactPass:
 
     def _progress_record(self) -> bytes:
         stored = {**self.progress.to_json(), "closed_before": self.sums.closed_before, "epoch": self.epoch}
-        return orjson.dumps(stored)
+        return json_bytes(stored)
 
     # ------------------------------------------------------------------ a batch
     def on_batch(self, messages: Iterable[tuple[int, Routed]], wall: float) -> PassOutput:

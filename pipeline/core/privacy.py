@@ -16,6 +16,7 @@ import msgspec
 import orjson
 
 from pipeline.core.contract import Event
+from pipeline.core.json_bytes import json_bytes
 
 
 class Pseudonyms:
@@ -42,4 +43,4 @@ class Pseudonyms:
         document["customer_id"] = pseudonym = self.customer(original)
         if event.customer_id is not None:
             event = msgspec.structs.replace(event, customer_id=pseudonym)
-        return event, orjson.dumps(document)
+        return event, json_bytes(document)

@@ -21,6 +21,7 @@ from itertools import count
 
 import orjson
 
+from pipeline.core.json_bytes import json_bytes
 from pipeline.timefmt import rfc3339
 
 
@@ -93,7 +94,7 @@ def inject(
             yield event, raw
         if faults.duplicates and rng.random() < faults.duplicates:
             again = event if rng.random() < 0.5 else _shifted(event, rng, next(serial))
-            hold(moment + rng.uniform(0.5, 120), again, orjson.dumps(again))
+            hold(moment + rng.uniform(0.5, 120), again, json_bytes(again))
         if faults.invalid_rate and rng.random() < faults.invalid_rate:
             yield None, hostile_messages(rng, event)
     while held:
