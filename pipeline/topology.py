@@ -40,13 +40,8 @@ from pipeline.changelog import RECORD_BATCH_BYTES, ChangelogWrites
 from pipeline.consumer import gated
 from pipeline.core.board import Board, Fence, MinutePartial, Partial, Report, partial_kind, partial_minute
 from pipeline.core.commits import CommitGate
-from pipeline.core.engine import (
-    IssueBatch,
-    IssueGroup,
-    IssueOutcome,
-)
 from pipeline.core.expiry import EXPIRE_AT_ONCE, ExpiryClock
-from pipeline.core.facts import board_minutes, contact_issue_rows, contribution_rows, issue_rows
+from pipeline.core.facts import board_minutes, contribution_rows
 from pipeline.core.json_bytes import json_bytes
 from pipeline.core.partitions import partition_of
 from pipeline.core.privacy import Pseudonyms
@@ -56,9 +51,7 @@ from pipeline.core.stall import StallWatch
 from pipeline.core.targets import Targets
 from pipeline.core.wire import (
     board_decoder,
-    board_messages,
     encode,
-    issue_update_decoder,
 )
 from pipeline.exposition import (
     BoardCollector,
@@ -68,6 +61,7 @@ from pipeline.exposition import (
     StateSizeCollector,
 )
 from pipeline.ingest import IngestStage
+from pipeline.issues_stage import IssuesStage
 from pipeline.kafka_watch import CHECK_SECONDS as METADATA_CHECK_SECONDS
 from pipeline.kafka_watch import MetadataWatch
 from pipeline.loop_watch import LoopWatch
@@ -181,7 +175,6 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     targets = Targets.load(settings.targets_file)
     pseudonyms = Pseudonyms(settings.customer_key.reveal() if settings.customer_key else None)
     partitions = settings.partitions
-    retention_us = int(settings.contact_retention_hours * HOUR_US)
 
     def raw_topic(name: str, internal: bool = False) -> faust.TopicT:
         return app.topic(name, key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw",
@@ -197,8 +190,6 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         created.partition_function = partition_function
         return app.tables.add(created)
 
-    issues = table("issues", str, lambda key: _stage_partition(key, partitions),
-                   "Answered contacts per issue key, and per issue-updates partition its progress record.")  # fmt: skip
     reports = table("reports", str, lambda key: partition_of(key.split("\x1f", 1)[0], partitions),
                     "Per (queue, source): its current report.")  # fmt: skip
     clocks = table("clock", int, int, "Per board partition: latest event time of each input partition.")
@@ -258,14 +249,9 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                 fresh.apply(msgspec.msgpack.decode(value, type=Report))
         return fresh, legacy
 
-    # Per issue key, what expiry needs of a record, remembered when the stage writes it (a run then
-    # reads no stored record); forgotten at every rebalance, when the tables may have changed.
-    issues_last_at: dict[str, int] = {}
-
     @app.on_rebalance_complete.connect  # type: ignore[arg-type]
     async def rebuild_board_after_recovery(sender: Any, **kwargs: Any) -> None:
         Keeper.stale = True
-        issues_last_at.clear()
 
     def received(batch: Sequence[EventT]) -> None:
         """Tell the commit gate what this batch brings; called first thing for every batch."""
@@ -313,75 +299,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     app.service(ingest)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------- issues
-    @app.agent(issue_topic, name="issues")
-    async def issues_agent(stream: faust.StreamT) -> None:
-        batches = stream.take_events(settings.batch_size, within=settings.batch_seconds)  # type: ignore[attr-defined]
-        latest_seen = 0
-        issues_expiry = ExpiryClock()
-        async for batch in batches:
-            received(batch)
-            issue_batch = IssueBatch(targets, lambda key: _load(issues, key, IssueGroup))
-            out: dict[str, list[Report]] = {}
-            outcomes: dict[str, IssueOutcome] = {}
-            progress_records: dict[int, StageProgress] = {}
-            turns = Turns()
-            for partition, events in by_partition(batch):
-                stored = _json(issues.get(progress_key(partition)))
-                progress = StageProgress.from_json(stored)
-                progress_records[partition] = progress
-                for event in events:
-                    # no record yet (a new deployment, or an upgrade from a version without it):
-                    # what this batch repeats is unknown, so all of it counts as a replay
-                    new = stored is not None and progress.is_new(event.message.offset)
-                    for update in issue_update_decoder.decode(event.message.value or b""):
-                        if turns.due():
-                            await asyncio.sleep(0)
-                        group = issue_batch.apply(update, replay=not new)
-                        latest_seen = max(latest_seen, group.last_at)
-                    _report_hole(progress.applied(event.message.offset), issue_topic.get_topic_name(), partition)
-            # each key's outcome once per batch, from its state after all of the batch's updates; its
-            # rows and links only where they changed, unless the batch may repeat one that died
-            # before its rows and links were out (a replay: the record had its updates already)
-            groups = issue_batch.groups
-            for key in groups:
-                if turns.due():
-                    await asyncio.sleep(0)
-                outcomes[key] = issue_batch.outcome(key)
-                out[key] = outcomes[key].reports
-            # the progress record first, into the changelog partition of the keys it covers: a crash
-            # keeps a prefix of these writes, so a key written implies its messages known as applied
-            writes = ChangelogWrites(app, batch[0].message.generation_id if batch else None)
-            for partition, progress in progress_records.items():
-                writes.put(issues, progress_key(partition), json_bytes(progress.to_json()))
-            for key in issue_batch.changed | issue_batch.replayed:  # an unchanged group is stored already
-                if turns.due():
-                    await asyncio.sleep(0)
-                writes.put(issues, key, encode(groups[key]))
-                issues_last_at[key] = groups[key].last_at
-            if latest_seen and issues_expiry.due(latest_seen, time.monotonic()):
-                horizon = latest_seen - targets.fcr_window_us - retention_us
-                stale = []
-                for key, value in list(_store(issues).items()):  # last_at remembered: no decode per key
-                    if key.startswith("\x00"):  # a progress record
-                        continue
-                    last_at = issues_last_at.get(key)
-                    if last_at is None and value is not None:
-                        last_at = issues_last_at[key] = _decode(value, IssueGroup).last_at
-                    if last_at is not None and last_at < horizon:
-                        stale.append(key)
-                for key in stale[:EXPIRE_AT_ONCE]:
-                    writes.delete(issues, key)
-                    issues_last_at.pop(key, None)
-            await writes.send()
-            await _send_reports(board_topic, out.values(), partitions)
-            rows = SinkBatch()
-            for key, outcome in outcomes.items():
-                if turns.due():
-                    await asyncio.sleep(0)
-                version = groups[key].version
-                rows.rows["issues"].extend(issue_rows(key, outcome.issues, outcome.gone, version))
-                rows.rows["contact_issues"].extend(contact_issue_rows(outcome.links, version))
-            await written(batch, rows)
+    # Not a Faust agent either: its own consumer of the issue updates (pipeline/issues_stage.py).
+    issues = IssuesStage(app=app, settings=settings, sink=sink, targets=targets,
+                         issue_topic=issue_topic.get_topic_name(),
+                         board_topic=board_topic.get_topic_name())  # fmt: skip
+    app.service(issues)  # type: ignore[arg-type]
 
     # ---------------------------------------------------------------- the board
     @app.agent(board_topic, name="board")
@@ -474,7 +396,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             del Keeper.legacy[:EXPIRE_AT_ONCE]
 
     # ---------------------------------------------------------------- lag, per stage
-    topics_of_stage = {"issues": issue_topic.get_topic_name(), "board": board_topic.get_topic_name()}
+    topics_of_stage = {"board": board_topic.get_topic_name()}
     lag: dict[str, int] = {}
     watch = StallWatch(settings.stall_seconds)
 
@@ -502,8 +424,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             for tp, offset in gate.starved(ends, now, STARVED_SECONDS):
                 why = f"messages wait but none came for {STARVED_SECONDS:.0f} s"
                 app.add_future(app.consumer.read_again(tp, offset, why))  # type: ignore[attr-defined]
-        ingest_lag, ingest_done = await ingest.lag()
-        measured = {"ingest": (ingest_lag, ingest_done)}
+        measured = {"ingest": await ingest.lag(), "issues": await issues.lag()}
         # Faust's stages: only from a complete assignment. Before the first one, or while it is
         # being settled, their lag is unknown, not 0 (a lag of 0 would say "caught up").
         for stage, topic in topics_of_stage.items() if assigned and not settling else ():
@@ -521,7 +442,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
                     "(CCPULSE_STALL_SECONDS sets the limit)", stage, waiting, settings.stall_seconds,
                 )  # fmt: skip
                 _log_stall_report(sink, committed, assigned, gate, app)
-                log.error("stall report: ingest commits %s, in flight %d", ingest.committed, len(ingest._in_flight))
+                log.error("stall report: ingest commits %s, in flight %d; issues commits %s, in flight %d",
+                          ingest.committed, ingest.in_flight(), issues.committed, issues.in_flight())  # fmt: skip
                 logging.shutdown()
                 os._exit(EXIT_STALLED)
 
@@ -587,12 +509,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
 
     registry.register(PipelineHealthCollector(lambda: steady("ingest", ingest_progress), contact_health,
                                               lambda: len(ingest.owned())))  # fmt: skip
-    state_tables = {"issues": issues, "reports": reports}
 
     def state_sizes() -> dict[str, int]:
         passes = list(ingest.passes.values())
         return {"contacts": sum(p.contacts() for p in passes), "agents": sum(p.agents() for p in passes),
-                **{name: len(t.data) for name, t in state_tables.items()}}  # fmt: skip
+                "issues": issues.keys(), "reports": len(reports.data)}  # fmt: skip
 
     registry.register(StateSizeCollector(state_sizes))
     registry.register(BoardCollector(Keeper.current, clock_us, settings.zone, targets, settings.max_queue_labels))
@@ -623,7 +544,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             "topic": settings.topic,
             "clock": settings.clock,
             "now_us": clock_us(),
-            "owned_partitions": {"input": ingest.owned(), "board": owned(board_topic.get_topic_name())},
+            "owned_partitions": {
+                "input": ingest.owned(),
+                "issues": issues.owned(),
+                "board": owned(board_topic.get_topic_name()),
+            },
             "events_by_type": dict(progress.events_by_type),
             "invalid_by_reason": dict(progress.invalid_by_reason),
             "keyed_otherwise": progress.keyed_otherwise,
@@ -710,62 +635,6 @@ def _sink_status(sink: Sink | None) -> dict[str, Any] | None:
             "last_error": health.last_error}  # fmt: skip
 
 
-def _report_hole(offsets: list[int], topic: str, partition: int) -> None:
-    if offsets:
-        log.warning(
-            "%s partition %d: offsets %d..%d never arrived (transaction markers, or deleted by retention before "
-            "this worker read them); they are not counted", topic, partition, offsets[0], offsets[-1],
-        )  # fmt: skip
-
-
-class Turns:
-    """Counts the items of a long synchronous stretch of a stage and says when to give the rest of
-    the event loop a turn (``await asyncio.sleep(0)``). A catch-up batch holds tens of thousands of
-    items; without turns the contacts and issues stages held the loop for 2-5 s at a time, and
-    heartbeats, /metrics and the other stages waited (the loop watch's log, docs/performance.md)."""
-
-    __slots__ = ("every", "left")
-
-    def __init__(self, every: int = 500) -> None:
-        self.every = self.left = every
-
-    def due(self) -> bool:
-        self.left -= 1
-        if self.left:
-            return False
-        self.left = self.every
-        return True
-
-
-def progress_key(partition: int) -> str:
-    return f"\x00progress\x1f{partition}"
-
-
-def _stage_partition(key: str, partitions: int) -> int:
-    if key.startswith("\x00progress\x1f"):
-        return int(key.rsplit("\x1f", 1)[1])
-    return partition_of(key, partitions)
-
-
 def _store(table: Any) -> dict[Any, Any]:
     """A table's in-memory store itself (Faust's mapping API adds a sensor call per key)."""
     return table.data.data  # type: ignore[no-any-return]
-
-
-def _decode(value: bytes, kind: type) -> Any:
-    return msgspec.msgpack.decode(value, type=kind)
-
-
-def _json(value: bytes | None) -> dict[str, Any] | None:
-    return orjson.loads(value) if value else None
-
-
-def _load(table: Any, key: str, kind: type) -> Any:
-    value = table.data.get(key)  # the store itself: Faust's table.get adds a sensor call per read
-    return msgspec.msgpack.decode(value, type=kind) if value is not None else kind()
-
-
-async def _send_reports(topic: faust.TopicT, groups: Iterable[list[Report]], partitions: int) -> None:
-    """The reports of a batch, one message per board partition (in the order they were made)."""
-    for destination, message in board_messages((report for group in groups for report in group), partitions):
-        await topic.send(value=message, partition=destination)

@@ -9,6 +9,7 @@ from faust.worker import Worker
 
 from pipeline import console
 from pipeline.core.targets import Targets
+from pipeline.issues_stage import issues_changelog
 from pipeline.kafka_io import ensure_topics
 from pipeline.settings import Settings
 from pipeline.sink import FaultSwitch, Sink
@@ -31,6 +32,7 @@ def run_worker(settings: Settings, verbose: bool = False) -> int:
     # Faust itself after the join (the clock table's, every fresh start) caused that rebalance
     # 15 s after start, and in one CI run (2026-12-02) the worker hung in it for good.
     changelogs = tuple(table.changelog_topic.get_topic_name() for table in app.tables.values())
+    changelogs += (issues_changelog(settings.app_id),)  # the issues stage's (pipeline/issues_stage.py)
     ensure_topics(
         settings,
         internal=stage_topics(settings.app_id),

@@ -1,0 +1,143 @@
+"""The issues stage: reads ``<app>-issue-updates`` with its own consumer (group ``<app>-issues``)
+and runs each owned partition's issues pass (``pipeline.core.issue_pass``).
+
+    <app>-issue-updates, partition i ──getmany──▶ issues pass of i ─┬─▶ <app>-issues-changelog, partition i
+                                                                     ├─▶ reports ──▶ <app>-reports ─▶ board
+                                                                     └─▶ rows (issues, contact_issues) ──▶ ClickHouse
+        ▲
+        └── commit(offset) ◀── every message acknowledged, every row durable
+
+Why not a Faust agent (as until December 2026): on a deep backlog Faust's consumer stopped
+delivering this topic to the agent with thousands of messages waiting — the class of failure of
+faust-streaming's open issue #175 — and the stall watchdog restarted the worker, again and again
+(docs/performance.md). Here the stage reads with aiokafka's public ``getmany`` through the
+:class:`~pipeline.stage_runner.StageRunner` the ingest stage runs on.
+
+Exactness: a partition's state is restored whole from its changelog partition when the stage is
+assigned it (the records Faust's ``issues`` table wrote before, too); it may be ahead of the
+committed offset, and the pass applies what it has applied before as a replay (no double count,
+its outcome sent again). Without a committed offset (a new group, or an upgrade from the Faust
+agent, whose group was the app's) reading starts at the offset the progress record says comes
+next, else at the start of the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from pipeline.changelog import changelog_key, send_records
+from pipeline.core.issue_pass import IssueOutput, IssuePass
+from pipeline.core.targets import Targets
+from pipeline.core.wire import board_messages
+from pipeline.kafka_edge import aiokafka_producer
+from pipeline.settings import Settings
+from pipeline.sink import Sink, SinkBatch
+from pipeline.stage_runner import InFlight, StageRunner
+
+log = logging.getLogger("ccpulse.issues")
+
+# The stage takes blocks, not updates: each holds one ingest batch's issue updates for one issue
+# partition (up to ITEMS_PER_MESSAGE; ~160 on a backlog). One block per BLOCK_SHARE events of
+# CCPULSE_BATCH_SIZE keeps a batch near the work of a few ingest batches (20 blocks by default).
+BLOCK_SHARE = 100
+
+
+def issues_changelog(app_id: str) -> str:
+    """The issues stage's changelog: the topic of the Faust table it kept before December 2026."""
+    return f"{app_id}-issues-changelog"
+
+
+class IssuesStage(StageRunner):
+    def __init__(self, *, app: Any, settings: Settings, sink: Sink | None, targets: Targets, issue_topic: str,
+                 board_topic: str) -> None:  # fmt: skip
+        super().__init__(app=app, settings=settings, stage="issues", topic=issue_topic,
+                         max_records=max(1, settings.batch_size // BLOCK_SHARE))  # fmt: skip
+        self.sink = sink
+        self.targets = targets
+        self.board_topic = board_topic
+        self.changelog = issues_changelog(settings.app_id)
+        self.retention_us = int(settings.contact_retention_hours * 3600 * 1_000_000)
+        self.passes: dict[int, IssuePass] = {}  # per owned issue-updates partition
+
+    def keys(self) -> int:
+        return sum(each.keys() for each in list(self.passes.values()))
+
+    def owned(self) -> list[int]:
+        return sorted(self.passes)
+
+    # ------------------------------------------------------------------ a batch
+    async def process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        rows = SinkBatch()
+        commit: dict[TopicPartition, OffsetAndMetadata] = {}
+        outputs: dict[int, IssueOutput] = {}
+        for tp, records in fetched.items():
+            issue_pass = self.passes.get(tp.partition)
+            if issue_pass is None:  # handed over while this batch was fetched: its new owner reads it
+                continue
+            out = outputs[tp.partition] = issue_pass.on_batch(
+                ((record.offset, record.value or b"") for record in records), time.monotonic()
+            )
+            commit[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+            for table, found in out.rows.items():
+                rows.rows[table].extend(found)
+            if out.holes:
+                log.warning("%s partition %d: offsets %d..%d never arrived (transaction markers, or deleted by "
+                            "retention before this worker read them); they are not counted",
+                            self.topic, tp.partition, out.holes[0], out.holes[-1])  # fmt: skip
+            await asyncio.sleep(0)  # a turn for the rest of the loop between partitions
+        batch = InFlight(self.generation, commit, [])
+        # rows first: the board's re-sums of minutes come after the rows they sum (one sink, in order)
+        if self.sink is None:
+            batch.durable.set()
+        else:
+            rows.on_durable = batch.durable.set
+            await self.sink.write(rows)  # waits while the sink's backlog is full (backpressure)
+        producer = aiokafka_producer(self.app)
+        # The reports are acknowledged before the changelog records go: a group's record says what it
+        # reported last (its queues), so a record kept by a crash whose reports were lost would leave
+        # the board a report that no replay withdraws (found by tests/unit/test_issue_pass.py).
+        reports = (report for out in outputs.values() for report in out.reports)
+        sent = [await producer.send(self.board_topic, message, partition=destination)
+                for destination, message in board_messages(reports, self.settings.partitions)]  # fmt: skip
+        await asyncio.gather(*sent)
+        for partition, out in outputs.items():
+            writes = {changelog_key(key): value for key, value in out.writes.items()}
+            batch.deliveries += await send_records(producer, self.changelog, partition, writes)
+        self.queue(batch)
+
+    # ------------------------------------------------------------------ hand-overs
+    def forget(self, partition: int) -> None:
+        self.passes.pop(partition, None)
+
+    async def take_over(self, tps: list[TopicPartition]) -> None:
+        assert self.consumer is not None
+        began = time.monotonic()
+        partitions = [tp.partition for tp in tps]
+        passes = {p: IssuePass(self.targets, self.retention_us, partition=p) for p in partitions}
+
+        def restore(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:
+            if key is not None:
+                passes[tp.partition].restore(key, value)
+
+        records, _ = await self.read_whole([TopicPartition(self.changelog, p) for p in partitions], restore)
+        starts: dict[int, int | str] = {}
+        for tp in tps:
+            offset = await self.consumer.committed(tp)
+            start = offset if offset is not None and offset >= 0 else passes[tp.partition].next_offset
+            self.committed[tp] = OffsetAndMetadata(start, "") if start is not None else None
+            if start is not None:
+                self.consumer.seek(tp, start)
+                starts[tp.partition] = start
+            else:
+                await self.consumer.seek_to_beginning(tp)
+                starts[tp.partition] = "start"
+        self.passes.update(passes)
+        log.info("issues stage owns issue-updates partitions %s (from offsets %s): %d issue keys restored from %d "
+                 "changelog records in %.1f s", partitions, starts, sum(p.keys() for p in passes.values()), records,
+                 time.monotonic() - began)  # fmt: skip

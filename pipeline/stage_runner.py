@@ -1,0 +1,333 @@
+"""The stage runner: one consumer of its own per stage, batches in flight, commits in order.
+
+A stage (the ingest stage and its contacts pass, the issues stage) reads its topic in bulk with
+its own aiokafka consumer (``getmany``, public API only) in a group of its own,
+``<app id>-<stage>``; Faust's consumer is not on its path. The runner owns what every stage
+needs the same way:
+
+- **batches in flight**: the next batch is read and processed while earlier ones are being sent
+  and written (at most ``MAX_IN_FLIGHT`` uncommitted);
+- **commits in order**: a batch's offsets are committed only once every message it produced is
+  acknowledged by the broker and its rows are durable in ClickHouse, and never before an earlier
+  batch's; a send that failed for good reads everything again from the last commit (a rewind);
+- **hand-overs**: a revocation waits (briefly) for the batches in flight to be committed; an
+  assignment takes the partitions over — their state from their changelog, read whole by a
+  group-less consumer (:meth:`StageRunner.read_whole`) — before any batch of theirs is processed
+  (records fetched meanwhile wait);
+- **lag**: messages not yet committed over the owned partitions.
+
+A subclass says what a batch does (:meth:`StageRunner.process`), how partitions are taken over
+(:meth:`StageRunner.take_over`) and what it forgets of partitions handed over
+(:meth:`StageRunner.forget`) or rewound (:meth:`StageRunner.rewound`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.structs import OffsetAndMetadata
+from mode import Service
+
+from pipeline.settings import Settings
+
+log = logging.getLogger("ccpulse.stages")
+
+MAX_IN_FLIGHT = 128  # batches read and processed but not yet committed (their rows wait in the sink, bounded there)
+REVOKE_WAIT_SECONDS = 10.0  # how long a hand-over waits for in-flight batches to be committed
+FETCH_BYTES_PER_PARTITION = 1024 * 1024  # aiokafka's default: a batch (CCPULSE_BATCH_SIZE) is far smaller
+
+
+@dataclass
+class InFlight:
+    """A processed batch on its way: what it sent, whether its rows are durable, what to commit."""
+
+    generation: int
+    commit: dict[TopicPartition, OffsetAndMetadata]
+    deliveries: list[asyncio.Future[Any]]
+    durable: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def finished(self) -> None:
+        """Returns once every message is acknowledged and every row durable; raises if a send failed."""
+        if self.deliveries:
+            await asyncio.gather(*self.deliveries)
+        await self.durable.wait()
+
+
+class StageRunner(Service):
+    """Started with the Faust app; see the module's text. ``stage``: the stage's name (its group is
+    ``<app id>-<stage>``); ``topic``: what it reads; ``max_records``: a batch's most messages."""
+
+    def __init__(self, *, app: Any, settings: Settings, stage: str, topic: str, max_records: int) -> None:
+        super().__init__()
+        self.app = app
+        self.settings = settings
+        self.stage = stage
+        self.topic = topic
+        self.max_records = max_records
+        self.restorer: AIOKafkaConsumer | None = None  # reads the state changelog (no group)
+        self.handing_over = False  # between a revocation and the next assignment's take-over
+        self.committed: dict[TopicPartition, OffsetAndMetadata | None] = {}  # per owned partition
+        self.consumer: AIOKafkaConsumer | None = None
+        self._in_flight: deque[InFlight] = deque()
+        self._changed = asyncio.Event()  # a batch was added or finished
+        self._batch = asyncio.Lock()  # held while a batch is read into the in-flight queue
+        self._generation = 0  # moves on with every hand-over and rewind: older batches never commit
+        self._stopping = False
+
+    # ------------------------------------------------------------------ what a stage does
+    async def process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        """Process one fetched batch and queue it with :meth:`in_flight` (under the batch lock)."""
+        raise NotImplementedError
+
+    async def take_over(self, tps: list[TopicPartition]) -> None:
+        """Take ``tps`` over: restore their state, record their committed offsets in
+        ``self.committed`` and seek the consumer (no batch is processed meanwhile)."""
+        raise NotImplementedError
+
+    def forget(self, partition: int) -> None:
+        """A partition was handed over: drop what the stage keeps of it."""
+
+    def rewound(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
+        """Reading goes on from ``committed`` again: reset what the stage counted since."""
+
+    def after_batch(self) -> None:
+        """Called after every processed batch (the ingest stage aligns partitions here)."""
+
+    # ------------------------------------------------------------------ what the worker reads
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def lag(self) -> tuple[int, int]:
+        """(messages not yet committed, sum of committed offsets) over the owned partitions."""
+        if self.consumer is None or not self.committed:
+            return 0, 0
+        tps = list(self.committed)
+        try:
+            ends = await self.consumer.end_offsets(tps)
+        except KafkaError:
+            return 0, 0
+        waiting = done = 0
+        for tp in tps:
+            committed = self.committed.get(tp)
+            offset = committed.offset if committed is not None else 0
+            waiting += max(0, ends.get(tp, 0) - offset)
+            done += offset
+        return waiting, done
+
+    # ------------------------------------------------------------------ lifecycle
+    async def on_start(self) -> None:
+        settings = self.settings
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap.split(","),
+            group_id=f"{settings.app_id}-{self.stage}",
+            client_id=f"{settings.app_id}-{self.stage}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,
+            session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+            heartbeat_interval_ms=int(min(3.0, settings.session_timeout_seconds / 3) * 1000),
+            metadata_max_age_ms=15_000,
+            **settings.kafka_security.aiokafka_options(),  # type: ignore[arg-type]
+        )
+        self.restorer = AIOKafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap.split(","),
+            group_id=None,
+            client_id=f"{settings.app_id}-{self.stage}-restore",
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * FETCH_BYTES_PER_PARTITION,
+            **settings.kafka_security.aiokafka_options(),  # type: ignore[arg-type]
+        )
+        await self.restorer.start()
+        self.consumer.subscribe([self.topic], listener=_HandOver(self))
+        await self.consumer.start()
+        self.add_future(self._read())
+        self.add_future(self._commit())
+
+    async def on_stop(self) -> None:
+        """Finish the batch in hand, commit what is finished (briefly), leave the group."""
+        self._stopping = True
+        try:
+            await asyncio.wait_for(self._settle(), REVOKE_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("%s: stopping with %d batches not committed: they are read again after the restart",
+                        self.stage, len(self._in_flight))  # fmt: skip
+        if self.consumer is not None:
+            await self.consumer.stop()
+        if self.restorer is not None:
+            await self.restorer.stop()
+
+    # ------------------------------------------------------------------ reading
+    async def _read(self) -> None:
+        try:
+            await self._read_batches()
+        except Exception as problem:  # a bug, or a Kafka error the client does not retry: stop the worker
+            if self._stopping:
+                return
+            log.critical("%s stopped: %s: %s; stopping the worker (the supervisor restarts it; it goes on "
+                         "from the last commit)", self.stage, type(problem).__name__, problem,
+                         exc_info=True)  # fmt: skip
+            await self.app.crash(problem)
+
+    async def _read_batches(self) -> None:
+        assert self.consumer is not None
+        while not self._stopping:
+            if len(self._in_flight) >= MAX_IN_FLIGHT:
+                await self._wait_for_change()
+                continue
+            fetched = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            if not fetched:
+                continue
+            async with self._batch:
+                await self.process(fetched)
+            self.after_batch()
+
+    def queue(self, batch: InFlight) -> None:
+        """A processed batch, to be committed once it is sent and durable."""
+        self._in_flight.append(batch)
+        self._changed.set()
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    # ------------------------------------------------------------------ committing, in order
+    async def _commit(self) -> None:
+        try:
+            await self._commit_in_order()
+        except Exception as problem:
+            if self._stopping:
+                return
+            log.critical("%s commits stopped: %s: %s; stopping the worker", self.stage, type(problem).__name__,
+                         problem, exc_info=True)  # fmt: skip
+            await self.app.crash(problem)
+
+    async def _commit_in_order(self) -> None:
+        assert self.consumer is not None
+        while True:
+            if not self._in_flight:
+                await self._wait_for_change()
+                continue
+            head = self._in_flight[0]
+            try:
+                await head.finished()
+            except Exception as problem:  # noqa: BLE001 - a send failed for good: read it all again
+                await self._rewind(f"a message could not be sent ({type(problem).__name__}: {problem})")
+                continue
+            offsets: dict[TopicPartition, OffsetAndMetadata] = {}
+            while self._in_flight and self._in_flight[0].durable.is_set() and _sent(self._in_flight[0]):
+                done = self._in_flight.popleft()
+                if done.generation == self._generation:
+                    offsets.update(done.commit)
+            self._changed.set()
+            offsets = {tp: value for tp, value in offsets.items() if tp in self.committed}
+            if not offsets:
+                continue
+            try:
+                await self.consumer.commit(offsets)
+            except KafkaError as problem:
+                # a hand-over under way: the new owner reads from the last commit (counted once)
+                log.warning("%s commit failed (%s: %s); the partitions' next owner reads again from "
+                            "their last commit", self.stage, type(problem).__name__, problem)  # fmt: skip
+                continue
+            for tp, value in offsets.items():
+                if tp in self.committed:
+                    self.committed[tp] = value
+
+    async def _rewind(self, why: str) -> None:
+        """Forget every batch in flight and read again from the last commit."""
+        assert self.consumer is not None
+        async with self._batch:
+            self._generation += 1
+            self._in_flight.clear()
+            for tp, committed in self.committed.items():
+                self.rewound(tp, committed)
+                if committed is not None:
+                    self.consumer.seek(tp, committed.offset)
+                else:
+                    await self.consumer.seek_to_beginning(tp)
+            log.error("%s: %s; reading again from the last commit %s", self.stage, why,
+                      {tp.partition: c.offset if c else None for tp, c in self.committed.items()})  # fmt: skip
+            self._changed.set()
+
+    async def _wait_for_change(self) -> None:
+        self._changed.clear()
+        try:
+            await asyncio.wait_for(self._changed.wait(), 0.5)
+        except TimeoutError:
+            pass
+
+    async def _settle(self) -> None:
+        """Wait until no batch is being read and every batch in flight is committed (or dropped)."""
+        async with self._batch:
+            while self._in_flight:
+                await self._wait_for_change()
+
+    # ------------------------------------------------------------------ hand-overs
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        self.handing_over = True
+        began = time.monotonic()
+        try:
+            await asyncio.wait_for(self._settle(), REVOKE_WAIT_SECONDS)
+        except TimeoutError:
+            log.warning("%s hand-over: %d batches not committed after %.0f s; the partitions' next owner "
+                        "reads them again (counted once)", self.stage, len(self._in_flight),
+                        time.monotonic() - began)  # fmt: skip
+        self._generation += 1
+        self._in_flight.clear()
+        for tp in partitions:
+            self.committed.pop(tp, None)
+            self.forget(tp.partition)
+        self._changed.set()
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        """Take the partitions over; no batch is processed meanwhile (records fetched already wait):
+        a partition's messages are never applied before its state is whole."""
+        async with self._batch:
+            await self.take_over(sorted(partitions))
+            self._changed.set()
+        self.handing_over = False
+
+    async def read_whole(
+        self, tps: list[TopicPartition], apply: Callable[[TopicPartition, bytes | None, bytes | None], None]
+    ) -> tuple[int, list[int]]:
+        """Every record of ``tps`` up to their ends now, in order; (records read, partitions empty)."""
+        assert self.restorer is not None
+        self.restorer.assign(tps)
+        await self.restorer.seek_to_beginning(*tps)
+        ends = await self.restorer.end_offsets(tps)
+        pending = {tp for tp in tps if ends.get(tp, 0) > 0}
+        records = 0
+        while pending:
+            fetched = await self.restorer.getmany(*pending, timeout_ms=500, max_records=20_000)
+            for tp, found in fetched.items():
+                for record in found:
+                    apply(tp, record.key, record.value)
+                records += len(found)
+            for tp in list(pending):
+                if await self.restorer.position(tp) >= ends[tp]:
+                    pending.discard(tp)
+        self.restorer.assign([])
+        return records, [tp.partition for tp in tps if ends.get(tp, 0) == 0]
+
+
+def _sent(batch: InFlight) -> bool:
+    return all(delivery.done() and not delivery.exception() for delivery in batch.deliveries)
+
+
+class _HandOver(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, stage: StageRunner) -> None:
+        self.stage = stage
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.stage.revoked(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.stage.assigned(assigned)
