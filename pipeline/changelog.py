@@ -1,28 +1,23 @@
-"""Table writes in bulk: one Kafka record batch per changelog partition instead of a send per key.
+"""Changelog records in bulk: one Kafka record batch per changelog partition instead of a send
+per key.
 
-Faust sends a table's changelog record for every ``table[key] = value`` through its own
-per-message path (a ``FutureMessage``, its producer buffer, an aiokafka future each); with
-three or four writes per contact event that path cost more than the metrics themselves. A
-:class:`ChangelogWrites` collects the writes of one processed batch, applies them to the tables'
-in-memory stores at once and sends them as record batches, awaiting delivery before the batch
-counts as processed (its events are acknowledged, and their offsets committed, only after).
-
-The records are exactly what Faust itself would have written (same topic, partition, key and
-value bytes: ``tests/unit/test_changelog.py``), so Faust's own recovery restores the tables, and
-log compaction keeps the latest record per key. Within a partition, writes keep the order they
-were made in (aiokafka keeps one batch in flight per partition), and a batch of records is
-appended to the log whole: a crash keeps a prefix of a batch's writes, never a hole.
+The stages (``pipeline/ingest.py``, ``pipeline/issues_stage.py``, ``pipeline/board_stage.py``)
+write what a processed batch changed with :func:`send_records` and await delivery before the
+batch's offsets are committed. Keys are JSON as Faust's table serializer wrote them
+(:func:`changelog_key`), so the records Faust's tables left before December 2026 restore as they
+are (``tests/unit/test_changelog.py``); log compaction keeps the latest record per key. Within a
+partition, writes keep the order they were made in (aiokafka keeps one batch in flight per
+partition), and a batch of records is appended to the log whole: a crash keeps a prefix of a
+batch's writes, never a hole.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import defaultdict
 from typing import Any
 
 from pipeline.core.json_bytes import json_bytes
-from pipeline.kafka_edge import aiokafka_producer
 
 log = logging.getLogger("ccpulse.changelog")
 
@@ -34,59 +29,6 @@ RECORD_BATCH_BYTES = 512 * 1024
 def changelog_key(key: str | int) -> bytes:
     """A table key as Faust's JSON key serializer writes it (checked against Faust in the tests)."""
     return json_bytes(key)
-
-
-class ChangelogWrites:
-    """The table writes of one batch: ``put``/``delete`` as many as needed, then ``await send()``.
-
-    ``generation``: the consumer generation the batch's messages came in. Once a table has been
-    recovered for a later one (a rebalance), the batch writes nothing more — neither to the table
-    nor to its changelog: its messages are delivered again in the new generation, and a late write
-    would land over the new generation's (``KeyedTable.on_rebalance``)."""
-
-    def __init__(self, app: Any, generation: int | None = None) -> None:
-        self.app = app
-        self.generation = generation
-        self._records: dict[tuple[str, int], dict[bytes, bytes | None]] = defaultdict(dict)
-        self._tables: list[Any] = []
-
-    def stale(self) -> bool:
-        """The batch began in a generation older than one of its tables'."""
-        return self.generation is not None and any(
-            table.generation is not None and table.generation > self.generation for table in self._tables
-        )
-
-    def put(self, table: Any, key: str | int, value: bytes) -> None:
-        self._follow(table)
-        if not self.stale():
-            table.data[key] = value
-        self._records[_destination(table, key)][changelog_key(key)] = value
-
-    def delete(self, table: Any, key: str | int) -> None:
-        self._follow(table)
-        if not self.stale():
-            table.data.pop(key, None)
-        self._records[_destination(table, key)][changelog_key(key)] = None
-
-    def _follow(self, table: Any) -> None:
-        if all(known is not table for known in self._tables):
-            self._tables.append(table)
-
-    async def send(self) -> None:
-        """Send every write, one record batch per partition (more when one is full), and wait until
-        the broker has them all. Later writes to a key within the batch replace earlier ones."""
-        if self.stale():
-            log.info("a batch of generation %s wrote nothing: its tables were recovered for a later one",
-                     self.generation)  # fmt: skip
-            self._records.clear()
-        if not self._records:
-            return
-        producer = aiokafka_producer(self.app)
-        deliveries: list[asyncio.Future[Any]] = []
-        for (topic, partition), records in self._records.items():
-            deliveries += await send_records(producer, topic, partition, records)
-        self._records.clear()
-        await asyncio.gather(*deliveries)
 
 
 async def send_records(producer: Any, topic: str, partition: int,

@@ -8,6 +8,7 @@ import logging
 from faust.worker import Worker
 
 from pipeline import console
+from pipeline.board_stage import board_changelogs
 from pipeline.core.targets import Targets
 from pipeline.issues_stage import issues_changelog
 from pipeline.kafka_io import ensure_topics
@@ -26,13 +27,10 @@ def run_worker(settings: Settings, verbose: bool = False) -> int:
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     sink = open_sink(settings)
     app = build(settings, sink=sink)
-    # Every topic the consumer reads exists before Faust's consumer joins its group: a topic missing
+    # Every topic the stages read exists before their consumers join their groups: a topic missing
     # then is left out of the first assignment until the next metadata refresh (15 s), which then
-    # rebalances the group. The stages' topics idled until then; a table's changelog created by
-    # Faust itself after the join (the clock table's, every fresh start) caused that rebalance
-    # 15 s after start, and in one CI run (2026-12-02) the worker hung in it for good.
-    changelogs = tuple(table.changelog_topic.get_topic_name() for table in app.tables.values())
-    changelogs += (issues_changelog(settings.app_id),)  # the issues stage's (pipeline/issues_stage.py)
+    # rebalances the group (with Faust's consumer, in one CI run of 2026-12-02, for good).
+    changelogs = (issues_changelog(settings.app_id), *board_changelogs(settings.app_id))
     ensure_topics(
         settings,
         internal=stage_topics(settings.app_id),

@@ -121,64 +121,6 @@ def test_aiokafka_creates_produces_consumes_and_commits(kafka_bootstrap: str) ->
     assert leftover == 0
 
 
-def test_reading_partitions_again_while_the_consumer_drains_them_does_not_crash_it(kafka_bootstrap: str) -> None:
-    """The commit gate asks for a partition to be read again when delivery has a hole. The seek
-    once ran on the event loop's thread while Faust's consumer thread drained the same fetch
-    buffer, and a restarted worker crashed (KeyError in aiokafka's ``fetched_records``). Here a
-    Faust app with the worker's consumer class is asked for it every millisecond for 20 s."""
-    import subprocess
-    import sys
-
-    from kafka import KafkaAdminClient, KafkaProducer
-
-    from tests.conftest import REPO
-
-    topic = _name("reread")
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics({topic: {"num_partitions": 4, "replication_factor": 1}})
-    admin.close()
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=20)
-    for number in range(100_000):
-        producer.send(topic, key=f"k{number % 101}".encode(), value=b"x" * 40)
-    producer.flush()
-    producer.close()
-    run = subprocess.run([sys.executable, "-m", "tests.reread_stress", kafka_bootstrap, topic, "20"],
-                         capture_output=True, timeout=180, cwd=REPO)  # fmt: skip
-    output = (run.stdout + run.stderr).decode(errors="replace")
-    assert run.returncode == 0 and "survived" in output, output[-4000:]
-
-
-def test_the_stages_consumer_lets_the_broker_hold_a_fetch_briefly_unless_catching_up(kafka_bootstrap: str) -> None:
-    """Faust has the broker hold a fetch up to 1.5 s; with one fetch per broker in flight, a live
-    event waited for it at each stage (wallboard freshness 2.2 s median at 1,000 events/s on a
-    2-core machine; 0.7-0.8 s with 100 ms). Catching up a backlog the long wait is kept (larger
-    batches, cheaper per event). The worker's consumer, started against a real broker."""
-    import faust
-
-    from pipeline.consumer import CATCH_UP_FETCH_WAIT_MS, CATCH_UP_MESSAGES, FETCH_MAX_WAIT_MS, gated
-    from pipeline.core.commits import CommitGate
-
-    async def fetch_waits() -> list[int]:
-        app = faust.App(_name("fetch-wait"), broker=f"kafka://{kafka_bootstrap}")
-        app.transport.Consumer = gated(CommitGate())  # type: ignore[misc]  # as pipeline.topology does
-        stages = app.consumer
-        thread = stages._thread
-        thread._consumer = consumer = thread._create_worker_consumer(app.transport)  # as its on_start does
-        await consumer.start()
-        try:
-            waits = [int(consumer._fetcher._fetch_max_wait_ms)]
-            for behind in (CATCH_UP_MESSAGES + 1, CATCH_UP_MESSAGES, 0):
-                stages.catching_up(behind)
-                waits.append(int(consumer._fetcher._fetch_max_wait_ms))
-            return waits
-        finally:
-            await consumer.stop()
-
-    assert FETCH_MAX_WAIT_MS <= 200 < CATCH_UP_FETCH_WAIT_MS
-    short, long = FETCH_MAX_WAIT_MS, CATCH_UP_FETCH_WAIT_MS
-    assert asyncio.run(fetch_waits()) == [short, long, short, short]
-
-
 @pytest.mark.parametrize("watched", [True, False], ids=["watched", "unwatched"])
 def test_a_lost_metadata_answer_holds_the_producer_until_the_watch_closes_its_connection(
     kafka_bootstrap: str, watched: bool

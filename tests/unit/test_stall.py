@@ -38,7 +38,6 @@ def test_the_stall_report_names_where_each_task_waits(caplog) -> None:  # type: 
     import asyncio
     import logging
 
-    from pipeline.core.commits import CommitGate
     from pipeline.topology import _log_stall_report
 
     async def waits_for_clickhouse() -> None:
@@ -51,7 +50,7 @@ def test_the_stall_report_names_where_each_task_waits(caplog) -> None:  # type: 
         task = asyncio.create_task(stage(), name="agent-ingest")
         await asyncio.sleep(0.01)
         with caplog.at_level(logging.ERROR, logger="ccpulse.worker"):
-            _log_stall_report(None, {}, [], CommitGate(), app_with_producer(None))
+            _log_stall_report(None, {}, app_with_producer(None))
         task.cancel()
 
     asyncio.run(scenario())

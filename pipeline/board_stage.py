@@ -1,0 +1,264 @@
+"""The board stage: reads ``<app>-reports`` with its own consumer (group ``<app>-board``) and keeps
+the queue board of the board partitions it owns (``pipeline.core.board``), which the gauges, the
+API and the wallboard read.
+
+    <app>-reports, partition b ──getmany──▶ the board (partials, reports, fences, clock ticks)
+        ├─▶ <app>-reports-changelog / -fences-changelog / -clock-changelog, partition b
+        └─▶ rows (contributions of issue keys, metrics_minute) ──▶ ClickHouse
+        ▲
+        └── commit(offset) ◀── every record acknowledged, every row durable
+
+Why not a Faust agent (as until December 2026): Faust's consumer was seen to stop delivering this
+topic with messages waiting (the starve re-reads got it going, minutes later), as it stopped
+delivering the issue updates for good (docs/architecture.md, step 6). With the board here,
+Faust's consumer reads nothing: the worker's stages all run on :class:`~pipeline.stage_runner.StageRunner`.
+
+State per board partition, restored whole from its three changelog partitions when the stage is
+assigned it (the topics and records of the Faust tables ``reports``, ``fences`` and ``clock``, so
+an upgraded worker restores them as they are): the partials and issue-key reports by key, the
+epoch of each input partition's owner, the latest event time of each input partition. The board
+is rebuilt from them, whole, at every take-over and hand-over, and swapped in at once: a scrape
+sees the board before or after, never half of one. Replays are no-ops on the board: a partial
+with the version the board has replaces it with itself, a report replaces itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+import orjson
+from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from pipeline.changelog import changelog_key, send_records
+from pipeline.core.board import Board, MinutePartial, Partial, Report, partial_kind, partial_minute
+from pipeline.core.expiry import EXPIRE_AT_ONCE, ExpiryClock
+from pipeline.core.facts import board_minutes, contribution_rows
+from pipeline.core.json_bytes import json_bytes
+from pipeline.core.partitions import partition_of
+from pipeline.core.wire import board_decoder, encode
+from pipeline.kafka_edge import aiokafka_producer
+from pipeline.settings import Settings
+from pipeline.sink import Sink, SinkBatch
+from pipeline.stage_runner import InFlight, StageRunner
+
+log = logging.getLogger("ccpulse.board")
+
+# A board message holds one ingest (or issues) batch's partials, reports or clock ticks for one
+# board partition; one per MESSAGE_SHARE events of CCPULSE_BATCH_SIZE makes a batch (100 by default).
+MESSAGE_SHARE = 20
+
+
+def board_changelogs(app_id: str) -> tuple[str, str, str]:
+    """The board's changelogs (reports and partials, fences, clock): the Faust tables' topics."""
+    return f"{app_id}-reports-changelog", f"{app_id}-fences-changelog", f"{app_id}-clock-changelog"
+
+
+@dataclass
+class BoardPartition:
+    """What one board partition keeps: records by key (partials and issue-key reports), the epoch
+    of each input partition's owner, the latest event time of each input partition."""
+
+    records: dict[str, bytes] = field(default_factory=dict)
+    fences: dict[int, int] = field(default_factory=dict)
+    clocks: dict[int, int] = field(default_factory=dict)
+
+
+class BoardStage(StageRunner):
+    def __init__(self, *, app: Any, settings: Settings, sink: Sink | None, board_topic: str,
+                 clock: Callable[[BoardStage], int]) -> None:  # fmt: skip
+        super().__init__(app=app, settings=settings, stage="board", topic=board_topic,
+                         max_records=max(1, settings.batch_size // MESSAGE_SHARE))  # fmt: skip
+        self.sink = sink
+        self.clock = clock  # the worker's now (µs): wall time, or the event clock of this board
+        self.reports_log, self.fences_log, self.clocks_log = board_changelogs(settings.app_id)
+        self.partitions: dict[int, BoardPartition] = {}  # per owned board partition
+        self.board = Board()  # of the owned partitions, rebuilt whole at every hand-over
+        self.legacy: list[tuple[int, str]] = []  # per-contact reports of versions before December 2026
+        self._expiry = ExpiryClock()
+
+    def owned(self) -> list[int]:
+        return sorted(self.partitions)
+
+    def keys(self) -> int:
+        return sum(len(each.records) for each in list(self.partitions.values()))
+
+    def latest_event_us(self) -> int:
+        """The latest event time any input partition has reached, over the owned board partitions."""
+        return max((at for each in list(self.partitions.values()) for at in each.clocks.values()), default=0)
+
+    def _partition_of(self, key: str) -> int:
+        return partition_of(key.split("\x1f", 1)[0], self.settings.partitions)
+
+    # ------------------------------------------------------------------ a batch
+    async def process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        board = self.board
+        writes: dict[tuple[str, int], dict[bytes, bytes | None]] = defaultdict(dict)
+        commit: dict[TopicPartition, OffsetAndMetadata] = {}
+        latest_reports: dict[str, Report] = {}  # one write per key and batch: the last counts
+        changed: dict[str, Partial | None] = {}  # partials kept (None: gone), one write per key
+        for tp, records in fetched.items():
+            state = self.partitions.get(tp.partition)
+            if state is None:  # handed over while this batch was fetched: its new owner reads it
+                continue
+            commit[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
+            clocks_before, fences_before = dict(state.clocks), dict(state.fences)
+            for record in records:
+                message = board_decoder.decode(record.value or b"")
+                for tick in message.ticks:
+                    state.clocks[tick.source_partition] = max(state.clocks.get(tick.source_partition, 0), tick.at)
+                for fence in message.fences:
+                    state.fences[fence.source] = max(state.fences.get(fence.source, 0), fence.epoch)
+                    changed.update((key, None) for key in board.fence(fence))
+                found: list[Partial] = [*message.minutes, *message.live]
+                for partial in found:
+                    if board.apply_partial(partial):
+                        changed[partial.key] = None if partial.empty else partial
+                for report in message.reports:
+                    latest_reports[report.key] = report
+            if state.clocks != clocks_before:
+                writes[(self.clocks_log, tp.partition)][changelog_key(tp.partition)] = json_bytes(_named(state.clocks))
+            if state.fences != fences_before:
+                writes[(self.fences_log, tp.partition)][changelog_key(tp.partition)] = json_bytes(_named(state.fences))
+        for report in latest_reports.values():
+            board.apply(report)
+            self._put(writes, report.key, None if report.empty else encode(report))
+        for key, kept in changed.items():
+            self._put(writes, key, None if kept is None else encode(kept))
+        now_us = self.clock(self)
+        if now_us and self._expiry.due(now_us, time.monotonic()):
+            self._expire(now_us, writes)
+        batch = InFlight(self.generation, commit, [])
+        rows = self._rows(latest_reports, changed, now_us)
+        if self.sink is None:
+            batch.durable.set()
+        else:
+            rows.on_durable = batch.durable.set
+            await self.sink.write(rows)  # waits while the sink's backlog is full (backpressure)
+        producer = aiokafka_producer(self.app)
+        for (topic, partition), written in writes.items():
+            batch.deliveries += await send_records(producer, topic, partition, written)
+        self.queue(batch)
+
+    def _put(self, writes: dict[tuple[str, int], dict[bytes, bytes | None]], key: str, value: bytes | None) -> None:
+        partition = self._partition_of(key)
+        state = self.partitions.get(partition)
+        if state is not None:
+            if value is None:
+                state.records.pop(key, None)
+            else:
+                state.records[key] = value
+        writes[(self.reports_log, partition)][changelog_key(key)] = value
+
+    def _rows(self, latest_reports: dict[str, Report], changed: dict[str, Partial | None], now_us: int) -> SinkBatch:
+        """Issue keys' contributions, and the metrics_minute values of the minutes the batch changed."""
+        rows = SinkBatch()
+        touched: set[tuple[str, str, int]] = set()
+        for report in latest_reports.values():
+            if not report.source.startswith("agent:"):
+                report_rows, report_touched = contribution_rows(report)
+                rows.rows["contributions"].extend(report_rows)
+                touched |= report_touched
+        # With a ClickHouse server several workers may write, and a queue's board can move between
+        # them: a batch of its former owner, flushed late (an outage), would write its board's sums
+        # over the new owner's with a later version. So there every minute is summed from
+        # contributions in ClickHouse, each by the writer of its rows (docs/operations.md).
+        single = self.settings.single_writer
+        if single:
+            touched.update((p.queue, p.channel, p.minute) for p in changed.values() if isinstance(p, MinutePartial))
+            touched.update(partial_minute(key) for key, p in changed.items()
+                           if p is None and partial_kind(key) is MinutePartial)  # fmt: skip
+        held = frozenset(self.partitions) if single else frozenset()
+        whole = lambda queue: partition_of(queue, self.settings.partitions) in held  # noqa: E731
+        rows.minutes, rows.touched = board_minutes(self.board, touched, now_us, whole)
+        return rows
+
+    def _expire(self, now_us: int, writes: dict[tuple[str, int], dict[bytes, bytes | None]]) -> None:
+        """Reports and minute partials no window can reach any more, and a few legacy reports."""
+        board = self.board
+        for report in board.expired(now_us)[:EXPIRE_AT_ONCE]:
+            board.apply(Report(report.source, report.queue))
+            self._put(writes, report.key, None)
+        for key in board.expired_partials(now_us)[:EXPIRE_AT_ONCE]:
+            board.forget(key)
+            self._put(writes, key, None)
+        for _, key in self.legacy[:EXPIRE_AT_ONCE]:
+            self._put(writes, key, None)
+        del self.legacy[:EXPIRE_AT_ONCE]
+
+    # ------------------------------------------------------------------ hand-overs
+    def forget(self, partition: int) -> None:
+        self.partitions.pop(partition, None)
+        self._rebuild()
+
+    async def take_over(self, tps: list[TopicPartition]) -> None:
+        assert self.consumer is not None
+        began = time.monotonic()
+        partitions = [tp.partition for tp in tps]
+        taken = {p: BoardPartition() for p in partitions}
+        logs = [TopicPartition(topic, p) for topic in (self.reports_log, self.fences_log, self.clocks_log)
+                for p in partitions]  # fmt: skip
+
+        def restore(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:
+            if key is not None:
+                _restore(taken[tp.partition], tp.topic, self.reports_log, orjson.loads(key), value)
+
+        records, _ = await self.read_whole(logs, restore)
+        for tp in tps:
+            offset = await self.consumer.committed(tp)
+            self.committed[tp] = OffsetAndMetadata(offset, "") if offset is not None and offset >= 0 else None
+            if offset is not None and offset >= 0:
+                self.consumer.seek(tp, offset)
+            else:
+                await self.consumer.seek_to_beginning(tp)
+        self.partitions.update(taken)
+        self._rebuild()
+        log.info("board owns partitions %s: %d partials and reports restored from %d changelog records in %.1f s%s",
+                 partitions, sum(len(each.records) for each in taken.values()), records, time.monotonic() - began,
+                 f" ({len(self.legacy)} reports of contacts and agents from before December 2026 ignored)"
+                 if self.legacy else "")  # fmt: skip
+
+    def _rebuild(self) -> None:
+        """The board of the owned partitions from their records: fences first, then partials and
+        reports (swapped in whole)."""
+        fresh, legacy = Board(), []
+        for state in self.partitions.values():
+            for source, epoch in state.fences.items():
+                fresh.fences[source] = max(fresh.fences.get(source, 0), epoch)
+        for partition, state in self.partitions.items():
+            for key, value in state.records.items():
+                kind = partial_kind(key)
+                if kind is not None:
+                    fresh.apply_partial(msgspec.msgpack.decode(value, type=kind))
+                elif key.split("\x1f", 1)[1].startswith(("contact:", "agent:")):
+                    legacy.append((partition, key))
+                else:
+                    fresh.apply(msgspec.msgpack.decode(value, type=Report))
+        self.board, self.legacy = fresh, legacy
+
+
+def _restore(state: BoardPartition, topic: str, reports_log: str, key: Any, value: bytes | None) -> None:
+    if topic == reports_log:
+        if not isinstance(key, str):
+            return
+        if value is None:
+            state.records.pop(key, None)
+        else:
+            state.records[key] = value
+        return
+    found = {int(source): int(at) for source, at in (orjson.loads(value) if value else {}).items()}
+    if topic.endswith("-fences-changelog"):
+        state.fences = found
+    else:
+        state.clocks = found
+
+
+def _named(values: dict[int, int]) -> dict[str, int]:
+    """As the Faust tables kept them: JSON objects keyed by the input partition's number."""
+    return {str(source): at for source, at in sorted(values.items())}
