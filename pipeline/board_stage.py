@@ -51,8 +51,8 @@ from pipeline.stage_runner import InFlight, StageRunner
 log = logging.getLogger("ccpulse.board")
 
 # A board message holds one ingest (or issues) batch's partials, reports or clock ticks for one
-# board partition; one per MESSAGE_SHARE events of CCPULSE_BATCH_SIZE makes a batch (100 by default).
-MESSAGE_SHARE = 20
+# board partition; one per MESSAGE_SHARE events of CCPULSE_BATCH_SIZE makes a batch (500 by default).
+MESSAGE_SHARE = 4
 
 
 def board_changelogs(app_id: str) -> tuple[str, str, str]:
@@ -74,7 +74,7 @@ class BoardStage(StageRunner):
     def __init__(self, *, app: Any, settings: Settings, sink: Sink | None, board_topic: str,
                  clock: Callable[[BoardStage], int]) -> None:  # fmt: skip
         super().__init__(app=app, settings=settings, stage="board", topic=board_topic,
-                         max_records=max(1, settings.batch_size // MESSAGE_SHARE))  # fmt: skip
+                         max_records=max(1, settings.batch_size // MESSAGE_SHARE), linger=True)  # fmt: skip
         self.sink = sink
         self.clock = clock  # the worker's now (µs): wall time, or the event clock of this board
         self.reports_log, self.fences_log, self.clocks_log = board_changelogs(settings.app_id)

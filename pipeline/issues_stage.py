@@ -44,8 +44,8 @@ log = logging.getLogger("ccpulse.issues")
 
 # The stage takes blocks, not updates: each holds one ingest batch's issue updates for one issue
 # partition (up to ITEMS_PER_MESSAGE; ~160 on a backlog). One block per BLOCK_SHARE events of
-# CCPULSE_BATCH_SIZE keeps a batch near the work of a few ingest batches (20 blocks by default).
-BLOCK_SHARE = 100
+# CCPULSE_BATCH_SIZE keeps a batch near the work of a few ingest batches (100 blocks by default).
+BLOCK_SHARE = 20
 
 
 def issues_changelog(app_id: str) -> str:
@@ -57,7 +57,7 @@ class IssuesStage(StageRunner):
     def __init__(self, *, app: Any, settings: Settings, sink: Sink | None, targets: Targets, issue_topic: str,
                  board_topic: str) -> None:  # fmt: skip
         super().__init__(app=app, settings=settings, stage="issues", topic=issue_topic,
-                         max_records=max(1, settings.batch_size // BLOCK_SHARE))  # fmt: skip
+                         max_records=max(1, settings.batch_size // BLOCK_SHARE), linger=True)  # fmt: skip
         self.sink = sink
         self.targets = targets
         self.board_topic = board_topic
@@ -99,16 +99,12 @@ class IssuesStage(StageRunner):
             rows.on_durable = batch.durable.set
             await self.sink.write(rows)  # waits while the sink's backlog is full (backpressure)
         producer = aiokafka_producer(self.app)
-        # The reports are acknowledged before the changelog records go: a group's record says what it
-        # reported last (its queues), so a record kept by a crash whose reports were lost would leave
-        # the board a report that no replay withdraws (found by tests/unit/test_issue_pass.py).
-        reports = (report for out in outputs.values() for report in out.reports)
-        sent = [await producer.send(self.board_topic, message, partition=destination)
-                for destination, message in board_messages(reports, self.settings.partitions)]  # fmt: skip
-        await asyncio.gather(*sent)
         for partition, out in outputs.items():
             writes = {changelog_key(key): value for key, value in out.writes.items()}
             batch.deliveries += await send_records(producer, self.changelog, partition, writes)
+        reports = (report for out in outputs.values() for report in out.reports)
+        for destination, message in board_messages(reports, self.settings.partitions):
+            batch.deliveries.append(await producer.send(self.board_topic, message, partition=destination))
         self.queue(batch)
 
     # ------------------------------------------------------------------ hand-overs

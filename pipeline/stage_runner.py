@@ -65,8 +65,10 @@ class StageRunner(Service):
     """Started with the Faust app; see the module's text. ``stage``: the stage's name (its group is
     ``<app id>-<stage>``); ``topic``: what it reads; ``max_records``: a batch's most messages."""
 
-    def __init__(self, *, app: Any, settings: Settings, stage: str, topic: str, max_records: int) -> None:
+    def __init__(self, *, app: Any, settings: Settings, stage: str, topic: str, max_records: int,
+                 linger: bool = False) -> None:  # fmt: skip
         super().__init__()
+        self.linger = linger  # wait up to CCPULSE_BATCH_SECONDS for a fuller batch (see _fetch)
         self.app = app
         self.settings = settings
         self.stage = stage
@@ -182,12 +184,34 @@ class StageRunner(Service):
             if len(self._in_flight) >= MAX_IN_FLIGHT:
                 await self._wait_for_change()
                 continue
-            fetched = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
+            fetched = await self._fetch()
             if not fetched:
                 continue
             async with self._batch:
                 await self.process(fetched)
             self.after_batch()
+
+    async def _fetch(self) -> dict[TopicPartition, list[Any]]:
+        """A batch: what the consumer has (up to ``max_records``); with ``linger``, what comes within
+        CCPULSE_BATCH_SECONDS after the first record too, as Faust's ``take_events`` did. A stage
+        fed by another keeps up with it in small fetches, and each batch costs rows (a minute the
+        board touched, an issue key that changed) whatever its size: without the wait the issues
+        stage and the board wrote 1.2x and 1.5x the rows of their Faust agents on a 1 M backlog."""
+        assert self.consumer is not None
+        fetched = await self.consumer.getmany(timeout_ms=200, max_records=self.max_records)
+        taken = sum(len(records) for records in fetched.values())
+        if not self.linger or not taken:
+            return fetched
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.batch_seconds
+        while taken < self.max_records and (left := deadline - loop.time()) > 0:
+            more = await self.consumer.getmany(
+                timeout_ms=max(1, int(left * 1000)), max_records=self.max_records - taken
+            )
+            for tp, records in more.items():
+                fetched.setdefault(tp, []).extend(records)
+                taken += len(records)
+        return fetched
 
     def queue(self, batch: InFlight) -> None:
         """A processed batch, to be committed once it is sent and durable."""

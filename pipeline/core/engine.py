@@ -275,6 +275,12 @@ class IssueBatch:
             self.before[key] = issues_of(group, key, self.targets)  # before its first change
             self.changed.add(key)
         issue_apply(group, update)
+        if replay:
+            # The batch that first applied this update may have sent an outcome whose record was
+            # lost (a crash between the two): what it reported, the board still holds. Every state
+            # the replay passes through is one such a batch could have ended in, so its queues,
+            # minutes and issue ids join the reported ones: the outcome sent now clears them.
+            issue_outcome(group, key, self.targets)
         return group
 
     def outcome(self, key: str) -> IssueOutcome:

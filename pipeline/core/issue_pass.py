@@ -12,9 +12,9 @@ message at an offset already applied is a *replay*: its updates are applied agai
 the group) and the key's whole outcome is sent again, since the batch that first applied it may
 have died before its reports and rows were out (``pipeline.core.engine.IssueBatch``). The state
 may therefore be ahead of the committed offset; reading again from that offset changes nothing.
-A batch's reports must be acknowledged before its records are written: a group's record keeps the
-queues it reported last, so a record that outlived its reports would leave the board a report no
-replay withdraws.
+A crash can keep a batch's reports and lose its records: the board then holds what the restored
+groups never reported. A replay therefore clears every state it passes through
+(``IssueBatch.apply``), not only the one the restored record remembers.
 
 The records are exactly those of the Faust table the issues stage kept before December 2026
 (same topic, partition, JSON key and msgpack value), so an upgraded worker restores them as they are.
