@@ -46,7 +46,7 @@ from pipeline.core.wire import board_decoder, encode
 from pipeline.kafka_edge import aiokafka_producer
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
-from pipeline.stage_runner import InFlight, StageRunner
+from pipeline.stage_runner import StageRunner
 
 log = logging.getLogger("ccpulse.board")
 
@@ -73,9 +73,8 @@ class BoardPartition:
 class BoardStage(StageRunner):
     def __init__(self, *, app: Any, settings: Settings, sink: Sink | None, board_topic: str,
                  clock: Callable[[BoardStage], int]) -> None:  # fmt: skip
-        super().__init__(app=app, settings=settings, stage="board", topic=board_topic,
+        super().__init__(app=app, settings=settings, sink=sink, stage="board", topic=board_topic,
                          max_records=max(1, settings.batch_size // MESSAGE_SHARE), linger=True)  # fmt: skip
-        self.sink = sink
         self.clock = clock  # the worker's now (µs): wall time, or the event clock of this board
         self.reports_log, self.fences_log, self.clocks_log = board_changelogs(settings.app_id)
         self.partitions: dict[int, BoardPartition] = {}  # per owned board partition
@@ -134,13 +133,7 @@ class BoardStage(StageRunner):
         now_us = self.clock(self)
         if now_us and self._expiry.due(now_us, time.monotonic()):
             self._expire(now_us, writes)
-        batch = InFlight(self.generation, commit, [])
-        rows = self._rows(latest_reports, changed, now_us)
-        if self.sink is None:
-            batch.durable.set()
-        else:
-            rows.on_durable = batch.durable.set
-            await self.sink.write(rows)  # waits while the sink's backlog is full (backpressure)
+        batch = await self.rows_first(commit, self._rows(latest_reports, changed, now_us))
         producer = aiokafka_producer(self.app)
         for (topic, partition), written in writes.items():
             batch.deliveries += await send_records(producer, topic, partition, written)

@@ -52,7 +52,7 @@ from pipeline.kafka_edge import aiokafka_producer, committed_with_metadata
 from pipeline.kafka_io import partition_counts
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
-from pipeline.stage_runner import InFlight, StageRunner
+from pipeline.stage_runner import StageRunner
 
 log = logging.getLogger("ccpulse.ingest")
 
@@ -73,9 +73,8 @@ class IngestStage(StageRunner):
         board_topic: str,
         on_batch: Callable[[], None],
     ) -> None:
-        super().__init__(app=app, settings=settings, stage="ingest", topic=settings.topic,
+        super().__init__(app=app, settings=settings, sink=sink, stage="ingest", topic=settings.topic,
                          max_records=settings.batch_size)  # fmt: skip
-        self.sink = sink
         self.pseudonyms = pseudonyms
         self.targets = targets
         self.state_topic = state_topic
@@ -140,14 +139,9 @@ class IngestStage(StageRunner):
         if intake.rows:
             rows.rows["events"] = intake.rows
         outputs = self._pass_contacts(intake, rows)
-        batch = InFlight(self.generation, commit, [])
         # The rows go to the sink before the partials go to the board: a minute the board re-sums
         # from ``contributions`` (one it cannot vouch for) is re-summed after these rows.
-        if self.sink is None:
-            batch.durable.set()
-        else:
-            rows.on_durable = batch.durable.set
-            await self.sink.write(rows)  # waits while the sink's backlog is full (backpressure)
+        batch = await self.rows_first(commit, rows)
         deliveries = batch.deliveries
         deliveries += await self._send_passes(producer, outputs)
         for reroute in intake.reroutes:

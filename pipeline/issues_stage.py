@@ -38,7 +38,7 @@ from pipeline.core.wire import board_messages
 from pipeline.kafka_edge import aiokafka_producer
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
-from pipeline.stage_runner import InFlight, StageRunner
+from pipeline.stage_runner import StageRunner
 
 log = logging.getLogger("ccpulse.issues")
 
@@ -56,9 +56,8 @@ def issues_changelog(app_id: str) -> str:
 class IssuesStage(StageRunner):
     def __init__(self, *, app: Any, settings: Settings, sink: Sink | None, targets: Targets, issue_topic: str,
                  board_topic: str) -> None:  # fmt: skip
-        super().__init__(app=app, settings=settings, stage="issues", topic=issue_topic,
+        super().__init__(app=app, settings=settings, sink=sink, stage="issues", topic=issue_topic,
                          max_records=max(1, settings.batch_size // BLOCK_SHARE), linger=True)  # fmt: skip
-        self.sink = sink
         self.targets = targets
         self.board_topic = board_topic
         self.changelog = issues_changelog(settings.app_id)
@@ -91,13 +90,7 @@ class IssuesStage(StageRunner):
                             "retention before this worker read them); they are not counted",
                             self.topic, tp.partition, out.holes[0], out.holes[-1])  # fmt: skip
             await asyncio.sleep(0)  # a turn for the rest of the loop between partitions
-        batch = InFlight(self.generation, commit, [])
-        # rows first: the board's re-sums of minutes come after the rows they sum (one sink, in order)
-        if self.sink is None:
-            batch.durable.set()
-        else:
-            rows.on_durable = batch.durable.set
-            await self.sink.write(rows)  # waits while the sink's backlog is full (backpressure)
+        batch = await self.rows_first(commit, rows)
         producer = aiokafka_producer(self.app)
         for partition, out in outputs.items():
             writes = {changelog_key(key): value for key, value in out.writes.items()}

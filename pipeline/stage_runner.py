@@ -37,6 +37,7 @@ from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
 from pipeline.settings import Settings
+from pipeline.sink import Sink, SinkBatch
 
 log = logging.getLogger("ccpulse.stages")
 
@@ -65,9 +66,10 @@ class StageRunner(Service):
     """Started with the Faust app; see the module's text. ``stage``: the stage's name (its group is
     ``<app id>-<stage>``); ``topic``: what it reads; ``max_records``: a batch's most messages."""
 
-    def __init__(self, *, app: Any, settings: Settings, stage: str, topic: str, max_records: int,
+    def __init__(self, *, app: Any, settings: Settings, sink: Sink | None, stage: str, topic: str, max_records: int,
                  linger: bool = False) -> None:  # fmt: skip
         super().__init__()
+        self.sink = sink
         self.linger = linger  # wait up to CCPULSE_BATCH_SECONDS for a fuller batch (see _fetch)
         self.app = app
         self.settings = settings
@@ -212,6 +214,19 @@ class StageRunner(Service):
                 fetched.setdefault(tp, []).extend(records)
                 taken += len(records)
         return fetched
+
+    async def rows_first(self, commit: dict[TopicPartition, OffsetAndMetadata], rows: SinkBatch) -> InFlight:
+        """A batch in flight whose rows go to the sink first: durable once written (at once without a
+        sink). Anything the batch sends after them (partials, reports, changelog records) reaches a
+        consumer after the rows are handed over, so a re-sum the board asks for comes after them
+        (one sink, in order). Waits while the sink's backlog is full (backpressure)."""
+        batch = InFlight(self._generation, commit, [])
+        if self.sink is None:
+            batch.durable.set()
+        else:
+            rows.on_durable = batch.durable.set
+            await self.sink.write(rows)
+        return batch
 
     def queue(self, batch: InFlight) -> None:
         """A processed batch, to be committed once it is sent and durable."""
