@@ -72,14 +72,14 @@ class BoardPartition:
 
 class BoardStage(StageRunner):
     def __init__(self, *, app: Any, settings: Settings, sink: Sink | None, board_topic: str,
-                 clock: Callable[[BoardStage], int]) -> None:  # fmt: skip
+                 clock: Callable[[], int]) -> None:  # fmt: skip
         super().__init__(app=app, settings=settings, sink=sink, stage="board", topic=board_topic,
                          max_records=max(1, settings.batch_size // MESSAGE_SHARE), linger=True)  # fmt: skip
         self.clock = clock  # the worker's now (µs): wall time, or the event clock of this board
         self.reports_log, self.fences_log, self.clocks_log = board_changelogs(settings.app_id)
         self.partitions: dict[int, BoardPartition] = {}  # per owned board partition
         self.board = Board()  # of the owned partitions, rebuilt whole at every hand-over
-        self.legacy: list[tuple[int, str]] = []  # per-contact reports of versions before December 2026
+        self.legacy: list[str] = []  # keys of per-contact reports of versions before December 2026
         self._expiry = ExpiryClock()
 
     def owned(self) -> list[int]:
@@ -130,7 +130,7 @@ class BoardStage(StageRunner):
             self._put(writes, report.key, None if report.empty else encode(report))
         for key, kept in changed.items():
             self._put(writes, key, None if kept is None else encode(kept))
-        now_us = self.clock(self)
+        now_us = self.clock()
         if now_us and self._expiry.due(now_us, time.monotonic()):
             self._expire(now_us, writes)
         batch = await self.rows_first(commit, self._rows(latest_reports, changed, now_us))
@@ -181,7 +181,7 @@ class BoardStage(StageRunner):
         for key in board.expired_partials(now_us)[:EXPIRE_AT_ONCE]:
             board.forget(key)
             self._put(writes, key, None)
-        for _, key in self.legacy[:EXPIRE_AT_ONCE]:
+        for key in self.legacy[:EXPIRE_AT_ONCE]:
             self._put(writes, key, None)
         del self.legacy[:EXPIRE_AT_ONCE]
 
@@ -200,7 +200,7 @@ class BoardStage(StageRunner):
 
         def restore(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:
             if key is not None:
-                _restore(taken[tp.partition], tp.topic, self.reports_log, orjson.loads(key), value)
+                self._restore(taken[tp.partition], tp.topic, orjson.loads(key), value)
 
         records, _ = await self.read_whole(logs, restore)
         for tp in tps:
@@ -217,39 +217,37 @@ class BoardStage(StageRunner):
                  f" ({len(self.legacy)} reports of contacts and agents from before December 2026 ignored)"
                  if self.legacy else "")  # fmt: skip
 
+    def _restore(self, state: BoardPartition, topic: str, key: Any, value: bytes | None) -> None:
+        """One changelog record, in log order: a record by key, or a partition's fences or clocks."""
+        if topic == self.reports_log:
+            if isinstance(key, str) and value is None:
+                state.records.pop(key, None)
+            elif isinstance(key, str) and value is not None:
+                state.records[key] = value
+            return
+        found = {int(source): int(at) for source, at in (orjson.loads(value) if value else {}).items()}
+        if topic == self.fences_log:
+            state.fences = found
+        else:
+            state.clocks = found
+
     def _rebuild(self) -> None:
         """The board of the owned partitions from their records: fences first, then partials and
         reports (swapped in whole)."""
-        fresh, legacy = Board(), []
+        fresh, legacy = Board(), list[str]()
         for state in self.partitions.values():
             for source, epoch in state.fences.items():
                 fresh.fences[source] = max(fresh.fences.get(source, 0), epoch)
-        for partition, state in self.partitions.items():
+        for state in self.partitions.values():
             for key, value in state.records.items():
                 kind = partial_kind(key)
                 if kind is not None:
                     fresh.apply_partial(msgspec.msgpack.decode(value, type=kind))
                 elif key.split("\x1f", 1)[1].startswith(("contact:", "agent:")):
-                    legacy.append((partition, key))
+                    legacy.append(key)
                 else:
                     fresh.apply(msgspec.msgpack.decode(value, type=Report))
         self.board, self.legacy = fresh, legacy
-
-
-def _restore(state: BoardPartition, topic: str, reports_log: str, key: Any, value: bytes | None) -> None:
-    if topic == reports_log:
-        if not isinstance(key, str):
-            return
-        if value is None:
-            state.records.pop(key, None)
-        else:
-            state.records[key] = value
-        return
-    found = {int(source): int(at) for source, at in (orjson.loads(value) if value else {}).items()}
-    if topic.endswith("-fences-changelog"):
-        state.fences = found
-    else:
-        state.clocks = found
 
 
 def _named(values: dict[int, int]) -> dict[str, int]:

@@ -233,10 +233,6 @@ class StageRunner(Service):
         self._in_flight.append(batch)
         self._changed.set()
 
-    @property
-    def generation(self) -> int:
-        return self._generation
-
     # ------------------------------------------------------------------ committing, in order
     async def _commit(self) -> None:
         try:

@@ -127,7 +127,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     issues = IssuesStage(app=app, settings=settings, sink=sink, targets=targets, issue_topic=issue_topic,
                          board_topic=board_topic)  # fmt: skip
     board = BoardStage(app=app, settings=settings, sink=sink, board_topic=board_topic,
-                       clock=lambda stage: clock_us())  # fmt: skip
+                       clock=lambda: clock_us())  # fmt: skip
     stages: dict[str, StageRunner] = {"ingest": ingest, "issues": issues, "board": board}
     for stage in stages.values():
         app.service(stage)  # type: ignore[arg-type]
