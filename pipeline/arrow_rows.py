@@ -6,7 +6,9 @@ clickhouse-connect's own encoder, docs/architecture.md). The Arrow type of each 
 from its ClickHouse type (``DESCRIBE TABLE``), so a migration that adds a column needs nothing here.
 
 Values keep the meaning they have in the rows: times are integer microseconds
-(``DateTime64(6)``) or seconds (``DateTime``), seconds are ``Decimal``, flags are ``bool``.
+(``DateTime64(6)``) or seconds (``DateTime``), flags are ``bool``, and a decimal is its unscaled
+integer (seconds in a ``Decimal(18, 6)`` column: microseconds), so no Python ``Decimal`` is built
+for it: the integers become Arrow's 128-bit decimal words as they are (:func:`decimals`).
 """
 
 from __future__ import annotations
@@ -66,6 +68,18 @@ def arrow_table(rows: Sequence[tuple[Any, ...]], table_schema: pa.Schema) -> pa.
     """The rows, column by column (one transposition in C, one Arrow array per column)."""
     columns = list(zip(*rows, strict=True)) if rows else [() for _ in table_schema]
     return pa.Table.from_arrays(
-        [pa.array(values, type=field.type) for values, field in zip(columns, table_schema, strict=True)],
+        [_array(values, field.type) for values, field in zip(columns, table_schema, strict=True)],
         schema=table_schema,
     )
+
+
+def _array(values: Sequence[Any], arrow: pa.DataType) -> pa.Array:
+    return decimals(values, arrow) if pa.types.is_decimal128(arrow) else pa.array(values, type=arrow)
+
+
+def decimals(unscaled: Sequence[int | None], arrow: pa.DataType) -> pa.Array:
+    """Decimals of type ``arrow`` from their unscaled integers (value × 10^scale; None: null).
+    A decimal128 is its unscaled value as a 128-bit integer: the integers, cast exactly to
+    decimal128(38, 0), are those words; the array takes them with ``arrow``'s scale."""
+    words = pa.array(unscaled, type=pa.int64()).cast(pa.decimal128(38, 0))
+    return pa.Array.from_buffers(arrow, len(words), words.buffers(), words.null_count, words.offset)

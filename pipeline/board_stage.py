@@ -37,9 +37,9 @@ from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from pipeline.changelog import changelog_key, send_records
-from pipeline.core.board import Board, MinutePartial, Partial, Report, partial_kind, partial_minute
+from pipeline.core.board import Board, MinutePartial, Partial, partial_kind, partial_minute
 from pipeline.core.expiry import EXPIRE_AT_ONCE, ExpiryClock
-from pipeline.core.facts import board_minutes, contribution_rows
+from pipeline.core.facts import board_minutes
 from pipeline.core.json_bytes import json_bytes
 from pipeline.core.partitions import partition_of
 from pipeline.core.wire import board_decoder, encode
@@ -79,7 +79,8 @@ class BoardStage(StageRunner):
         self.reports_log, self.fences_log, self.clocks_log = board_changelogs(settings.app_id)
         self.partitions: dict[int, BoardPartition] = {}  # per owned board partition
         self.board = Board()  # of the owned partitions, rebuilt whole at every hand-over
-        self.legacy: list[str] = []  # keys of per-contact reports of versions before December 2026
+        self.legacy: list[str] = []  # keys of reports of versions before December 2026 (deleted bit by bit)
+        self.ignored_reports = 0  # reports read in messages of such versions (the passes send partials now)
         self._expiry = ExpiryClock()
 
     def owned(self) -> list[int]:
@@ -100,7 +101,6 @@ class BoardStage(StageRunner):
         board = self.board
         writes: dict[tuple[str, int], dict[bytes, bytes | None]] = defaultdict(dict)
         commit: dict[TopicPartition, OffsetAndMetadata] = {}
-        latest_reports: dict[str, Report] = {}  # one write per key and batch: the last counts
         changed: dict[str, Partial | None] = {}  # partials kept (None: gone), one write per key
         for tp, records in fetched.items():
             state = self.partitions.get(tp.partition)
@@ -119,21 +119,18 @@ class BoardStage(StageRunner):
                 for partial in found:
                     if board.apply_partial(partial):
                         changed[partial.key] = None if partial.empty else partial
-                for report in message.reports:
-                    latest_reports[report.key] = report
+                if message.reports:
+                    self.ignored_reports += len(message.reports)  # of a version before December 2026: legacy
             if state.clocks != clocks_before:
                 writes[(self.clocks_log, tp.partition)][changelog_key(tp.partition)] = json_bytes(_named(state.clocks))
             if state.fences != fences_before:
                 writes[(self.fences_log, tp.partition)][changelog_key(tp.partition)] = json_bytes(_named(state.fences))
-        for report in latest_reports.values():
-            board.apply(report)
-            self._put(writes, report.key, None if report.empty else encode(report))
         for key, kept in changed.items():
             self._put(writes, key, None if kept is None else encode(kept))
         now_us = self.clock()
         if now_us and self._expiry.due(now_us, time.monotonic()):
             self._expire(now_us, writes)
-        batch = await self.rows_first(commit, self._rows(latest_reports, changed, now_us))
+        batch = await self.rows_first(commit, self._rows(changed, now_us))
         producer = aiokafka_producer(self.app)
         for (topic, partition), written in writes.items():
             batch.deliveries += await send_records(producer, topic, partition, written)
@@ -149,15 +146,10 @@ class BoardStage(StageRunner):
                 state.records[key] = value
         writes[(self.reports_log, partition)][changelog_key(key)] = value
 
-    def _rows(self, latest_reports: dict[str, Report], changed: dict[str, Partial | None], now_us: int) -> SinkBatch:
-        """Issue keys' contributions, and the metrics_minute values of the minutes the batch changed."""
+    def _rows(self, changed: dict[str, Partial | None], now_us: int) -> SinkBatch:
+        """The metrics_minute values of the minutes the batch changed (the passes write contributions)."""
         rows = SinkBatch()
         touched: set[tuple[str, str, int]] = set()
-        for report in latest_reports.values():
-            if not report.source.startswith("agent:"):
-                report_rows, report_touched = contribution_rows(report)
-                rows.rows["contributions"].extend(report_rows)
-                touched |= report_touched
         # With a ClickHouse server several workers may write, and a queue's board can move between
         # them: a batch of its former owner, flushed late (an outage), would write its board's sums
         # over the new owner's with a later version. So there every minute is summed from
@@ -175,9 +167,6 @@ class BoardStage(StageRunner):
     def _expire(self, now_us: int, writes: dict[tuple[str, int], dict[bytes, bytes | None]]) -> None:
         """Reports and minute partials no window can reach any more, and a few legacy reports."""
         board = self.board
-        for report in board.expired(now_us)[:EXPIRE_AT_ONCE]:
-            board.apply(Report(report.source, report.queue))
-            self._put(writes, report.key, None)
         for key in board.expired_partials(now_us)[:EXPIRE_AT_ONCE]:
             board.forget(key)
             self._put(writes, key, None)
@@ -214,7 +203,7 @@ class BoardStage(StageRunner):
         self._rebuild()
         log.info("board owns partitions %s: %d partials and reports restored from %d changelog records in %.1f s%s",
                  partitions, sum(len(each.records) for each in taken.values()), records, time.monotonic() - began,
-                 f" ({len(self.legacy)} reports of contacts and agents from before December 2026 ignored)"
+                 f" ({len(self.legacy)} reports from before December 2026 ignored)"
                  if self.legacy else "")  # fmt: skip
 
     def _restore(self, state: BoardPartition, topic: str, key: Any, value: bytes | None) -> None:
@@ -243,10 +232,8 @@ class BoardStage(StageRunner):
                 kind = partial_kind(key)
                 if kind is not None:
                     fresh.apply_partial(msgspec.msgpack.decode(value, type=kind))
-                elif key.split("\x1f", 1)[1].startswith(("contact:", "agent:")):
+                else:  # a report (contact, agent or issue key) of a version before December 2026
                     legacy.append(key)
-                else:
-                    fresh.apply(msgspec.msgpack.decode(value, type=Report))
         self.board, self.legacy = fresh, legacy
 
 

@@ -35,19 +35,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from typing import Any
 
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from pipeline.board_out import fence, send_partials
 from pipeline.changelog import send_records
-from pipeline.core.contact_pass import ContactPass, PassOutput, TakeOver, legacy_owner
+from pipeline.core.contact_pass import ContactPass, PassOutput, legacy_owner
 from pipeline.core.intake import Intake, ahead, commit_metadata, progress_from_metadata, take
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress
 from pipeline.core.targets import Targets
-from pipeline.core.wire import BoardMessage, Tick, encode, issue_messages, partial_messages
+from pipeline.core.wire import BoardMessage, Tick, encode, issue_messages
 from pipeline.kafka_edge import aiokafka_producer, committed_with_metadata
 from pipeline.kafka_io import partition_counts
 from pipeline.settings import Settings
@@ -173,20 +174,11 @@ class IngestStage(StageRunner):
         deliveries: list[asyncio.Future[Any]] = []
         for partition, out in outputs.items():
             deliveries += await send_records(producer, self.state_topic, partition, out.writes)
-        deliveries += await self._send_partials(producer, outputs.values())
+        deliveries += await send_partials(producer, self.board_topic, self.settings.partitions, outputs.values())
         updates = [update for out in outputs.values() for update in out.issue_updates]
         for destination, message in issue_messages(updates, self.settings.partitions):
             deliveries.append(await producer.send(self.issue_topic, message, partition=destination))
         return deliveries
-
-    async def _send_partials(
-        self, producer: Any, found: Collection[PassOutput | TakeOver]
-    ) -> list[asyncio.Future[Any]]:
-        """The partials of passes' batches (or take-overs), one message per board partition."""
-        minutes = [partial for each in found for partial in each.minutes]
-        live = [partial for each in found for partial in each.live]
-        return [await producer.send(self.board_topic, message, partition=destination)
-                for destination, message in partial_messages(minutes, live, self.settings.partitions)]  # fmt: skip
 
     def _input_partitions(self) -> int:
         assert self.consumer is not None
@@ -223,20 +215,13 @@ class IngestStage(StageRunner):
         log.info("ingest owns input partitions %s (from offsets %s)", [tp.partition for tp in tps], starts)
 
     async def _fence(self, partitions: list[int]) -> None:
-        """Each restored pass's new epoch into its changelog (acknowledged first: a later owner
-        must see it even if this one dies now), then tell every board partition that this worker
-        owns ``partitions`` now (earlier owners' partials go), then send every partial the passes
-        hold; all acknowledged before any batch of them is processed."""
-        producer = aiokafka_producer(self.app)
+        """Each restored pass's new epoch, its fence and every partial it holds
+        (``pipeline.board_out.fence``), before any batch of them is processed."""
         began = time.monotonic()
         taken = {p: self.passes[p].take_over(time.time_ns() // 1000) for p in partitions}
-        kept = [await send_records(producer, self.state_topic, p, each.writes) for p, each in taken.items()]
-        await asyncio.gather(*(delivery for deliveries in kept for delivery in deliveries))
-        message = encode(BoardMessage(fences=[each.fence for each in taken.values()]))
-        deliveries = [await producer.send(self.board_topic, message, partition=board_partition)
-                      for board_partition in range(self.settings.partitions)]  # fmt: skip
-        deliveries += await self._send_partials(producer, taken.values())
-        await asyncio.gather(*deliveries)
+        await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.state_topic,
+                    {p: each.writes for p, each in taken.items()}, [each.fence for each in taken.values()],
+                    taken.values())  # fmt: skip
         log.info("contacts pass: input partitions %s taken over: %d minute sums and %d live states sent to the "
                  "board in %.1f s", partitions, sum(len(each.minutes) for each in taken.values()),
                  sum(len(each.live) for each in taken.values()), time.monotonic() - began)  # fmt: skip

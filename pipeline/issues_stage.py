@@ -2,8 +2,9 @@
 and runs each owned partition's issues pass (``pipeline.core.issue_pass``).
 
     <app>-issue-updates, partition i ──getmany──▶ issues pass of i ─┬─▶ <app>-issues-changelog, partition i
-                                                                     ├─▶ reports ──▶ <app>-reports ─▶ board
-                                                                     └─▶ rows (issues, contact_issues) ──▶ ClickHouse
+                                                                     ├─▶ minute partials ──▶ <app>-reports ─▶ board
+                                                                     └─▶ rows (issues, contact_issues,
+                                                                         contributions) ──▶ ClickHouse
         ▲
         └── commit(offset) ◀── every message acknowledged, every row durable
 
@@ -16,7 +17,9 @@ faust-streaming's open issue #175 — and the stall watchdog restarted the worke
 Exactness: a partition's state is restored whole from its changelog partition when the stage is
 assigned it (the records Faust's ``issues`` table wrote before, too); it may be ahead of the
 committed offset, and the pass applies what it has applied before as a replay (no double count,
-its outcome sent again). Without a committed offset (a new group, or an upgrade from the Faust
+its outcome sent again). A new owner fences earlier owners' partials on the board and sends every
+sum it holds before its first batch (``pipeline.board_out``), as the ingest stage does for input
+partitions. Without a committed offset (a new group, or an upgrade from the Faust
 agent, whose group was the app's) reading starts at the offset the progress record says comes
 next, else at the start of the log.
 """
@@ -31,10 +34,10 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
+from pipeline.board_out import fence, send_partials
 from pipeline.changelog import changelog_key, send_records
 from pipeline.core.issue_pass import IssueOutput, IssuePass
 from pipeline.core.targets import Targets
-from pipeline.core.wire import board_messages
 from pipeline.kafka_edge import aiokafka_producer
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
@@ -85,6 +88,7 @@ class IssuesStage(StageRunner):
             commit[tp] = OffsetAndMetadata(records[-1].offset + 1, "")
             for table, found in out.rows.items():
                 rows.rows[table].extend(found)
+            rows.touched |= out.closed if self.settings.single_writer else out.touched
             if out.holes:
                 log.warning("%s partition %d: offsets %d..%d never arrived (transaction markers, or deleted by "
                             "retention before this worker read them); they are not counted",
@@ -95,9 +99,8 @@ class IssuesStage(StageRunner):
         for partition, out in outputs.items():
             writes = {changelog_key(key): value for key, value in out.writes.items()}
             batch.deliveries += await send_records(producer, self.changelog, partition, writes)
-        reports = (report for out in outputs.values() for report in out.reports)
-        for destination, message in board_messages(reports, self.settings.partitions):
-            batch.deliveries.append(await producer.send(self.board_topic, message, partition=destination))
+        batch.deliveries += await send_partials(producer, self.board_topic, self.settings.partitions,
+                                                outputs.values())  # fmt: skip
         self.queue(batch)
 
     # ------------------------------------------------------------------ hand-overs
@@ -127,6 +130,10 @@ class IssuesStage(StageRunner):
                 await self.consumer.seek_to_beginning(tp)
                 starts[tp.partition] = "start"
         self.passes.update(passes)
+        taken = {p: passes[p].take_over(time.time_ns() // 1000) for p in partitions}
+        await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.changelog,
+                    {p: {changelog_key(k): v for k, v in each.writes.items()} for p, each in taken.items()},
+                    [each.fence for each in taken.values()], taken.values())  # fmt: skip
         log.info("issues stage owns issue-updates partitions %s (from offsets %s): %d issue keys restored from %d "
                  "changelog records in %.1f s", partitions, starts, sum(p.keys() for p in passes.values()), records,
                  time.monotonic() - began)  # fmt: skip

@@ -10,7 +10,8 @@ needs the same way:
 - **commits in order**: a batch's offsets are committed only once every message it produced is
   acknowledged by the broker and its rows are durable in ClickHouse, and never before an earlier
   batch's; a send that failed for good reads everything again from the last commit (a rewind);
-- **hand-overs**: a revocation waits (briefly) for the batches in flight to be committed; an
+- **hand-overs**: a revocation waits (briefly) for the batches in flight to be committed, and a
+  batch fetched before it is dropped unprocessed (the partitions' next owner reads it again); an
   assignment takes the partitions over — their state from their changelog, read whole by a
   group-less consumer (:meth:`StageRunner.read_whole`) — before any batch of theirs is processed
   (records fetched meanwhile wait);
@@ -190,6 +191,11 @@ class StageRunner(Service):
             if not fetched:
                 continue
             async with self._batch:
+                if self.handing_over:
+                    # Fetched before a revocation that has settled since: its partitions may be
+                    # another worker's now. Dropped unsent; whoever owns them next (this worker
+                    # too) reads them again from their last commit (take_over seeks there).
+                    continue
                 await self.process(fetched)
             self.after_batch()
 
@@ -327,8 +333,8 @@ class StageRunner(Service):
         a partition's messages are never applied before its state is whole."""
         async with self._batch:
             await self.take_over(sorted(partitions))
+            self.handing_over = False
             self._changed.set()
-        self.handing_over = False
 
     async def read_whole(
         self, tps: list[TopicPartition], apply: Callable[[TopicPartition, bytes | None, bytes | None], None]

@@ -64,10 +64,16 @@ class Report(Struct, array_like=True, frozen=True):
         return max((minute for _, minute, _ in self.minutes), default=-(2**62))
 
 
-class MinutePartial(Struct, array_like=True, frozen=True):
-    """One input partition's sum of its contacts' contributions to one minute of a queue and channel."""
+def issue_source(partition: int) -> int:
+    """The partials' source number of an issue-updates partition (input partitions are 0, 1, ...)."""
+    return -1 - partition
 
-    source: int  # the input partition
+
+class MinutePartial(Struct, array_like=True, frozen=True):
+    """One input partition's sum of its contacts' contributions (or one issue-updates partition's
+    sum of its issue keys') to one minute of a queue and channel."""
+
+    source: int  # the input partition, or issue_source(issue-updates partition)
     queue: str
     channel: str
     minute: int

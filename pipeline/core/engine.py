@@ -25,6 +25,7 @@ from msgspec import Struct
 
 from pipeline.core.board import Board, Report, minutes_payload
 from pipeline.core.contract import Event
+from pipeline.core.counts import Counts
 from pipeline.core.issues import Issue, group
 from pipeline.core.issues import contributions as issue_contributions
 from pipeline.core.lifecycle import ContactState, Contribution, IssueContact, apply, contribution
@@ -77,6 +78,8 @@ class IssueOutcome:
     issues: list[tuple[str, Issue]]  # the key's issues now, by id (or only the changed ones: issue_changes)
     gone: list[str]  # issue ids written before that no longer exist
     links: list[IssueLink]
+    lines: dict[tuple[str, str], dict[int, Counts]] = field(default_factory=dict)  # the key's counts now
+    left: list[tuple[str, str, int]] = field(default_factory=list)  # minutes contributed to before, not now
 
 
 class AgentRecord(Struct, array_like=True):
@@ -187,23 +190,13 @@ def issue_changed_by(record: IssueGroup, update: IssueUpdate) -> bool:
     return record.contacts.get(update.contact_id) != update.contact
 
 
-def issue_outcome(record: IssueGroup, key: str, targets: Targets) -> IssueOutcome:
-    """The key's issues, reports (and clears), rows to delete and links, from its current state."""
+def issue_outcome(record: IssueGroup, key: str, targets: Targets, reports: bool = True) -> IssueOutcome:
+    """The key's issues, counts per line and minute, rows to delete and links, and the minutes it
+    contributed to before and no more (remembering the ones it contributes to now), from its
+    current state; with ``reports``, its reports too (the Engine's board; the issues pass sends
+    sums instead, ``pipeline.core.issue_pass``)."""
     issues = group(record.contacts.values(), targets.fcr_window_us)
     per_line = issue_contributions(issues)
-    source = f"issue:{key}"
-    by_queue: dict[str, list[tuple[str, int, tuple[int, ...]]]] = {}
-    now_minutes: set[tuple[str, str, int]] = set()
-    for (queue, channel), minutes in per_line.items():
-        by_queue.setdefault(queue, []).extend(minutes_payload(channel, minutes))
-        now_minutes.update((queue, channel, minute) for minute in minutes)
-    left = _left(record.reported_minutes, now_minutes)
-    reports = [Report(source, queue, tuple(sorted(entries)), version=record.version, left=left.get(queue, ()))
-               for queue, entries in sorted(by_queue.items())]  # fmt: skip
-    reports += [Report(source, queue, version=record.version, left=left.get(queue, ()))
-                for queue in record.reported_queues if queue not in by_queue]  # fmt: skip
-    record.reported_queues = sorted(set(record.reported_queues) | set(by_queue))
-    _remember(record.reported_minutes, now_minutes)
     ids = dict(identified(key, issues))
     gone = [known for known in record.reported_issues if known not in ids]
     record.reported_issues = sorted(set(record.reported_issues) | set(ids))
@@ -212,7 +205,26 @@ def issue_outcome(record: IssueGroup, key: str, targets: Targets) -> IssueOutcom
         for identifier, issue in ids.items()
         for position, contact in enumerate(issue.contacts)
     ]
-    return IssueOutcome(reports, list(ids.items()), gone, links)
+    now_minutes = {(queue, channel, minute) for (queue, channel), minutes in per_line.items() for minute in minutes}
+    left = [minute for minute in record.reported_minutes if minute not in now_minutes]
+    found = _issue_reports(record, key, per_line, now_minutes) if reports else []
+    _remember(record.reported_minutes, now_minutes)
+    return IssueOutcome(found, list(ids.items()), gone, links, per_line, left)
+
+
+def _issue_reports(record: IssueGroup, key: str, per_line: dict[tuple[str, str], dict[int, Counts]],
+                   now_minutes: set[Minute]) -> list[Report]:  # fmt: skip
+    source = f"issue:{key}"
+    by_queue: dict[str, list[tuple[str, int, tuple[int, ...]]]] = {}
+    for (queue, channel), minutes in per_line.items():
+        by_queue.setdefault(queue, []).extend(minutes_payload(channel, minutes))
+    left = _left(record.reported_minutes, now_minutes)
+    reports = [Report(source, queue, tuple(sorted(entries)), version=record.version, left=left.get(queue, ()))
+               for queue, entries in sorted(by_queue.items())]  # fmt: skip
+    reports += [Report(source, queue, version=record.version, left=left.get(queue, ()))
+                for queue in record.reported_queues if queue not in by_queue]  # fmt: skip
+    record.reported_queues = sorted(set(record.reported_queues) | set(by_queue))
+    return reports
 
 
 def identified(key: str, issues: Iterable[Issue]) -> list[tuple[str, Issue]]:
@@ -240,7 +252,7 @@ def issue_changes(
     issues = [(identifier, issue) for identifier, issue in outcome.issues if known.get(identifier) != issue]
     links = [link for link in outcome.links if link.contact_id in rejoined
              or linked.get(link.contact_id) != (link.issue_id, link.is_repeat)]  # fmt: skip
-    return IssueOutcome(outcome.reports, issues, outcome.gone, links)
+    return IssueOutcome(outcome.reports, issues, outcome.gone, links, outcome.lines, outcome.left)
 
 
 @dataclass
@@ -254,6 +266,7 @@ class IssueBatch:
 
     targets: Targets
     load: Callable[[str], IssueGroup]
+    reports: bool = True  # False: the issues pass, which sends sums instead (issue_outcome)
     groups: dict[str, IssueGroup] = field(default_factory=dict)
     before: dict[str, list[tuple[str, Issue]]] = field(default_factory=dict)  # as last sent
     changed: set[str] = field(default_factory=set)
@@ -280,13 +293,13 @@ class IssueBatch:
             # lost (a crash between the two): what it reported, the board still holds. Every state
             # the replay passes through is one such a batch could have ended in, so its queues,
             # minutes and issue ids join the reported ones: the outcome sent now clears them.
-            issue_outcome(group, key, self.targets)
+            issue_outcome(group, key, self.targets, self.reports)
         return group
 
     def outcome(self, key: str) -> IssueOutcome:
         if key not in self.changed and key not in self.replayed:
             return IssueOutcome([], [], [], [])
-        outcome = issue_outcome(self.groups[key], key, self.targets)
+        outcome = issue_outcome(self.groups[key], key, self.targets, self.reports)
         if key in self.replayed:
             return outcome
         return issue_changes(self.before[key], outcome, self.rejoined.get(key, ()))

@@ -5,14 +5,15 @@ contact's or an issue key's revision counter), and tables are ReplacingMergeTree
 a replay, a restart or a retried insert writes the same key again and never adds to it; after
 ``FINAL`` each key has its latest row. Rows a key no longer has are written with ``is_deleted``.
 
-Times are integer microseconds (DateTime64(6) takes them as they are); seconds are exact
-decimals (Decimal(18, 6)), so a sum in SQL equals the sum the gauges were made from.
+Times are integer microseconds (DateTime64(6) takes them as they are). Seconds are exact decimals
+in ClickHouse (Decimal(18, 6)), so a sum in SQL equals the sum the gauges were made from; a row
+carries them as their unscaled integer, microseconds, which the writer hands to ClickHouse as
+Decimal(18, 6) without building a Python ``Decimal`` (``pipeline/arrow_rows.py``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from decimal import Decimal
 from typing import Any
 
 from pipeline.core.board import Board, Report, whole_from_minute
@@ -20,7 +21,7 @@ from pipeline.core.contract import Event
 from pipeline.core.counts import FIELDS, Counts
 from pipeline.core.engine import ContactRecord, IssueLink
 from pipeline.core.issues import Issue
-from pipeline.core.lifecycle import Contribution, contribution
+from pipeline.core.lifecycle import Contribution, issue_key
 from pipeline.core.targets import Targets
 
 Row = tuple[Any, ...]
@@ -54,10 +55,6 @@ STAGE_TABLES = {"events": EVENT_COLUMNS, "contact_facts": CONTACT_COLUMNS, "issu
                 "contact_issues": CONTACT_ISSUE_COLUMNS, "contributions": CONTRIBUTION_COLUMNS}  # fmt: skip
 
 
-def seconds(us: int | None) -> Decimal | None:
-    return None if us is None else Decimal(us).scaleb(-6)
-
-
 def event_row(event: Event, raw: bytes) -> Row:
     return (event.event_id, event.type, event.at, event.contact_id, event.queue, event.channel, event.agent_id,
             raw.decode("utf-8"), FIRST_WINS - event.at)  # fmt: skip
@@ -70,7 +67,6 @@ def contact_row(contact_id: str, record: ContactRecord, targets: Targets) -> Row
     state = record.state
     offered, answered, abandoned = state.offered, state.answered, state.abandoned
     ended, survey = state.ended, state.survey
-    found = contribution(state, contact_id, targets)
     outcome = None
     in_sl = short = None
     if offered is not None and (answered is not None or abandoned is not None):
@@ -95,9 +91,9 @@ def contact_row(contact_id: str, record: ContactRecord, targets: Targets) -> Row
         ended.at if ended else None,
         survey.at if survey else None,
         state.last_at,
-        seconds(max(0, answered.at - offered.at)) if answered and offered else None,
-        seconds(max(0, abandoned.at - offered.at)) if abandoned and offered else None,
-        seconds(ended.handle_us) if ended else None,
+        max(0, answered.at - offered.at) if answered and offered else None,  # seconds, as µs (module text)
+        max(0, abandoned.at - offered.at) if abandoned and offered else None,
+        ended.handle_us if ended else None,
         outcome,
         in_sl,
         short,
@@ -105,7 +101,7 @@ def contact_row(contact_id: str, record: ContactRecord, targets: Targets) -> Row
         survey.csat if survey else None,
         survey.nps if survey else None,
         survey.ces if survey else None,
-        found.issue.key if found.issue is not None else None,
+        issue_key(offered) if outcome == "answered" and offered else None,  # as its contribution's issue
         record.version,
     )
 
@@ -125,7 +121,7 @@ def issue_rows(key: str, issues: Iterable[tuple[str, Issue]], gone: Iterable[str
             identifier, kind, customer_id, reason, case_id, opening.queue, opening.channel, issue.opened_at,
             opening.contact_id, len(issue.contacts), opening.ended_at,
             issue.first_contact_resolution if issue.judged else None,
-            resolving.ended_at if resolving else None, seconds(issue.resolution_us),
+            resolving.ended_at if resolving else None, issue.resolution_us,
             resolving.contact_id if resolving else None,
             max(c.ended_at or c.offered_at for c in issue.contacts), version, 0,
         ))  # fmt: skip
@@ -162,6 +158,19 @@ def contact_contribution_rows(contact_id: str, found: Contribution, left: list[t
     return rows
 
 
+def issue_contribution_rows(key: str, lines: dict[tuple[str, str], dict[int, Counts]],
+                            left: list[tuple[str, str, int]], version: int) -> list[Row]:  # fmt: skip
+    """An issue key's rows in ``contributions``: its minutes now, and deletions of the ones it left."""
+    source = f"issue:{key}"
+    rows: list[Row] = [
+        (queue, channel, minute * 60, source, *counts.as_tuple(), version, 0)
+        for (queue, channel), minutes in lines.items()
+        for minute, counts in minutes.items()
+    ]
+    rows += [(queue, channel, minute * 60, source, *ZERO_COUNTS, version, 1) for queue, channel, minute in left]
+    return rows
+
+
 Minute = tuple[str, str, int]  # (queue, channel, minute)
 MinuteSums = dict[Minute, tuple[int, ...] | None]  # a minute's counts (None: nothing contributes)
 
@@ -189,5 +198,4 @@ def board_minutes(
 def minute_row(queue: str, channel: str, minute: int, counts: Counts | tuple[int, ...] | None, version: int) -> Row:
     """A ``metrics_minute`` row from the sum of its contributions (None: nothing contributes: deleted)."""
     values = counts.as_tuple() if isinstance(counts, Counts) else counts or ZERO_COUNTS
-    shown = [seconds(value) if name in SECONDS_SUMS else value for name, value in zip(FIELDS, values, strict=True)]
-    return (minute * 60, queue, channel, *shown, version, 0 if counts is not None else 1)
+    return (minute * 60, queue, channel, *values, version, 0 if counts is not None else 1)

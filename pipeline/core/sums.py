@@ -1,4 +1,5 @@
-"""What one input partition's contacts and agents add up to: the board's partials, kept by the pass.
+"""What one input partition's contacts and agents (or one issue-updates partition's issue keys) add
+up to: the board's partials, kept by the pass.
 
 Pure: no I/O. The contacts pass of an input partition (``pipeline/core/contact_pass.py``) keeps a
 :class:`PartitionSums` beside its contacts and agents. A batch changes a sum by each contact's
@@ -30,6 +31,7 @@ from pipeline.core.lifecycle import Contribution
 from pipeline.core.windows import minute_of
 
 Minute = tuple[str, str, int]  # (queue, channel, minute)
+Lines = dict[tuple[str, str], dict[int, Counts]]  # an issue key's counts per (queue, channel) and minute
 NO_CONTRIBUTION = Contribution()
 
 
@@ -82,6 +84,20 @@ class PartitionSums:
         self._unwait(before, key)
         if after.queue is not None and after.channel is not None and after.waiting_since is not None:
             self.waiting.setdefault(after.queue, {})[key] = (after.channel, after.waiting_since)
+        self._closed(before, after, touched, replayed)
+
+    def lines(self, before: Lines, after: Lines, touched: Touched, replayed: bool = False) -> None:
+        """Replace an issue key's contribution (its minutes per queue and channel of its issues)
+        ``before`` by ``after``: the same rules as :meth:`contact`, without live state."""
+        for line in before.keys() | after.keys():
+            was = Contribution(*line, before.get(line, {}))
+            now = Contribution(*line, after.get(line, {}))
+            self._add(was, -1, touched)
+            self._add(now, +1, touched)
+            self._closed(was, now, touched, replayed)
+
+    def _closed(self, before: Contribution, after: Contribution, touched: Touched, replayed: bool) -> None:
+        """Every closed minute whose part changed (all of them when ``replayed``)."""
         same_line = (before.queue, before.channel) == (after.queue, after.channel)
         for found, other in ((before, after), (after, before)):
             if found.queue is None or found.channel is None:

@@ -3,6 +3,7 @@ the sink writes exists, and a replayed or retried insert never adds to a key."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -104,7 +105,8 @@ def test_rows_sent_as_arrow_columns_equal_rows_sent_one_by_one(warehouse: Wareho
             2**62,
         ),
         "issues": [
-            ("i1", "reason", "cust", "billing", None, "q", "voice", at, "c1", 1, None, None, None, None, None, at, 3, 0)
+            ("i1", "reason", "cust", "billing", None, "q", "voice", at, "c1", 1, *(None,) * 5, at, 3, 0),
+            ("i2", "case", "x", None, "k", "q", "chat", at, "c2", 2, at, True, at + 5, 5, "c2", at + 5, 4, 0),
         ],  # fmt: skip
         "contributions": contribution_rows(
             Report("contact:c1", "q", (("voice", 29_000_000, counts),), version=2, left=(("voice", 29_000_001),))
@@ -120,11 +122,27 @@ def test_rows_sent_as_arrow_columns_equal_rows_sent_one_by_one(warehouse: Wareho
             warehouse.client.command(f"DROP TABLE IF EXISTS {db}.{table}_{copy}")
             warehouse.client.command(f"CREATE TABLE {db}.{table}_{copy} AS {db}.{table}")
         warehouse.insert(f"{table}_by_arrow", table_rows, columns[table])
-        warehouse.client.insert(f"{db}.{table}_by_row", table_rows, column_names=list(columns[table]))
+        as_decimals = _decimals_as_seconds(warehouse, table, table_rows, columns[table])
+        warehouse.client.insert(f"{db}.{table}_by_row", as_decimals, column_names=list(columns[table]))
         listed = ", ".join(columns[table])
         as_arrow = warehouse.client.query(f"SELECT {listed} FROM {db}.{table}_by_arrow ORDER BY {listed}").result_rows
         by_row = warehouse.client.query(f"SELECT {listed} FROM {db}.{table}_by_row ORDER BY {listed}").result_rows
         assert as_arrow == by_row and len(as_arrow) == len(table_rows), table
+    waits = f"SELECT wait_seconds, handle_seconds FROM {db}.contact_facts_by_arrow WHERE contact_id = 'c1'"
+    assert warehouse.client.query(waits).result_rows == [(Decimal("12.345678"), None)]
+    sums = f"SELECT wait_seconds_sum, resolution_seconds_sum FROM {db}.metrics_minute_by_arrow WHERE offered = 1"
+    assert warehouse.client.query(sums).result_rows == [(Decimal("0.000006"), Decimal("0.000019"))]
+
+
+def _decimals_as_seconds(warehouse: Warehouse, table: str, rows: list[tuple[object, ...]],
+                         columns: tuple[str, ...]) -> list[tuple[object, ...]]:  # fmt: skip
+    """Rows carry a decimal as its unscaled integer (µs for seconds); clickhouse-connect's row
+    encoder takes Python ``Decimal``s."""
+    described = {row[0]: row[1] for row in
+                 warehouse.client.query(f"DESCRIBE TABLE {warehouse.database}.{table}").result_rows}  # fmt: skip
+    decimal = [("Decimal(18, 6)" in described[name]) for name in columns]
+    return [tuple(Decimal(v).scaleb(-6) if is_decimal and v is not None else v  # type: ignore[arg-type]
+                  for v, is_decimal in zip(row, decimal, strict=True)) for row in rows]  # fmt: skip
 
 
 def _old_contacts(warehouse: Warehouse, db: str) -> list[tuple[object, ...]]:

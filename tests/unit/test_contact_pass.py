@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from pipeline.core.board import Board
 from pipeline.core.contact_pass import PROGRESS_KEY, ContactPass, PassOutput
 from pipeline.core.contract import Event
+from pipeline.core.issue_pass import IssueOutput
 from pipeline.core.wire import Routed
 from tests.unit.test_metrics_core import MODEL_TARGETS, SETTINGS, run, scenarios
 
@@ -29,8 +30,8 @@ def shown(board: Board) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def send(board: Board, out: PassOutput | tuple[list[Any], list[Any]]) -> None:
-    minutes, live = (out.minutes, out.live) if isinstance(out, PassOutput) else out
+def send(board: Board, out: PassOutput | IssueOutput | tuple[list[Any], list[Any]]) -> None:
+    minutes, live = out if isinstance(out, tuple) else (out.minutes, out.live)
     for partial in [*minutes, *live]:
         board.apply_partial(partial)
 

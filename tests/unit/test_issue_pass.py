@@ -16,7 +16,7 @@ from pipeline.core.contract import Event
 from pipeline.core.engine import IssueUpdate
 from pipeline.core.issue_pass import IssuePass, issue_partition, progress_key
 from pipeline.core.wire import Routed, issue_messages
-from tests.unit.test_contact_pass import NO_EXPIRY_US, shown
+from tests.unit.test_contact_pass import NO_EXPIRY_US, send, shown
 from tests.unit.test_metrics_core import MODEL_TARGETS, SETTINGS, run, scenarios
 
 PARTITIONS = 2
@@ -38,11 +38,27 @@ def issue_logs(messages: list[tuple[Event, str]], data: st.DataObject) -> dict[i
     return topic
 
 
-def restored(partition: int, changelog: list[tuple[bytes, bytes | None]]) -> IssuePass:
+def restored(partition: int, changelog: list[tuple[bytes, bytes | None]], board: Board | None = None,
+             now_us: int = 1) -> IssuePass:  # fmt: skip
+    """The pass taken over from ``changelog``; its fence and first partials sent to ``board``."""
     issue_pass = IssuePass(MODEL_TARGETS, NO_EXPIRY_US, partition=partition)
     for key, value in changelog:
         issue_pass.restore(key, value)
+    taken = issue_pass.take_over(now_us)
+    changelog += [(changelog_key(key), value) for key, value in taken.writes.items()]  # acknowledged first
+    if board is not None:
+        board.fence(taken.fence)
+        send(board, (taken.minutes, taken.live))
     return issue_pass
+
+
+def latest_rows(table: dict[tuple[object, ...], tuple[int, tuple[object, ...]]], rows: list[tuple[object, ...]],
+                key_width: int) -> None:  # fmt: skip
+    """A ReplacingMergeTree: per key, the row of greatest version (ties: the later)."""
+    for row in rows:
+        key, version = row[:key_width], row[-2]
+        if key not in table or table[key][0] <= version:  # type: ignore[operator]
+            table[key] = (version, row)  # type: ignore[assignment]
 
 
 @SETTINGS
@@ -50,17 +66,20 @@ def restored(partition: int, changelog: list[tuple[bytes, bytes | None]]) -> Iss
 def test_an_issues_pass_killed_anywhere_and_restored_from_its_changelog_ends_as_one_clean_run(
     scenario: tuple[list[tuple[Event, str]], int, ZoneInfo], data: st.DataObject
 ) -> None:
-    # Each batch writes its changelog records (progress first) and sends its reports; the offset
-    # is committed after some batches. A kill keeps a prefix of the batch's records and, apart, a
-    # prefix of its reports; the next owner restores the whole changelog (state ahead of the
-    # committed offset) and reads again from that offset. The board's issue reports end as the
-    # clean engine's. (Reports sent whose record was lost stayed on the board for good until a
-    # replay cleared every state it passes through: IssueBatch.apply.)
+    # Each batch writes its changelog records (progress first), its contributions rows and sends
+    # its partials; the offset is committed after some batches. A kill keeps a prefix of the
+    # batch's records and, apart, any prefix of its partials and of its rows; the next owner
+    # restores the whole changelog (state ahead of the committed offset), fences off the earlier
+    # owners' partials, sends its sums once and reads again from that offset; the old owner may
+    # go on for a batch (a zombie). The board's issue counts, and the contributions rows of issue
+    # keys, end as the clean engine's. (Rows written whose record was lost stayed in ClickHouse
+    # until a replay deleted every minute any state it passes through had: IssueBatch.apply.)
     messages, _, _ = scenario
-    board = Board()
+    board, contributions = Board(), {}
+    clock = iter(range(1, 10_000))
     for partition, log in issue_logs(messages, data).items():
         changelog: list[tuple[bytes, bytes | None]] = []
-        issue_pass, committed, position = restored(partition, changelog), 0, 0
+        issue_pass, committed, position = restored(partition, changelog, board, next(clock)), 0, 0
         kills = data.draw(st.integers(0, 3), label="kills")
         while position < len(log):
             end = data.draw(st.integers(position + 1, len(log)), label="batch end")
@@ -68,16 +87,20 @@ def test_an_issues_pass_killed_anywhere_and_restored_from_its_changelog_ends_as_
             writes = [(changelog_key(key), value) for key, value in out.writes.items()]
             assert writes[0][0] == changelog_key(progress_key(partition))
             assert all(issue_partition(orjson.loads(key), PARTITIONS) == partition for key, _ in writes)
+            rows = out.rows["contributions"]
             if kills and data.draw(st.booleans(), label="killed after this batch"):
                 kills -= 1
                 changelog += writes[: data.draw(st.integers(0, len(writes)), label="records that made it")]
-                for report in out.reports[: data.draw(st.integers(0, len(out.reports)), label="reports sent")]:
-                    board.apply(report)
-                issue_pass, position = restored(partition, changelog), committed
+                send(board, (out.minutes[: data.draw(st.integers(0, len(out.minutes)), label="partials sent")], []))
+                latest_rows(contributions, rows[: data.draw(st.integers(0, len(rows)), label="rows written")], 4)
+                zombie = issue_pass
+                issue_pass, position = restored(partition, changelog, board, next(clock)), committed
+                if end < len(log) and data.draw(st.booleans(), label="the old owner goes on (a zombie)"):
+                    send(board, zombie.on_batch(log[end : data.draw(st.integers(end + 1, len(log)))], wall=0.0))
                 continue
             changelog += writes
-            for report in out.reports:
-                board.apply(report)
+            send(board, out)
+            latest_rows(contributions, rows, 4)
             position = end
             if data.draw(st.booleans(), label="commit"):
                 committed = position
@@ -86,6 +109,11 @@ def test_an_issues_pass_killed_anywhere_and_restored_from_its_changelog_ends_as_
     issues_only = Board()
     issues_only.load(r for r in clean.board.reports.values() if r.source.startswith("issue:"))
     assert shown(board) == shown(issues_only)
+    kept = {(q, c, m // 60, source): row[4:-2] for (q, c, m, source), (_, row) in contributions.items() if not row[-1]}
+    expected = {(r.queue, channel, minute, r.source): values
+                for r in clean.board.reports.values() if r.source.startswith("issue:")
+                for channel, minute, values in r.minutes}  # fmt: skip
+    assert kept == expected
 
 
 def test_the_faust_tables_records_restore_as_they_are() -> None:
