@@ -9,7 +9,13 @@
   (``touched``: older than a day, or a queue in a rebalance) are summed from ``contributions`` in
   ClickHouse, after the flush's contributions (pipeline/core/facts.py ``board_minutes``).
 
-- **Batched** by size (``flush_rows``) and time (``flush_seconds``, 0.5 s by default).
+- **Batched** by size (``flush_rows``) and time (``flush_seconds``, 0.5 s by default). While the
+  worker catches up on a backlog (:attr:`Sink.catching_up`, set by the worker from its lag) a
+  flush waits up to ``CATCH_UP_SECONDS`` and ``CATCH_UP_ROWS_FACTOR`` × ``flush_rows``: each
+  flush makes one part per table, and fewer, larger inserts cost the embedded engine less CPU
+  per row (the writer process on a 1 M-event backlog: 25.5 µs per event with 0.5 s flushes,
+  19.9 with 1 s and 60,000 rows, 19.7 with 2 s and 100,000 rows, which also cost ~250 MiB more
+  peak RSS than 0.5 s against ~100 MiB for 1 s). Live traffic keeps the short interval.
 - **Flush before commit**: a stage holds its batch's Kafka messages until their rows are in
   ClickHouse, so a crash can only replay rows, never lose them (and a replay writes the same
   keys again: every table is a ReplacingMergeTree on its key).
@@ -38,6 +44,9 @@ from pipeline.core.facts import STAGE_TABLES, Minute, MinuteSums, Row
 
 log = logging.getLogger("ccpulse.sink")
 TABLES = (*STAGE_TABLES, "metrics_minute")
+CATCH_UP_SECONDS = 1.0  # the flush interval while catching up (at least flush_seconds)
+CATCH_UP_ROWS_FACTOR = 3  # flush_rows while catching up: this many times the setting
+CATCH_UP_LAG = 20_000  # messages behind, over the worker's stages, from which the worker is catching up
 
 
 @dataclass
@@ -109,6 +118,7 @@ class Sink:
         self._flushes_unacknowledged = 0  # flushes taken whose acknowledgements have not run yet
         self._version = 0
         self._warehouse: Any = None
+        self.catching_up = False  # set by the worker from its stages' lag (see the module's text)
 
     # ------------------------------------------------------------------ the stages' side
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -173,9 +183,10 @@ class Sink:
             with self._lock:
                 while not self._stopping:
                     age = time.monotonic() - self._oldest if self._pending else 0.0
-                    if self._pending and (self._pending_rows >= self.flush_rows or age >= self.flush_seconds):
+                    rows, seconds = self._flush_at()
+                    if self._pending and (self._pending_rows >= rows or age >= seconds):
                         break
-                    self._lock.wait(timeout=self.flush_seconds - age if self._pending else None)
+                    self._lock.wait(timeout=seconds - age if self._pending else None)
                 if self._stopping and not self._pending:
                     break
                 taken, self._pending = self._pending, []
@@ -184,6 +195,13 @@ class Sink:
             self._write_until_done(taken)
         if self._warehouse is not None:
             self._warehouse.close()
+
+    def _flush_at(self) -> tuple[int, float]:
+        """(rows, seconds): a flush is due when this many rows wait, or the oldest waited this long."""
+        if self.catching_up:
+            rows = min(self.flush_rows * CATCH_UP_ROWS_FACTOR, max(self.flush_rows, self.max_rows // 2))
+            return rows, max(self.flush_seconds, CATCH_UP_SECONDS)
+        return self.flush_rows, self.flush_seconds
 
     def _write_until_done(self, taken: list[SinkBatch]) -> None:
         backoff = 0.1

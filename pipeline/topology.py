@@ -53,7 +53,7 @@ from pipeline.kafka_watch import CHECK_SECONDS as METADATA_CHECK_SECONDS
 from pipeline.kafka_watch import MetadataWatch
 from pipeline.loop_watch import LoopWatch
 from pipeline.settings import Settings
-from pipeline.sink import Sink
+from pipeline.sink import CATCH_UP_LAG, Sink
 from pipeline.stage_runner import StageRunner
 from pipeline.web import Views, WebServer
 from pipeline.web_address import address_file
@@ -155,6 +155,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             logging.shutdown()
             os._exit(EXIT_STALLED)
         measured = {name: await stage.lag() for name, stage in stages.items()}
+        if sink is not None:
+            sink.catching_up = sum(waiting for waiting, _ in measured.values()) > CATCH_UP_LAG
         for name, (waiting, done) in measured.items():
             lag[name] = waiting
             if not settling and watch.stuck(name, waiting, done, now):

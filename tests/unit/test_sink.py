@@ -179,3 +179,30 @@ def test_a_batch_with_nothing_to_write_is_acknowledged_in_turn() -> None:
         sink.stop()
 
     asyncio.run(scenario())
+
+
+def test_while_catching_up_flushes_are_fewer_and_larger_and_live_traffic_gets_the_short_interval_back() -> None:
+    async def scenario() -> None:
+        warehouse = FlakyWarehouse()
+        sink = Sink(lambda: warehouse, flush_rows=10, flush_seconds=0.05, max_rows=1_000)
+        sink.catching_up = True  # rows up to 5 x 10, or 2 s
+        sink.start(asyncio.get_running_loop())
+        await sink.write(batch(0, rows=20))
+        await asyncio.sleep(0.5)
+        assert warehouse.inserted == []  # past flush_rows and flush_seconds, not past the catch-up limits
+        await sink.write(batch(1, rows=40))
+        for _ in range(40):
+            if warehouse.inserted:
+                break
+            await asyncio.sleep(0.05)
+        assert [len(rows) for _, rows in warehouse.inserted] == [60]  # one insert of both batches
+        sink.catching_up = False
+        await sink.write(batch(2, rows=1))
+        for _ in range(60):
+            if len(warehouse.inserted) == 2:
+                break
+            await asyncio.sleep(0.05)
+        assert [len(rows) for _, rows in warehouse.inserted] == [60, 1]  # within the catch-up interval's wait
+        sink.stop()
+
+    asyncio.run(scenario())
