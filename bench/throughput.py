@@ -39,6 +39,7 @@ def fill(settings, events: int) -> int:  # type: ignore[no-untyped-def]
     from pipeline.simulation import Simulation
 
     ensure_topics(settings)
+    keep_forever(settings.kafka_bootstrap, settings.topic)
     start, sent, day = datetime(2026, 11, 23, tzinfo=UTC), 0, 0
     with EventSender(settings) as sender:
         while sent < events:
@@ -49,6 +50,22 @@ def fill(settings, events: int) -> int:  # type: ignore[no-untyped-def]
                     break
             day += 1
     return sent
+
+
+def keep_forever(bootstrap: str, topic: str) -> None:
+    """No time retention on the bench's topic. The simulator's days begin 2026-11-23, and a peer
+    that stamps its own topics with event time (Quix Streams' ``set_timestamp`` before
+    ``group_by``: its repartition topic takes the source topic's retention) would have them
+    deleted by the broker's 7-day retention while it reads them ("offset out of range", seen on
+    2026-12-05), and read them again from the start."""
+    from kafka import KafkaAdminClient  # type: ignore[attr-defined]
+    from kafka.admin import ConfigResource, ConfigResourceType
+
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="ccpulse-bench")
+    try:
+        admin.alter_configs([ConfigResource(ConfigResourceType.TOPIC, topic, configs={"retention.ms": "-1"})])
+    finally:
+        admin.close()
 
 
 def filled_topic(bootstrap: str, root: Path, partitions: int, events: int):  # type: ignore[no-untyped-def]

@@ -119,8 +119,12 @@ class BoardStage(StageRunner):
                 for partial in found:
                     if board.apply_partial(partial):
                         changed[partial.key] = None if partial.empty else partial
-                if message.reports:
-                    self.ignored_reports += len(message.reports)  # of a version before December 2026: legacy
+                if message.reports:  # of a version before December 2026, still in flight at the upgrade
+                    if not self.ignored_reports:
+                        log.warning("board: reports from a worker of a version before December 2026 are ignored "
+                                    "(the passes send sums now, and re-send them whole when they take their "
+                                    "partitions over); stop every old worker (docs/operations.md)")  # fmt: skip
+                    self.ignored_reports += len(message.reports)
             if state.clocks != clocks_before:
                 writes[(self.clocks_log, tp.partition)][changelog_key(tp.partition)] = json_bytes(_named(state.clocks))
             if state.fences != fences_before:
