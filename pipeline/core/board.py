@@ -259,15 +259,6 @@ class Board:
             if not states:
                 del self.agents[queue]
 
-    def expired(self, now_us: int) -> list[Report]:
-        """Reports that can no longer reach any window and wait for nothing (to delete)."""
-        horizon = minute_of(now_us - REPORT_RETENTION_US)
-        return [
-            report
-            for report in self.reports.values()
-            if report.agent_state is None and not report.waiting and report.latest_minute < horizon
-        ]
-
     def expired_partials(self, now_us: int) -> list[str]:
         """The keys of minute partials that can no longer reach any window (to delete)."""
         horizon = minute_of(now_us - REPORT_RETENTION_US)
