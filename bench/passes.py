@@ -8,7 +8,8 @@ are cut into fetches as the ingest stage's ``getmany`` gives them (``CCPULSE_BAT
 spread over the partitions), and run through what each stage runs per batch: ``intake.take``, the
 contacts pass, the issue blocks, the issues pass, the board's decode and apply, the board's
 ``metrics_minute`` sums, and the rows' pickling to the writer process. Prints µs per input event per
-step; with ``--profile``, a pyinstrument profile of the whole run. It measures the Python only: the
+step; with ``--profile``, a pyinstrument profile of the whole run. The garbage collector is tuned as
+the worker tunes it (``--default-gc``: Python's defaults, to see what that costs). It measures the Python only: the
 Kafka clients, the event loop and the writer process come on top (``make bench`` measures those).
 """
 
@@ -37,6 +38,7 @@ from pipeline.core.wire import board_decoder, issue_messages, partial_messages
 from pipeline.kafka_io import message_key
 from pipeline.settings import Settings
 from pipeline.simulation import Simulation
+from pipeline.worker import tune_garbage_collection
 
 
 @dataclass
@@ -93,11 +95,14 @@ def fetches(logs: dict[int, list[Record]], batch_size: int) -> list[dict[int, li
     return found
 
 
-def run(count: int, settings: Settings) -> Timings:
+def run(count: int, settings: Settings, default_gc: bool = False) -> Timings:
     timings = Timings()
-    targets, pseudonyms, partitions = Targets(), Pseudonyms(settings.customer_key.reveal() if settings.customer_key else None), settings.partitions
+    key = settings.customer_key.reveal() if settings.customer_key else None
+    targets, pseudonyms, partitions = Targets(), Pseudonyms(key), settings.partitions
     retention_us = int(settings.contact_retention_hours * 3600 * 1_000_000)
     logs = partitioned(events(count), partitions)
+    if not default_gc:
+        tune_garbage_collection()  # as the worker does (pipeline/worker.py): the input is frozen with it
     progress = {p: PartitionProgress() for p in range(partitions)}
     passes = {p: ContactPass(targets, retention_us, source=p) for p in range(partitions)}
     issue_passes = {p: IssuePass(targets, retention_us, partition=p) for p in range(partitions)}
@@ -146,6 +151,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--profile", help="write a pyinstrument HTML profile here")
+    parser.add_argument("--default-gc", action="store_true",
+                        help="Python's default garbage-collector thresholds, not the worker's")  # fmt: skip
     args = parser.parse_args()
     settings = Settings.from_env({}, env_file=None)
     profiler = None
@@ -155,13 +162,14 @@ def main() -> None:
         profiler = Profiler(interval=0.0005)
         profiler.start()
     began = time.perf_counter()
-    timings = run(args.events, settings)
+    timings = run(args.events, settings, args.default_gc)
     total = time.perf_counter() - began
     if profiler is not None:
         profiler.stop()
         with open(args.profile, "w") as out:
             out.write(profiler.output_html())
-    print(f"{args.events:,} events, {settings.partitions} partitions, batch {settings.batch_size}")
+    print(f"{args.events:,} events, {settings.partitions} partitions, batch {settings.batch_size}, "
+          f"{'default' if args.default_gc else 'the worker' + chr(39) + 's'} garbage collection")  # fmt: skip
     for step, seconds in timings.seconds.items():
         print(f"  {seconds / args.events * 1e6:7.2f} µs/event  {step}")
     print(f"  {sum(timings.seconds.values()) / args.events * 1e6:7.2f} µs/event  all steps "
