@@ -125,3 +125,33 @@ def test_the_faust_tables_records_restore_as_they_are() -> None:
     issue_pass.restore(changelog_key("reason\x1fcu\x1fr1"), None)
     assert issue_pass.next_offset == 7 and issue_pass.keys() == 1
     assert IssuePass(MODEL_TARGETS, NO_EXPIRY_US).next_offset is None  # no record: read from the start
+
+
+def test_a_replay_deletes_the_rows_of_a_state_whose_record_a_crash_lost() -> None:
+    # A batch judges an issue in minute 10 and writes its rows; the crash keeps the batch's progress
+    # record (written first) but loses the key's record. The replay applies the same update again
+    # (a replay by the progress record) and then a later one that moves the contact's end to
+    # minute 5. The row of minute 10, written by the lost state, must be deleted: the restored
+    # record never had it, so only a replay that remembers every state it passes through knows it.
+    from pipeline.core.lifecycle import IssueContact
+    from pipeline.core.wire import encode
+
+    minute = 60 * 1_000_000
+    key = "reason\x1fcu\x1fbilling"
+
+    def block(ended_minute: int) -> bytes:
+        contact = IssueContact(key, "c1", 0, "q", "voice", ended_minute * minute, True)
+        return encode([IssueUpdate(key, "c1", contact)])
+
+    changelog: list[tuple[bytes, bytes | None]] = []
+    first = restored(0, changelog)
+    out = first.on_batch([(0, block(10))], wall=0.0)
+    rows: dict[tuple[object, ...], tuple[int, tuple[object, ...]]] = {}
+    latest_rows(rows, out.rows["contributions"], 4)
+    progress_only = [(changelog_key(k), v) for k, v in out.writes.items()][:1]
+    assert progress_only[0][0] == changelog_key(progress_key(0))
+    replay = restored(0, changelog + progress_only)
+    again = replay.on_batch([(0, block(10)), (1, block(5))], wall=0.0)
+    latest_rows(rows, again.rows["contributions"], 4)
+    live = sorted(m // 60 for (_, _, m, _), (_, row) in rows.items() if not row[-1])
+    assert live == [5]
