@@ -79,6 +79,7 @@ class StageRunner(Service):
         self.max_records = max_records
         self.restorer: AIOKafkaConsumer | None = None  # reads the state changelog (no group)
         self.handing_over = False  # between a revocation and the next assignment's take-over
+        self.taking_over = False  # while an assignment's partitions are taken over
         self.committed: dict[TopicPartition, OffsetAndMetadata | None] = {}  # per owned partition
         self.consumer: AIOKafkaConsumer | None = None
         self._in_flight: deque[InFlight] = deque()
@@ -110,15 +111,17 @@ class StageRunner(Service):
     def in_flight(self) -> int:
         return len(self._in_flight)
 
-    async def lag(self) -> tuple[int, int]:
-        """(messages not yet committed, sum of committed offsets) over the owned partitions."""
-        if self.consumer is None or not self.committed:
-            return 0, 0
+    async def lag(self) -> tuple[int, int] | None:
+        """(messages not yet committed, sum of committed offsets) over the owned partitions; None
+        while not known: before the first assignment is taken over, during a hand-over or a
+        take-over, or when the broker does not answer (a lag of 0 would read "caught up")."""
+        if self.consumer is None or not self.committed or self.handing_over or self.taking_over:
+            return None
         tps = list(self.committed)
         try:
             ends = await self.consumer.end_offsets(tps)
         except KafkaError:
-            return 0, 0
+            return None
         waiting = done = 0
         for tp in tps:
             committed = self.committed.get(tp)
@@ -331,10 +334,14 @@ class StageRunner(Service):
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         """Take the partitions over; no batch is processed meanwhile (records fetched already wait):
         a partition's messages are never applied before its state is whole."""
-        async with self._batch:
-            await self.take_over(sorted(partitions))
-            self.handing_over = False
-            self._changed.set()
+        self.taking_over = True
+        try:
+            async with self._batch:
+                await self.take_over(sorted(partitions))
+                self.handing_over = False
+                self._changed.set()
+        finally:
+            self.taking_over = False
 
     async def read_whole(
         self, tps: list[TopicPartition], apply: Callable[[TopicPartition, bytes | None, bytes | None], None]

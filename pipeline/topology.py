@@ -154,7 +154,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
             _log_stall_report(sink, stages, app)
             logging.shutdown()
             os._exit(EXIT_STALLED)
-        measured = {name: await stage.lag() for name, stage in stages.items()}
+        found = {name: await stage.lag() for name, stage in stages.items()}
+        measured = {name: each for name, each in found.items() if each is not None}  # unknown: the last value holds
         if sink is not None:
             sink.catching_up = sum(waiting for waiting, _ in measured.values()) > CATCH_UP_LAG
         for name, (waiting, done) in measured.items():
