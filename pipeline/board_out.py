@@ -11,7 +11,7 @@ all acknowledged before any batch of that partition is processed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from pipeline.changelog import send_records
@@ -34,15 +34,26 @@ async def send_partials(producer: Any, board_topic: str, partitions: int,
             for destination, message in partial_messages(minutes, live, partitions)]  # fmt: skip
 
 
+class TakenOver(HasPartials, Protocol):
+    """What a pass's ``take_over`` gives: its progress record (keys as the pass keeps them), the
+    fence, and every partial it holds."""
+
+    @property
+    def writes(self) -> Mapping[Any, bytes | None]: ...
+
+    @property
+    def fence(self) -> Fence: ...
+
+
 async def fence(producer: Any, board_topic: str, partitions: int, state_topic: str,
-                records: dict[int, dict[bytes, bytes | None]], fences: list[Fence],
-                found: Iterable[HasPartials]) -> None:  # fmt: skip
-    """A take-over, in order: ``records`` (per state partition: the progress records with the new
-    epochs) acknowledged, then ``fences`` to every board partition, then the partials ``found``."""
-    kept = [await send_records(producer, state_topic, partition, written) for partition, written in records.items()]
+                taken: Mapping[int, TakenOver], key: Callable[[Any], bytes] = bytes) -> None:  # fmt: skip
+    """A take-over, in order: each pass's records (its new epoch; ``key`` makes a changelog key of
+    a written key) acknowledged, then the fences to every board partition, then the partials."""
+    kept = [await send_records(producer, state_topic, partition, {key(k): v for k, v in each.writes.items()})
+            for partition, each in taken.items()]  # fmt: skip
     await asyncio.gather(*(delivery for deliveries in kept for delivery in deliveries))
-    message = encode(BoardMessage(fences=fences))
+    message = encode(BoardMessage(fences=[each.fence for each in taken.values()]))
     deliveries = [await producer.send(board_topic, message, partition=board_partition)
                   for board_partition in range(partitions)]  # fmt: skip
-    deliveries += await send_partials(producer, board_topic, partitions, found)
+    deliveries += await send_partials(producer, board_topic, partitions, taken.values())
     await asyncio.gather(*deliveries)

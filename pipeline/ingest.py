@@ -219,9 +219,7 @@ class IngestStage(StageRunner):
         (``pipeline.board_out.fence``), before any batch of them is processed."""
         began = time.monotonic()
         taken = {p: self.passes[p].take_over(time.time_ns() // 1000) for p in partitions}
-        await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.state_topic,
-                    {p: each.writes for p, each in taken.items()}, [each.fence for each in taken.values()],
-                    taken.values())  # fmt: skip
+        await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.state_topic, taken)
         log.info("contacts pass: input partitions %s taken over: %d minute sums and %d live states sent to the "
                  "board in %.1f s", partitions, sum(len(each.minutes) for each in taken.values()),
                  sum(len(each.live) for each in taken.values()), time.monotonic() - began)  # fmt: skip

@@ -131,9 +131,8 @@ class IssuesStage(StageRunner):
                 starts[tp.partition] = "start"
         self.passes.update(passes)
         taken = {p: passes[p].take_over(time.time_ns() // 1000) for p in partitions}
-        await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.changelog,
-                    {p: {changelog_key(k): v for k, v in each.writes.items()} for p, each in taken.items()},
-                    [each.fence for each in taken.values()], taken.values())  # fmt: skip
+        await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.changelog, taken,
+                    key=changelog_key)  # fmt: skip
         log.info("issues stage owns issue-updates partitions %s (from offsets %s): %d issue keys restored from %d "
                  "changelog records in %.1f s", partitions, starts, sum(p.keys() for p in passes.values()), records,
                  time.monotonic() - began)  # fmt: skip
