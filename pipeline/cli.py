@@ -237,6 +237,11 @@ def _simulate_as(args: argparse.Namespace, events: Iterator[dict[str, object]], 
     """The simulated center as a platform would have logged it (its voice calls, for Asterisk)."""
     from pipeline.sources.amazon_connect_out import contact_records
     from pipeline.sources.asterisk_out import queue_log_lines
+    from pipeline.sources.genesys_out import detail_events
+    from pipeline.sources.twilio_out import callbacks
+
+    writers = {"amazon-connect": contact_records, "asterisk-queue-log": queue_log_lines, "twilio-taskrouter": callbacks,
+               "genesys-cloud": detail_events}  # fmt: skip
 
     if args.to_kafka or args.speed or faults.any:
         print("ccpulse simulate: --as writes a file (-o) or standard output, as fast as possible, without "
@@ -245,7 +250,7 @@ def _simulate_as(args: argparse.Namespace, events: Iterator[dict[str, object]], 
     out = open(args.output, "w") if args.output != "-" else sys.stdout
     written = 0
     try:
-        lines = contact_records(events) if args.as_format == "amazon-connect" else queue_log_lines(events)
+        lines = writers[args.as_format](events)
         for line in lines:
             out.write(line + "\n")
             written += 1
@@ -312,6 +317,11 @@ def command_follow(args: argparse.Namespace) -> int:
 
     settings = _settings()
     console.configure(settings.log_level, verbose=False)
+    if (args.file is None) == (args.input_topic is None):
+        print("ccpulse follow: give a FILE to tail, or --input-topic TOPIC to bridge (not both)", file=sys.stderr)
+        return 2
+    if args.input_topic is not None:
+        return _bridge(args, settings)
     path = Path(args.file)
     state = Path(args.state_file) if args.state_file else settings.data_dir / f"follow-{_slug(path)}.json"
     state.parent.mkdir(parents=True, exist_ok=True)
@@ -342,6 +352,47 @@ def command_follow(args: argparse.Namespace) -> int:
     finally:
         sender.close()
         print(follower.summary.line(args.source_format), file=sys.stderr)
+    return 0
+
+
+def _bridge(args: argparse.Namespace, settings: Any) -> int:
+    """``follow --input-topic``: the platform's events from a Kafka topic (pipeline.sources.bridge)."""
+    from kafka.errors import KafkaError
+
+    from pipeline.kafka_io import EventSender, KafkaUnavailable, client_options, ensure_topics
+    from pipeline.sources import converter
+    from pipeline.sources.bridge import Bridge, BridgeFailed, consumer_for, journal_for
+
+    group = args.group or f"ccpulse-follow-{args.source_format}-{args.input_topic}"
+    try:
+        ensure_topics(settings)
+        sender = EventSender(settings)
+        consumer = consumer_for(client_options(settings), group)
+    except (KafkaUnavailable, KafkaError) as problem:
+        print(f"ccpulse follow: {problem}", file=sys.stderr)
+        return 1
+    if not consumer.partitions_for_topic(args.input_topic):
+        print(f"ccpulse follow: no topic {args.input_topic!r} at {settings.kafka_bootstrap}", file=sys.stderr)
+        return 2
+    stop = {"now": False}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.update(now=True))
+    journal = journal_for(Path(args.state_file) if args.state_file else settings.data_dir, args.source_format,
+                          args.input_topic)  # fmt: skip
+    bridge = Bridge(consumer, args.input_topic, converter(args.source_format, _source_zone(args)), sender,
+                    settings.dlq_topic, journal)  # fmt: skip
+    print(f"ccpulse follow: {args.input_topic} ({args.source_format}) into {settings.topic} at "
+          f"{settings.kafka_bootstrap} (state in {journal.records_file.parent}); Ctrl-C stops",
+          file=sys.stderr, flush=True)  # fmt: skip
+    try:
+        bridge.run(lambda: stop["now"])
+    except BridgeFailed as problem:
+        print(f"ccpulse follow: {problem}", file=sys.stderr)
+        return 1
+    finally:
+        consumer.close()
+        sender.close()
+        print(bridge.summary.line(args.source_format), file=sys.stderr)
     return 0
 
 
@@ -535,22 +586,37 @@ examples:
 
     follow = commands.add_parser(
         "follow",
-        help="tail a growing platform log (Asterisk queue_log) into the input topic",
+        help="tail a growing platform log (Asterisk queue_log), or a topic of a platform's events, into Kafka",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="""\
-Read FILE as it grows, convert each new line (as ccpulse convert does) and send the events to the
-input topic. Survives log rotation (the old file is read to its end, then the new one from its
-start). Resumes after a restart where it left off: the position after the last acknowledged line
+Read FILE as it grows (or, with --input-topic, the records of a Kafka topic a connector fills with
+a platform's events), convert each new line or record (as ccpulse convert does) and send the
+events to the input topic. Survives log rotation (the old file is read to its end, then the new
+one from its start). Resumes after a restart where it left off: the position after the last acknowledged line
 is kept in a state file (default: <data dir>/follow-<path>.json); lines sent again keep their
 event ids, so nothing counts twice. Lines it cannot read go to the dead-letter topic with their
 bytes and the reason. Run it under a supervisor (systemd: Restart=always).
 
-example:
-  ccpulse follow --from asterisk-queue-log /var/log/asterisk/queue_log""",
+With --input-topic (the bridge): every partition of TOPIC is read in order; a batch's offsets
+are committed, and its records kept in a journal of the converter's state (<data dir>/sources/),
+only once its events are acknowledged, so a restart goes on exactly where it stopped.
+
+examples:
+  ccpulse follow --from asterisk-queue-log /var/log/asterisk/queue_log
+  ccpulse follow --from twilio-taskrouter --input-topic twilio.taskrouter.events
+  ccpulse follow --from amazon-connect --input-topic connect.contact-records""",
     )  # fmt: skip
-    follow.add_argument("file", metavar="FILE")
+    follow.add_argument("file", metavar="FILE", nargs="?", default=None)
     _source_options(follow, required=True)
-    follow.add_argument("--state-file", default=None, help="where the position is kept")
+    follow.add_argument("--input-topic", default=None, metavar="TOPIC",
+                        help="read the platform's events from this Kafka topic instead of a file")  # fmt: skip
+    follow.add_argument("--group", default=None,
+                        help="the bridge's consumer group (default ccpulse-follow-<format>-<topic>)")  # fmt: skip
+    follow.add_argument(
+        "--state-file",
+        default=None,
+        help="where the position is kept (with --input-topic: the directory of the journal)",
+    )
     follow.set_defaults(run=command_follow)
 
     simulate = commands.add_parser(
@@ -631,9 +697,11 @@ examples:
         metavar="SHARE",
         help="hostile messages mixed in, per event (they go to the dead-letter topic)",
     )
-    simulate.add_argument("--as", dest="as_format", choices=["asterisk-queue-log", "amazon-connect"], default=None,
+    simulate.add_argument("--as", dest="as_format", default=None,
+                          choices=["asterisk-queue-log", "amazon-connect", "twilio-taskrouter", "genesys-cloud"],
                           help="write the contacts as that platform records them: Asterisk's queue_log (voice "
-                          "calls), Amazon Connect contact records (voice, chat, email); convert them back with "
+                          "calls), Amazon Connect contact records (voice, chat, email), TaskRouter event callbacks "
+                          "and Genesys Cloud detail events (every channel but in person); convert them back with "
                           "ccpulse convert --from FORMAT")  # fmt: skip
     target = simulate.add_mutually_exclusive_group()
     target.add_argument("-o", "--output", default="-", help="JSON Lines file (default: standard output)")

@@ -29,7 +29,7 @@ class KafkaUnavailable(RuntimeError):
     """The broker could not be reached; the message says where we looked."""
 
 
-def _client_options(settings: Settings) -> dict[str, object]:
+def client_options(settings: Settings) -> dict[str, object]:
     return {
         "bootstrap_servers": settings.kafka_bootstrap.split(","),
         **settings.kafka_security.kafka_python_options(),
@@ -46,7 +46,7 @@ def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: t
         admin = KafkaAdminClient(
             client_id="ccpulse-admin",
             request_timeout_ms=int(timeout_seconds * 1000),
-            **_client_options(settings),
+            **client_options(settings),
         )
     except KafkaError as problem:
         raise KafkaUnavailable(
@@ -79,7 +79,7 @@ def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: t
 def partition_counts(settings: Settings, names: list[str], timeout_seconds: float = 30.0) -> dict[str, int]:
     """The partition count of each of ``names`` that exists (blocking: run it in a thread)."""
     admin = KafkaAdminClient(client_id="ccpulse-admin", request_timeout_ms=int(timeout_seconds * 1000),
-                             **_client_options(settings))  # fmt: skip
+                             **client_options(settings))  # fmt: skip
     try:
         existing = [name for name in names if name in set(admin.list_topics())]
         if not existing:
@@ -153,7 +153,7 @@ class EventSender:
                 batch_size=256 * 1024,
                 max_request_size=MAX_REQUEST_BYTES,
                 retries=5,
-                **_client_options(settings),
+                **client_options(settings),
             )
         except KafkaError as problem:
             raise KafkaUnavailable(

@@ -126,6 +126,10 @@ class Settings:
     # HMAC-SHA256 key for customer ids (CCPULSE_CUSTOMER_KEY or CCPULSE_CUSTOMER_KEY_FILE)
     customer_key: Secret | None = None
     query_token: Secret | None = None  # CCPULSE_QUERY_TOKEN: required by /query when set
+    # TaskRouter event callbacks (docs/sources.md): CCPULSE_TWILIO_AUTH_TOKEN or ..._FILE; the
+    # public URL Twilio posts to, when a proxy changes it (CCPULSE_TWILIO_WEBHOOK_URL)
+    twilio_auth_token: Secret | None = None
+    twilio_webhook_url: str | None = None
     # Distinct queue label values on /metrics; the rest are folded into queue="_other"
     max_queue_labels: int = 500
 
@@ -227,17 +231,7 @@ class Settings:
         log_level = get("CCPULSE_LOG_LEVEL", "info").lower()
         if log_level not in ("debug", "info", "warning", "error"):
             raise SettingsError(f"CCPULSE_LOG_LEVEL={log_level!r}: expected debug, info, warning or error")
-        customer_key = env.get("CCPULSE_CUSTOMER_KEY", "")
-        key_file = get("CCPULSE_CUSTOMER_KEY_FILE", "")
-        if customer_key and key_file:
-            raise SettingsError("set CCPULSE_CUSTOMER_KEY or CCPULSE_CUSTOMER_KEY_FILE, not both")
-        if key_file:
-            try:
-                customer_key = Path(key_file).read_text().strip()
-            except OSError as problem:
-                raise SettingsError(
-                    f"CCPULSE_CUSTOMER_KEY_FILE={key_file!r}: cannot read it ({problem.strerror})"
-                ) from None
+        customer_key = _secret(env, "CCPULSE_CUSTOMER_KEY")
         if customer_key and len(customer_key) < 16:
             raise SettingsError(
                 "CCPULSE_CUSTOMER_KEY is too short to protect customer ids: use at least 16 characters, "
@@ -247,6 +241,7 @@ class Settings:
         if not database.replace("_", "a").isalnum() or database[0].isdigit():
             raise SettingsError(f"CCPULSE_CLICKHOUSE_DATABASE={database!r}: letters, digits and underscores only")
         token = env.get("CCPULSE_QUERY_TOKEN", "")
+        twilio_token = _secret(env, "CCPULSE_TWILIO_AUTH_TOKEN")
         return cls(
             clickhouse_database=database,
             max_queue_labels=integer("CCPULSE_MAX_QUEUE_LABELS", cls.max_queue_labels, 1, 100_000),
@@ -256,6 +251,8 @@ class Settings:
             sink_fault_file=get("CCPULSE_SINK_FAULT_FILE", "") or None,
             customer_key=Secret(customer_key) if customer_key else None,
             query_token=Secret(token) if token else None,
+            twilio_auth_token=Secret(twilio_token) if twilio_token else None,
+            twilio_webhook_url=get("CCPULSE_TWILIO_WEBHOOK_URL", "") or None,
             kafka_bootstrap=get("CCPULSE_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),
             topic=get("CCPULSE_TOPIC", cls.topic),
             dlq_topic=get("CCPULSE_DLQ_TOPIC", cls.dlq_topic),
@@ -279,3 +276,16 @@ class Settings:
             stall_seconds=number("CCPULSE_STALL_SECONDS", cls.stall_seconds, 0.0, 86_400.0),
             kafka_security=security,
         )
+
+
+def _secret(env: Mapping[str, str], name: str) -> str:
+    """A credential from ``name`` or from the file ``name_FILE`` (not both); "" when neither is set."""
+    value, path = env.get(name, ""), env.get(f"{name}_FILE", "").strip()
+    if value and path:
+        raise SettingsError(f"set {name} or {name}_FILE, not both")
+    if not path:
+        return value
+    try:
+        return Path(path).read_text().strip()
+    except OSError as problem:
+        raise SettingsError(f"{name}_FILE={path!r}: cannot read it ({problem.strerror})") from None

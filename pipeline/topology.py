@@ -49,6 +49,7 @@ from pipeline.exposition import (
 )
 from pipeline.ingest import IngestStage
 from pipeline.issues_stage import IssuesStage
+from pipeline.kafka_edge import aiokafka_producer
 from pipeline.kafka_watch import CHECK_SECONDS as METADATA_CHECK_SECONDS
 from pipeline.kafka_watch import MetadataWatch
 from pipeline.loop_watch import LoopWatch
@@ -57,6 +58,7 @@ from pipeline.sink import CATCH_UP_LAG, Sink
 from pipeline.stage_runner import StageRunner
 from pipeline.web import Views, WebServer
 from pipeline.web_address import address_file
+from pipeline.webhooks import TaskRouterCallbacks, producer_send
 
 log = logging.getLogger("ccpulse.worker")
 progress_log = logging.getLogger("ccpulse.progress")
@@ -281,9 +283,19 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
 
     views = Views(registry=registry, board_document=board_document, status_document=status_document,
                   query=sink.query if sink is not None else None, query_token=settings.query_token,
-                  stopping=lambda: bool(app.should_stop))  # fmt: skip
+                  stopping=lambda: bool(app.should_stop), sources=_sources(settings, app, registry))  # fmt: skip
     app.web_server(WebServer(views, settings.http_host, settings.http_port, address_file(settings.data_dir)))
     return app
+
+
+def _sources(settings: Settings, app: faust.App, registry: CollectorRegistry) -> dict[str, Any]:
+    """The platforms' webhooks this worker takes (TaskRouter's, with an auth token configured)."""
+    if settings.twilio_auth_token is None:
+        return {}
+    callbacks = TaskRouterCallbacks(settings.twilio_auth_token, settings.twilio_webhook_url, settings.data_dir,
+                                    settings.topic, settings.dlq_topic, producer_send(lambda: aiokafka_producer(app)),
+                                    registry)  # fmt: skip
+    return {"twilio-taskrouter": callbacks.handle}
 
 
 def _log_stall_report(sink: Sink | None, stages: dict[str, Any], app: faust.App) -> None:

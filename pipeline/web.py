@@ -1,5 +1,6 @@
-"""The worker's web server: ``/metrics``, ``/status``, ``/query``, ``/api/snapshot``, ``/api/stream``
-and the wallboard, on aiohttp, started by Faust as the app's web server (``App.web_server``).
+"""The worker's web server: ``/metrics``, ``/status``, ``/query``, ``/api/snapshot``, ``/api/stream``,
+the wallboard and platforms' webhooks (``/sources/<name>``), on aiohttp, started by Faust as the
+app's web server (``App.web_server``).
 
 The views only read what :class:`Views` hands them (callables over the worker's state); nothing
 here knows Kafka or the stages. The server binds ``CCPULSE_HTTP_PORT``; ``0`` takes a port the
@@ -16,8 +17,8 @@ import hmac
 import logging
 import os
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +46,8 @@ class Views:
     query: Callable[[str, str], bytes] | None  # (sql, format) -> output; None: ClickHouse is off
     query_token: Secret | None
     stopping: Callable[[], bool]
+    # platforms' webhooks by name (POST /sources/<name>, pipeline.webhooks); only those configured
+    sources: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = field(default_factory=dict)
 
 
 def application(views: Views) -> web.Application:
@@ -75,6 +78,16 @@ def application(views: Views) -> web.Application:
     @routes.post("/query")
     async def query_post(request: web.Request) -> web.Response:
         return await _query(request, views, (await request.read()).decode("utf-8", "replace"))
+
+    @routes.post("/sources/{name}")
+    async def source(request: web.Request) -> web.Response:
+        """A platform's webhook (docs/sources.md): TaskRouter's event callbacks."""
+        handler = views.sources.get(request.match_info["name"])
+        if handler is None:
+            name = request.match_info["name"]
+            return web.Response(text=f"no source {name!r} here: TaskRouter callbacks (/sources/twilio-taskrouter) "
+                                "need CCPULSE_TWILIO_AUTH_TOKEN\n", status=404)  # fmt: skip
+        return await handler(request)
 
     @routes.get("/wallboard")
     async def wallboard_page(request: web.Request) -> web.Response:

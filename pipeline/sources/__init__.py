@@ -11,18 +11,24 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import tzinfo
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipeline.sources.amazon_connect import ContactRecords
 from pipeline.sources.asterisk import Outcome, QueueLog
+from pipeline.sources.genesys import DetailEvents
+from pipeline.sources.twilio import TaskRouter
 
-FORMATS = ("asterisk-queue-log", "amazon-connect")
+FORMATS = ("asterisk-queue-log", "amazon-connect", "twilio-taskrouter", "genesys-cloud")
 
 
 class Source(Protocol):
     """A platform's records, converted one line at a time, in order."""
 
     def line(self, raw: bytes | str) -> Outcome: ...
+
+    def snapshot(self) -> dict[str, Any]: ...
+
+    def restore(self, saved: dict[str, Any]) -> None: ...
 
 
 @dataclass
@@ -60,6 +66,10 @@ def converter(name: str, zone: tzinfo) -> Source:
         return QueueLog(zone)
     if name == "amazon-connect":
         return ContactRecords()
+    if name == "twilio-taskrouter":
+        return TaskRouter()
+    if name == "genesys-cloud":
+        return DetailEvents()
     raise ValueError(f"unknown format {name!r}: expected one of {', '.join(FORMATS)}")
 
 

@@ -34,6 +34,12 @@ AGENT_EVENT_FIELDS = {"AgentARN", "EventType"}  # Kinesis agent event stream
 class ContactRecords:
     """A stream of contact records, line by line (any order: each record stands alone)."""
 
+    def snapshot(self) -> dict[str, Any]:
+        return {}  # no state: every record stands alone
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        pass
+
     def line(self, raw: bytes | str) -> Outcome:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
         if not text.strip():

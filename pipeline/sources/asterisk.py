@@ -19,6 +19,7 @@ import io
 import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
+from typing import Any
 
 from pipeline.timefmt import rfc3339
 
@@ -95,6 +96,21 @@ class QueueLog:
         self.open_calls: dict[tuple[str, str], datetime] = {}
         self._columns: list[str] | None = None  # a table export's header, once read
         self._delimiter: str | None = None  # and its delimiter ("," or "\t")
+
+    def snapshot(self) -> dict[str, object]:
+        """The state, as JSON: :meth:`restore` on a new converter goes on where this one is."""
+        return {
+            "agents": {name: {"queues": sorted(agent.queues), "paused": sorted(agent.paused), "talking": agent.talking}
+                       for name, agent in self.agents.items()},
+            "open_calls": [[call, queue, at.isoformat()] for (call, queue), at in self.open_calls.items()],
+            "columns": self._columns, "delimiter": self._delimiter,
+        }  # fmt: skip
+
+    def restore(self, saved: dict[str, Any]) -> None:
+        self.agents = {name: Agent(set(agent["queues"]), set(agent["paused"]), agent["talking"])
+                       for name, agent in saved.get("agents", {}).items()}  # fmt: skip
+        self.open_calls = {(call, queue): datetime.fromisoformat(at) for call, queue, at in saved.get("open_calls", [])}
+        self._columns, self._delimiter = saved.get("columns"), saved.get("delimiter")
 
     def line(self, raw: bytes | str) -> Outcome:
         text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw

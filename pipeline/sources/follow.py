@@ -28,7 +28,7 @@ import orjson
 
 from pipeline.dead_letters import HEADER_DETAIL, HEADER_REASON
 from pipeline.kafka_io import SendReport
-from pipeline.sources import Source, Summary
+from pipeline.sources import Outcome, Source, Summary
 
 log = logging.getLogger("ccpulse.follow")
 SAVE_SECONDS = 1.0
@@ -156,13 +156,8 @@ class Follower:
     def _send(self, line: bytes, offset: int) -> None:
         outcome = self.converter.line(line)
         self.summary.add(outcome)
-        for event in outcome.events:
-            self.sender.send(orjson.dumps(event))
-        if outcome.rejected:
-            self.sender.send(line.rstrip(b"\r\n"), key=None, topic=self.dlq_topic, headers=[
-                (HEADER_REASON, outcome.rejected.encode()), (HEADER_DETAIL, outcome.detail.encode()[:1000]),
-                ("source.file", str(self.path).encode()), ("source.offset", str(offset).encode()),
-            ])  # fmt: skip
+        send_outcome(self.sender, outcome, line.rstrip(b"\r\n"), self.dlq_topic,
+                     [("source.file", str(self.path).encode()), ("source.offset", str(offset).encode())])  # fmt: skip
 
     def _rotated(self) -> bool:
         """At the end of the file: has the path moved on to a new file (or been truncated)?"""
@@ -196,3 +191,14 @@ class Follower:
         device, inode = identity(self._handle)
         Position(device, inode, self._handle.tell()).save(self.state_file)
         self._saved_at = time.monotonic()
+
+
+def send_outcome(sender: Sender, outcome: Outcome, raw: bytes, dlq_topic: str,
+                 where: list[tuple[str, bytes]]) -> None:  # fmt: skip
+    """A converted record's events to the input topic; a rejected record's original bytes to the
+    dead-letter topic, with why (``error.reason``, ``error.detail``) and ``where`` it was read."""
+    for event in outcome.events:
+        sender.send(orjson.dumps(event))
+    if outcome.rejected:
+        why = [(HEADER_REASON, outcome.rejected.encode()), (HEADER_DETAIL, outcome.detail.encode()[:1000])]
+        sender.send(raw, key=None, topic=dlq_topic, headers=why + where)

@@ -110,6 +110,6 @@ def dead_letters(bootstrap: str, topic: str) -> list[tuple[bytes, bytes, bytes]]
     consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
                              consumer_timeout_ms=5000)  # fmt: skip
     try:
-        return [(m.value, dict(m.headers)["error.reason"], dict(m.headers)["source.offset"]) for m in consumer]
+        return [(m.value, dict(m.headers)["error.reason"], dict(m.headers).get("source.offset", b"")) for m in consumer]
     finally:
         consumer.close()

@@ -67,3 +67,20 @@ def test_only_the_embedded_engine_counts_as_a_single_writer() -> None:
     assert Settings.from_env({"CCPULSE_CLICKHOUSE_URL": "chdb:///var/lib/ccpulse/ch"}, env_file=None).single_writer
     server = Settings.from_env({"CCPULSE_CLICKHOUSE_URL": "https://u:p@ch.example:8443/cc"}, env_file=None)
     assert not server.single_writer
+
+
+def test_the_twilio_auth_token_comes_from_the_environment_or_a_file_and_never_prints(tmp_path: Path) -> None:
+    token = "f0e1d2c3b4a5968778695a4b3c2d1e0f"
+    from_env = Settings.from_env({"CCPULSE_TWILIO_AUTH_TOKEN": token}, env_file=None)
+    token_file = tmp_path / "twilio-token"
+    token_file.write_text(token + "\n")
+    from_file = Settings.from_env({"CCPULSE_TWILIO_AUTH_TOKEN_FILE": str(token_file)}, env_file=None)
+    for settings in (from_env, from_file):
+        assert settings.twilio_auth_token is not None and settings.twilio_auth_token.reveal() == token
+        assert token not in repr(settings) and token not in str(settings)
+    assert Settings.from_env({}, env_file=None).twilio_auth_token is None
+    with pytest.raises(SettingsError, match="not both"):
+        Settings.from_env({"CCPULSE_TWILIO_AUTH_TOKEN": token, "CCPULSE_TWILIO_AUTH_TOKEN_FILE": str(token_file)},
+                          env_file=None)  # fmt: skip
+    with pytest.raises(SettingsError, match="CCPULSE_TWILIO_AUTH_TOKEN_FILE"):
+        Settings.from_env({"CCPULSE_TWILIO_AUTH_TOKEN_FILE": str(tmp_path / "missing")}, env_file=None)

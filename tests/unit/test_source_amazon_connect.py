@@ -21,6 +21,7 @@ import orjson
 
 from pipeline.core.contract import check
 from pipeline.sources import Summary, convert
+from tests.round_trip import contact_facts, finished_contacts
 
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "amazon_connect" / "contact_records.jsonl"
 REPO = Path(__file__).resolve().parents[2]
@@ -148,34 +149,18 @@ def test_the_simulator_written_as_contact_records_converts_back_to_its_own_conta
     from pipeline.sources.amazon_connect_out import contact_records
 
     events = list(Simulation(datetime(2026, 11, 23, 8, 0, tzinfo=UTC), seed=5).events(timedelta(hours=3)))
-    finished = {str(e["contact_id"]) for e in events if e["type"] in ("contact.abandoned", "contact.ended")}
-    kept = {str(e["contact_id"]) for e in events if e["type"] == "contact.offered" and e["channel"] in
-            ("voice", "chat", "email")} & finished  # fmt: skip
+    kept = finished_contacts(events, {"voice", "chat", "email"})
     assert (
         len(kept) > 500 and len({e["channel"] for e in events if e.get("contact_id") in kept and "channel" in e}) == 3
     )
 
-    def contacts(stream: list[dict], contact_of) -> dict:  # type: ignore[no-untyped-def,type-arg]
-        found: dict = {}  # type: ignore[type-arg]
-        for e in stream:
-            contact = contact_of(e)
-            if contact not in kept or not e["type"].startswith("contact."):
-                continue
-            facts = found.setdefault(contact, {})
-            facts[e["type"]] = at(e["occurred_at"])
-            if e["type"] == "contact.offered":
-                facts["who"] = (e["queue"], e["channel"], e["customer_id"], e.get("reason"), e.get("case_id"))
-            if e["type"] == "contact.answered":
-                facts["agent"] = e["agent_id"]
-            if e["type"] == "contact.ended" and "contact.answered" in facts:
-                facts["work"] = tuple(round(e.get(n, 0)) for n in ("talk_seconds", "hold_seconds", "acw_seconds"))
-                facts["resolved"] = e["resolved"]
-        return found
+    def whole_seconds(ended: dict) -> tuple:  # type: ignore[type-arg]
+        return tuple(round(ended.get(n, 0)) for n in ("talk_seconds", "hold_seconds", "acw_seconds"))
 
     source = ContactRecords()
     back = [event for line in contact_records(events) for event in source.line(line).events]
     assert all(check(orjson.dumps(event)).event is not None for event in back)
-    simulated = contacts(events, lambda e: e.get("contact_id"))
-    converted = contacts(back, lambda e: str(e["contact_id"]).removeprefix("connect:"))
+    simulated = contact_facts(events, kept, lambda e: e.get("contact_id"), whole_seconds)
+    converted = contact_facts(back, kept, lambda e: str(e["contact_id"]).removeprefix("connect:"), whole_seconds)
     assert converted == simulated
     assert {e["type"] for e in back} == {"contact.offered", "contact.answered", "contact.abandoned", "contact.ended"}
