@@ -113,3 +113,63 @@ def dead_letters(bootstrap: str, topic: str) -> list[tuple[bytes, bytes, bytes]]
         return [(m.value, dict(m.headers)["error.reason"], dict(m.headers).get("source.offset", b"")) for m in consumer]
     finally:
         consumer.close()
+
+
+QUEUE_LOG_GAUGES = {"ccpulse_offered", "ccpulse_answered", "ccpulse_answered_in_sl", "ccpulse_abandoned",
+                    "ccpulse_short_abandoned", "ccpulse_handled", "ccpulse_service_level_ratio", "ccpulse_asa_seconds",
+                    "ccpulse_abandon_ratio", "ccpulse_queue_waiting"}  # fmt: skip
+
+
+def voice_gauges(samples: dict) -> dict:  # type: ignore[type-arg]
+    return {key: value for key, value in samples.items() if dict(key[1]).get("channel") == "voice"
+            and (key[0] in QUEUE_LOG_GAUGES or key[0] == "ccpulse_aht_seconds")}  # fmt: skip
+
+
+def test_a_simulated_queue_log_followed_gives_the_gauges_of_the_same_calls_sent_directly(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Simulator → ``simulate --as asterisk-queue-log`` → ``follow`` → broker → worker, beside the
+    simulator's own contract events of the same voice calls sent directly (``ccpulse produce``),
+    their times cut to the whole seconds Asterisk logs: every count, service level, ASA,
+    abandonment and waiting gauge of every voice queue and window is equal; AHT is within a second
+    (queue_log records a call's handle time in whole seconds). Sent with their times uncut, the
+    counts of the windows and the ASA differ: the comparison is not blind."""
+    from datetime import UTC, datetime, timedelta
+
+    import orjson
+
+    from pipeline.simulation import Simulation
+    from pipeline.sources.asterisk_out import queue_log_lines
+
+    events = list(Simulation(datetime(2026, 11, 23, 8, 0, tzinfo=UTC), seed=21).events(timedelta(hours=2)))
+    voice = {e["contact_id"] for e in events if e["type"] == "contact.offered" and e["channel"] == "voice"}
+    calls = [e for e in events if e.get("contact_id") in voice and str(e["type"]).startswith("contact.")]
+    direct = tmp_path / "direct.jsonl"
+    direct.write_bytes(b"".join(orjson.dumps({**e, "occurred_at": e["occurred_at"][:19] + "Z"}) + b"\n" for e in calls))
+    log_file = tmp_path / "queue_log"
+    log_file.write_text("".join(line + "\n" for line in queue_log_lines(events)))
+    assert len(voice) > 500
+    gauges = {}
+    for way in ("direct", "follow"):
+        deployment = Deployment(kafka_bootstrap, tmp_path / way, extra_env={"CCPULSE_CLOCK": "event"})
+        (tmp_path / way).mkdir()
+        with deployment.worker() as worker:
+            if way == "direct":
+                produced = deployment.ccpulse("produce", str(direct))
+                assert produced.returncode == 0, produced.stderr.decode()
+            else:
+                follow = subprocess.Popen([sys.executable, "-m", "pipeline", "follow", "--from", "asterisk-queue-log",
+                                           str(log_file)], env=deployment.env(), stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.PIPE)  # fmt: skip
+            try:
+                samples = worker.wait_for(lambda s: caught_up(s) and counter(s, "ccpulse_events_total",
+                                          type="contact.offered") == len(voice), timeout=120)  # fmt: skip
+            finally:
+                if way == "follow":
+                    follow.send_signal(signal.SIGTERM)
+                    follow.communicate(timeout=30)
+            gauges[way] = voice_gauges(samples)
+    exact = {key: value for key, value in gauges["direct"].items() if key[0] != "ccpulse_aht_seconds"}
+    assert exact and {key: value for key, value in gauges["follow"].items() if key[0] != "ccpulse_aht_seconds"} == exact
+    handle_times = [(key, value) for key, value in gauges["direct"].items() if key[0] == "ccpulse_aht_seconds"]
+    assert handle_times and all(abs(gauges["follow"][key] - value) < 1 for key, value in handle_times)
