@@ -6,8 +6,9 @@ the data model of the Connect administrator guide: ``ContactId``, ``InitiationMe
 ``Channel``, ``Queue{Name, EnqueueTimestamp, DequeueTimestamp}``, ``Agent{Username,
 ConnectedToAgentTimestamp, AgentInteractionDuration, CustomerHoldDuration,
 AfterContactWorkDuration, AfterContactWorkEndTimestamp}``, ``CustomerEndpoint{Address}``,
-``DisconnectTimestamp``, ``DisconnectReason``, ``Attributes``). Contact events (EventBridge) and agent events
-(Kinesis) are told apart by their fields and skipped, named, until their adapters land.
+``DisconnectTimestamp``, ``DisconnectReason``, ``Attributes``). Contact events (EventBridge:
+``detail.eventType``) and agent events (Kinesis: ``AgentARN`` and ``EventType``) are told apart by
+their fields and read by ``pipeline.sources.amazon_connect_events``.
 
 A contact record is the whole contact, so it needs no state: every event comes from the record
 alone, its id from the contact id and the event type, so a record delivered again (Connect
@@ -22,12 +23,12 @@ from typing import Any
 
 import orjson
 
+from pipeline.sources.amazon_connect_events import agent_event, contact_event
 from pipeline.sources.asterisk import Outcome, queue_name
 from pipeline.timefmt import rfc3339
 
 CHANNELS = {"VOICE": "voice", "CHAT": "chat", "EMAIL": "email"}
 COUNTED_METHODS = {"INBOUND", "API"}  # a customer waiting in a queue for an agent (docs/sources.md)
-CONTACT_EVENT_FIELDS = {"detail-type", "eventType"}  # EventBridge contact events
 AGENT_EVENT_FIELDS = {"AgentARN", "EventType"}  # Kinesis agent event stream
 
 
@@ -50,20 +51,17 @@ class ContactRecords:
             return Outcome(rejected="unreadable", detail=f"not JSON: {problem}")
         if not isinstance(record, dict):
             return Outcome(rejected="unreadable", detail="not a JSON object")
-        if "ContactId" not in record:
-            return Outcome(skipped=_other_kind(record))
         try:
-            return _events(record)
+            if "ContactId" in record:
+                return _events(record)
+            if isinstance(record.get("detail"), dict) and "eventType" in record["detail"]:
+                return contact_event(record["detail"], parse_time)  # EventBridge
+            if AGENT_EVENT_FIELDS <= record.keys():
+                return agent_event(record, parse_time)  # the Kinesis agent event stream
         except (AttributeError, KeyError, TypeError, ValueError) as problem:  # a field of the wrong shape
-            return Outcome(rejected="bad_record", detail=f"contact {record.get('ContactId')!r}: {problem}")
-
-
-def _other_kind(record: dict[str, Any]) -> str:
-    if CONTACT_EVENT_FIELDS & record.keys() or "detail" in record:
-        return "contact_event"  # not read yet: the contact records carry the same contacts, whole
-    if AGENT_EVENT_FIELDS <= record.keys():
-        return "agent_event"
-    return "not_a_contact_record"
+            name = record.get("ContactId") or (record.get("detail") or {}).get("contactId") or record.get("AgentARN")
+            return Outcome(rejected="bad_record", detail=f"{name!r}: {problem}")
+        return Outcome(skipped="not_a_connect_record")
 
 
 def _events(record: dict[str, Any]) -> Outcome:

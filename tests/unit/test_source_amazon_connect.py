@@ -1,13 +1,21 @@
-"""Amazon Connect contact records as contract events (pipeline/sources/amazon_connect.py,
-docs/sources.md).
+"""Amazon Connect contact records, contact events and agent events as contract events
+(pipeline/sources/amazon_connect.py, amazon_connect_events.py, docs/sources.md).
 
 The fixture ``tests/fixtures/amazon_connect/contact_records.jsonl`` is built from the contact
 record data model of the Amazon Connect administrator guide ("Data model for Amazon Connect
 contact records": ContactTraceRecord, Agent, QueueInfo, Endpoint; "How to identify abandoned
 contacts": queued, with an EnqueueTimestamp and no ConnectedToAgentTimestamp), with its field
 names and timestamp format (``yyyy-mm-ddThh:mm:ssZ``), plus one record in the millisecond form
-exports also carry, a record delivered twice (Connect delivers records at least once), an
-EventBridge contact event and an agent event (other kinds, skipped), and two broken lines.
+exports also carry, a record delivered twice (Connect delivers records at least once), and two
+broken lines.
+
+``tests/fixtures/amazon_connect/events.jsonl`` is built from the "Contact events data model"
+(EventBridge ``Amazon Connect Contact Event``: ``eventType`` INITIATED, QUEUED, CONNECTED_TO_AGENT,
+DISCONNECTED, COMPLETED with ``queueInfo``, ``agentInfo`` and ``disconnectReason``) and the "Agent
+event streams data model" (LOGIN, STATE_CHANGE, HEART_BEAT, LOGOUT with the agent's current and
+previous snapshots: status, routing profile and its inbound queues, contacts and their states): a
+call answered, held and wrapped up, a chat abandoned, a call the flow disconnected in the queue, a
+callback, a broken event, and one agent's day around the call.
 """
 
 from __future__ import annotations
@@ -108,9 +116,9 @@ def test_abandons_resolution_odd_queue_names_and_missing_customers() -> None:
 
 def test_the_summary_names_what_was_skipped_and_rejected() -> None:
     _, summary = converted()
-    assert (summary.lines, summary.converted, summary.events) == (14, 6, 16)
+    assert (summary.lines, summary.converted, summary.events) == (12, 6, 16)
     assert summary.skipped == {"initiation_outbound": 1, "not_queued": 1, "initiation_transfer": 1,
-                               "channel_task": 1, "contact_event": 1, "agent_event": 1}  # fmt: skip
+                               "channel_task": 1}  # fmt: skip
     assert summary.rejected == {"unreadable": 1, "bad_record": 1}
 
 
@@ -119,7 +127,7 @@ def test_ccpulse_convert_from_amazon_connect() -> None:
                           capture_output=True, cwd=REPO, timeout=60)  # fmt: skip
     assert done.returncode == 1  # two lines rejected
     assert len(done.stdout.splitlines()) == 16
-    assert b"line 13: rejected (bad_record)" in done.stderr and b"amazon-connect: 14 lines" in done.stderr
+    assert b"line 11: rejected (bad_record)" in done.stderr and b"amazon-connect: 12 lines" in done.stderr
 
 
 def test_fields_of_the_wrong_shape_are_rejected_not_a_crash() -> None:
@@ -164,3 +172,69 @@ def test_the_simulator_written_as_contact_records_converts_back_to_its_own_conta
     converted = contact_facts(back, kept, lambda e: str(e["contact_id"]).removeprefix("connect:"), whole_seconds)
     assert converted == simulated
     assert {e["type"] for e in back} == {"contact.offered", "contact.answered", "contact.abandoned", "contact.ended"}
+
+
+EVENTS = Path(__file__).resolve().parents[1] / "fixtures" / "amazon_connect" / "events.jsonl"
+QUEUE, AGENT = "aaaaaaaa-bbbb-cccc-dddd-222222222222", "aaaaaaaa-bbbb-cccc-dddd-333333333333"
+
+
+def from_events() -> tuple[list[dict], Summary]:  # type: ignore[type-arg]
+    summary, events = Summary(), []
+    with open(EVENTS, "rb") as lines:
+        for _, outcome in convert("amazon-connect", lines, UTC):
+            summary.add(outcome)
+            events += outcome.events
+    return events, summary
+
+
+def test_contact_events_give_the_contacts_as_the_records_would() -> None:
+    events, summary = from_events()
+    assert all(check(orjson.dumps(event)).event is not None for event in events)
+    by = {(e.get("contact_id"), e["type"]): e for e in events}
+    offered = by[("connect:ev-answered", "contact.offered")]
+    assert (offered["occurred_at"], offered["queue"], offered["customer_id"]) == ("2026-11-23T09:00:00Z", QUEUE,
+                                                                                  "+14155550100")  # fmt: skip
+    assert by[("connect:ev-answered", "contact.answered")]["agent_id"] == AGENT  # contact events: the ARN's id
+    ended = by[("connect:ev-answered", "contact.ended")]
+    # COMPLETED: talk from the agent's connection to the disconnect, then 45 s of after-contact work
+    assert (ended["occurred_at"], ended["talk_seconds"], ended["acw_seconds"]) == ("2026-11-23T09:06:05Z", 300.0, 45.0)
+    assert by[("connect:ev-abandoned", "contact.abandoned")]["occurred_at"] == "2026-11-23T09:01:30Z"
+    assert by[("connect:ev-abandoned", "contact.offered")]["customer_id"] == "anonymous:ev-abandoned"
+    assert ("connect:ev-timeout", "contact.abandoned") not in by  # the flow's disconnect is no abandon
+    assert by[("connect:ev-timeout", "contact.ended")]["resolved"] is False
+    assert summary.rejected == {"bad_record": 1} and summary.skipped["initiation_callback"] == 1
+    assert summary.skipped["contact_event_disconnected"] == 1  # an answered contact ends with COMPLETED
+
+
+def test_agent_events_follow_the_agent_s_status_and_contacts() -> None:
+    events, summary = from_events()
+    states = [(e["occurred_at"], e["state"]) for e in events if e["type"] == "agent.state_changed"]
+    assert states == [
+        ("2026-11-23T08:30:00Z", "available"),  # LOGIN
+        ("2026-11-23T09:00:20Z", "on_contact"),  # the call connected (then held: still on the contact)
+        ("2026-11-23T09:05:20Z", "after_contact_work"),  # the contact ENDED: ACW
+        ("2026-11-23T09:06:05Z", "available"),
+        ("2026-11-23T09:10:00Z", "away"),  # the status "Break" (CUSTOM)
+        ("2026-11-23T09:30:00Z", "offline"),  # LOGOUT
+    ]
+    agents = [e for e in events if e["type"] == "agent.state_changed"]
+    assert {e["agent_id"] for e in agents} == {"alice"}  # the agent's user name
+    assert agents[0]["queues"] == sorted([QUEUE, f"{QUEUE}x"])  # its routing profile's inbound queues, by id
+    assert summary.skipped["agent_heart_beat"] == 1 and summary.skipped["agent_event_no_change"] == 1
+
+
+def test_a_record_and_the_events_of_one_contact_give_the_same_event_ids() -> None:
+    """Fed both (records to S3, events to a dashboard), a contact's events share ids: counted once."""
+    record = {"ContactId": "ev-answered", "InitiationMethod": "INBOUND", "Channel": "VOICE",
+              "Queue": {"Name": QUEUE, "EnqueueTimestamp": "2026-11-23T09:00:00Z"},
+              "Agent": {"Username": "alice", "ConnectedToAgentTimestamp": "2026-11-23T09:00:20Z"},
+              "DisconnectTimestamp": "2026-11-23T09:05:20Z"}  # fmt: skip
+    from_record = {e["event_id"] for e in convert_one(record)}
+    events, _ = from_events()
+    assert from_record == {e["event_id"] for e in events if e.get("contact_id") == "connect:ev-answered"}
+
+
+def convert_one(record: dict) -> tuple:  # type: ignore[type-arg]
+    from pipeline.sources.amazon_connect import ContactRecords
+
+    return ContactRecords().line(orjson.dumps(record)).events
