@@ -28,6 +28,8 @@ HELP = {
     "ccpulse_short_abandoned": "Contacts abandoned within short_abandon_seconds of being offered.",
     "ccpulse_handled": "Answered contacts that ended in the window.",
     "ccpulse_service_level_ratio": "Answered in SL / (answered + abandoned - short abandoned).",
+    "ccpulse_answer_ratio": "Answered / offered (応答率, 응답률).",
+    "ccpulse_answered_in_sl_ratio": "Answered within the service-level threshold / offered (時間内応答率).",
     "ccpulse_asa_seconds": "Average speed of answer: mean wait of answered contacts.",
     "ccpulse_abandon_ratio": "(Abandoned - short abandoned) / (answered + abandoned - short abandoned).",
     "ccpulse_aht_seconds": "Average handle time: mean talk + hold + after-contact work of handled contacts.",
@@ -117,7 +119,7 @@ class BoardCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         board = self._board()
         now = self._now_us()
-        windowed = list(board.window_counts(now, self._zone))
+        windowed = list(board.window_counts(now, lambda queue: self._targets.day_for(queue, self._zone)))
         waiting_now = list(board.waiting(now))
         agents_now = list(board.agents_by_state())
         queues = {q for q, *_ in windowed} | {q for q, *_ in waiting_now} | {q for q, *_ in agents_now}

@@ -39,6 +39,8 @@ def expected_samples(expected: Expected, targets: Targets) -> dict[Sample, float
             put(name, c[field], **labels)
         denominator = c["answered"] + c["abandoned"] - c["short_abandoned"]
         put("ccpulse_service_level_ratio", _ratio(c["answered_in_sl"], denominator), **labels)
+        put("ccpulse_answer_ratio", _ratio(c["answered"], c["offered"]), **labels)
+        put("ccpulse_answered_in_sl_ratio", _ratio(c["answered_in_sl"], c["offered"]), **labels)
         put("ccpulse_asa_seconds", _ratio(c["wait_us_sum"] / 1e6, c["answered"]), **labels)
         put("ccpulse_abandon_ratio", _ratio(c["abandoned"] - c["short_abandoned"], denominator), **labels)
         put("ccpulse_aht_seconds", _ratio(c["handle_us_sum"] / 1e6, c["handled"]), **labels)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from pipeline.core.contract import Event
@@ -26,8 +26,9 @@ def as_datetime(us: int) -> datetime:
     return EPOCH + timedelta(microseconds=us)
 
 
-def in_window(at_us: int, now_us: int, window: str, zone: ZoneInfo) -> bool:
-    """Does the minute floor(at) lie in the window ending at floor(now)?"""
+def in_window(at_us: int, now_us: int, window: str, zone: ZoneInfo, starts: time = time(0, 0)) -> bool:
+    """Does the minute floor(at) lie in the window ending at floor(now)? ``today`` begins at the
+    last local ``starts`` (in ``zone``) at or before now."""
     minute = as_datetime(at_us).replace(second=0, microsecond=0)
     last = as_datetime(now_us).replace(second=0, microsecond=0)
     if minute > last:
@@ -36,8 +37,12 @@ def in_window(at_us: int, now_us: int, window: str, zone: ZoneInfo) -> bool:
         return minute >= last - timedelta(minutes=14)
     if window == "1h":
         return minute >= last - timedelta(minutes=59)
-    midnight = as_datetime(now_us).astimezone(zone).replace(hour=0, minute=0, second=0, microsecond=0)
-    return minute >= midnight
+    local = as_datetime(now_us).astimezone(zone)
+    start = local.replace(hour=starts.hour, minute=starts.minute, second=0, microsecond=0, fold=0)
+    if start > as_datetime(now_us):  # aware datetimes compare as instants
+        start = (local - timedelta(days=1)).replace(hour=starts.hour, minute=starts.minute, second=0,
+                                                    microsecond=0, fold=0)  # fmt: skip
+    return minute >= start
 
 
 @dataclass
@@ -154,8 +159,10 @@ def model(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, target
         for window in ("15m", "1h", "today"):
             expected.counts[(queue, channel, window)] = dict.fromkeys(COUNT_FIELDS, 0)
     for queue, channel, at, name, amount in contributions:
+        own_zone, own_start = targets.queue_days.get(queue, (None, None))
+        day = (own_zone or zone, own_start if own_start is not None else targets.day_starts)
         for window in ("15m", "1h", "today"):
-            if in_window(at, now_us, window, zone):
+            if in_window(at, now_us, window, *day):
                 expected.counts[(queue, channel, window)][name] += amount
 
     # agents: the latest state by event time (ties: the larger event_id)

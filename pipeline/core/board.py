@@ -20,14 +20,13 @@ rebuilt from them on start.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from zoneinfo import ZoneInfo
 
 from msgspec import Struct
 
 from pipeline.core.counts import Counts
-from pipeline.core.windows import WINDOWS, minute_of, window_minutes
+from pipeline.core.windows import WINDOWS, Day, minute_of, window_minutes
 
 WAITING_HORIZON_US = 7 * 86_400 * 1_000_000  # "offered at most 7 days before now"
 # Reports whose every minute is older than this before now cannot reach any window (today is
@@ -271,10 +270,13 @@ class Board:
         return line.minutes.get(minute) if line is not None else None
 
     # --------------------------------------------------------------------------------------
-    def window_counts(self, now_us: int, zone: ZoneInfo) -> Iterator[tuple[str, str, str, Counts]]:
-        """(queue, channel, window, counts) for every queue and channel the board has seen."""
-        ranges = window_minutes(now_us, zone)
+    def window_counts(self, now_us: int, day_of: Callable[[str], Day]) -> Iterator[tuple[str, str, str, Counts]]:
+        """(queue, channel, window, counts) for every queue and channel the board has seen; ``today``
+        from the start of the queue's own day (``day_of``)."""
+        by_day: dict[Day, dict[str, tuple[int, int]]] = {}
         for (queue, channel), line in sorted(self.lines.items()):
+            day = day_of(queue)
+            ranges = by_day.get(day) or by_day.setdefault(day, window_minutes(now_us, day))
             sums = {window: Counts() for window in WINDOWS}
             for minute, counts in line.minutes.items():
                 for window, (first, last) in ranges.items():

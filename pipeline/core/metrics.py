@@ -17,6 +17,16 @@ def service_level(c: Counts) -> float | None:
     return _ratio(c.answered_in_sl, c.answered + c.abandoned - c.short_abandoned)
 
 
+def answer_ratio(c: Counts) -> float | None:
+    """応答率: answered ÷ offered (issue 23; each counted in the minute it happened)."""
+    return _ratio(c.answered, c.offered)
+
+
+def answered_in_sl_ratio(c: Counts) -> float | None:
+    """時間内応答率: answered within the threshold ÷ offered."""
+    return _ratio(c.answered_in_sl, c.offered)
+
+
 def asa_seconds(c: Counts) -> float | None:
     return _ratio(c.wait_us_sum / MICROS, c.answered)
 
@@ -52,6 +62,8 @@ def art_seconds(c: Counts) -> float | None:
 # Prometheus name -> formula; the counts exported beside them are in COUNT_GAUGES.
 RATIO_GAUGES = {
     "ccpulse_service_level_ratio": service_level,
+    "ccpulse_answer_ratio": answer_ratio,
+    "ccpulse_answered_in_sl_ratio": answered_in_sl_ratio,
     "ccpulse_asa_seconds": asa_seconds,
     "ccpulse_abandon_ratio": abandon_ratio,
     "ccpulse_aht_seconds": aht_seconds,

@@ -15,6 +15,8 @@ from pipeline.core.board import Board
 from pipeline.core.metrics import (
     abandon_ratio,
     aht_seconds,
+    answer_ratio,
+    answered_in_sl_ratio,
     art_seconds,
     asa_seconds,
     csat_ratio,
@@ -22,6 +24,7 @@ from pipeline.core.metrics import (
     service_level,
 )
 from pipeline.core.targets import Targets
+from pipeline.core.windows import Day
 
 NEAR_POINTS = 0.05
 AGENT_STATES = ("available", "on_contact", "after_contact_work", "away")
@@ -35,17 +38,27 @@ def status(level: float | None, target: float) -> str | None:
     return "near" if level >= target - NEAR_POINTS else "breached"
 
 
+def day_document(day: Day, now_us: int, own: bool) -> dict[str, Any]:
+    """Where the queue's ``today`` began: its zone, local start and the instant (Unix seconds);
+    ``shown``, for the tile, only when the queue's day is not the board's (``06:00 Asia/Tokyo``)."""
+    starts = day.starts.strftime("%H:%M")
+    return {"zone": day.zone.key, "starts": starts, "since": day.start_us(now_us) / 1_000_000 if now_us else None,
+            "shown": f"{starts} {day.zone.key}" if own else ""}  # fmt: skip
+
+
 def snapshot(board: Board, now_us: int, zone: ZoneInfo, targets: Targets) -> dict[str, Any]:
     windows: dict[tuple[str, str], dict[str, Any]] = {}
-    for queue, channel, window, counts in board.window_counts(now_us, zone):
+    for queue, channel, window, counts in board.window_counts(now_us, lambda queue: targets.day_for(queue, zone)):
         windows.setdefault((queue, channel), {})[window] = counts
     live = {(queue, channel): (count, oldest) for queue, channel, count, oldest in board.waiting(now_us)}
     agents: dict[str, dict[str, int]] = {}
     for queue, state, count in board.agents_by_state():
         agents.setdefault(queue, dict.fromkeys(AGENT_STATES, 0))[state] = count
     tiles = []
+    board_day = Day(zone, targets.day_starts)  # the board's clock: CCPULSE_TIMEZONE, the file's day start
     for queue, channel in sorted(set(windows) | set(live)):
         target = targets.for_queue(queue, channel)
+        day = targets.day_for(queue, zone)
         by_window = windows.get((queue, channel), {})
         today, quarter = by_window.get("today"), by_window.get("15m")
         waiting, oldest_us = live.get((queue, channel), (0, None))
@@ -59,6 +72,8 @@ def snapshot(board: Board, now_us: int, zone: ZoneInfo, targets: Targets) -> dic
             "agents": agents.get(queue, dict.fromkeys(AGENT_STATES, 0)),
             "service_level": {"today": sl_today, "15m": sl_15m},
             "status": {"today": status(sl_today, target.target_ratio), "15m": status(sl_15m, target.target_ratio)},
+            "answer_ratio": answer_ratio(today) if today else None,
+            "answered_in_sl_ratio": answered_in_sl_ratio(today) if today else None,
             "asa_seconds": asa_seconds(today) if today else None,
             "abandon_ratio": abandon_ratio(today) if today else None,
             "aht_seconds": aht_seconds(today) if today else None,
@@ -66,5 +81,6 @@ def snapshot(board: Board, now_us: int, zone: ZoneInfo, targets: Targets) -> dic
             "fcr_ratio": fcr_ratio(today) if today else None,
             "art_seconds": art_seconds(today) if today else None,
             "target": {"service_level": target.target_ratio, "threshold_seconds": target.threshold_seconds},
+            "day": day_document(day, now_us, own=day != board_day),
         })  # fmt: skip
     return {"now": now_us / 1_000_000 if now_us else None, "queues": tiles}

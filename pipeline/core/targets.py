@@ -3,18 +3,26 @@
 A targets file (``CCPULSE_TARGETS``) is JSON or TOML-like JSON:
 
     {"channels": {"voice": {"sl_threshold_seconds": 30, "sl_target": 0.85}},
-     "queues": {"vip": {"voice": {"sl_threshold_seconds": 10}}},
-     "short_abandon_seconds": 5, "fcr_window_days": 7}
+     "queues": {"vip": {"voice": {"sl_threshold_seconds": 10}},
+                "tokyo": {"timezone": "Asia/Tokyo", "day_starts": "06:00"}},
+     "day_starts": "00:00", "short_abandon_seconds": 5, "fcr_window_days": 7}
 
-A queue+channel entry wins over the channel entry, which wins over the default.
+A queue+channel entry wins over the channel entry, which wins over the default. A queue's
+``timezone`` (an IANA name) and ``day_starts`` (local ``HH:MM``) say where its ``today`` begins;
+without them, ``CCPULSE_TIMEZONE`` and the file's own ``day_starts`` (default midnight).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field
+from datetime import time
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pipeline.core.windows import Day
 
 DEFAULT_CHANNEL_TARGETS: dict[str, tuple[float, float]] = {
     "voice": (20, 0.80),
@@ -48,9 +56,16 @@ class Targets:
     queues: dict[tuple[str, str], Target] = field(default_factory=dict)  # (queue, channel)
     short_abandon_seconds: float = 5.0
     fcr_window_days: float = 7.0
+    day_starts: time = time(0, 0)
+    queue_days: dict[str, tuple[ZoneInfo | None, time | None]] = field(default_factory=dict)
 
     def for_queue(self, queue: str, channel: str) -> Target:
         return self.queues.get((queue, channel)) or self.channels[channel]
+
+    def day_for(self, queue: str, zone: ZoneInfo) -> Day:
+        """Where ``queue``'s day begins: its own zone and start, else ``zone`` and the file's start."""
+        own_zone, own_start = self.queue_days.get(queue, (None, None))
+        return Day(own_zone or zone, own_start if own_start is not None else self.day_starts)
 
     @property
     def short_abandon_us(self) -> int:
@@ -65,13 +80,14 @@ class Targets:
         if path is None:
             return cls()
         try:
-            document = json.loads(path.read_text())
+            text = path.read_text()
+            document = json.loads(text)
         except (OSError, ValueError) as problem:
             raise TargetsError(f"{path}: {problem}") from None
-        return cls.from_document(document, str(path))
+        return cls.from_document(document, str(path), text)
 
     @classmethod
-    def from_document(cls, document: Any, where: str = "targets") -> Targets:
+    def from_document(cls, document: Any, where: str = "targets", text: str = "") -> Targets:
         if not isinstance(document, dict):
             raise TargetsError(f"{where}: expected a JSON object")
         defaults = cls()
@@ -81,14 +97,20 @@ class Targets:
                 raise TargetsError(f"{where}: channels.{channel}: not a channel ({', '.join(channels)})")
             channels[channel] = _target(entry, channels[channel], f"{where}: channels.{channel}")
         queues: dict[tuple[str, str], Target] = {}
+        days: dict[str, tuple[ZoneInfo | None, time | None]] = {}
         for queue, per_channel in (document.get("queues") or {}).items():
             for channel, entry in (per_channel or {}).items():
+                if channel in DAY_KEYS:
+                    continue
                 if channel not in channels:
                     raise TargetsError(f"{where}: queues.{queue}.{channel}: not a channel")
                 queues[(queue, channel)] = _target(entry, channels[channel], f"{where}: queues.{queue}.{channel}")
+            if DAY_KEYS & (per_channel or {}).keys():
+                days[queue] = _day(per_channel, f"queues.{queue}", where, text)
         short = _number(document.get("short_abandon_seconds", 5), f"{where}: short_abandon_seconds", 0, 3600)
         window = _number(document.get("fcr_window_days", 7), f"{where}: fcr_window_days", 0, 365)
-        return cls(channels, queues, short, window)
+        starts = _day(document, "", where, text)[1] or time(0, 0)
+        return cls(channels, queues, short, window, starts, days)
 
 
 def _number(value: Any, where: str, low: float, high: float) -> float:
@@ -103,3 +125,39 @@ def _target(entry: Any, base: Target, where: str) -> Target:
     threshold = _number(entry.get("sl_threshold_seconds", base.threshold_seconds), where, 0, 30 * 86400)
     ratio = _number(entry.get("sl_target", base.target_ratio), where, 0, 1)
     return Target(threshold, ratio)
+
+
+DAY_KEYS = {"timezone", "day_starts"}
+CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
+
+
+def _day(entry: dict[str, Any], path: str, where: str, text: str) -> tuple[ZoneInfo | None, time | None]:
+    """An entry's ``timezone`` and ``day_starts``; an error names the line of the file."""
+    zone, starts = entry.get("timezone"), entry.get("day_starts")
+    prefix = f"{path}." if path else ""
+    found_zone = None
+    if zone is not None:
+        try:
+            found_zone = ZoneInfo(str(zone)) if isinstance(zone, str) and zone else None
+        except (ZoneInfoNotFoundError, ValueError):
+            found_zone = None
+        if found_zone is None:
+            raise TargetsError(f"{_at(where, text, zone)}: {prefix}timezone: {zone!r} is not an IANA time zone "
+                               "(e.g. Asia/Tokyo, Asia/Seoul, Europe/Berlin, UTC)")  # fmt: skip
+    found_start = None
+    if starts is not None:
+        matched = CLOCK.match(str(starts)) if isinstance(starts, str) else None
+        if matched is None:
+            raise TargetsError(f"{_at(where, text, starts)}: {prefix}day_starts: {starts!r} is not a local time "
+                               "HH:MM (e.g. \"06:00\")")  # fmt: skip
+        found_start = time(int(matched.group(1)), int(matched.group(2)))
+    return found_zone, found_start
+
+
+def _at(where: str, text: str, value: object) -> str:
+    """``where`` with the line of the file where ``value`` is written (``targets.json:12``)."""
+    needle = json.dumps(value)
+    for number, line in enumerate(text.splitlines(), start=1):
+        if needle in line:
+            return f"{where}:{number}"
+    return where

@@ -4,6 +4,7 @@ the worker mid-stream; and with two workers sharing the partitions."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -57,13 +58,23 @@ def deployment(kafka_bootstrap: str, tmp_path: Path) -> Deployment:
     return Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event"})
 
 
+# Two queues keep their own day (issue 23): it turns at 10:30 and 10:00 UTC, inside the simulated
+# morning (08:00 UTC on), so their "today" differs from the others'.
+OWN_DAYS = {"queues": {"support": {"timezone": "Asia/Kolkata", "day_starts": "16:00"},
+                       "billing": {"timezone": "Asia/Tokyo", "day_starts": "19:00"}}}  # fmt: skip
+
+
 def test_gauges_equal_the_model_with_disorder_and_duplicates(deployment: Deployment) -> None:
     lines = simulated(HOURS, seed=31, faults=MESSY)
-    expected, _ = model_of(lines, Targets())
+    targets = Targets.from_document(OWN_DAYS)
+    targets_file = deployment.root / "targets.json"
+    targets_file.write_text(json.dumps(OWN_DAYS))
+    deployment.extra_env["CCPULSE_TARGETS"] = str(targets_file)
+    expected, _ = model_of(lines, targets)
     with deployment.worker() as worker:
         produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines) + b"\n")
         assert produced.returncode == 0, produced.stderr.decode()
-        wait_until_exact([worker], expected_samples(expected, Targets()))
+        wait_until_exact([worker], expected_samples(expected, targets))
         # ccpulse produce keys every event as the one-pass worker wants it (docs/sources.md); an
         # event keyed by its queue is counted
         assert worker.scrape()[("ccpulse_events_keyed_otherwise_total", ())] == 0

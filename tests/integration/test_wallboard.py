@@ -125,7 +125,10 @@ def settled(worker: WorkerProcess) -> dict:  # type: ignore[type-arg]
 def test_the_board_shows_the_gauges_fits_a_tv_and_speaks_three_languages(
     kafka_bootstrap: str, tmp_path: Path, browser: Any
 ) -> None:
-    deployment = Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event"})
+    targets = tmp_path / "targets.json"  # one queue keeps Tokyo's day, from 06:00 there
+    targets.write_text(json.dumps({"queues": {"wb_extra_1": {"timezone": "Asia/Tokyo", "day_starts": "06:00"}}}))
+    deployment = Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event",
+                                                                  "CCPULSE_TARGETS": str(targets)})  # fmt: skip
     lines = simulated(1.0, seed=29, faults=Faults(duplicates=0.03))
     lines = lines[: len(lines) // 2]  # mid-shift: agents at work, contacts waiting (the day ends all offline)
     last = max(datetime.fromisoformat(json.loads(line)["occurred_at"]) for line in lines)
@@ -152,6 +155,8 @@ def test_the_board_shows_the_gauges_fits_a_tv_and_speaks_three_languages(
                 agents = samples.get(("ccpulse_agents", (("queue", tile["queue"]), ("state", state))), 0)
                 assert tile["values"][field] == agents, (tile["queue"], field)
             assert not tile["clipped"], f"tile {tile['queue']} {tile['channel']} does not fit: {tile['clipped']}"
+        days = {tile["queue"]: tile["values"]["day.shown"] for tile in shown}
+        assert days.pop("wb_extra_1") == "06:00 Asia/Tokyo" and set(days.values()) == {""}  # each queue's day
         assert any(tile["values"]["agents.on_contact"] for tile in shown)  # the comparison saw agents
         assert any(tile["values"]["waiting"] for tile in shown)  # and contacts waiting
         with_level = [t for t in shown if t["values"]["service_level.today"] is not None]

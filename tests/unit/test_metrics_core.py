@@ -86,9 +86,13 @@ def scenarios(draw: st.DrawFn) -> tuple[list[tuple[Event, str]], int, ZoneInfo]:
     return messages, now, draw(st.sampled_from(ZONES))
 
 
-def board_counts(board: Board, now: int, zone: ZoneInfo) -> dict[tuple[str, str, str], dict[str, int]]:
+DEFAULT_TARGETS = Targets()
+
+
+def board_counts(board: Board, now: int, zone: ZoneInfo,
+                 targets: Targets = DEFAULT_TARGETS) -> dict[tuple[str, str, str], dict[str, int]]:  # fmt: skip
     return {(q, c, w): dict(zip(COUNT_FIELDS, counts.as_tuple(), strict=True))
-            for q, c, w, counts in board.window_counts(now, zone)}  # fmt: skip
+            for q, c, w, counts in board.window_counts(now, lambda queue: targets.day_for(queue, zone))}  # fmt: skip
 
 
 def nonzero(counts: dict[tuple[str, str, str], dict[str, int]]) -> dict[tuple[str, str, str], dict[str, int]]:
@@ -110,7 +114,7 @@ def assert_equals_model(
 ) -> None:
     """Window counts, live waiting, agents and health equal the brute-force model's."""
     expected = model(messages, now, zone, targets)
-    assert nonzero(board_counts(engine.board, now, zone)) == nonzero(expected.counts)
+    assert nonzero(board_counts(engine.board, now, zone, targets)) == nonzero(expected.counts)
     waiting = {(q, c): (n, oldest) for q, c, n, oldest in engine.board.waiting(now)}
     assert {k: v for k, v in waiting.items() if v[0]} == {k: v for k, v in expected.waiting.items() if v[0]}
     assert {(q, s): n for q, s, n in engine.board.agents_by_state()} == expected.agents
@@ -252,3 +256,38 @@ def test_counts_add_and_subtract() -> None:
     total = Counts(offered=2, wait_us_sum=5)
     total.add(Counts(offered=1, wait_us_sum=5), -1)
     assert total == Counts(offered=1) and not total.is_zero()
+
+
+# Zones with half-hour offsets and daylight-saving changes (Lord Howe's is half an hour), and
+# instants around their changes in 2026: a queue's "today" must begin at its own local day start.
+DAY_ZONES = ["Asia/Tokyo", "Asia/Seoul", "Asia/Kolkata", "Australia/Adelaide", "Australia/Lord_Howe",
+             "America/New_York", "Europe/Berlin", "America/St_Johns"]  # fmt: skip
+CHANGES = ["2026-03-08T07:00:00Z", "2026-11-01T06:00:00Z", "2026-03-29T01:00:00Z", "2026-10-25T01:00:00Z",
+           "2026-04-04T15:00:00Z", "2026-10-03T15:30:00Z", "2026-03-08T05:30:00Z"]  # fmt: skip
+
+
+@SETTINGS
+@given(scenarios(), st.data())
+def test_each_queue_s_today_begins_at_its_own_day_start_in_its_own_zone(
+    scenario: tuple[list[tuple[Event, str]], int, ZoneInfo], data: st.DataObject
+) -> None:
+    from datetime import datetime
+
+    import msgspec
+
+    messages, now, zone = scenario
+    anchor = datetime.fromisoformat(data.draw(st.sampled_from(CHANGES)).replace("Z", "+00:00"))
+    shift = round(anchor.timestamp() * 1_000_000) + data.draw(st.integers(-26, 26)) * 3_600_000_000 - now
+    messages = [(msgspec.structs.replace(event, at=event.at + shift), source) for event, source in messages]
+    queues = {}
+    for queue in ("q0", "q1"):
+        entry = {}
+        if data.draw(st.booleans()):
+            entry["timezone"] = data.draw(st.sampled_from(DAY_ZONES))
+        if data.draw(st.booleans()):
+            entry["day_starts"] = data.draw(st.sampled_from(["00:00", "06:00", "02:30", "01:15", "23:45"]))
+        queues[queue] = entry
+    document = {"fcr_window_days": 1, "queues": queues,
+                "day_starts": data.draw(st.sampled_from(["00:00", "02:30", "06:00"]))}  # fmt: skip
+    targets = Targets.from_document(document)
+    assert_equals_model(run(messages, targets), messages, now + shift, zone, targets)

@@ -43,6 +43,9 @@ def test_the_snapshot_equals_the_gauges_for_the_same_board() -> None:
     assert tile["service_level"]["15m"] is None  # the answered contacts are 20 minutes old
     assert tile["status"] == {"today": "breached", "15m": None}
     assert tile["asa_seconds"] == gauge("ccpulse_asa_seconds", today) == 10.0
+    # 応答率 and 時間内応答率: over the 11 offered (10 + 1), 8 answered, 6 of them within the threshold
+    assert tile["answer_ratio"] == gauge("ccpulse_answer_ratio", today) == 8 / 11
+    assert tile["answered_in_sl_ratio"] == gauge("ccpulse_answered_in_sl_ratio", today) == 6 / 11
     assert tile["abandon_ratio"] == gauge("ccpulse_abandon_ratio", today)
     assert tile["aht_seconds"] == gauge("ccpulse_aht_seconds", today) == 300.0
     assert tile["csat_ratio"] == gauge("ccpulse_csat_ratio", today) == 0.75

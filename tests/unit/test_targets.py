@@ -48,3 +48,49 @@ def test_the_worker_refuses_a_bad_targets_file_in_one_line(tmp_path: Path) -> No
                                  "CCPULSE_KAFKA_BOOTSTRAP": "127.0.0.1:1"})  # fmt: skip
     assert result.returncode == 2
     assert "CCPULSE_TARGETS" in result.stderr and "fax" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_queue_keeps_its_own_zone_and_day_start() -> None:
+    from datetime import UTC, datetime, time
+    from zoneinfo import ZoneInfo
+
+    targets = Targets.from_document({"day_starts": "02:00", "queues": {
+        "tokyo": {"timezone": "Asia/Tokyo", "day_starts": "06:00", "voice": {"sl_threshold_seconds": 10}},
+        "seoul": {"timezone": "Asia/Seoul"}}})  # fmt: skip
+    utc = ZoneInfo("UTC")
+    tokyo, seoul, other = (targets.day_for(queue, utc) for queue in ("tokyo", "seoul", "other"))
+    assert (tokyo.zone.key, tokyo.starts) == ("Asia/Tokyo", time(6, 0))
+    assert (seoul.zone.key, seoul.starts) == ("Asia/Seoul", time(2, 0))  # the file's day start
+    assert (other.zone.key, other.starts) == ("UTC", time(2, 0))
+    assert targets.for_queue("tokyo", "voice").threshold_seconds == 10  # channels beside the day keys
+
+    def start(day, now: str) -> str:  # type: ignore[no-untyped-def]
+        now_us = round(datetime.fromisoformat(now).timestamp() * 1_000_000)
+        return datetime.fromtimestamp(day.start_us(now_us) / 1e6, UTC).isoformat()
+
+    # 05:59 in Tokyo is still yesterday's day there; 06:00 begins today's
+    assert start(tokyo, "2026-11-23T20:59:00+00:00") == "2026-11-22T21:00:00+00:00"
+    assert start(tokyo, "2026-11-23T21:00:00+00:00") == "2026-11-23T21:00:00+00:00"
+    # New York's day at 02:30 on the morning the clocks skip 02:00-03:00 begins when they would show it
+    ny = targets.__class__.from_document({"queues": {"ny": {"timezone": "America/New_York",
+                                                            "day_starts": "02:30"}}}).day_for("ny", utc)  # fmt: skip
+    assert start(ny, "2026-03-08T12:00:00+00:00") == "2026-03-08T07:30:00+00:00"  # 02:30 EST = 03:30 EDT
+
+
+@pytest.mark.parametrize(("entry", "says"), [
+    ({"timezone": "Asia/Tokio"}, "Asia/Tokio' is not an IANA time zone"),
+    ({"timezone": 9}, "is not an IANA time zone"),
+    ({"day_starts": "6:00"}, "'6:00' is not a local time HH:MM"),
+    ({"day_starts": "24:00"}, "is not a local time HH:MM"),
+])  # fmt: skip
+def test_a_wrong_zone_or_day_start_names_the_line_of_the_file(tmp_path: Path, entry: dict, says: str) -> None:  # type: ignore[type-arg]
+    path = tmp_path / "targets.json"
+    path.write_text(json.dumps({"channels": {"voice": {"sl_target": 0.8}}, "queues": {"tokyo": entry}}, indent=2))
+    with pytest.raises(TargetsError, match=says) as refused:
+        Targets.load(path)
+    line = next(
+        n
+        for n, text in enumerate(path.read_text().splitlines(), start=1)
+        if json.dumps(list(entry.values())[0]) in text
+    )
+    assert str(refused.value).startswith(f"{path}:{line}: queues.tokyo.")
