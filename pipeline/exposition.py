@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from pipeline.core.board import Board
 from pipeline.core.counts import Counts
-from pipeline.core.metrics import COUNT_GAUGES, RATIO_GAUGES
+from pipeline.core.metrics import COUNT_GAUGES, RATIO_GAUGES, service_level
 from pipeline.core.progress import PartitionProgress, StageProgress
 from pipeline.core.targets import Targets
 from pipeline.sink import SinkHealth
@@ -27,7 +27,8 @@ HELP = {
     "ccpulse_abandoned": "Contacts abandoned in the window, short abandons included.",
     "ccpulse_short_abandoned": "Contacts abandoned within short_abandon_seconds of being offered.",
     "ccpulse_handled": "Answered contacts that ended in the window.",
-    "ccpulse_service_level_ratio": "Answered in SL / (answered + abandoned - short abandoned).",
+    "ccpulse_service_level_ratio": "Service level by the queue's definition (default: answered in SL / "
+    "(answered + abandoned - short abandoned)).",
     "ccpulse_answer_ratio": "Answered / offered (応答率, 응답률).",
     "ccpulse_answered_in_sl_ratio": "Answered within the service-level threshold / offered (時間内応答率).",
     "ccpulse_asa_seconds": "Average speed of answer: mean wait of answered contacts.",
@@ -137,8 +138,9 @@ class BoardCollector(Collector):
             labels = [queue, channel, window]
             for name, field in COUNT_GAUGES.items():
                 counts[name].add_metric(labels, getattr(summed, field))
+            definition = self._targets.for_queue(queue, channel)
             for name, formula in RATIO_GAUGES.items():
-                value = formula(summed)
+                value = service_level(summed, definition) if formula is service_level else formula(summed)
                 if value is not None:
                     ratios[name].add_metric(labels, value)
         yield from counts.values()

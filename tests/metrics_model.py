@@ -19,6 +19,7 @@ COUNT_FIELDS = (
     "offered", "answered", "answered_in_sl", "abandoned", "short_abandoned", "wait_us_sum", "handled",
     "handle_us_sum", "csat_responses", "csat_positive", "nps_responses", "nps_promoters", "nps_detractors",
     "ces_responses", "ces_sum", "issues_judged", "issues_fcr", "issues_resolved", "resolution_us_sum",
+    "abandoned_in_sl",
 )  # fmt: skip
 
 
@@ -101,8 +102,11 @@ def model(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, target
             answered_contacts.append((offered, answered, ended))
         if abandoned:
             add(abandoned.at, "abandoned")
-            if max(0, abandoned.at - offered.at) < targets.short_abandon_seconds * 1_000_000:
+            abandon_wait = max(0, abandoned.at - offered.at)
+            if abandon_wait < targets.short_abandon_seconds * 1_000_000:
                 add(abandoned.at, "short_abandoned")
+            elif abandon_wait <= threshold_us:
+                add(abandoned.at, "abandoned_in_sl")
         if ended and answered:
             add(ended.at, "handled")
             seconds = (ended.talk_seconds or 0) + (ended.hold_seconds or 0) + (ended.acw_seconds or 0)

@@ -196,8 +196,11 @@ def minute_counts(rows: list[dict[str, Any]]) -> dict[tuple[str, str, int], dict
     }
 
 
+DEFAULT_TARGETS = Targets()
+
+
 def counts_from_facts(
-    contacts: dict[str, dict[str, Any]], issues: list[dict[str, Any]]
+    contacts: dict[str, dict[str, Any]], issues: list[dict[str, Any]], targets: Targets = DEFAULT_TARGETS
 ) -> dict[tuple[str, str, int], dict[str, int]]:  # noqa: E501
     """metrics_minute as the contacts and issues tables imply it (METRICS.md contributions)."""
     sums: dict[tuple[str, str, int], dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNT_FIELDS, 0))
@@ -220,6 +223,8 @@ def counts_from_facts(
         if row["outcome"] == "abandoned":
             add(q, c, row["abandoned_at"], "abandoned")
             add(q, c, row["abandoned_at"], "short_abandoned", int(bool(row["short_abandoned"])))
+            within = max(0, row["abandoned_at"] - row["offered_at"]) <= targets.for_queue(q, c).threshold_us
+            add(q, c, row["abandoned_at"], "abandoned_in_sl", int(within and not row["short_abandoned"]))
         if row["surveyed_at"] is not None:
             for score, positive in (("csat", lambda v: v >= 4), ("ces", None), ("nps", None)):
                 value = row[score]

@@ -36,6 +36,9 @@ class Counts:
     issues_fcr: int = 0
     issues_resolved: int = 0
     resolution_us_sum: int = 0
+    # abandoned after short_abandon_seconds and within the service-level threshold (issue 23: a
+    # definition may count them as met). Last, so that state written before it decodes as 0.
+    abandoned_in_sl: int = 0
 
     def add(self, other: Counts, sign: int = 1) -> None:
         """Add ``other`` (``sign=-1``: subtract it), field by field."""

@@ -176,8 +176,11 @@ def contribution(state: ContactState, contact_id: str, targets: Targets) -> Cont
     if abandoned is not None:
         counts = bucket(abandoned.at)
         counts.abandoned += 1
-        if max(0, abandoned.at - offered.at) < targets.short_abandon_us:
+        abandon_wait = max(0, abandoned.at - offered.at)
+        if abandon_wait < targets.short_abandon_us:
             counts.short_abandoned += 1
+        elif abandon_wait <= targets.for_queue(offered.queue, offered.channel).threshold_us:
+            counts.abandoned_in_sl += 1
     ended = state.ended
     if ended is not None and answered is not None:
         counts = bucket(ended.at)

@@ -7,14 +7,25 @@ shows a dash, SQL returns NULL).
 from __future__ import annotations
 
 from pipeline.core.counts import MICROS, Counts
+from pipeline.core.targets import Target
+
+METRICS_MD = Target(20, 0.8)  # the definition of METRICS.md: short abandons out, none met
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
-def service_level(c: Counts) -> float | None:
-    return _ratio(c.answered_in_sl, c.answered + c.abandoned - c.short_abandoned)
+def service_level(c: Counts, definition: Target = METRICS_MD) -> float | None:
+    """Answered within the threshold ÷ the contacts that count, by the queue's definition
+    (docs/metrics.md): METRICS.md's leaves short abandons out of the denominator."""
+    if definition.abandons == "excluded":
+        return _ratio(c.answered_in_sl, c.answered)
+    if definition.abandons == "all":
+        met = c.abandoned_in_sl + c.short_abandoned if definition.abandons_met else 0
+        return _ratio(c.answered_in_sl + met, c.answered + c.abandoned)
+    met = c.abandoned_in_sl if definition.abandons_met else 0
+    return _ratio(c.answered_in_sl + met, c.answered + c.abandoned - c.short_abandoned)
 
 
 def answer_ratio(c: Counts) -> float | None:

@@ -62,8 +62,8 @@ def snapshot(board: Board, now_us: int, zone: ZoneInfo, targets: Targets) -> dic
         by_window = windows.get((queue, channel), {})
         today, quarter = by_window.get("today"), by_window.get("15m")
         waiting, oldest_us = live.get((queue, channel), (0, None))
-        sl_today = service_level(today) if today else None
-        sl_15m = service_level(quarter) if quarter else None
+        sl_today = service_level(today, target) if today else None
+        sl_15m = service_level(quarter, target) if quarter else None
         tiles.append({
             "queue": queue,
             "channel": channel,

@@ -38,10 +38,20 @@ class TargetsError(ValueError):
     """The targets file is wrong; the message says where."""
 
 
+ABANDON_RULES = ("short_excluded", "all", "excluded")
+
+
 @dataclass(frozen=True)
 class Target:
+    """A queue and channel's service level: its threshold and target, and how abandons count
+    (``sl_abandons``: short abandons left out — METRICS.md's default —, all abandons in the
+    denominator, or abandons left out; ``sl_abandons_in_threshold_met``: an abandon within the
+    threshold counts as met)."""
+
     threshold_seconds: float
     target_ratio: float
+    abandons: str = "short_excluded"
+    abandons_met: bool = False
 
     @property
     def threshold_us(self) -> int:
@@ -91,11 +101,12 @@ class Targets:
         if not isinstance(document, dict):
             raise TargetsError(f"{where}: expected a JSON object")
         defaults = cls()
+        short = _number(document.get("short_abandon_seconds", 5), f"{where}: short_abandon_seconds", 0, 3600)
         channels = dict(defaults.channels)
         for channel, entry in (document.get("channels") or {}).items():
             if channel not in channels:
                 raise TargetsError(f"{where}: channels.{channel}: not a channel ({', '.join(channels)})")
-            channels[channel] = _target(entry, channels[channel], f"{where}: channels.{channel}")
+            channels[channel] = _target(entry, channels[channel], f"{where}: channels.{channel}", short)
         queues: dict[tuple[str, str], Target] = {}
         days: dict[str, tuple[ZoneInfo | None, time | None]] = {}
         for queue, per_channel in (document.get("queues") or {}).items():
@@ -104,10 +115,11 @@ class Targets:
                     continue
                 if channel not in channels:
                     raise TargetsError(f"{where}: queues.{queue}.{channel}: not a channel")
-                queues[(queue, channel)] = _target(entry, channels[channel], f"{where}: queues.{queue}.{channel}")
+                queues[(queue, channel)] = _target(
+                    entry, channels[channel], f"{where}: queues.{queue}.{channel}", short
+                )
             if DAY_KEYS & (per_channel or {}).keys():
                 days[queue] = _day(per_channel, f"queues.{queue}", where, text)
-        short = _number(document.get("short_abandon_seconds", 5), f"{where}: short_abandon_seconds", 0, 3600)
         window = _number(document.get("fcr_window_days", 7), f"{where}: fcr_window_days", 0, 365)
         starts = _day(document, "", where, text)[1] or time(0, 0)
         return cls(channels, queues, short, window, starts, days)
@@ -119,12 +131,25 @@ def _number(value: Any, where: str, low: float, high: float) -> float:
     return float(value)
 
 
-def _target(entry: Any, base: Target, where: str) -> Target:
+def _target(entry: Any, base: Target, where: str, short_abandon_seconds: float = 5.0) -> Target:
     if not isinstance(entry, dict):
         raise TargetsError(f"{where}: expected an object with sl_threshold_seconds and/or sl_target")
     threshold = _number(entry.get("sl_threshold_seconds", base.threshold_seconds), where, 0, 30 * 86400)
     ratio = _number(entry.get("sl_target", base.target_ratio), where, 0, 1)
-    return Target(threshold, ratio)
+    abandons = entry.get("sl_abandons", base.abandons)
+    if abandons not in ABANDON_RULES:
+        raise TargetsError(f"{where}: sl_abandons: expected one of {', '.join(ABANDON_RULES)}, got {abandons!r}")
+    met = entry.get("sl_abandons_in_threshold_met", base.abandons_met)
+    if not isinstance(met, bool):
+        raise TargetsError(f"{where}: sl_abandons_in_threshold_met: expected true or false, got {met!r}")
+    if met and abandons == "excluded":
+        raise TargetsError(f"{where}: sl_abandons_in_threshold_met needs abandons counted (sl_abandons "
+                           "short_excluded or all)")  # fmt: skip
+    if met and abandons == "all" and threshold < short_abandon_seconds:
+        raise TargetsError(f"{where}: with sl_abandons all and sl_abandons_in_threshold_met, the threshold "
+                           f"({threshold:g} s) must be at least short_abandon_seconds "
+                           f"({short_abandon_seconds:g} s)")  # fmt: skip
+    return Target(threshold, ratio, str(abandons), met)
 
 
 DAY_KEYS = {"timezone", "day_starts"}

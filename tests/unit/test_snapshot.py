@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from zoneinfo import ZoneInfo
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from pipeline.core.board import Board, Report
@@ -56,3 +57,28 @@ def test_the_snapshot_equals_the_gauges_for_the_same_board() -> None:
     assert tile["oldest_wait_seconds"] == gauge("ccpulse_queue_oldest_wait_seconds", live) == 42.0
     assert tile["agents"]["available"] == gauge("ccpulse_agents", {"queue": "billing", "state": "available"}) == 1
     assert tile["target"] == {"service_level": 0.8, "threshold_seconds": 20}
+
+
+def test_each_queue_s_service_level_follows_its_definition() -> None:
+    """8 answered (6 within the threshold), 4 abandoned: 1 short, 2 after it but within the
+    threshold, 1 after the threshold. Each definition of docs/metrics.md, on the gauge and the tile."""
+    counts = Counts(offered=12, answered=8, answered_in_sl=6, abandoned=4, short_abandoned=1, abandoned_in_sl=2)
+    definitions = {
+        "metrics_md": ({}, 6 / 11),
+        "met": ({"sl_abandons_in_threshold_met": True}, 8 / 11),
+        "all": ({"sl_abandons": "all"}, 6 / 12),
+        "all_met": ({"sl_abandons": "all", "sl_abandons_in_threshold_met": True}, 9 / 12),
+        "excluded": ({"sl_abandons": "excluded"}, 6 / 8),
+    }
+    targets = Targets.from_document({"queues": {queue: {"voice": entry} for queue, (entry, _) in definitions.items()}})
+    board = Board()
+    for queue in definitions:
+        board.apply(Report(f"contact:{queue}", queue, (("voice", MINUTE - 20, counts.as_tuple()),)))
+    registry = CollectorRegistry()
+    registry.register(BoardCollector(lambda: board, lambda: NOW_US, UTC, targets))
+    tiles = {tile["queue"]: tile for tile in snapshot(board, NOW_US, UTC, targets)["queues"]}
+    for queue, (_, level) in definitions.items():
+        labels = {"queue": queue, "channel": "voice", "window": "today"}
+        assert registry.get_sample_value("ccpulse_service_level_ratio", labels) == pytest.approx(level), queue
+        assert tiles[queue]["service_level"]["today"] == pytest.approx(level), queue
+        assert registry.get_sample_value("ccpulse_abandon_ratio", labels) == pytest.approx(3 / 11)  # unchanged

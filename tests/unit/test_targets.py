@@ -94,3 +94,29 @@ def test_a_wrong_zone_or_day_start_names_the_line_of_the_file(tmp_path: Path, en
         if json.dumps(list(entry.values())[0]) in text
     )
     assert str(refused.value).startswith(f"{path}:{line}: queues.tokyo.")
+
+
+def test_service_level_definitions_per_queue_and_channel() -> None:
+    targets = Targets.from_document({
+        "channels": {"chat": {"sl_abandons": "all"}},
+        "queues": {"vip": {"voice": {"sl_abandons": "all", "sl_abandons_in_threshold_met": True}},
+                   "branch": {"voice": {"sl_abandons": "excluded"}},
+                   "lenient": {"voice": {"sl_abandons_in_threshold_met": True}}},
+    })  # fmt: skip
+    assert (targets.for_queue("any", "voice").abandons, targets.for_queue("any", "voice").abandons_met) == (
+        "short_excluded", False)  # METRICS.md's  # fmt: skip
+    assert targets.for_queue("any", "chat").abandons == "all"
+    assert (targets.for_queue("vip", "voice").abandons, targets.for_queue("vip", "voice").abandons_met) == ("all", True)
+    assert targets.for_queue("vip", "voice").threshold_seconds == 20  # the rest from the channel
+
+
+@pytest.mark.parametrize(("entry", "says"), [
+    ({"sl_abandons": "some"}, "sl_abandons: expected one of short_excluded, all, excluded"),
+    ({"sl_abandons_in_threshold_met": "yes"}, "expected true or false"),
+    ({"sl_abandons": "excluded", "sl_abandons_in_threshold_met": True}, "needs abandons counted"),
+    ({"sl_abandons": "all", "sl_abandons_in_threshold_met": True, "sl_threshold_seconds": 3},
+     "must be at least short_abandon_seconds"),
+])  # fmt: skip
+def test_a_wrong_definition_is_refused(entry: dict, says: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(TargetsError, match=says):
+        Targets.from_document({"queues": {"q": {"voice": entry}}})
