@@ -27,6 +27,7 @@ HELP = {
     "ccpulse_abandoned": "Contacts abandoned in the window, short abandons included.",
     "ccpulse_short_abandoned": "Contacts abandoned within short_abandon_seconds of being offered.",
     "ccpulse_handled": "Answered contacts that ended in the window.",
+    "ccpulse_offered_out_of_hours": "Contacts offered while their queue was closed (business hours, holidays).",
     "ccpulse_service_level_ratio": "Service level by the queue's definition (default: answered in SL / "
     "(answered + abandoned - short abandoned)).",
     "ccpulse_answer_ratio": "Answered / offered (応答率, 응답률).",

@@ -130,7 +130,8 @@ class IssuesStage(StageRunner):
                 await self.consumer.seek_to_beginning(tp)
                 starts[tp.partition] = "start"
         self.passes.update(passes)
-        taken = {p: passes[p].take_over(time.time_ns() // 1000) for p in partitions}
+        ends = {tp.partition: offset for tp, offset in (await self.consumer.end_offsets(tps)).items()}
+        taken = {p: passes[p].take_over(time.time_ns() // 1000, ends.get(p, 0)) for p in partitions}
         await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.changelog, taken,
                     key=changelog_key)  # fmt: skip
         log.info("issues stage owns issue-updates partitions %s (from offsets %s): %d issue keys restored from %d "

@@ -116,7 +116,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     stage writes its rows to ClickHouse and holds its messages until they are written."""
     app = faust_app(settings)
     registry = registry or CollectorRegistry()
-    targets = Targets.load(settings.targets_file)
+    targets = Targets.load(settings.targets_file, settings.zone)
     pseudonyms = Pseudonyms(settings.customer_key.reveal() if settings.customer_key else None)
     issue_topic, board_topic = stage_topics(settings.app_id)
     input_seen = [time.time()]  # wall time the ingest stage last took a batch (or the start)

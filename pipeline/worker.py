@@ -42,7 +42,7 @@ def tune_garbage_collection() -> None:
 
 def run_worker(settings: Settings, verbose: bool = False) -> int:
     logging_config = console.configure(settings.log_level, verbose)
-    Targets.load(settings.targets_file)  # a wrong targets file stops us before anything else
+    Targets.load(settings.targets_file, settings.zone)  # a wrong targets file stops us before anything else
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
     sink = open_sink(settings)
     app = build(settings, sink=sink)

@@ -19,6 +19,7 @@ COUNTS = {
     "ccpulse_abandoned": "abandoned",
     "ccpulse_short_abandoned": "short_abandoned",
     "ccpulse_handled": "handled",
+    "ccpulse_offered_out_of_hours": "offered_out_of_hours",
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from pipeline.core.contract import Event
@@ -19,7 +20,7 @@ COUNT_FIELDS = (
     "offered", "answered", "answered_in_sl", "abandoned", "short_abandoned", "wait_us_sum", "handled",
     "handle_us_sum", "csat_responses", "csat_positive", "nps_responses", "nps_promoters", "nps_detractors",
     "ces_responses", "ces_sum", "issues_judged", "issues_fcr", "issues_resolved", "resolution_us_sum",
-    "abandoned_in_sl",
+    "abandoned_in_sl", "offered_out_of_hours",
 )  # fmt: skip
 
 
@@ -44,6 +45,20 @@ def in_window(at_us: int, now_us: int, window: str, zone: ZoneInfo, starts: time
         start = (local - timedelta(days=1)).replace(hour=starts.hour, minute=starts.minute, second=0,
                                                     microsecond=0, fold=0)  # fmt: skip
     return minute >= start
+
+
+def closed_at(calendar: Any, at_us: int) -> bool:
+    """Is the queue closed at ``at``: a closed date, a public holiday of its country (the holidays
+    package), or outside every range of its weekday, in its own zone?"""
+    import holidays
+
+    local = as_datetime(at_us).astimezone(calendar.zone)
+    if local.date() in calendar.closed:
+        return True
+    if calendar.country and local.date() in holidays.country_holidays(calendar.country, subdiv=calendar.subdivision):
+        return True
+    seconds = local.hour * 3600 + local.minute * 60 + local.second  # the wall clock
+    return not any(start <= seconds < end for start, end in calendar.hours[local.weekday()])
 
 
 @dataclass
@@ -91,8 +106,15 @@ def model(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, target
         def add(at: int, name: str, amount: int = 1, queue: str = queue, channel: str = channel) -> None:
             contributions.append((queue, channel, at, name, amount))
 
-        add(offered.at, "offered")
         threshold_us = targets.for_queue(queue, channel).threshold_seconds * 1_000_000
+        handled = answered
+        hours = targets.calendar_for(queue)
+        if hours is not None and closed_at(hours, offered.at):
+            add(offered.at, "offered_out_of_hours")
+            if not hours.counted:
+                answered = abandoned = None
+        if hours is None or not closed_at(hours, offered.at) or hours.counted:
+            add(offered.at, "offered")
         if answered:
             wait = max(0, answered.at - offered.at)
             add(answered.at, "answered")
@@ -107,7 +129,7 @@ def model(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, target
                 add(abandoned.at, "short_abandoned")
             elif abandon_wait <= threshold_us:
                 add(abandoned.at, "abandoned_in_sl")
-        if ended and answered:
+        if ended and handled:
             add(ended.at, "handled")
             seconds = (ended.talk_seconds or 0) + (ended.hold_seconds or 0) + (ended.acw_seconds or 0)
             add(ended.at, "handle_us_sum", round(seconds * 1_000_000))

@@ -212,15 +212,21 @@ def counts_from_facts(
         if row["offered_at"] is None:
             continue
         q, c = row["queue"], row["channel"]
-        add(q, c, row["offered_at"], "offered")
-        if row["outcome"] == "answered":
+        hours = targets.calendar_for(q)
+        apart = hours is not None and not hours.is_open(row["offered_at"])
+        if apart:
+            add(q, c, row["offered_at"], "offered_out_of_hours")
+            apart = not hours.counted  # type: ignore[union-attr]
+        if not apart:
+            add(q, c, row["offered_at"], "offered")
+        if row["outcome"] == "answered" and row["ended_at"] is not None:
+            add(q, c, row["ended_at"], "handled")
+            add(q, c, row["ended_at"], "handle_us_sum", row["handle_us"])
+        if row["outcome"] == "answered" and not apart:
             add(q, c, row["answered_at"], "answered")
             add(q, c, row["answered_at"], "wait_us_sum", row["wait_us"])
             add(q, c, row["answered_at"], "answered_in_sl", int(bool(row["answered_in_sl"])))
-            if row["ended_at"] is not None:
-                add(q, c, row["ended_at"], "handled")
-                add(q, c, row["ended_at"], "handle_us_sum", row["handle_us"])
-        if row["outcome"] == "abandoned":
+        if row["outcome"] == "abandoned" and not apart:
             add(q, c, row["abandoned_at"], "abandoned")
             add(q, c, row["abandoned_at"], "short_abandoned", int(bool(row["short_abandoned"])))
             within = max(0, row["abandoned_at"] - row["offered_at"]) <= targets.for_queue(q, c).threshold_us

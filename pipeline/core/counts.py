@@ -39,6 +39,9 @@ class Counts:
     # abandoned after short_abandon_seconds and within the service-level threshold (issue 23: a
     # definition may count them as met). Last, so that state written before it decodes as 0.
     abandoned_in_sl: int = 0
+    # offered while the queue was closed (its business hours, holidays, closed dates): counted here
+    # and, unless the queue counts them, nowhere else (not offered, answered or abandoned)
+    offered_out_of_hours: int = 0
 
     def add(self, other: Counts, sign: int = 1) -> None:
         """Add ``other`` (``sign=-1``: subtract it), field by field."""

@@ -98,6 +98,7 @@ class IssuePass:
     progress: StageProgress = field(default_factory=StageProgress)
     progress_stored: bool = False  # no record yet: what a batch repeats is unknown (all a replay)
     latest_at: int = 0  # the latest contact time of any group the pass has applied
+    replay_until: int = 0  # messages before this offset are applied as replays (take_over)
     epoch: int = 0  # when this owner took the partition over (µs, see take_over)
     _stored_epoch: int = 0  # the greatest epoch a progress record read kept
     _closed_before: int = -(2**62)  # as restored from the progress record
@@ -145,10 +146,14 @@ class IssuePass:
             self._sums = sums
         return self._sums
 
-    def take_over(self, now_us: int) -> IssueTakeOver:
+    def take_over(self, now_us: int, log_end: int = 0) -> IssueTakeOver:
         """This owner's epoch, after every earlier owner's; its progress record is to be written and
         acknowledged before the fence is sent, then every sum held as partials of version 0 (as
-        ``ContactPass.take_over``)."""
+        ``ContactPass.take_over``). ``log_end``: the partition's end offset now. An earlier owner may
+        have written the rows of messages up to it and died before their changelog records (rows go
+        first): until then every message is applied as a replay, whose outcome deletes every minute
+        any state it passes through had (such a batch's rows are among them)."""
+        self.replay_until = log_end
         self.epoch = max(now_us, self._stored_epoch + 1)
         self._stored_epoch = self.epoch
         minutes, _ = self.sums.everything(self.epoch)
@@ -166,7 +171,7 @@ class IssuePass:
         batch = IssueBatch(self.targets, self._load, reports=False)
         out, touched = IssueOutput(), Touched()
         for offset, value in messages:
-            new = self.progress_stored and self.progress.is_new(offset)
+            new = self.progress_stored and self.progress.is_new(offset) and offset >= self.replay_until
             for update in issue_update_decoder.decode(value):
                 group = batch.apply(update, replay=not new)
                 self.latest_at = max(self.latest_at, group.last_at)

@@ -159,13 +159,21 @@ def contribution(state: ContactState, contact_id: str, targets: Targets) -> Cont
             counts = result.minutes[minute] = Counts()
         return counts
 
-    bucket(offered.at).offered += 1
     answered, abandoned = state.answered, state.abandoned
     if answered is not None and abandoned is not None:  # a conflict: the earlier counts, ties to answered
         if abandoned.at < answered.at:
             answered = None
         else:
             abandoned = None
+    handled_answer = answered  # handle time is work done, in hours or not
+    calendar = targets.calendar_for(offered.queue)
+    closed = calendar is not None and not calendar.is_open(offered.at)
+    if closed:
+        bucket(offered.at).offered_out_of_hours += 1
+    if closed and calendar is not None and not calendar.counted:  # apart: no offer, SL, ASA or abandon
+        answered = abandoned = None
+    else:
+        bucket(offered.at).offered += 1
     if answered is not None:
         wait = max(0, answered.at - offered.at)
         counts = bucket(answered.at)
@@ -182,7 +190,7 @@ def contribution(state: ContactState, contact_id: str, targets: Targets) -> Cont
         elif abandon_wait <= targets.for_queue(offered.queue, offered.channel).threshold_us:
             counts.abandoned_in_sl += 1
     ended = state.ended
-    if ended is not None and answered is not None:
+    if ended is not None and handled_answer is not None:
         counts = bucket(ended.at)
         counts.handled += 1
         counts.handle_us_sum += ended.handle_us

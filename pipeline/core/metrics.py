@@ -91,4 +91,5 @@ COUNT_GAUGES = {
     "ccpulse_abandoned": "abandoned",
     "ccpulse_short_abandoned": "short_abandoned",
     "ccpulse_handled": "handled",
+    "ccpulse_offered_out_of_hours": "offered_out_of_hours",
 }

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from pipeline.core.calendar import Calendar, CalendarError, calendar_of
 from pipeline.core.windows import Day
 
 DEFAULT_CHANNEL_TARGETS: dict[str, tuple[float, float]] = {
@@ -68,6 +69,10 @@ class Targets:
     fcr_window_days: float = 7.0
     day_starts: time = time(0, 0)
     queue_days: dict[str, tuple[ZoneInfo | None, time | None]] = field(default_factory=dict)
+    calendars: dict[str, Calendar] = field(default_factory=dict)  # queues with business hours
+
+    def calendar_for(self, queue: str) -> Calendar | None:
+        return self.calendars.get(queue)
 
     def for_queue(self, queue: str, channel: str) -> Target:
         return self.queues.get((queue, channel)) or self.channels[channel]
@@ -86,7 +91,9 @@ class Targets:
         return round(self.fcr_window_days * 86_400 * 1_000_000)
 
     @classmethod
-    def load(cls, path: Path | None) -> Targets:
+    def load(cls, path: Path | None, zone: ZoneInfo | None = None) -> Targets:
+        """The targets file; ``zone`` (CCPULSE_TIMEZONE) is where queues without a ``timezone`` keep
+        their business hours."""
         if path is None:
             return cls()
         try:
@@ -94,10 +101,11 @@ class Targets:
             document = json.loads(text)
         except (OSError, ValueError) as problem:
             raise TargetsError(f"{path}: {problem}") from None
-        return cls.from_document(document, str(path), text)
+        return cls.from_document(document, str(path), text, zone)
 
     @classmethod
-    def from_document(cls, document: Any, where: str = "targets", text: str = "") -> Targets:
+    def from_document(cls, document: Any, where: str = "targets", text: str = "",
+                      zone: ZoneInfo | None = None) -> Targets:  # fmt: skip
         if not isinstance(document, dict):
             raise TargetsError(f"{where}: expected a JSON object")
         defaults = cls()
@@ -109,9 +117,10 @@ class Targets:
             channels[channel] = _target(entry, channels[channel], f"{where}: channels.{channel}", short)
         queues: dict[tuple[str, str], Target] = {}
         days: dict[str, tuple[ZoneInfo | None, time | None]] = {}
+        calendars: dict[str, Calendar] = {}
         for queue, per_channel in (document.get("queues") or {}).items():
             for channel, entry in (per_channel or {}).items():
-                if channel in DAY_KEYS:
+                if channel in DAY_KEYS | CALENDAR_KEYS:
                     continue
                 if channel not in channels:
                     raise TargetsError(f"{where}: queues.{queue}.{channel}: not a channel")
@@ -120,9 +129,12 @@ class Targets:
                 )
             if DAY_KEYS & (per_channel or {}).keys():
                 days[queue] = _day(per_channel, f"queues.{queue}", where, text)
+            if CALENDAR_KEYS & (per_channel or {}).keys():
+                own_zone = days.get(queue, (None, None))[0]
+                calendars[queue] = _calendar(per_channel, own_zone or zone or ZoneInfo("UTC"), queue, where, text)
         window = _number(document.get("fcr_window_days", 7), f"{where}: fcr_window_days", 0, 365)
         starts = _day(document, "", where, text)[1] or time(0, 0)
-        return cls(channels, queues, short, window, starts, days)
+        return cls(channels, queues, short, window, starts, days, calendars)
 
 
 def _number(value: Any, where: str, low: float, high: float) -> float:
@@ -153,6 +165,27 @@ def _target(entry: Any, base: Target, where: str, short_abandon_seconds: float =
 
 
 DAY_KEYS = {"timezone", "day_starts"}
+CALENDAR_KEYS = {"hours", "holidays", "closed_dates", "out_of_hours"}
+
+
+def _calendar(entry: dict[str, Any], zone: ZoneInfo, queue: str, where: str, text: str) -> Calendar:
+    try:
+        return calendar_of(entry, zone)
+    except CalendarError as problem:
+        key = str(problem).split(":", 1)[0].split(".", 1)[0]
+        raise TargetsError(f"{_line_of_key(where, text, queue, key)}: queues.{queue}.{problem}") from None
+
+
+def _line_of_key(where: str, text: str, queue: str, key: str) -> str:
+    """``where`` with the line of ``key`` within ``queue``'s entry (the first after its name)."""
+    lines = text.splitlines()
+    start = next((n for n, line in enumerate(lines) if json.dumps(queue) in line), None)
+    if start is None:
+        return where
+    found = next((n for n in range(start, len(lines)) if json.dumps(key) in lines[n]), None)
+    return f"{where}:{found + 1}" if found is not None else where
+
+
 CLOCK = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 
 

@@ -39,12 +39,13 @@ def issue_logs(messages: list[tuple[Event, str]], data: st.DataObject) -> dict[i
 
 
 def restored(partition: int, changelog: list[tuple[bytes, bytes | None]], board: Board | None = None,
-             now_us: int = 1) -> IssuePass:  # fmt: skip
-    """The pass taken over from ``changelog``; its fence and first partials sent to ``board``."""
+             now_us: int = 1, log_end: int = 0) -> IssuePass:  # fmt: skip
+    """The pass taken over from ``changelog`` when its log ends at ``log_end``; its fence and first
+    partials sent to ``board``."""
     issue_pass = IssuePass(MODEL_TARGETS, NO_EXPIRY_US, partition=partition)
     for key, value in changelog:
         issue_pass.restore(key, value)
-    taken = issue_pass.take_over(now_us)
+    taken = issue_pass.take_over(now_us, log_end)
     changelog += [(changelog_key(key), value) for key, value in taken.writes.items()]  # acknowledged first
     if board is not None:
         board.fence(taken.fence)
@@ -79,7 +80,7 @@ def test_an_issues_pass_killed_anywhere_and_restored_from_its_changelog_ends_as_
     clock = iter(range(1, 10_000))
     for partition, log in issue_logs(messages, data).items():
         changelog: list[tuple[bytes, bytes | None]] = []
-        issue_pass, committed, position = restored(partition, changelog, board, next(clock)), 0, 0
+        issue_pass, committed, position = restored(partition, changelog, board, next(clock), len(log)), 0, 0
         kills = data.draw(st.integers(0, 3), label="kills")
         while position < len(log):
             end = data.draw(st.integers(position + 1, len(log)), label="batch end")
@@ -94,7 +95,7 @@ def test_an_issues_pass_killed_anywhere_and_restored_from_its_changelog_ends_as_
                 send(board, (out.minutes[: data.draw(st.integers(0, len(out.minutes)), label="partials sent")], []))
                 latest_rows(contributions, rows[: data.draw(st.integers(0, len(rows)), label="rows written")], 4)
                 zombie = issue_pass
-                issue_pass, position = restored(partition, changelog, board, next(clock)), committed
+                issue_pass, position = restored(partition, changelog, board, next(clock), len(log)), committed
                 if end < len(log) and data.draw(st.booleans(), label="the old owner goes on (a zombie)"):
                     send(board, zombie.on_batch(log[end : data.draw(st.integers(end + 1, len(log)))], wall=0.0))
                 continue
@@ -155,3 +156,35 @@ def test_a_replay_deletes_the_rows_of_a_state_whose_record_a_crash_lost() -> Non
     latest_rows(rows, again.rows["contributions"], 4)
     live = sorted(m // 60 for (_, _, m, _), (_, row) in rows.items() if not row[-1])
     assert live == [5]
+
+
+def test_rows_of_a_batch_whose_records_were_all_lost_are_deleted_by_the_next_owner() -> None:
+    # A first batch (offset 0) is whole. The next (offset 1) judges an issue in minute 10 and
+    # writes its rows; the crash loses all its records, the progress record too: the next owner
+    # sees offset 1 as new. It reads it again with a later message that moves the contact's end to
+    # minute 5, in one batch. The row of minute 10 must be deleted: messages up to the log's end at
+    # the take-over are replays (found by the kill test above: the row stayed, until
+    # IssuePass.take_over took the log's end).
+    from pipeline.core.lifecycle import IssueContact
+    from pipeline.core.wire import encode
+
+    minute = 60 * 1_000_000
+    key, other = "reason\x1fcu\x1fbilling", "reason\x1fcu2\x1fbilling"
+
+    def block(ended_minute: int, which: str = key) -> bytes:
+        contact = IssueContact(which, "c1" if which == key else "c2", 0, "q", "voice", ended_minute * minute, True)
+        return encode([IssueUpdate(which, "c1" if which == key else "c2", contact)])
+
+    changelog: list[tuple[bytes, bytes | None]] = []
+    rows: dict[tuple[object, ...], tuple[int, tuple[object, ...]]] = {}
+    first = restored(0, changelog, log_end=0)
+    whole = first.on_batch([(0, block(20, other))], wall=0.0)
+    changelog += [(changelog_key(k), v) for k, v in whole.writes.items()]
+    latest_rows(rows, whole.rows["contributions"], 4)
+    lost = first.on_batch([(1, block(10))], wall=0.0)
+    latest_rows(rows, lost.rows["contributions"], 4)  # written; then the crash: none of its records
+    next_owner = restored(0, changelog, log_end=3)  # the log holds all three messages at the take-over
+    again = next_owner.on_batch([(0, block(20, other)), (1, block(10)), (2, block(5))], wall=0.0)
+    latest_rows(rows, again.rows["contributions"], 4)
+    live = sorted((source, m // 60) for (_, _, m, source), (_, row) in rows.items() if not row[-1])
+    assert live == [(f"issue:{key}", 5), (f"issue:{other}", 20)]

@@ -291,3 +291,32 @@ def test_each_queue_s_today_begins_at_its_own_day_start_in_its_own_zone(
                 "day_starts": data.draw(st.sampled_from(["00:00", "02:30", "06:00"]))}  # fmt: skip
     targets = Targets.from_document(document)
     assert_equals_model(run(messages, targets), messages, now + shift, zone, targets)
+
+
+# Business hours (issue 23): the scenarios' days are 2026-11-23 (a public holiday in Japan) to 26.
+HOURS = [None, {"mon": "09:00-18:00", "tue": ["08:00-12:00", "13:00-17:30"], "wed": "00:00-24:00",
+                "thu": "10:00-10:30"}, {"mon": "00:00-12:00", "sun": "09:00-17:00"}]  # fmt: skip
+
+
+@SETTINGS
+@given(scenarios(), st.data())
+def test_contacts_offered_out_of_hours_are_counted_apart(
+    scenario: tuple[list[tuple[Event, str]], int, ZoneInfo], data: st.DataObject
+) -> None:
+    messages, now, zone = scenario
+    queues = {}
+    for queue in ("q0", "q1"):
+        entry: dict = {}  # type: ignore[type-arg]
+        if data.draw(st.booleans()):
+            entry["timezone"] = data.draw(st.sampled_from(["Asia/Tokyo", "Asia/Seoul", "Asia/Kolkata"]))
+        hours = data.draw(st.sampled_from(HOURS))
+        if hours is not None:
+            entry["hours"] = hours
+        if data.draw(st.booleans()):
+            entry["holidays"] = data.draw(st.sampled_from(["JP", "KR", "US-CA"]))
+        if data.draw(st.booleans()):
+            entry["closed_dates"] = ["2026-11-25"]
+        entry["out_of_hours"] = data.draw(st.sampled_from(["apart", "counted"]))
+        queues[queue] = entry
+    targets = Targets.from_document({"fcr_window_days": 1, "queues": queues}, zone=zone)
+    assert_equals_model(run(messages, targets), messages, now, zone, targets)

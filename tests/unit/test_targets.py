@@ -120,3 +120,42 @@ def test_service_level_definitions_per_queue_and_channel() -> None:
 def test_a_wrong_definition_is_refused(entry: dict, says: str) -> None:  # type: ignore[type-arg]
     with pytest.raises(TargetsError, match=says):
         Targets.from_document({"queues": {"q": {"voice": entry}}})
+
+
+def test_business_hours_holidays_and_closed_dates_in_the_queue_s_zone() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    targets = Targets.from_document({"queues": {"tokyo": {
+        "timezone": "Asia/Tokyo", "hours": {"mon": "09:00-18:00", "tue": ["09:00-12:00", "13:00-18:00"]},
+        "holidays": "JP", "closed_dates": ["2026-12-01"]}}}, zone=ZoneInfo("UTC"))  # fmt: skip
+    tokyo = targets.calendar_for("tokyo")
+    assert tokyo is not None and targets.calendar_for("other") is None and not tokyo.counted
+
+    def open_at(text: str) -> bool:
+        return tokyo.is_open(round(datetime.fromisoformat(text).timestamp() * 1_000_000))
+
+    assert open_at("2026-11-30T09:00:00+09:00") and not open_at("2026-11-30T18:00:00+09:00")  # [09:00, 18:00)
+    assert not open_at("2026-11-24T12:30:00+09:00") and open_at("2026-11-24T13:00:00+09:00")  # lunch closed
+    assert not open_at("2026-11-23T10:00:00+09:00")  # 勤労感謝の日, a Monday: a public holiday in Japan
+    assert not open_at("2026-12-01T10:00:00+09:00")  # the center's own closed date (a Tuesday)
+    assert not open_at("2026-11-25T10:00:00+09:00")  # Wednesday: not in the hours, closed
+    assert open_at("2026-11-30T00:30:00+00:00")  # 09:30 in Tokyo: the queue's own zone, not UTC
+
+
+@pytest.mark.parametrize(("entry", "says", "key"), [
+    ({"hours": {"mon": ["09:00-13:00", "12:00-18:00"]}}, "hours.mon: ranges overlap", "hours"),
+    ({"hours": {"mon": "18:00-09:00"}}, "ends before it starts", "hours"),
+    ({"hours": {"monday": "09:00-18:00"}}, "hours: expected an object of mon", "hours"),
+    ({"holidays": "XX"}, "holidays: the holidays package knows no country 'XX'", "holidays"),
+    ({"closed_dates": ["2026-13-01"]}, "closed_dates: '2026-13-01' is not a date", "closed_dates"),
+    ({"out_of_hours": "hidden"}, "out_of_hours: expected apart or counted", "out_of_hours"),
+])  # fmt: skip
+def test_wrong_hours_name_the_line_of_the_file(tmp_path: Path, entry: dict, says: str, key: str) -> None:  # type: ignore[type-arg]
+    path = tmp_path / "targets.json"
+    path.write_text(json.dumps({"short_abandon_seconds": 5, "queues": {"tokyo": {"timezone": "Asia/Tokyo", **entry}}},
+                               indent=2))  # fmt: skip
+    with pytest.raises(TargetsError, match=says) as refused:
+        Targets.load(path)
+    line = next(n for n, text in enumerate(path.read_text().splitlines(), start=1) if f'"{key}"' in text)
+    assert str(refused.value).startswith(f"{path}:{line}: queues.tokyo.{key}")
