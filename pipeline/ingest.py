@@ -218,7 +218,10 @@ class IngestStage(StageRunner):
         """Each restored pass's new epoch, its fence and every partial it holds
         (``pipeline.board_out.fence``), before any batch of them is processed."""
         began = time.monotonic()
-        taken = {p: self.passes[p].take_over(time.time_ns() // 1000) for p in partitions}
+        assert self.consumer is not None
+        tps = [TopicPartition(self.settings.topic, p) for p in partitions]
+        ends = {tp.partition: offset for tp, offset in (await self.consumer.end_offsets(tps)).items()}
+        taken = {p: self.passes[p].take_over(time.time_ns() // 1000, ends.get(p, 0)) for p in partitions}
         await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.state_topic, taken)
         log.info("contacts pass: input partitions %s taken over: %d minute sums and %d live states sent to the "
                  "board in %.1f s", partitions, sum(len(each.minutes) for each in taken.values()),

@@ -99,6 +99,7 @@ class ContactPass:
     retention_us: int
     source: int = 0  # the input partition
     epoch: int = 0  # when this owner took the partition over (µs, see take_over)
+    replay_until: int = 0  # events before this offset remember every state's minutes (take_over)
     contact_records: dict[str, bytes] = field(default_factory=dict)  # contact key -> msgpack record
     agent_records: dict[str, bytes] = field(default_factory=dict)  # agent key -> msgpack record
     progress: StageProgress = field(default_factory=StageProgress)
@@ -153,13 +154,19 @@ class ContactPass:
             self._sums = PartitionSums.of(self.source, self._closed_before, contacts, agents)
         return self._sums
 
-    def take_over(self, now_us: int) -> TakeOver:
+    def take_over(self, now_us: int, log_end: int = 0) -> TakeOver:
         """This owner's epoch: after every earlier owner's, whose epoch the progress record keeps,
         even if clocks went back. The progress record that keeps it is to be written to the
         changelog and acknowledged before the fence is sent (so a later owner sees it even when
         this one dies before its first batch); the fence drops earlier owners' partials from the
         board; then every partial of the partition, of version 0 (sent once, right after the
-        fence: the batches replayed from the committed offset send what changes after)."""
+        fence: the batches replayed from the committed offset send what changes after).
+
+        ``log_end``: the input partition's end offset now. An earlier owner may have written the
+        ``contributions`` rows of events up to it and died before their changelog records (rows go
+        first): until then, the minutes of every state a contact passes through are remembered, so
+        that its rows delete the ones its last state leaves."""
+        self.replay_until = log_end
         self.epoch = max(now_us, self._stored_epoch + 1)
         self._stored_epoch = self.epoch
         minutes, live = self.sums.everything(self.epoch)
@@ -182,6 +189,8 @@ class ContactPass:
             batch.event(routed.source, routed.event, new)
             if not new:
                 replayed.add(routing_key(routed.event))
+            if offset < self.replay_until and routed.event.type != "agent.state_changed":
+                self._passed_through(batch, routing_key(routed.event))
             progress.applied(offset)
         progress.duplicates += batch.duplicates - before[0]
         progress.conflicts += batch.conflicts - before[1]
@@ -209,6 +218,13 @@ class ContactPass:
         out.minutes, out.live = sums.partials(touched, self.epoch, progress.offsets.next_offset)
         out.closed = touched.closed
         return out
+
+    def _passed_through(self, batch: ContactBatch, key: str) -> None:
+        """Remember the minutes of a contact's state after an event read again after a take-over:
+        an earlier owner may have ended a batch, and written its rows, in that state."""
+        record = batch.records[key]
+        assert isinstance(record, ContactRecord)
+        contact_minutes(record, contribution(record.state, batch.contacts[key], self.targets))
 
     def _contacts(self, batch: ContactBatch, sums: PartitionSums, touched: Touched, replayed: set[str],
                   out: PassOutput) -> None:  # fmt: skip

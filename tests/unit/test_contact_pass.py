@@ -36,12 +36,14 @@ def send(board: Board, out: PassOutput | IssueOutput | tuple[list[Any], list[Any
         board.apply_partial(partial)
 
 
-def restored(changelog: list[tuple[bytes, bytes | None]], board: Board | None = None, now_us: int = 1) -> ContactPass:
-    """The pass taken over from ``changelog``; its fence and first partials sent to ``board``."""
+def restored(changelog: list[tuple[bytes, bytes | None]], board: Board | None = None, now_us: int = 1,
+             log_end: int = 0) -> ContactPass:  # fmt: skip
+    """The pass taken over from ``changelog`` when the input partition ends at ``log_end``; its
+    fence and first partials sent to ``board``."""
     contact_pass = ContactPass(MODEL_TARGETS, NO_EXPIRY_US)
     for key, value in changelog:
         contact_pass.restore(key, value)
-    taken = contact_pass.take_over(now_us)
+    taken = contact_pass.take_over(now_us, log_end)
     changelog += taken.writes.items()  # acknowledged before the fence is sent
     if board is not None:
         board.fence(taken.fence)
@@ -64,8 +66,8 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
     messages, _, _ = scenario
     log = [(offset, Routed(source, event)) for offset, (event, source) in enumerate(messages)]
     changelog: list[tuple[bytes, bytes | None]] = []
-    board = Board()
-    contact_pass, committed, position = restored(changelog, board), 0, 0
+    board, contributions = Board(), {}
+    contact_pass, committed, position = restored(changelog, board, log_end=len(log)), 0, 0
     kills = data.draw(st.integers(0, 3), label="kills")
     while position < len(log):
         end = data.draw(st.integers(position + 1, len(log)), label="batch end")
@@ -75,17 +77,20 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
         if kills and data.draw(st.booleans(), label="killed after this batch"):
             kills -= 1
             changelog += writes[: data.draw(st.integers(0, len(writes)), label="records that made it")]
+            rows = out.contribution_rows
+            latest_rows(contributions, rows[: data.draw(st.integers(0, len(rows)), label="rows written")], 4)
             sent = data.draw(st.integers(0, len(out.minutes)), label="partials that made it")
             send(board, (out.minutes[:sent], out.live[: data.draw(st.integers(0, len(out.live)))]))
             zombie = contact_pass
             # the clock may go back at a take-over: the epoch still moves on
-            contact_pass = restored(changelog, board, data.draw(st.integers(0, 2), label="clock"))
+            contact_pass = restored(changelog, board, data.draw(st.integers(0, 2), label="clock"), len(log))
             if end < len(log) and data.draw(st.booleans(), label="the old owner goes on (a zombie)"):
                 send(board, zombie.on_batch(log[end : data.draw(st.integers(end + 1, len(log)))], wall=0.0))
             position = committed
             continue
         changelog += writes
         send(board, out)
+        latest_rows(contributions, out.contribution_rows, 4)
         position = end
         if data.draw(st.booleans(), label="commit"):
             committed = position
@@ -93,9 +98,23 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
     contacts_and_agents = Board()
     contacts_and_agents.load(r for r in clean.board.reports.values() if not r.source.startswith("issue:"))
     assert shown(board) == shown(contacts_and_agents)
+    kept = {(q, c, m // 60, source): row[4:-2] for (q, c, m, source), (_, row) in contributions.items() if not row[-1]}
+    expected = {(r.queue, channel, minute, r.source): values
+                for r in clean.board.reports.values() if r.source.startswith("contact:")
+                for channel, minute, values in r.minutes}  # fmt: skip
+    assert kept == expected  # the contacts' contributions rows: a lost batch's rows do not stay
     progress = contact_pass.progress
     assert (progress.duplicates, progress.conflicts) == (clean.health.duplicates, clean.health.conflicts)
     assert progress.offsets.next_offset == len(log)
+
+
+def latest_rows(table: dict[tuple[object, ...], tuple[int, tuple[object, ...]]], rows: list[tuple[object, ...]],
+                key_width: int) -> None:  # fmt: skip
+    """A ReplacingMergeTree: per key, the row of greatest version (ties: the later)."""
+    for row in rows:
+        key, version = row[:key_width], row[-2]
+        if key not in table or table[key][0] <= version:  # type: ignore[operator]
+            table[key] = (version, row)  # type: ignore[assignment]
 
 
 def test_an_agent_offline_past_the_retention_is_forgotten() -> None:

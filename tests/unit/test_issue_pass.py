@@ -16,7 +16,7 @@ from pipeline.core.contract import Event
 from pipeline.core.engine import IssueUpdate
 from pipeline.core.issue_pass import IssuePass, issue_partition, progress_key
 from pipeline.core.wire import Routed, issue_messages
-from tests.unit.test_contact_pass import NO_EXPIRY_US, send, shown
+from tests.unit.test_contact_pass import NO_EXPIRY_US, latest_rows, send, shown
 from tests.unit.test_metrics_core import MODEL_TARGETS, SETTINGS, run, scenarios
 
 PARTITIONS = 2
@@ -51,15 +51,6 @@ def restored(partition: int, changelog: list[tuple[bytes, bytes | None]], board:
         board.fence(taken.fence)
         send(board, (taken.minutes, taken.live))
     return issue_pass
-
-
-def latest_rows(table: dict[tuple[object, ...], tuple[int, tuple[object, ...]]], rows: list[tuple[object, ...]],
-                key_width: int) -> None:  # fmt: skip
-    """A ReplacingMergeTree: per key, the row of greatest version (ties: the later)."""
-    for row in rows:
-        key, version = row[:key_width], row[-2]
-        if key not in table or table[key][0] <= version:  # type: ignore[operator]
-            table[key] = (version, row)  # type: ignore[assignment]
 
 
 @SETTINGS
