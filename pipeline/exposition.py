@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from pipeline.core.board import Board
 from pipeline.core.counts import Counts
-from pipeline.core.metrics import COUNT_GAUGES, RATIO_GAUGES, service_level
+from pipeline.core.metrics import COUNT_GAUGES, RATIO_GAUGES, ratios
 from pipeline.core.progress import PartitionProgress, StageProgress
 from pipeline.core.targets import Targets
 from pipeline.sink import SinkHealth
@@ -132,20 +132,17 @@ class BoardCollector(Collector):
             total = sums.setdefault((label(queue), channel, window), Counts())
             total.add(summed)
         counts = {name: GaugeMetricFamily(name, HELP[name], labels=WINDOW_LABELS) for name in COUNT_GAUGES}
-        ratios = {name: GaugeMetricFamily(name, HELP[name], labels=WINDOW_LABELS) for name in RATIO_GAUGES}
+        gauges = {name: GaugeMetricFamily(name, HELP[name], labels=WINDOW_LABELS) for name in RATIO_GAUGES}
         lines: set[tuple[str, str]] = set()
         for (queue, channel, window), summed in sorted(sums.items()):
             lines.add((queue, channel))
             labels = [queue, channel, window]
             for name, field in COUNT_GAUGES.items():
                 counts[name].add_metric(labels, getattr(summed, field))
-            definition = self._targets.for_queue(queue, channel)
-            for name, formula in RATIO_GAUGES.items():
-                value = service_level(summed, definition) if formula is service_level else formula(summed)
-                if value is not None:
-                    ratios[name].add_metric(labels, value)
+            for name, value in ratios(summed, self._targets.for_queue(queue, channel)):
+                gauges[name].add_metric(labels, value)
         yield from counts.values()
-        yield from ratios.values()
+        yield from gauges.values()
 
         waiting = GaugeMetricFamily("ccpulse_queue_waiting", "Contacts waiting now (offered at most 7 days ago).",
                                     labels=["queue", "channel"])  # fmt: skip

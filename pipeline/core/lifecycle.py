@@ -166,6 +166,7 @@ def contribution(state: ContactState, contact_id: str, targets: Targets) -> Cont
         else:
             abandoned = None
     handled_answer = answered  # handle time is work done, in hours or not
+    threshold_us = targets.for_queue(offered.queue, offered.channel).threshold_us
     calendar = targets.calendar_for(offered.queue)
     closed = calendar is not None and not calendar.is_open(offered.at)
     if closed:
@@ -179,7 +180,7 @@ def contribution(state: ContactState, contact_id: str, targets: Targets) -> Cont
         counts = bucket(answered.at)
         counts.answered += 1
         counts.wait_us_sum += wait
-        if wait <= targets.for_queue(offered.queue, offered.channel).threshold_us:
+        if wait <= threshold_us:
             counts.answered_in_sl += 1
     if abandoned is not None:
         counts = bucket(abandoned.at)
@@ -187,7 +188,7 @@ def contribution(state: ContactState, contact_id: str, targets: Targets) -> Cont
         abandon_wait = max(0, abandoned.at - offered.at)
         if abandon_wait < targets.short_abandon_us:
             counts.short_abandoned += 1
-        elif abandon_wait <= targets.for_queue(offered.queue, offered.channel).threshold_us:
+        elif abandon_wait <= threshold_us:
             counts.abandoned_in_sl += 1
     ended = state.ended
     if ended is not None and handled_answer is not None:

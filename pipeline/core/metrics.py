@@ -6,6 +6,8 @@ shows a dash, SQL returns NULL).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from pipeline.core.counts import MICROS, Counts
 from pipeline.core.targets import Target
 
@@ -84,6 +86,16 @@ RATIO_GAUGES = {
     "ccpulse_fcr_ratio": fcr_ratio,
     "ccpulse_art_seconds": art_seconds,
 }
+
+
+def ratios(c: Counts, definition: Target = METRICS_MD) -> Iterator[tuple[str, float]]:
+    """Every metric of ``c`` that has a value, by name; service level by the queue's definition."""
+    for name, formula in RATIO_GAUGES.items():
+        value = service_level(c, definition) if formula is service_level else formula(c)
+        if value is not None:
+            yield name, value
+
+
 COUNT_GAUGES = {
     "ccpulse_offered": "offered",
     "ccpulse_answered": "answered",

@@ -50,6 +50,18 @@ class Outcome:
     detail: str = ""
 
 
+def merged(outcomes: list[Outcome]) -> Outcome:
+    """One line's outcome from its records' (a JSON array of several): their events, else the
+    first rejection, else skipped as the record says (one) or as ``nothing``."""
+    if len(outcomes) == 1:
+        return outcomes[0]
+    events = tuple(event for outcome in outcomes for event in outcome.events)
+    rejected = next((outcome for outcome in outcomes if outcome.rejected), None)
+    if events or rejected is None:
+        return Outcome(events=events, skipped=None if events else "nothing")
+    return rejected
+
+
 @dataclass(frozen=True)
 class Line:
     at: datetime

@@ -20,6 +20,7 @@ after its agent's ``user.end`` (a queue without after-call work) ends at that ``
 
 from __future__ import annotations
 
+import heapq
 import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -27,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from pipeline.sources.asterisk import Outcome, queue_name
+from pipeline.sources.asterisk import Outcome, merged, queue_name
 from pipeline.timefmt import rfc3339
 
 MAX_OPEN = 100_000
@@ -54,6 +55,7 @@ class DetailEvents:
         self.attributes: dict[str, dict[str, str]] = {}  # conversation -> the flow's attributes
         self.contacts: dict[str, Contact] = {}  # "<conversation>:<queue>" -> an answered contact
         self.latest_ms = 0  # the latest eventTime seen: the stream's clock
+        self._awaiting: list[tuple[int, str]] = []  # (user.end time, key), a heap: the wrap-ups due
 
     def line(self, raw: bytes | str) -> Outcome:
         text = (raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw).strip()
@@ -66,12 +68,7 @@ class DetailEvents:
         items = document if isinstance(document, list) else [document]
         if not items or not all(isinstance(item, dict) for item in items):
             return Outcome(rejected="unreadable", detail="not a JSON object or an array of objects")
-        outcomes = [self.record(item) for item in items]
-        if len(outcomes) == 1:
-            return outcomes[0]
-        events = tuple(event for outcome in outcomes for event in outcome.events)
-        rejected = next((outcome for outcome in outcomes if outcome.rejected), None)
-        return Outcome(events=events) if events or rejected is None else rejected
+        return merged([self.record(item) for item in items])
 
     def record(self, item: dict[str, Any]) -> Outcome:
         wrapped = item.get("detail")
@@ -152,6 +149,7 @@ class DetailEvents:
         interacting, held = int(body.get("interactingDurationMs") or 0), int(body.get("heldDurationMs") or 0)
         contact.talk_ms, contact.hold_ms, contact.left_ms = max(0, interacting - held), held, now
         contact.transferred = str(body.get("disconnectType") or "").upper() in TRANSFERS
+        heapq.heappush(self._awaiting, (now, f"{conversation}:{body.get('queueId')}"))
         return Outcome()
 
     def acw(self, body: dict[str, Any], conversation: str, now: int) -> Outcome:
@@ -166,9 +164,13 @@ class DetailEvents:
     # ------------------------------------------------------------------ ends
     def _waited_out(self) -> list[dict[str, object]]:
         """Contacts whose wrap-up has not come ``ACW_WAIT_MS`` after their user.end: they end there."""
-        over = [key for key, c in self.contacts.items()
-                if c.left_ms is not None and self.latest_ms - c.left_ms > ACW_WAIT_MS]  # fmt: skip
-        return [self._ended(key, self.contacts.pop(key), None, 0) for key in over]
+        ended = []
+        while self._awaiting and self.latest_ms - self._awaiting[0][0] > ACW_WAIT_MS:
+            left_ms, key = heapq.heappop(self._awaiting)
+            contact = self.contacts.get(key)
+            if contact is not None and contact.left_ms == left_ms:  # not ended by its acw since
+                ended.append(self._ended(key, self.contacts.pop(key), None, 0))
+        return ended
 
     def _ended(self, key: str, contact: Contact, at_ms: int | None, acw_ms: int) -> dict[str, object]:
         conversation, queue = key.split(":", 1)
@@ -194,6 +196,8 @@ class DetailEvents:
         self.attributes = {key: dict(value) for key, value in saved.get("attributes", {}).items()}
         self.contacts = {key: Contact(**value) for key, value in saved.get("contacts", {}).items()}
         self.latest_ms = int(saved.get("latest_ms", 0))
+        self._awaiting = [(c.left_ms, key) for key, c in self.contacts.items() if c.left_ms is not None]
+        heapq.heapify(self._awaiting)
 
 
 HANDLERS = {

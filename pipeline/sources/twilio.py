@@ -32,7 +32,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import orjson
 
-from pipeline.sources.asterisk import Outcome, queue_name
+from pipeline.sources.asterisk import Outcome, merged, queue_name
 from pipeline.timefmt import rfc3339
 
 MAX_OPEN_TASKS = 100_000
@@ -86,14 +86,7 @@ class TaskRouter:
             records = parse(text)
         except ValueError as problem:
             return Outcome(rejected="unreadable", detail=str(problem))
-        outcomes = [self.record(record) for record in records]
-        if len(outcomes) == 1:
-            return outcomes[0]
-        events = tuple(event for outcome in outcomes for event in outcome.events)
-        rejected = next((outcome for outcome in outcomes if outcome.rejected), None)
-        if events or rejected is None:
-            return Outcome(events=events, skipped=None if events else "nothing")
-        return rejected
+        return merged([self.record(record) for record in records])
 
     def record(self, record: dict[str, Any]) -> Outcome:
         """One TaskRouter event, its names in snake_case (see :func:`parse`)."""
