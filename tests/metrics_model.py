@@ -20,7 +20,7 @@ COUNT_FIELDS = (
     "offered", "answered", "answered_in_sl", "abandoned", "short_abandoned", "wait_us_sum", "handled",
     "handle_us_sum", "csat_responses", "csat_positive", "nps_responses", "nps_promoters", "nps_detractors",
     "ces_responses", "ces_sum", "issues_judged", "issues_fcr", "issues_resolved", "resolution_us_sum",
-    "abandoned_in_sl", "offered_out_of_hours",
+    "abandoned_in_sl", "offered_out_of_hours", "hold_us_sum",
 )  # fmt: skip
 
 
@@ -133,6 +133,7 @@ def model(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, target
             add(ended.at, "handled")
             seconds = (ended.talk_seconds or 0) + (ended.hold_seconds or 0) + (ended.acw_seconds or 0)
             add(ended.at, "handle_us_sum", round(seconds * 1_000_000))
+            add(ended.at, "hold_us_sum", round((ended.hold_seconds or 0) * 1_000_000))
         if survey:
             if survey.csat is not None:
                 add(survey.at, "csat_responses")

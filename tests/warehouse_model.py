@@ -50,8 +50,9 @@ def expected_contacts(events: list[Event], targets: Targets) -> dict[str, dict[s
                 assert abandoned is not None
                 outcome = "abandoned"
                 short = max(0, abandoned.at - offered.at) < targets.short_abandon_seconds * 1_000_000
-        handle = None
+        handle = hold = None
         if ended:
+            hold = round((ended.hold_seconds or 0) * 1_000_000)
             seconds = (ended.talk_seconds or 0) + (ended.hold_seconds or 0) + (ended.acw_seconds or 0)
             handle = round(seconds * 1_000_000)
         contacts[contact] = {
@@ -68,6 +69,7 @@ def expected_contacts(events: list[Event], targets: Targets) -> dict[str, dict[s
             "surveyed_at": survey.at if survey else None,
             "wait_us": max(0, answered.at - offered.at) if answered and offered else None,
             "handle_us": handle,
+            "hold_us": hold,
             "outcome": outcome,
             "answered_in_sl": in_sl,
             "short_abandoned": short,
@@ -133,7 +135,7 @@ SELECT contact_id, queue, channel, customer_id, reason, case_id, agent_id,
        toUnixTimestamp64Micro(offered_at) AS offered_at, toUnixTimestamp64Micro(answered_at) AS answered_at,
        toUnixTimestamp64Micro(abandoned_at) AS abandoned_at, toUnixTimestamp64Micro(ended_at) AS ended_at,
        toUnixTimestamp64Micro(surveyed_at) AS surveyed_at, toString(wait_seconds) AS wait_seconds,
-       toString(handle_seconds) AS handle_seconds, outcome, answered_in_sl, short_abandoned, resolved,
+       toString(handle_seconds) AS handle_seconds, toString(hold_seconds) AS hold_seconds, outcome, answered_in_sl, short_abandoned, resolved,
        csat, nps, ces, issue_id, is_repeat
 FROM ccpulse.contacts FINAL
 """
@@ -144,7 +146,7 @@ SELECT issue_id, opening_contact_id, queue, channel, customer_id, toUnixTimestam
 FROM ccpulse.issues FINAL
 """
 SECONDS = {"wait_us_sum": "wait_seconds_sum", "handle_us_sum": "handle_seconds_sum",
-           "resolution_us_sum": "resolution_seconds_sum"}  # fmt: skip
+           "resolution_us_sum": "resolution_seconds_sum", "hold_us_sum": "hold_seconds_sum"}  # fmt: skip
 MINUTES_SQL = (
     "SELECT queue, channel, toUnixTimestamp(minute) AS minute, "
     + ", ".join(f"toString({SECONDS[f]}) AS {f}" if f in SECONDS else f for f in COUNT_FIELDS)
@@ -178,6 +180,7 @@ def actual_contacts(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             **{k: micros(row[k]) for k in ("offered_at", "answered_at", "abandoned_at", "ended_at", "surveyed_at")},
             "wait_us": decimal_us(row["wait_seconds"]),
             "handle_us": decimal_us(row["handle_seconds"]),
+            "hold_us": decimal_us(row["hold_seconds"]),
             **{
                 k: None if row[k] is None else bool(row[k])
                 for k in ("answered_in_sl", "short_abandoned", "resolved", "is_repeat")
@@ -222,6 +225,7 @@ def counts_from_facts(
         if row["outcome"] == "answered" and row["ended_at"] is not None:
             add(q, c, row["ended_at"], "handled")
             add(q, c, row["ended_at"], "handle_us_sum", row["handle_us"])
+            add(q, c, row["ended_at"], "hold_us_sum", row["hold_us"])
         if row["outcome"] == "answered" and not apart:
             add(q, c, row["answered_at"], "answered")
             add(q, c, row["answered_at"], "wait_us_sum", row["wait_us"])

@@ -42,6 +42,8 @@ class Counts:
     # offered while the queue was closed (its business hours, holidays, closed dates): counted here
     # and, unless the queue counts them, nowhere else (not offered, answered or abandoned)
     offered_out_of_hours: int = 0
+    # Σ hold_seconds of handled contacts, at ended_at (issue 22; part of handle_us_sum)
+    hold_us_sum: int = 0
 
     def add(self, other: Counts, sign: int = 1) -> None:
         """Add ``other`` (``sign=-1``: subtract it), field by field."""

@@ -31,7 +31,7 @@ EVENT_COLUMNS = ("event_id", "type", "occurred_at", "contact_id", "queue", "chan
 CONTACT_COLUMNS = (
     "contact_id", "queue", "channel", "customer_id", "reason", "case_id", "agent_id",
     "offered_at", "answered_at", "abandoned_at", "ended_at", "surveyed_at", "last_event_at",
-    "wait_seconds", "abandon_wait_seconds", "handle_seconds", "outcome", "answered_in_sl", "short_abandoned",
+    "wait_seconds", "abandon_wait_seconds", "handle_seconds", "hold_seconds", "outcome", "answered_in_sl", "short_abandoned",
     "resolved", "csat", "nps", "ces", "issue_key", "version",
 )  # fmt: skip
 # per contact and issue key: its issue in that key's grouping (the ``contacts`` view joins the
@@ -45,7 +45,7 @@ ISSUE_COLUMNS = (
 # contributions keep durations in integer microseconds (internal; metrics_minute shows seconds)
 CONTRIBUTION_COLUMNS = ("queue", "channel", "minute", "source", *FIELDS, "version", "is_deleted")
 SECONDS_SUMS = {"wait_us_sum": "wait_seconds_sum", "handle_us_sum": "handle_seconds_sum",
-                "resolution_us_sum": "resolution_seconds_sum"}  # fmt: skip
+                "resolution_us_sum": "resolution_seconds_sum", "hold_us_sum": "hold_seconds_sum"}  # fmt: skip
 ZERO_COUNTS = (0,) * len(FIELDS)
 MINUTE_COLUMNS = ("minute", "queue", "channel", *(SECONDS_SUMS.get(name, name) for name in FIELDS),
                   "version", "is_deleted")  # fmt: skip
@@ -94,6 +94,7 @@ def contact_row(contact_id: str, record: ContactRecord, targets: Targets) -> Row
         max(0, answered.at - offered.at) if answered and offered else None,  # seconds, as µs (module text)
         max(0, abandoned.at - offered.at) if abandoned and offered else None,
         ended.handle_us if ended else None,
+        ended.hold_us if ended else None,
         outcome,
         in_sl,
         short,

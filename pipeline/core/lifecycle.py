@@ -49,6 +49,7 @@ class Ended(Struct, array_like=True, frozen=True):
     event_id: str
     handle_us: int  # talk + hold + after-contact work, to the microsecond
     resolved: bool
+    hold_us: int = 0  # of the handle time (last: records written before it decode as 0)
 
 
 class Surveyed(Struct, array_like=True, frozen=True):
@@ -89,7 +90,8 @@ def _fact(event: Event) -> Offered | Answered | Abandoned | Ended | Surveyed:
     if kind == "contact.abandoned":
         return Abandoned(event.at, event.event_id)
     if kind == "contact.ended":
-        return Ended(event.at, event.event_id, handle_us(event), bool(event.resolved))
+        hold = round((event.hold_seconds or 0.0) * MICROS)
+        return Ended(event.at, event.event_id, handle_us(event), bool(event.resolved), hold)
     return Surveyed(event.at, event.event_id, event.csat, event.nps, event.ces)
 
 
@@ -195,6 +197,7 @@ def contribution(state: ContactState, contact_id: str, targets: Targets) -> Cont
         counts = bucket(ended.at)
         counts.handled += 1
         counts.handle_us_sum += ended.handle_us
+        counts.hold_us_sum += ended.hold_us
     survey = state.survey
     if survey is not None:
         counts = bucket(survey.at)

@@ -60,6 +60,10 @@ def nps_score(c: Counts) -> float | None:
     return _ratio(100 * (c.nps_promoters - c.nps_detractors), c.nps_responses)
 
 
+def hold_seconds(c: Counts) -> float | None:
+    return _ratio(c.hold_us_sum / MICROS, c.handled)
+
+
 def ces_score(c: Counts) -> float | None:
     return _ratio(c.ces_sum, c.ces_responses)
 
@@ -80,6 +84,7 @@ RATIO_GAUGES = {
     "ccpulse_asa_seconds": asa_seconds,
     "ccpulse_abandon_ratio": abandon_ratio,
     "ccpulse_aht_seconds": aht_seconds,
+    "ccpulse_hold_seconds": hold_seconds,
     "ccpulse_csat_ratio": csat_ratio,
     "ccpulse_nps_score": nps_score,
     "ccpulse_ces_score": ces_score,
