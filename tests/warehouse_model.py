@@ -135,7 +135,8 @@ SELECT contact_id, queue, channel, customer_id, reason, case_id, agent_id,
        toUnixTimestamp64Micro(offered_at) AS offered_at, toUnixTimestamp64Micro(answered_at) AS answered_at,
        toUnixTimestamp64Micro(abandoned_at) AS abandoned_at, toUnixTimestamp64Micro(ended_at) AS ended_at,
        toUnixTimestamp64Micro(surveyed_at) AS surveyed_at, toString(wait_seconds) AS wait_seconds,
-       toString(handle_seconds) AS handle_seconds, toString(hold_seconds) AS hold_seconds, outcome, answered_in_sl, short_abandoned, resolved,
+       toString(handle_seconds) AS handle_seconds, toString(hold_seconds) AS hold_seconds, outcome, answered_in_sl,
+       short_abandoned, resolved,
        csat, nps, ces, issue_id, is_repeat
 FROM ccpulse.contacts FINAL
 """

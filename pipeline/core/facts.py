@@ -31,8 +31,8 @@ EVENT_COLUMNS = ("event_id", "type", "occurred_at", "contact_id", "queue", "chan
 CONTACT_COLUMNS = (
     "contact_id", "queue", "channel", "customer_id", "reason", "case_id", "agent_id",
     "offered_at", "answered_at", "abandoned_at", "ended_at", "surveyed_at", "last_event_at",
-    "wait_seconds", "abandon_wait_seconds", "handle_seconds", "hold_seconds", "outcome", "answered_in_sl", "short_abandoned",
-    "resolved", "csat", "nps", "ces", "issue_key", "version",
+    "wait_seconds", "abandon_wait_seconds", "handle_seconds", "hold_seconds", "outcome", "answered_in_sl",
+    "short_abandoned", "resolved", "csat", "nps", "ces", "issue_key", "version",
 )  # fmt: skip
 # per contact and issue key: its issue in that key's grouping (the ``contacts`` view joins the
 # row of the key in the contact's facts: deploy/clickhouse/0002_contact_issues.sql)
