@@ -30,8 +30,9 @@ async def send_partials(producer: Any, board_topic: str, partitions: int,
     found = list(found)
     minutes = [partial for each in found for partial in each.minutes]
     live = [partial for each in found for partial in each.live]
+    agents = [partial for each in found for partial in getattr(each, "agents", ())]  # the contacts pass's
     return [await producer.send(board_topic, message, partition=destination)
-            for destination, message in partial_messages(minutes, live, partitions)]  # fmt: skip
+            for destination, message in partial_messages(minutes, live, partitions, agents)]  # fmt: skip
 
 
 class TakenOver(HasPartials, Protocol):

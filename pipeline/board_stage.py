@@ -115,7 +115,7 @@ class BoardStage(StageRunner):
                 for fence in message.fences:
                     state.fences[fence.source] = max(state.fences.get(fence.source, 0), fence.epoch)
                     changed.update((key, None) for key in board.fence(fence))
-                found: list[Partial] = [*message.minutes, *message.live]
+                found: list[Partial] = message.partials()
                 for partial in found:
                     if board.apply_partial(partial):
                         changed[partial.key] = None if partial.empty else partial

@@ -13,6 +13,8 @@ from zoneinfo import ZoneInfo
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from pipeline.core.agent_time import TIMED
+from pipeline.core.agent_view import occupancy, queue_time, utilisation
 from pipeline.core.board import Board
 from pipeline.core.counts import Counts
 from pipeline.core.metrics import COUNT_GAUGES, RATIO_GAUGES, ratios
@@ -42,6 +44,15 @@ HELP = {
     "ccpulse_fcr_ratio": "Issues resolved on first contact / issues judged (provisional for fcr_window_days).",
     "ccpulse_art_seconds": "Average resolution time of issues resolved in the window.",
 }
+HELP |= {
+    "ccpulse_agent_state_seconds": "Time agents serving the queue spent in each state in the window "
+    "(offline not timed).",
+    "ccpulse_agent_occupancy_ratio": "Occupancy (占有率): time on contacts and in after-contact work / "
+    "that + available.",
+    "ccpulse_agent_utilisation_ratio": "Utilisation (稼働率): time on contacts, in after-contact work and available / "
+    "time in every state but offline.",
+}
+AGENT_RATIOS = {"ccpulse_agent_occupancy_ratio": occupancy, "ccpulse_agent_utilisation_ratio": utilisation}
 WINDOW_LABELS = ["queue", "channel", "window"]
 
 
@@ -122,19 +133,39 @@ class BoardCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         board = self._board()
         now = self._now_us()
-        windowed = list(board.window_counts(now, lambda queue: self._targets.day_for(queue, self._zone)))
+        day_of = lambda queue: self._targets.day_for(queue, self._zone)  # noqa: E731
+        windowed = list(board.window_counts(now, day_of))
         waiting_now = list(board.waiting(now))
         agents_now = list(board.agents_by_state())
+        agent_time = list(queue_time(board, now, day_of))
         queues = {q for q, *_ in windowed} | {q for q, *_ in waiting_now} | {q for q, *_ in agents_now}
+        queues |= {q for q, *_ in agent_time}
         label = shown_queue(queues, self._max_queues)
+        lines: set[tuple[str, str]] = set()
+        yield from self._windowed(windowed, label, lines)
+        yield from self._waiting(waiting_now, label, lines)
+        yield from self._agents(agents_now, agent_time, label)
+        yield from self._targets_in_force(lines, queues)
+        yield GaugeMetricFamily("ccpulse_queues_folded",
+                                "Queue names folded into queue=\"_other\" (past CCPULSE_MAX_QUEUE_LABELS).",
+                                value=sum(1 for q in queues if label(q) == OTHER_QUEUES))  # fmt: skip
+        if now:
+            yield GaugeMetricFamily("ccpulse_clock_seconds", "The worker's now (Unix seconds).", value=now / 1_000_000)
+        yield GaugeMetricFamily(
+            "ccpulse_board_reports",
+            "Contributions on this worker's board: issue keys' reports and the contacts passes' partials "
+            "(per input partition and queue, channel and minute, or queue).",
+            value=len(board.reports) + len(board.partials),
+        )  # fmt: skip
 
+    def _windowed(self, windowed: list[tuple[str, str, str, Counts]], label: Callable[[str], str],
+                  lines: set[tuple[str, str]]) -> Iterator[Metric]:  # fmt: skip
         sums: dict[tuple[str, str, str], Counts] = {}
         for queue, channel, window, summed in windowed:
             total = sums.setdefault((label(queue), channel, window), Counts())
             total.add(summed)
         counts = {name: GaugeMetricFamily(name, HELP[name], labels=WINDOW_LABELS) for name in COUNT_GAUGES}
         gauges = {name: GaugeMetricFamily(name, HELP[name], labels=WINDOW_LABELS) for name in RATIO_GAUGES}
-        lines: set[tuple[str, str]] = set()
         for (queue, channel, window), summed in sorted(sums.items()):
             lines.add((queue, channel))
             labels = [queue, channel, window]
@@ -145,6 +176,9 @@ class BoardCollector(Collector):
         yield from counts.values()
         yield from gauges.values()
 
+    @staticmethod
+    def _waiting(waiting_now: list[tuple[str, str, int, int | None]], label: Callable[[str], str],
+                 lines: set[tuple[str, str]]) -> Iterator[Metric]:  # fmt: skip
         waiting = GaugeMetricFamily("ccpulse_queue_waiting", "Contacts waiting now (offered at most 7 days ago).",
                                     labels=["queue", "channel"])  # fmt: skip
         oldest = GaugeMetricFamily(
@@ -164,6 +198,9 @@ class BoardCollector(Collector):
         yield waiting
         yield oldest
 
+    @staticmethod
+    def _agents(agents_now: list[tuple[str, str, int]], agent_time: list[tuple[str, str, list[int]]],
+                label: Callable[[str], str]) -> Iterator[Metric]:  # fmt: skip
         agents = GaugeMetricFamily("ccpulse_agents", "Agents whose latest state is this one, per queue they serve.",
                                    labels=["queue", "state"])  # fmt: skip
         by_state: dict[tuple[str, str], int] = {}
@@ -172,7 +209,26 @@ class BoardCollector(Collector):
         for (queue, state), count in sorted(by_state.items()):
             agents.add_metric([queue, state], count)
         yield agents
+        spent: dict[tuple[str, str], list[int]] = {}
+        for queue, window, seconds in agent_time:
+            total = spent.setdefault((label(queue), window), [0] * len(seconds))
+            spent[(label(queue), window)] = [a + b for a, b in zip(total, seconds, strict=True)]
+        state_seconds = GaugeMetricFamily("ccpulse_agent_state_seconds", HELP["ccpulse_agent_state_seconds"],
+                                          labels=["queue", "state", "window"])  # fmt: skip
+        shares = {name: GaugeMetricFamily(name, HELP[name], labels=["queue", "window"]) for name in AGENT_RATIOS}
+        for (queue, window), seconds in sorted(spent.items()):
+            if not any(seconds):
+                continue  # no agent time in the window: no series (as no ratio)
+            for state, us in zip(TIMED, seconds, strict=True):
+                state_seconds.add_metric([queue, state, window], us / 1_000_000)
+            for name, formula in AGENT_RATIOS.items():
+                value = formula(seconds)
+                if value is not None:
+                    shares[name].add_metric([queue, window], value)
+        yield state_seconds
+        yield from shares.values()
 
+    def _targets_in_force(self, lines: set[tuple[str, str]], queues: set[str]) -> Iterator[Metric]:
         target = GaugeMetricFamily("ccpulse_service_level_target_ratio", "The service-level target in force.",
                                    labels=["queue", "channel"])  # fmt: skip
         threshold = GaugeMetricFamily("ccpulse_service_level_threshold_seconds",
@@ -186,17 +242,6 @@ class BoardCollector(Collector):
             threshold.add_metric([queue, channel], effective.threshold_seconds)
         yield target
         yield threshold
-        yield GaugeMetricFamily("ccpulse_queues_folded",
-                                "Queue names folded into queue=\"_other\" (past CCPULSE_MAX_QUEUE_LABELS).",
-                                value=sum(1 for q in queues if label(q) == OTHER_QUEUES))  # fmt: skip
-        if now:
-            yield GaugeMetricFamily("ccpulse_clock_seconds", "The worker's now (Unix seconds).", value=now / 1_000_000)
-        yield GaugeMetricFamily(
-            "ccpulse_board_reports",
-            "Contributions on this worker's board: issue keys' reports and the contacts passes' partials "
-            "(per input partition and queue, channel and minute, or queue).",
-            value=len(board.reports) + len(board.partials),
-        )  # fmt: skip
 
 
 class StateSizeCollector(Collector):

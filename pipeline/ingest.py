@@ -233,7 +233,8 @@ class IngestStage(StageRunner):
         before December 2026, if their changelogs are there (an upgrade: :meth:`_upgrade`)."""
         began = time.monotonic()
         retention_us = int(self.settings.contact_retention_hours * 3600 * 1_000_000)
-        passes = {p: ContactPass(self.targets, retention_us, source=p) for p in partitions}
+        day = self.targets.agent_day(self.settings.zone)
+        passes = {p: ContactPass(self.targets, retention_us, source=p, day=day) for p in partitions}
         tps = [TopicPartition(self.state_topic, p) for p in partitions]
 
         def restore(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:

@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry
 from pipeline import console
 from pipeline.board_stage import BoardStage
 from pipeline.changelog import RECORD_BATCH_BYTES
+from pipeline.core.agent_view import agent_list
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
 from pipeline.core.snapshot import snapshot
@@ -257,6 +258,11 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         document["generated_at"] = time.time()
         return document
 
+    def agents_document() -> dict[str, Any]:
+        now = clock_us()
+        return {"agents": agent_list(board.board, now, targets.agent_day(settings.zone)), "now": now / 1_000_000,
+                "zone": settings.zone.key}  # fmt: skip
+
     def status_document() -> dict[str, Any]:
         progress = ingest_progress()
         health = contact_health()
@@ -283,7 +289,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
 
     views = Views(registry=registry, board_document=board_document, status_document=status_document,
                   query=sink.query if sink is not None else None, query_token=settings.query_token,
-                  stopping=lambda: bool(app.should_stop), sources=_sources(settings, app, registry))  # fmt: skip
+                  stopping=lambda: bool(app.should_stop), sources=_sources(settings, app, registry),
+                  agents_document=agents_document)  # fmt: skip
     app.web_server(WebServer(views, settings.http_host, settings.http_port, address_file(settings.data_dir)))
     return app
 

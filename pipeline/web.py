@@ -1,5 +1,5 @@
-"""The worker's web server: ``/metrics``, ``/status``, ``/query``, ``/api/snapshot``, ``/api/stream``,
-the wallboard and platforms' webhooks (``/sources/<name>``), on aiohttp, started by Faust as the
+"""The worker's web server: ``/metrics``, ``/status``, ``/query``, ``/api/snapshot``, ``/api/agents``,
+``/api/stream``, the wallboard and platforms' webhooks (``/sources/<name>``), on aiohttp, started by Faust as the
 app's web server (``App.web_server``).
 
 The views only read what :class:`Views` hands them (callables over the worker's state); nothing
@@ -48,6 +48,7 @@ class Views:
     stopping: Callable[[], bool]
     # platforms' webhooks by name (POST /sources/<name>, pipeline.webhooks); only those configured
     sources: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = field(default_factory=dict)
+    agents_document: Callable[[], dict[str, Any]] = lambda: {"agents": []}  # noqa: E731
 
 
 def application(views: Views) -> web.Application:
@@ -66,6 +67,11 @@ def application(views: Views) -> web.Application:
     async def api_snapshot(request: web.Request) -> web.Response:
         """The board as JSON for wallboards (docs/wallboard-api.md)."""
         return _json(views.board_document())
+
+    @routes.get("/api/agents")
+    async def api_agents(request: web.Request) -> web.Response:
+        """The live agent list (docs/wallboard-api.md)."""
+        return _json(views.agents_document())
 
     @routes.get("/api/stream")
     async def api_stream(request: web.Request) -> web.StreamResponse:

@@ -9,7 +9,8 @@ from zoneinfo import ZoneInfo
 from pipeline.core.contract import Event, check
 from pipeline.core.targets import Target, Targets
 from pipeline.simulation import Faults, Simulation, inject
-from tests.metrics_model import COUNT_FIELDS, Expected, model
+from tests.metrics_model import COUNT_FIELDS, TIMED, Expected, model
+from tests.metrics_model import agent_list as agent_list_model
 
 Sample = tuple[str, tuple[tuple[str, str], ...]]
 COUNTS = {
@@ -71,6 +72,13 @@ def expected_samples(expected: Expected, targets: Targets) -> dict[Sample, float
             queue=queue, channel=channel)  # fmt: skip
     for (queue, state), count in expected.agents.items():
         put("ccpulse_agents", count, queue=queue, state=state)
+    for (queue, window), (available, on_contact, after_contact_work, away) in expected.agent_time.items():
+        for state, us in zip(TIMED, (available, on_contact, after_contact_work, away), strict=True):
+            put("ccpulse_agent_state_seconds", us / 1e6, queue=queue, state=state, window=window)
+        working = on_contact + after_contact_work
+        put("ccpulse_agent_occupancy_ratio", _ratio(working, working + available), queue=queue, window=window)
+        put("ccpulse_agent_utilisation_ratio", _ratio(working + available, working + available + away), queue=queue,
+            window=window)  # fmt: skip
     put("ccpulse_events_duplicate_total", expected.duplicates)
     put("ccpulse_events_conflict_total", expected.conflicts)
     return samples
@@ -78,7 +86,7 @@ def expected_samples(expected: Expected, targets: Targets) -> dict[Sample, float
 
 _EVERYTHING = Expected(
     counts={("q", "voice", "15m"): dict.fromkeys(COUNT_FIELDS, 1)}, waiting={("q", "voice"): (1, 1)},
-    agents={("q", "away"): 1},
+    agents={("q", "away"): 1}, agent_time={("q", "15m"): [1, 1, 1, 1]},
 )  # fmt: skip
 MODEL_NAMES = {name for name, _ in expected_samples(_EVERYTHING, Targets())}  # every name the model speaks for
 
@@ -105,10 +113,51 @@ UTC_ZONE = ZoneInfo("UTC")
 
 def model_of(lines: list[bytes], targets: Targets, zone: ZoneInfo = UTC_ZONE) -> tuple[Expected, int]:
     """The model of what a worker with the event clock shows once it has read ``lines``."""
+    messages = messages_of(lines)
+    now = max(event.at for event, _ in messages)
+    return model(messages, now, zone, targets), now
+
+
+def messages_of(lines: list[bytes]) -> list[tuple[Event, str]]:
+    """The valid events of ``lines``, each as one message."""
     messages: list[tuple[Event, str]] = []
     for number, line in enumerate(lines):
         verdict = check(line)
         if verdict.event is not None:
             messages.append((verdict.event, f"line:{number}"))
+    return messages
+
+
+def agents_differences(shown: dict, lines: list[bytes], targets: Targets, zone: ZoneInfo = UTC_ZONE) -> list[str]:  # type: ignore[type-arg]
+    """Every agent of ``GET /api/agents`` (``shown``) that differs from the model (times to the µs)."""
+    messages = messages_of(lines)
     now = max(event.at for event, _ in messages)
-    return model(messages, now, zone, targets), now
+    expected = agent_list_model(messages, now, zone, targets)
+    got = {each["agent_id"]: each for each in shown["agents"]}
+    problems = [f"agent {name}: missing" for name in expected.keys() - got.keys()]
+    problems += [f"agent {name}: not in the model" for name in got.keys() - expected.keys()]
+    for name in sorted(expected.keys() & got.keys()):
+        want, each = expected[name], got[name]
+        contact = want["contact"]
+        working = want["spent"][1] + want["spent"][2]
+        wanted = {
+            "state": want["state"], "queues": want["queues"], "reason": want["reason"],
+            "since": None if want["since"] is None else want["since"] / 1e6,
+            "contact": None if contact is None else {"contact_id": contact[0], "queue": contact[1],
+                                                     "channel": contact[2], "seconds": (now - contact[3]) / 1e6},
+            "today": {"handled": want["handled"],
+                      "aht_seconds": want["handle_us"] / 1e6 / want["handled"] if want["handled"] else None,
+                      "occupancy": _ratio(working, working + want["spent"][0])},
+        }  # fmt: skip
+        for field, value in wanted.items():
+            if not _same(each.get(field), value):
+                problems.append(f"agent {name} {field}: got {each.get(field)}, expected {value}")
+    return problems
+
+
+def _same(got: object, want: object) -> bool:
+    if isinstance(got, dict) and isinstance(want, dict):
+        return got.keys() == want.keys() and all(_same(got[k], want[k]) for k in got)
+    if isinstance(got, float | int) and isinstance(want, float | int) and not isinstance(got, bool):
+        return math.isclose(got, want, rel_tol=1e-9, abs_tol=1e-6)
+    return got == want

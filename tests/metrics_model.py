@@ -66,6 +66,7 @@ class Expected:
     counts: dict[tuple[str, str, str], dict[str, int]] = field(default_factory=dict)  # (queue, channel, window)
     waiting: dict[tuple[str, str], tuple[int, int | None]] = field(default_factory=dict)
     agents: dict[tuple[str, str], int] = field(default_factory=dict)
+    agent_time: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (queue, window) -> µs per state
     duplicates: int = 0
     conflicts: int = 0
 
@@ -203,4 +204,99 @@ def model(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, target
         if event.state != "offline":
             for queue in set(event.queues or ()):
                 expected.agents[(queue, event.state or "")] = expected.agents.get((queue, event.state or ""), 0) + 1
+    expected.agent_time = {
+        key: spent for key, spent in agent_time(messages, now_us, zone, targets).items() if any(spent)
+    }
     return expected
+
+
+# ------------------------------------------------------------------ agents (issue 22)
+TIMED = ("available", "on_contact", "after_contact_work", "away")
+
+
+def agent_stints(messages: list[tuple[Event, str]]) -> dict[str, list[Event]]:
+    """Each agent's state events, one per (occurred_at, event_id), in that order."""
+    found: dict[str, dict[tuple[int, str], Event]] = defaultdict(dict)
+    for event, _ in messages:
+        if event.type == "agent.state_changed":
+            found[event.agent_id or ""].setdefault((event.at, event.event_id), event)
+    return {agent: [events[key] for key in sorted(events)] for agent, events in found.items()}
+
+
+def day_start(now_us: int, zone: ZoneInfo, starts: time = time(0, 0)) -> int:
+    """The last local ``starts`` at or before now, in µs (as in_window's ``today``)."""
+    local = as_datetime(now_us).astimezone(zone)
+    start = local.replace(hour=starts.hour, minute=starts.minute, second=0, microsecond=0, fold=0)
+    if start > as_datetime(now_us):
+        start = (local - timedelta(days=1)).replace(hour=starts.hour, minute=starts.minute, second=0,
+                                                    microsecond=0, fold=0)  # fmt: skip
+    return (start.astimezone(UTC) - EPOCH) // timedelta(microseconds=1)
+
+
+def window_start(now_us: int, window: str, zone: ZoneInfo, starts: time = time(0, 0)) -> int:
+    last = now_us // 60_000_000 * 60_000_000
+    if window == "15m":
+        return last - 14 * 60_000_000
+    if window == "1h":
+        return last - 59 * 60_000_000
+    start = day_start(now_us, zone, starts)
+    return -(-start // 60_000_000) * 60_000_000
+
+
+def agent_time(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo,
+               targets: Targets) -> dict[tuple[str, str], list[int]]:  # fmt: skip
+    """(queue, window) -> µs per timed state: every interval's overlap with [window start, now]."""
+    expected: dict[tuple[str, str], list[int]] = {}
+    for stints in agent_stints(messages).values():
+        for index, stint in enumerate(stints):
+            end = stints[index + 1].at if index + 1 < len(stints) else now_us
+            if stint.state not in TIMED:
+                continue
+            for queue in set(stint.queues or ()):
+                own_zone, own_start = targets.queue_days.get(queue, (None, None))
+                day = (own_zone or zone, own_start if own_start is not None else targets.day_starts)
+                for window in ("15m", "1h", "today"):
+                    spent = max(0, min(end, now_us) - max(stint.at, window_start(now_us, window, *day)))
+                    totals = expected.setdefault((queue, window), [0, 0, 0, 0])
+                    totals[TIMED.index(stint.state or "")] += spent
+    return expected
+
+
+def agent_list(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, targets: Targets) -> dict[str, Any]:
+    """agent id -> what /api/agents says of it (times in µs), from the definitions."""
+    today = day_start(now_us, zone, targets.day_starts)
+    found: dict[str, Any] = {}
+    for agent, stints in agent_stints(messages).items():
+        spent = [0, 0, 0, 0]
+        for index, stint in enumerate(stints):
+            end = stints[index + 1].at if index + 1 < len(stints) else now_us
+            if stint.state in TIMED:
+                spent[TIMED.index(stint.state or "")] += max(0, min(end, now_us) - max(stint.at, today))
+        last = stints[-1]
+        found[agent] = {"state": last.state, "since": last.at, "queues": sorted(set(last.queues or ())),
+                        "reason": last.reason, "spent": spent, "contact": None, "handled": 0,
+                        "handle_us": 0}  # fmt: skip
+    distinct = {source: event for event, source in messages}
+    winner: dict[tuple[str, str], Event] = {}
+    for event in distinct.values():
+        key = (event.contact_id or "", event.type)
+        if event.type != "agent.state_changed" and (key not in winner or (event.at, event.event_id) < (
+                winner[key].at, winner[key].event_id)):  # fmt: skip
+            winner[key] = event
+    for contact in {c for c, _ in winner}:
+        offered, answered = winner.get((contact, "contact.offered")), winner.get((contact, "contact.answered"))
+        abandoned, ended = winner.get((contact, "contact.abandoned")), winner.get((contact, "contact.ended"))
+        if offered is None or answered is None or (abandoned is not None and abandoned.at < answered.at):
+            continue
+        entry = found.setdefault(answered.agent_id or "", {"state": None, "since": None, "queues": [], "reason": None,
+                                                           "spent": [0, 0, 0, 0], "contact": None, "handled": 0,
+                                                           "handle_us": 0})  # fmt: skip
+        if ended is None:
+            mine = (answered.at, contact)
+            if entry["contact"] is None or mine > (entry["contact"][3], entry["contact"][0]):
+                entry["contact"] = (contact, offered.queue, offered.channel, answered.at)
+        elif today <= ended.at:
+            seconds = (ended.talk_seconds or 0) + (ended.hold_seconds or 0) + (ended.acw_seconds or 0)
+            entry["handled"] += 1
+            entry["handle_us"] += round(seconds * 1_000_000)
+    return found

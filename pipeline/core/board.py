@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from msgspec import Struct
 
@@ -98,6 +99,9 @@ class LivePartial(Struct, array_like=True, frozen=True):
     agents: tuple[tuple[str, int], ...] = ()  # (state, agents), every state but offline
     epoch: int = 0
     version: int = 0
+    # (state, since) of each of its agents in a timed state (pipeline/core/agent_time.py), sorted:
+    # the open intervals, timed at read time. Last: partials written before it decode as ().
+    timing: tuple[tuple[str, int], ...] = ()
 
     @property
     def key(self) -> str:
@@ -108,7 +112,75 @@ class LivePartial(Struct, array_like=True, frozen=True):
         return not self.waiting and not self.agents
 
 
-Partial = MinutePartial | LivePartial
+class AgentMinutePartial(Struct, array_like=True, frozen=True):
+    """One input partition's sum of its agents' closed intervals in one minute of a queue: µs per
+    timed state (``agent_time.TIMED``)."""
+
+    source: int
+    queue: str
+    minute: int
+    seconds: tuple[int, ...] = ()  # (): nothing now
+    epoch: int = 0
+    version: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.queue}\x1f\x00t{self.source}\x1f{self.minute}"
+
+    @property
+    def empty(self) -> bool:
+        return not self.seconds
+
+
+class AgentPartial(Struct, array_like=True, frozen=True):
+    """One agent, from the input partition that holds its state events: its state now and its
+    closed time per state in each of its recent days (the worker's day: ``CCPULSE_TIMEZONE``)."""
+
+    source: int
+    agent_id: str
+    state: str = ""  # "": the agent is forgotten (offline past the retention)
+    since: int = 0
+    queues: tuple[str, ...] = ()
+    reason: str | None = None
+    days: tuple[tuple[int, tuple[int, ...]], ...] = ()  # (day start, µs per timed state), sorted
+    epoch: int = 0
+    version: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.agent_id}\x1f\x00agent{self.source}"
+
+    @property
+    def empty(self) -> bool:
+        return not self.state
+
+
+class AgentWorkPartial(Struct, array_like=True, frozen=True):
+    """What one input partition's contacts say of one agent: the contacts it is on now (answered
+    by it, not ended) and the contacts it handled in each recent day (count, handle µs)."""
+
+    source: int
+    agent_id: str
+    contacts: tuple[tuple[str, str, str, int], ...] = ()  # (contact_id, queue, channel, answered_at)
+    days: tuple[tuple[int, int, int], ...] = ()  # (day start, handled, handle µs), sorted
+    epoch: int = 0
+    version: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.agent_id}\x1f\x00work{self.source}"
+
+    @property
+    def empty(self) -> bool:
+        return not self.contacts and not self.days
+
+
+AgentSide = AgentMinutePartial | AgentPartial | AgentWorkPartial
+Partial = MinutePartial | LivePartial | AgentMinutePartial | AgentPartial | AgentWorkPartial
+PARTIAL_KINDS: tuple[tuple[str, type[Partial]], ...] = (
+    ("\x00p", MinutePartial), ("\x00live", LivePartial), ("\x00t", AgentMinutePartial),
+    ("\x00agent", AgentPartial), ("\x00work", AgentWorkPartial),
+)  # fmt: skip
 
 
 class Fence(Struct, array_like=True, frozen=True):
@@ -120,13 +192,12 @@ class Fence(Struct, array_like=True, frozen=True):
     epoch: int
 
 
-def partial_kind(key: str) -> type[MinutePartial] | type[LivePartial] | None:
+def partial_kind(key: str) -> type[Partial] | None:
     """Which partial a stored board key holds (None: a report)."""
     _, _, rest = key.partition("\x1f")
-    if rest.startswith("\x00p"):
-        return MinutePartial
-    if rest.startswith("\x00live"):
-        return LivePartial
+    for prefix, kind in PARTIAL_KINDS:
+        if rest.startswith(prefix):
+            return kind
     return None
 
 
@@ -150,6 +221,11 @@ class Board:
     lines: dict[tuple[str, str], QueueChannel] = field(default_factory=dict)  # (queue, channel)
     # queue -> agent source (or partial) -> (state, agents)
     agents: dict[str, dict[str, tuple[tuple[str, int], ...]]] = field(default_factory=dict)
+    # time in state (issue 22): queue -> minute -> µs per timed state, of closed intervals
+    agent_minutes: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    timing: dict[str, dict[int, tuple[tuple[str, int], ...]]] = field(default_factory=dict)  # queue -> source -> open
+    agent_states: dict[str, dict[int, AgentPartial]] = field(default_factory=dict)  # agent -> source -> it
+    agent_work: dict[str, dict[int, AgentWorkPartial]] = field(default_factory=dict)  # agent -> source -> it
 
     def apply_partial(self, partial: Partial) -> bool:
         """Keep ``partial`` unless it comes from an owner fenced off, or the board has a greater
@@ -191,6 +267,11 @@ class Board:
         if isinstance(partial, MinutePartial):
             self._count(partial.queue, partial.channel, partial.minute, partial.counts, sign)
             return
+        if isinstance(partial, AgentMinutePartial | AgentPartial | AgentWorkPartial):
+            self._agent_side(partial, sign)
+            return
+        if partial.timing or sign < 0:
+            _keep(self.timing, partial.queue, partial.source, partial.timing if sign > 0 else None)
         name = f"\x00p{partial.source}"
         by_channel: dict[str, list[int]] = {}
         for channel, offered_at in partial.waiting:
@@ -199,6 +280,21 @@ class Board:
             self._wait(partial.queue, channel, name, tuple(since), sign)
         if partial.agents:
             self._staff(partial.queue, name, partial.agents, sign)
+
+    def _agent_side(self, partial: AgentSide, sign: int) -> None:
+        if isinstance(partial, AgentPartial):
+            _keep(self.agent_states, partial.agent_id, partial.source, partial if sign > 0 else None)
+        elif isinstance(partial, AgentWorkPartial):
+            _keep(self.agent_work, partial.agent_id, partial.source, partial if sign > 0 else None)
+        else:
+            minutes = self.agent_minutes.setdefault(partial.queue, {})
+            total = minutes.setdefault(partial.minute, [0] * len(partial.seconds))
+            for slot, us in enumerate(partial.seconds):
+                total[slot] += sign * us
+            if not any(total):
+                del minutes[partial.minute]
+                if not minutes:
+                    del self.agent_minutes[partial.queue]
 
     def apply(self, report: Report) -> None:
         old = self.reports.get(report.key)
@@ -262,7 +358,7 @@ class Board:
         """The keys of minute partials that can no longer reach any window (to delete)."""
         horizon = minute_of(now_us - REPORT_RETENTION_US)
         return [key for key, partial in self.partials.items()
-                if isinstance(partial, MinutePartial) and partial.minute < horizon]  # fmt: skip
+                if isinstance(partial, MinutePartial | AgentMinutePartial) and partial.minute < horizon]  # fmt: skip
 
     def minute(self, queue: str, channel: str, minute: int) -> Counts | None:
         """The sum of the current reports for one minute (None: nothing contributes to it)."""
@@ -301,6 +397,18 @@ class Board:
                         tally[state] = tally.get(state, 0) + agents
             for state, agents in sorted(tally.items()):
                 yield queue, state, agents
+
+
+def _keep(table: dict[str, dict[int, Any]], name: str, source: int, value: Any) -> None:
+    """``table[name][source] = value``, or its removal (None), dropping an empty ``table[name]``."""
+    if value is not None:
+        table.setdefault(name, {})[source] = value
+        return
+    found = table.get(name)
+    if found is not None:
+        found.pop(source, None)
+        if not found:
+            del table[name]
 
 
 def whole_from_minute(now_us: int) -> int:

@@ -30,7 +30,8 @@ from dataclasses import dataclass, field
 import msgspec
 import orjson
 
-from pipeline.core.board import Fence, LivePartial, MinutePartial
+from pipeline.core.agent_time import Stint, changes
+from pipeline.core.board import AgentSide, Fence, LivePartial, MinutePartial
 from pipeline.core.engine import (
     AgentRecord,
     ContactBatch,
@@ -48,10 +49,18 @@ from pipeline.core.lifecycle import Contribution, contribution
 from pipeline.core.progress import StageProgress
 from pipeline.core.sums import NO_CONTRIBUTION, Minute, PartitionSums, Touched, first_open_minute
 from pipeline.core.targets import Targets
+from pipeline.core.windows import UTC_DAY, Day
 from pipeline.core.wire import Routed
 
 PROGRESS_KEY = b"\x00progress"  # the changelog key of the partition's progress record
 AGENT_PREFIX = "agent\x1f"
+
+
+def history_of(agent: AgentRecord) -> list[Stint]:
+    """The agent's stints; a record written before the history was kept is its one latest stint."""
+    if not agent.history and agent.at > -(2**62):
+        agent.history = [Stint(agent.at, agent.event_id, agent.state, agent.queues)]
+    return agent.history
 
 
 def legacy_owner(key: bytes | None, partitions: int) -> tuple[bytes, int] | None:
@@ -76,6 +85,7 @@ class PassOutput:
     writes: dict[bytes, bytes | None] = field(default_factory=dict)  # changelog; None deletes; progress first
     minutes: list[MinutePartial] = field(default_factory=list)  # to the board
     live: list[LivePartial] = field(default_factory=list)  # to the board
+    agents: list[AgentSide] = field(default_factory=list)  # to the board: time in state, the agent list
     issue_updates: list[IssueUpdate] = field(default_factory=list)
     contact_rows: list[Row] = field(default_factory=list)  # contact_facts
     contribution_rows: list[Row] = field(default_factory=list)  # contributions
@@ -91,6 +101,7 @@ class TakeOver:
     fence: Fence  # to every board partition
     minutes: list[MinutePartial]
     live: list[LivePartial]
+    agents: list[AgentSide] = field(default_factory=list)
 
 
 @dataclass
@@ -98,6 +109,7 @@ class ContactPass:
     targets: Targets
     retention_us: int
     source: int = 0  # the input partition
+    day: Day = UTC_DAY  # the worker's day (CCPULSE_TIMEZONE): agents' "today"
     epoch: int = 0  # when this owner took the partition over (µs, see take_over)
     replay_until: int = 0  # events before this offset remember every state's minutes (take_over)
     contact_records: dict[str, bytes] = field(default_factory=dict)  # contact key -> msgpack record
@@ -109,7 +121,7 @@ class ContactPass:
     _sums: PartitionSums | None = None  # derived from the records on first use (sums)
     _kept_until: dict[str, int] = field(default_factory=dict)  # contact key -> event time it expires after
     _expiry: ExpiryClock = field(default_factory=ExpiryClock)
-    _before: dict[str, Contribution | tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    _before: dict[str, Contribution | list[Stint]] = field(default_factory=dict)  # a key's state before the batch
 
     # ------------------------------------------------------------------ recovery
     def restore(self, key: bytes, value: bytes | None) -> None:
@@ -150,8 +162,8 @@ class ContactPass:
             for key, value in self.agent_records.items():
                 agent = msgspec.msgpack.decode(value, type=AgentRecord)
                 self.latest_at = max(self.latest_at, agent.at)
-                agents.append((key, agent.state, agent.queues))
-            self._sums = PartitionSums.of(self.source, self._closed_before, contacts, agents)
+                agents.append((key, history_of(agent)))
+            self._sums = PartitionSums.of(self.source, self._closed_before, contacts, agents, self.day)
         return self._sums
 
     def take_over(self, now_us: int, log_end: int = 0) -> TakeOver:
@@ -170,7 +182,8 @@ class ContactPass:
         self.epoch = max(now_us, self._stored_epoch + 1)
         self._stored_epoch = self.epoch
         minutes, live = self.sums.everything(self.epoch)
-        return TakeOver({PROGRESS_KEY: self._progress_record()}, Fence(self.source, self.epoch), minutes, live)
+        agents = self.sums.everything_of_agents(self.epoch)
+        return TakeOver({PROGRESS_KEY: self._progress_record()}, Fence(self.source, self.epoch), minutes, live, agents)
 
     def _progress_record(self) -> bytes:
         stored = {**self.progress.to_json(), "closed_before": self.sums.closed_before, "epoch": self.epoch}
@@ -212,10 +225,15 @@ class ContactPass:
             for key in list(self._expired()):
                 self._store(key).pop(key, None)
                 self._kept_until.pop(key, None)
-                sums.forget_contact(key, touched)
+                if key.startswith(AGENT_PREFIX):
+                    sums.forget_agent(key, touched)
+                else:
+                    sums.forget_contact(key, touched)
                 out.writes[key.encode()] = None
+            self._trim_agents(out)
         out.writes[PROGRESS_KEY] = self._progress_record()
         out.minutes, out.live = sums.partials(touched, self.epoch, progress.offsets.next_offset)
+        out.agents = sums.agent_partials(touched, self.epoch, progress.offsets.next_offset)
         out.closed = touched.closed
         return out
 
@@ -245,9 +263,23 @@ class ContactPass:
         for key in batch.agents:
             agent = batch.records[key]
             assert isinstance(agent, AgentRecord)
-            before = self._before.get(key, ("offline", ()))
-            assert isinstance(before, tuple)
-            sums.agent(key, before, (agent.state, agent.queues), touched)
+            before = self._before.get(key, [])
+            assert isinstance(before, list)
+            after = history_of(agent)
+            removed, added = changes(before, after)
+            sums.agent_history(key, before, after, removed, added, touched)
+
+    def _trim_agents(self, out: PassOutput) -> None:
+        """Let go of each agent's stints that end before the retention's horizon (the one in force
+        at the horizon stays: it says the state then); their minutes are closed already."""
+        horizon = self.latest_at - self.retention_us
+        for key, value in list(self.agent_records.items()):
+            agent = msgspec.msgpack.decode(value, type=AgentRecord)
+            kept = [index for index, stint in enumerate(agent.history) if stint.at <= horizon]
+            if kept and kept[-1] > 0:
+                agent.history = agent.history[kept[-1] :]
+                agent.kept_from = agent.history[0].at
+                self.agent_records[key] = out.writes[key.encode()] = msgspec.msgpack.encode(agent)
 
     def _load(self, key: str) -> ContactRecord | AgentRecord | None:
         value = self._store(key).get(key)
@@ -255,7 +287,7 @@ class ContactPass:
             return None
         if key.startswith(AGENT_PREFIX):
             agent = msgspec.msgpack.decode(value, type=AgentRecord)
-            self._before[key] = (agent.state, agent.queues)
+            self._before[key] = list(history_of(agent))  # a copy: the batch inserts into the record's
             return agent
         contact = self._contact(value)
         self._before[key] = contribution(contact.state, key.split("\x1f", 1)[1], self.targets)

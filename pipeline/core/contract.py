@@ -113,6 +113,7 @@ class AgentStateChanged(_Envelope, tag="agent.state_changed"):
     state: AgentState
     queues: list[Queue]
     contact_id: ContactId | UnsetType = UNSET
+    reason: Annotated[str, Meta(max_length=64)] | UnsetType = UNSET  # break, lunch, training... (issue 22)
 
 
 Wire = ContactOffered | ContactAnswered | ContactAbandoned | ContactEnded | SurveyResponded | AgentStateChanged
@@ -348,8 +349,9 @@ def _agent(w: AgentStateChanged, at: int, channel: str | None, queue: str | None
             _queue(name, "queues[]")
     queues = tuple(w.queues)
     contact_id = None if w.contact_id is UNSET else w.contact_id
+    reason = None if w.reason is UNSET else w.reason
     return Event(
-        w.event_id, "agent.state_changed", at, contact_id, channel, queue, None, None, None, w.agent_id,
+        w.event_id, "agent.state_changed", at, contact_id, channel, queue, None, reason, None, w.agent_id,
         None, None, None, None, None, None, None, w.state, queues,
     )  # fmt: skip
 

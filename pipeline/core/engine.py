@@ -23,6 +23,7 @@ from typing import TypeVar
 import msgspec
 from msgspec import Struct
 
+from pipeline.core.agent_time import Stint, insert
 from pipeline.core.board import Board, Report, minutes_payload
 from pipeline.core.contract import Event
 from pipeline.core.counts import Counts
@@ -88,6 +89,11 @@ class AgentRecord(Struct, array_like=True):
     state: str = "offline"
     queues: tuple[str, ...] = ()
     reported_queues: tuple[str, ...] = ()
+    # Every state event from the last one at or before the retention's horizon on, in order (time
+    # in state: pipeline/core/agent_time.py); the fields above are its last stint's. Stints before
+    # ``kept_from`` were let go: an event older than that changes no minute still held.
+    history: list[Stint] = []
+    kept_from: int = -(2**62)
 
 
 @dataclass
@@ -404,12 +410,16 @@ def agent_step(record: AgentRecord, event: Event) -> list[Report]:
 
 
 def agent_apply(record: AgentRecord, event: Event) -> None:
-    """The first half of :func:`agent_step`: keep the event if it is the agent's latest. A stage
-    applies every event of a batch and calls :func:`agent_reports` once per agent at the end."""
-    if (event.at, event.event_id) > (record.at, record.event_id):
-        record.at, record.event_id = event.at, event.event_id
-        record.state = event.state or "offline"
-        record.queues = tuple(sorted(set(event.queues or ())))
+    """The first half of :func:`agent_step`: the event in the agent's history, and its latest state.
+    A stage applies every event of a batch and calls :func:`agent_reports` once per agent at the end."""
+    if not record.history and record.at > -(2**62):  # a record written before the history was kept
+        record.history = [Stint(record.at, record.event_id, record.state, record.queues)]
+    stint = Stint(event.at, event.event_id, event.state or "offline", tuple(sorted(set(event.queues or ()))),
+                  event.reason)  # fmt: skip
+    if event.at < record.kept_from or not insert(record.history, stint):
+        return
+    latest = record.history[-1]
+    record.at, record.event_id, record.state, record.queues = latest.at, latest.event_id, latest.state, latest.queues
 
 
 def agent_reports(record: AgentRecord, agent_id: str) -> list[Report]:

@@ -127,6 +127,9 @@ class Contribution:
     minutes: dict[int, Counts] = field(default_factory=dict)
     waiting_since: int | None = None  # offered_at while waiting
     issue: IssueContact | None = None
+    # the agent's part (issue 22): (agent_id, answered_at, ended_at or None, handle µs) of an
+    # answered contact: on it until it ends, then handled by it
+    agent: tuple[str, int, int | None, int] | None = None
 
 
 class IssueContact(Struct, array_like=True, frozen=True):
@@ -213,6 +216,9 @@ def contribution(state: ContactState, contact_id: str, targets: Targets) -> Cont
             counts.ces_sum += survey.ces
     if state.answered is None and state.abandoned is None and ended is None:
         result.waiting_since = offered.at
+    if handled_answer is not None:
+        ended_at = ended.at if ended is not None else None
+        result.agent = (handled_answer.agent_id, handled_answer.at, ended_at, ended.handle_us if ended else 0)
     if answered is not None:
         result.issue = IssueContact(
             issue_key(offered), contact_id, offered.at, offered.queue, offered.channel,

@@ -24,11 +24,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
-from pipeline.core.board import LivePartial, MinutePartial
+from pipeline.core.agent_time import SLOT, TIMED, Interval, Stint, day_pieces, intervals, pieces
+from pipeline.core.board import (
+    AgentMinutePartial,
+    AgentPartial,
+    AgentSide,
+    AgentWorkPartial,
+    LivePartial,
+    MinutePartial,
+)
 from pipeline.core.counts import Counts
 from pipeline.core.lifecycle import Contribution
-from pipeline.core.windows import minute_of
+from pipeline.core.windows import MINUTE_US, UTC_DAY, Day, minute_of
 
 Minute = tuple[str, str, int]  # (queue, channel, minute)
 Lines = dict[tuple[str, str], dict[int, Counts]]  # an issue key's counts per (queue, channel) and minute
@@ -48,6 +57,17 @@ class Touched:
     minutes: set[Minute] = field(default_factory=set)
     queues: set[str] = field(default_factory=set)  # live state: waiting contacts, agents
     closed: set[Minute] = field(default_factory=set)
+    agent_minutes: set[tuple[str, int]] = field(default_factory=set)  # (queue, minute) of agent time
+    agents: set[str] = field(default_factory=set)  # agent keys: their AgentPartial
+    work: set[str] = field(default_factory=set)  # agent ids: their AgentWorkPartial
+
+
+@dataclass
+class AgentWork:
+    """What a partition's contacts say of one agent (see ``board.AgentWorkPartial``)."""
+
+    contacts: dict[str, tuple[str, str, str, int]] = field(default_factory=dict)  # contact key -> on it
+    days: dict[int, list[int]] = field(default_factory=dict)  # day start -> [handled, handle µs]
 
 
 @dataclass
@@ -57,17 +77,23 @@ class PartitionSums:
     minutes: dict[Minute, Counts] = field(default_factory=dict)
     waiting: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)  # queue -> contact -> (channel, at)
     staff: dict[str, dict[str, int]] = field(default_factory=dict)  # queue -> state (not offline) -> agents
+    day: Day = UTC_DAY  # the worker's day: agents' "today"
+    agent_minutes: dict[tuple[str, int], list[int]] = field(default_factory=dict)  # (queue, minute) -> µs
+    agent_days: dict[str, dict[int, list[int]]] = field(default_factory=dict)  # agent key -> day -> µs
+    timing: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)  # queue -> agent key -> open
+    latest: dict[str, Stint] = field(default_factory=dict)  # agent key -> its last stint
+    work: dict[str, AgentWork] = field(default_factory=dict)  # agent id -> its contacts here
 
     @classmethod
     def of(cls, source: int, closed_before: int, contacts: Iterable[tuple[str, Contribution]],
-           agents: Iterable[tuple[str, str, tuple[str, ...]]]) -> PartitionSums:  # fmt: skip
-        """The sums of ``contacts`` (key, contribution) and ``agents`` (key, state, queues)."""
-        sums = cls(source, closed_before)
+           agents: Iterable[tuple[str, list[Stint]]], day: Day | None = None) -> PartitionSums:  # fmt: skip
+        """The sums of ``contacts`` (key, contribution) and ``agents`` (key, history)."""
+        sums = cls(source, closed_before, day=day or UTC_DAY)
         ignored = Touched()
         for key, found in contacts:
             sums.contact(key, NO_CONTRIBUTION, found, ignored)
-        for key, state, queues in agents:
-            sums.agent(key, ("offline", ()), (state, queues), ignored)
+        for key, history in agents:
+            sums.agent_history(key, [], history, set(), set(intervals(history)), ignored)
         return sums
 
     # ------------------------------------------------------------------ changes
@@ -85,6 +111,9 @@ class PartitionSums:
         if after.queue is not None and after.channel is not None and after.waiting_since is not None:
             self.waiting.setdefault(after.queue, {})[key] = (after.channel, after.waiting_since)
         self._closed(before, after, touched, replayed)
+        if before.agent is not None or after.agent is not None:
+            self._work(key, before, -1, touched)
+            self._work(key, after, +1, touched)
 
     def lines(self, before: Lines, after: Lines, touched: Touched, replayed: bool = False) -> None:
         """Replace an issue key's contribution (its minutes per queue and channel of its issues)
@@ -113,6 +142,75 @@ class PartitionSums:
         self._staff(after, +1)
         touched.queues.update(before[1], after[1])
 
+    # ------------------------------------------------------------------ time in state (issue 22)
+    def agent_history(self, key: str, before: list[Stint], after: list[Stint], removed: set[Interval],
+                      added: set[Interval], touched: Touched) -> None:  # fmt: skip
+        """An agent's history ``before`` a batch became ``after``: its closed intervals ``removed`` and
+        ``added`` (``agent_time.changes``), its state (:meth:`agent`) and its open interval."""
+        was, now = (before[-1] if before else None), (after[-1] if after else None)
+        self.agent(key, _held(was), _held(now), touched)
+        for interval in removed:
+            self._interval(key, interval, -1, touched)
+        for interval in added:
+            self._interval(key, interval, +1, touched)
+        self._open(key, was, None)
+        self._open(key, now, now)
+        if now is not None:
+            self.latest[key] = now
+        touched.agents.add(key)
+
+    def forget_agent(self, key: str, touched: Touched) -> None:
+        """An agent offline past the retention: nothing of it is held any more."""
+        self._open(key, self.latest.pop(key, None), None)
+        self.agent_days.pop(key, None)
+        touched.agents.add(key)
+
+    def _open(self, key: str, stint: Stint | None, kept: Stint | None) -> None:
+        if stint is None:
+            return
+        for queue in stint.queues:
+            if kept is not None and stint.state in SLOT:
+                self.timing.setdefault(queue, {})[key] = (stint.state, stint.at)
+            elif queue in self.timing:
+                self.timing[queue].pop(key, None)
+                if not self.timing[queue]:
+                    del self.timing[queue]
+
+    def _interval(self, key: str, interval: Interval, sign: int, touched: Touched) -> None:
+        """Add (or take away) one closed interval's µs in its minutes and days still held."""
+        start, end, state, queues = interval
+        slot = SLOT[state]
+        start = max(start, self.closed_before * MINUTE_US)
+        for minute, us in pieces(start, end):
+            for queue in queues:
+                touched.agent_minutes.add((queue, minute))
+                _add_slot(self.agent_minutes, (queue, minute), slot, sign * us)
+        days = self.agent_days.setdefault(key, {})
+        for day, us in day_pieces(start, end, self.day):
+            if day >= self.closed_before * MINUTE_US:
+                _add_slot(days, day, slot, sign * us)
+        if not days:
+            del self.agent_days[key]
+
+    def _work(self, key: str, found: Contribution, sign: int, touched: Touched) -> None:
+        """A contact's part in its agent's work: on it now, or handled in a day."""
+        if found.agent is None:
+            return
+        agent_id, answered_at, ended_at, handle_us = found.agent
+        work = self.work.setdefault(agent_id, AgentWork())
+        if ended_at is None and sign > 0:
+            work.contacts[key] = (key.split("\x1f", 1)[1], found.queue or "", found.channel or "", answered_at)
+        elif ended_at is None:
+            work.contacts.pop(key, None)
+        elif ended_at >= self.closed_before * MINUTE_US:
+            day = self.day.start_us(ended_at)
+            if day >= self.closed_before * MINUTE_US:
+                _add_slot(work.days, day, 0, sign, 2)
+                _add_slot(work.days, day, 1, sign * handle_us, 2)
+        if not work.contacts and not work.days:
+            del self.work[agent_id]
+        touched.work.add(agent_id)
+
     def _staff(self, found: tuple[str, tuple[str, ...]], sign: int) -> None:
         state, queues = found
         if state == "offline":
@@ -140,6 +238,16 @@ class PartitionSums:
         self.closed_before = before_minute
         for minute in [minute for minute in self.minutes if minute[2] < before_minute]:
             del self.minutes[minute]
+        for queue_minute in [each for each in self.agent_minutes if each[1] < before_minute]:
+            del self.agent_minutes[queue_minute]
+        first_day = before_minute * MINUTE_US
+        for days in [*self.agent_days.values(), *(work.days for work in self.work.values())]:
+            for day in [day for day in days if day < first_day]:
+                del days[day]
+        for key in [key for key, days in self.agent_days.items() if not days]:
+            del self.agent_days[key]
+        for agent_id in [agent_id for agent_id, work in self.work.items() if not work.contacts and not work.days]:
+            del self.work[agent_id]
 
     def _add(self, found: Contribution, sign: int, touched: Touched) -> None:
         queue, channel = found.queue, found.channel
@@ -186,7 +294,49 @@ class PartitionSums:
     def live(self, queue: str, epoch: int, version: int) -> LivePartial:
         waiting = tuple(sorted(self.waiting.get(queue, {}).values()))
         agents = tuple(sorted(self.staff.get(queue, {}).items()))
-        return LivePartial(self.source, queue, waiting, agents, epoch, version)
+        timing = tuple(sorted(self.timing.get(queue, {}).values()))
+        return LivePartial(self.source, queue, waiting, agents, epoch, version, timing)
+
+    def agent_partials(self, touched: Touched, epoch: int, version: int) -> list[AgentSide]:
+        """The agent-side partials of what ``touched`` names, as the sums stand."""
+        found: list[AgentSide] = []
+        for queue, minute in sorted(touched.agent_minutes):
+            if minute >= self.closed_before:
+                seconds = self.agent_minutes.get((queue, minute))
+                found.append(AgentMinutePartial(self.source, queue, minute, tuple(seconds or ()), epoch, version))
+        for key in sorted(touched.agents):
+            stint, agent_id = self.latest.get(key), key.split("\x1f", 1)[1]
+            days = tuple((day, tuple(us)) for day, us in sorted(self.agent_days.get(key, {}).items()))
+            if stint is None:
+                found.append(AgentPartial(self.source, agent_id, epoch=epoch, version=version))
+            else:
+                found.append(AgentPartial(self.source, agent_id, stint.state, stint.at, stint.queues, stint.reason,
+                                          days, epoch, version))  # fmt: skip
+        for agent_id in sorted(touched.work):
+            work = self.work.get(agent_id, AgentWork())
+            contacts = tuple(sorted(work.contacts.values()))
+            handled = tuple((day, n, us) for day, (n, us) in sorted(work.days.items()))
+            found.append(AgentWorkPartial(self.source, agent_id, contacts, handled, epoch, version))
+        return found
+
+    def everything_of_agents(self, epoch: int) -> list[AgentSide]:
+        """Every agent-side sum held, as partials of version 0 (a take-over)."""
+        touched = Touched(agent_minutes=set(self.agent_minutes), agents=set(self.latest), work=set(self.work))
+        return self.agent_partials(touched, epoch, 0)
+
+
+def _held(stint: Stint | None) -> tuple[str, tuple[str, ...]]:
+    return (stint.state, stint.queues) if stint is not None else ("offline", ())
+
+
+def _add_slot(table: dict[Any, list[int]], key: Any, slot: int, amount: int, width: int = len(TIMED)) -> None:
+    """``table[key][slot] += amount``; a key all of whose slots are 0 goes."""
+    values = table.get(key)
+    if values is None:
+        values = table[key] = [0] * width
+    values[slot] += amount
+    if not any(values):
+        del table[key]
 
 
 def _waits(found: Contribution) -> tuple[str | None, str | None, int | None]:

@@ -77,6 +77,11 @@ class Targets:
     def for_queue(self, queue: str, channel: str) -> Target:
         return self.queues.get((queue, channel)) or self.channels[channel]
 
+    def agent_day(self, zone: ZoneInfo) -> Day:
+        """Where an agent's own ``today`` begins (the agent list): ``zone`` (CCPULSE_TIMEZONE) and the
+        file's ``day_starts`` — an agent may serve queues of several zones."""
+        return Day(zone, self.day_starts)
+
     def day_for(self, queue: str, zone: ZoneInfo) -> Day:
         """Where ``queue``'s day begins: its own zone and start, else ``zone`` and the file's start."""
         own_zone, own_start = self.queue_days.get(queue, (None, None))

@@ -50,6 +50,9 @@ class Day:
         return (moment.astimezone(UTC) - EPOCH) // timedelta(microseconds=1)
 
 
+UTC_DAY = Day(ZoneInfo("UTC"))
+
+
 def window_minutes(now_us: int, day: Day) -> dict[str, tuple[int, int]]:
     """First and last minute index (both included) of each window at ``now``."""
     last = minute_of(now_us)

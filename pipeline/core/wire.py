@@ -14,7 +14,16 @@ from typing import TypeVar
 import msgspec
 from msgspec import Struct
 
-from pipeline.core.board import Fence, LivePartial, MinutePartial, Report
+from pipeline.core.board import (
+    AgentMinutePartial,
+    AgentPartial,
+    AgentSide,
+    AgentWorkPartial,
+    Fence,
+    LivePartial,
+    MinutePartial,
+    Report,
+)
 from pipeline.core.contract import Event
 from pipeline.core.engine import IssueUpdate
 from pipeline.core.partitions import partition_of
@@ -40,6 +49,13 @@ class BoardMessage(Struct, array_like=True, frozen=True):
     minutes: list[MinutePartial] = []
     live: list[LivePartial] = []
     fences: list[Fence] = []
+    # issue 22: agents' time in state, and the agent list (routed by queue, and by agent id)
+    agent_minutes: list[AgentMinutePartial] = []
+    agent_states: list[AgentPartial] = []
+    agent_work: list[AgentWorkPartial] = []
+
+    def partials(self) -> list[MinutePartial | LivePartial | AgentSide]:
+        return [*self.minutes, *self.live, *self.agent_minutes, *self.agent_states, *self.agent_work]
 
 
 # Internal messages carry lists: one message per destination partition per processed batch,
@@ -62,11 +78,21 @@ def board_messages(reports: Iterable[Report], partitions: int) -> Iterator[tuple
     return _messages(reports, lambda report: report.queue, partitions, lambda chunk: BoardMessage(reports=chunk))
 
 
-def partial_messages(minutes: Iterable[MinutePartial], live: Iterable[LivePartial],
-                     partitions: int) -> Iterator[tuple[int, bytes]]:  # fmt: skip
-    """A pass's partials as messages to the board: (partition of the partial's queue, message)."""
+def partial_messages(minutes: Iterable[MinutePartial], live: Iterable[LivePartial], partitions: int,
+                     agents: Iterable[AgentSide] = ()) -> Iterator[tuple[int, bytes]]:  # fmt: skip
+    """A pass's partials as messages to the board: (partition of the partial's queue, or agent, message)."""
     yield from _messages(minutes, lambda partial: partial.queue, partitions, lambda chunk: BoardMessage(minutes=chunk))
     yield from _messages(live, lambda partial: partial.queue, partitions, lambda chunk: BoardMessage(live=chunk))
+    by_kind: dict[type, list[AgentSide]] = defaultdict(list)
+    for partial in agents:
+        by_kind[type(partial)].append(partial)
+    routed = lambda partial: partial.key.split("\x1f", 1)[0]  # noqa: E731 - as the board stores its key
+    yield from _messages(by_kind[AgentMinutePartial], routed, partitions,
+                         lambda chunk: BoardMessage(agent_minutes=chunk))  # type: ignore[arg-type]  # fmt: skip
+    yield from _messages(by_kind[AgentPartial], routed, partitions,
+                         lambda chunk: BoardMessage(agent_states=chunk))  # type: ignore[arg-type]  # fmt: skip
+    yield from _messages(by_kind[AgentWorkPartial], routed, partitions,
+                         lambda chunk: BoardMessage(agent_work=chunk))  # type: ignore[arg-type]  # fmt: skip
 
 
 def issue_messages(updates: Iterable[IssueUpdate], partitions: int) -> Iterator[tuple[int, bytes]]:

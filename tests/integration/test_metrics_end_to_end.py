@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.core.targets import Targets
 from pipeline.simulation import Faults
-from tests.gauges import differences, expected_samples, model_of, simulated
+from tests.gauges import agents_differences, differences, expected_samples, model_of, simulated
 from tests.worker_process import Deployment, WorkerProcess
 
 pytestmark = pytest.mark.integration
@@ -84,6 +84,7 @@ def test_gauges_equal_the_model_with_disorder_and_duplicates(deployment: Deploym
         produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines) + b"\n")
         assert produced.returncode == 0, produced.stderr.decode()
         wait_until_exact([worker], expected_samples(expected, targets))
+        assert agents_differences(worker.get_json("/api/agents"), lines, targets) == []  # issue 22
         # ccpulse produce keys every event as the one-pass worker wants it (docs/sources.md); an
         # event keyed by its queue is counted
         assert worker.scrape()[("ccpulse_events_keyed_otherwise_total", ())] == 0
@@ -111,6 +112,7 @@ def test_gauges_stay_exact_when_the_worker_is_killed_three_times(deployment: Dep
         produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(chunks[3]) + b"\n")
         assert produced.returncode == 0
         wait_until_exact([worker], expected_samples(expected, Targets()))
+        assert agents_differences(worker.get_json("/api/agents"), lines, Targets()) == []  # issue 22
     finally:
         worker.stop()
 

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.core.agent_view import agent_list, queue_time
 from pipeline.core.board import Board
 from pipeline.core.contact_pass import PROGRESS_KEY, ContactPass, PassOutput
 from pipeline.core.contract import Event
@@ -30,9 +31,18 @@ def shown(board: Board) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def send(board: Board, out: PassOutput | IssueOutput | tuple[list[Any], list[Any]]) -> None:
-    minutes, live = out if isinstance(out, tuple) else (out.minutes, out.live)
-    for partial in [*minutes, *live]:
+def agents_shown(board: Board, now_us: int) -> tuple[list[Any], list[Any]]:
+    """Time in state per queue and window, and the agent list, at ``now_us``."""
+    day = MODEL_TARGETS.agent_day(ZoneInfo("UTC"))
+    return list(queue_time(board, now_us, lambda _: day)), agent_list(board, now_us, day)
+
+
+def send(board: Board, out: PassOutput | IssueOutput | tuple[list[Any], ...]) -> None:
+    if isinstance(out, tuple):
+        partials = [partial for each in out for partial in each]
+    else:
+        partials = [*out.minutes, *out.live, *getattr(out, "agents", [])]
+    for partial in partials:
         board.apply_partial(partial)
 
 
@@ -47,7 +57,7 @@ def restored(changelog: list[tuple[bytes, bytes | None]], board: Board | None = 
     changelog += taken.writes.items()  # acknowledged before the fence is sent
     if board is not None:
         board.fence(taken.fence)
-        send(board, (taken.minutes, taken.live))
+        send(board, (taken.minutes, taken.live, taken.agents))
     return contact_pass
 
 
@@ -80,7 +90,8 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
             rows = out.contribution_rows
             latest_rows(contributions, rows[: data.draw(st.integers(0, len(rows)), label="rows written")], 4)
             sent = data.draw(st.integers(0, len(out.minutes)), label="partials that made it")
-            send(board, (out.minutes[:sent], out.live[: data.draw(st.integers(0, len(out.live)))]))
+            send(board, (out.minutes[:sent], out.live[: data.draw(st.integers(0, len(out.live)))],
+                         out.agents[: data.draw(st.integers(0, len(out.agents)), label="agent partials")]))  # fmt: skip
             zombie = contact_pass
             # the clock may go back at a take-over: the epoch still moves on
             contact_pass = restored(changelog, board, data.draw(st.integers(0, 2), label="clock"), len(log))
@@ -98,6 +109,9 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
     contacts_and_agents = Board()
     contacts_and_agents.load(r for r in clean.board.reports.values() if not r.source.startswith("issue:"))
     assert shown(board) == shown(contacts_and_agents)
+    clean_pass, clean_board = ContactPass(MODEL_TARGETS, NO_EXPIRY_US), Board()
+    send(clean_board, clean_pass.on_batch(log, wall=0.0))
+    assert agents_shown(board, scenario[1]) == agents_shown(clean_board, scenario[1])  # time in state, the agent list
     kept = {(q, c, m // 60, source): row[4:-2] for (q, c, m, source), (_, row) in contributions.items() if not row[-1]}
     expected = {(r.queue, channel, minute, r.source): values
                 for r in clean.board.reports.values() if r.source.startswith("contact:")

@@ -1,0 +1,112 @@
+"""Time in state: how long each agent spent in each state, per queue and minute (issue 22).
+
+Pure: no I/O. An agent's state lasts from its event's ``occurred_at`` until the agent's next state
+event (by ``occurred_at``, ties by ``event_id``) or until now (METRICS.md, "Time in state"). The
+agent keeps its state events in that order (:class:`Stint`, ``AgentRecord.history``), so the set
+of events decides the intervals, whatever order they came in; an event seen before changes nothing.
+
+    history:   s0 ─────────── s1 ──── s2 ─────────── s3 ──────▶ now
+    intervals: [s0.at, s1.at) [s1.at, s2.at) [s2.at, s3.at)   open: [s3.at, now)
+
+A *closed* interval adds its microseconds to the minutes it covers, for each queue its starting
+event lists (:func:`pieces`), and to the agent's days (:func:`day_pieces`); the *open* one is
+live: the board adds ``now - max(since, window start)`` at read time. ``offline`` is not timed.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
+
+from msgspec import Struct
+
+from pipeline.core.windows import MINUTE_US, Day
+
+TIMED = ("available", "on_contact", "after_contact_work", "away")  # offline is not timed
+SLOT = {state: slot for slot, state in enumerate(TIMED)}
+HOUR_US = 3600 * 1_000_000
+
+
+class Stint(Struct, array_like=True, frozen=True):
+    """One ``agent.state_changed``: the state from ``at`` until the agent's next stint."""
+
+    at: int
+    event_id: str
+    state: str
+    queues: tuple[str, ...]  # sorted, each once
+    reason: str | None = None
+
+
+Interval = tuple[int, int, str, tuple[str, ...]]  # (start, end, state, queues): closed, timed
+
+
+def _order(stint: Stint) -> tuple[int, str]:
+    return stint.at, stint.event_id
+
+
+def insert(history: list[Stint], stint: Stint) -> bool:
+    """Put ``stint`` in its place (by ``at``, then ``event_id``); False when that event is known."""
+    position = bisect_left(history, _order(stint), key=_order)
+    if position < len(history) and _order(history[position]) == _order(stint):
+        return False
+    history.insert(position, stint)
+    return True
+
+
+def intervals(history: Sequence[Stint]) -> Iterator[Interval]:
+    """The closed intervals of timed states with a length (an instant's state lasts no time)."""
+    for stint, following in zip(history, history[1:]):  # noqa: B905 - one shorter by design
+        if stint.state in SLOT and following.at > stint.at:
+            yield stint.at, following.at, stint.state, stint.queues
+
+
+def changed_from(before: Sequence[Stint], after: Sequence[Stint]) -> int:
+    """The first position where ``after`` (``before`` with stints inserted, the same objects) differs:
+    the stints before it are ``before``'s, in place (a binary search on identity)."""
+    low, high = 0, min(len(before), len(after))
+    while low < high:
+        middle = (low + high) // 2
+        if before[middle] is after[middle]:
+            low = middle + 1
+        else:
+            high = middle
+    return low
+
+
+def changes(before: Sequence[Stint], after: Sequence[Stint]) -> tuple[set[Interval], set[Interval]]:
+    """The closed intervals ``after`` no longer has, and the ones it has anew."""
+    start = max(0, changed_from(before, after) - 1)
+    was, now = set(intervals(before[start:])), set(intervals(after[start:]))
+    return was - now, now - was
+
+
+def pieces(start: int, end: int) -> Iterator[tuple[int, int]]:
+    """(minute, microseconds) of [start, end) in each minute it covers."""
+    minute = start // MINUTE_US
+    while start < end:
+        boundary = min(end, (minute + 1) * MINUTE_US)
+        yield minute, boundary - start
+        start, minute = boundary, minute + 1
+
+
+def next_day_start(day: Day, at: int) -> int:
+    """The first start of a day after ``at`` (days last 23 to 25 hours)."""
+    probe = at + 23 * HOUR_US
+    while day.start_us(probe) <= at:
+        probe += HOUR_US
+    return day.start_us(probe)
+
+
+def day_pieces(start: int, end: int, day: Day) -> Iterator[tuple[int, int]]:
+    """(day start, microseconds) of [start, end) in each of ``day``'s days it covers."""
+    current = day.start_us(start)
+    while start < end:
+        following = next_day_start(day, current)
+        boundary = min(end, following)
+        yield current, boundary - start
+        start, current = boundary, following
+
+
+def overlap(since: int, window_start: int, now: int) -> int:
+    """The open interval's part of [window_start, now]."""
+    return max(0, now - max(since, window_start))

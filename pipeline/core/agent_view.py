@@ -1,0 +1,88 @@
+"""What the board shows of agents (issue 22): time in state per queue and window, occupancy and
+utilisation, and the live agent list. Pure: the board and ``now`` in, numbers out.
+
+Time in a window = the closed intervals' microseconds in the window's minutes (the passes' sums)
++ each open interval's part of [window start, now] (METRICS.md, "Time in state").
+
+- occupancy (占有率) = on_contact + after_contact_work ÷ (that + available)
+- utilisation (稼働率) = on_contact + after_contact_work + available ÷ every timed state
+  (``away`` included; ``offline`` is not timed)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pipeline.core.agent_time import SLOT, TIMED, overlap
+from pipeline.core.board import Board
+from pipeline.core.counts import MICROS
+from pipeline.core.windows import MINUTE_US, WINDOWS, Day, window_minutes
+
+AVAILABLE, ON_CONTACT, AFTER_CONTACT_WORK, AWAY = (SLOT[state] for state in TIMED)
+
+
+def occupancy(seconds: list[int] | tuple[int, ...]) -> float | None:
+    working = seconds[ON_CONTACT] + seconds[AFTER_CONTACT_WORK]
+    return working / (working + seconds[AVAILABLE]) if working + seconds[AVAILABLE] else None
+
+
+def utilisation(seconds: list[int] | tuple[int, ...]) -> float | None:
+    staffed = seconds[ON_CONTACT] + seconds[AFTER_CONTACT_WORK] + seconds[AVAILABLE]
+    return staffed / sum(seconds) if sum(seconds) else None
+
+
+def queue_time(board: Board, now_us: int, day_of: Callable[[str], Day]) -> Iterator[tuple[str, str, list[int]]]:
+    """(queue, window, µs per timed state) for every queue with agent time."""
+    for queue in sorted(board.agent_minutes.keys() | board.timing.keys()):
+        ranges = window_minutes(now_us, day_of(queue))
+        minutes = board.agent_minutes.get(queue, {})
+        open_states = [each for found in board.timing.get(queue, {}).values() for each in found]
+        for window in WINDOWS:
+            first, last = ranges[window]
+            total = [0] * len(TIMED)
+            for minute, seconds in minutes.items():
+                if first <= minute <= last:
+                    for slot, us in enumerate(seconds):
+                        total[slot] += us
+            for state, since in open_states:
+                total[SLOT[state]] += overlap(since, first * MINUTE_US, now_us)
+            yield queue, window, total
+
+
+def agent_list(board: Board, now_us: int, day: Day) -> list[dict[str, Any]]:
+    """``GET /api/agents``: every agent the board knows, by id (docs/wallboard-api.md)."""
+    today = day.start_us(now_us)
+    found = []
+    for agent_id in sorted(board.agent_states.keys() | board.agent_work.keys()):
+        states = board.agent_states.get(agent_id, {})
+        latest = max(states.values(), key=lambda each: each.since, default=None)
+        work = list(board.agent_work.get(agent_id, {}).values())
+        on = sorted(contact for each in work for contact in each.contacts)
+        current = max(on, key=lambda contact: (contact[3], contact[0]), default=None)
+        handled = sum(n for each in work for start, n, _ in each.days if start == today)
+        handle_us = sum(us for each in work for start, _, us in each.days if start == today)
+        seconds = [0] * len(TIMED)
+        for each in states.values():
+            for start, spent in each.days:
+                if start == today:
+                    seconds = [a + b for a, b in zip(seconds, spent, strict=True)]
+        if latest is not None and latest.state in SLOT:
+            seconds[SLOT[latest.state]] += overlap(latest.since, today, now_us)
+        found.append({
+            "agent_id": agent_id,
+            "state": latest.state if latest is not None else None,
+            "since": latest.since / MICROS if latest is not None else None,
+            "queues": list(latest.queues) if latest is not None else [],
+            "reason": latest.reason if latest is not None else None,
+            "contact": None if current is None else {
+                "contact_id": current[0], "queue": current[1], "channel": current[2],
+                "seconds": max(0, now_us - current[3]) / MICROS,
+            },
+            "today": {
+                "handled": handled,
+                "aht_seconds": handle_us / MICROS / handled if handled else None,
+                "occupancy": occupancy(seconds),
+            },
+        })  # fmt: skip
+    return found
