@@ -40,6 +40,11 @@ DAYTIME_CURVE = (0, 0, 0, 0, 0, 0, 0, 1, 4, 8, 10, 9, 7, 8, 9, 8, 7, 6, 4, 2, 0,
 ROUND_THE_CLOCK_CURVE = (1, 1, 1, 1, 1, 2, 3, 4, 6, 7, 8, 8, 7, 7, 7, 7, 6, 6, 5, 4, 3, 2, 2, 1)
 
 
+# why an agent is away (agent.state_changed's reason), chosen by the break's second: no random draw,
+# so that a seed gives the same center as before reasons were sent
+BREAK_REASONS = ("break", "break", "meeting", "training")
+
+
 @dataclass(frozen=True)
 class QueueProfile:
     queue: str
@@ -338,7 +343,7 @@ class Simulation:
             return
         elif self.rng.random() < 0.06:  # a short break
             agent.state = "away"
-            yield self._agent_event(at, agent)
+            yield self._agent_event(at, agent, BREAK_REASONS[int(at) % len(BREAK_REASONS)])
             self._schedule(at + self.rng.uniform(5 * 60, 15 * 60), "break_end", agent)
             return
         elif agent.state != "available":
@@ -384,6 +389,7 @@ class Simulation:
         case_id = previous.case_id if profile.channel == "email" else None
         yield from self._offer(at, profile, previous.customer_id, previous.reason, case_id)
 
-    def _agent_event(self, at: float, agent: Agent) -> dict[str, object]:
+    def _agent_event(self, at: float, agent: Agent, reason: str | None = None) -> dict[str, object]:
+        extra = {"reason": reason} if reason is not None else {}
         return self._event(at, "agent.state_changed", agent_id=agent.agent_id, state=agent.state,
-                           queues=list(agent.queues))  # fmt: skip
+                           queues=list(agent.queues), **extra)  # fmt: skip
