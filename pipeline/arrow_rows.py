@@ -33,6 +33,7 @@ SIMPLE = {
     "Int64": pa.int64(),
     "Float64": pa.float64(),
 }
+ARRAY = re.compile(r"^Array\((.*)\)$")
 DECIMAL = re.compile(r"^Decimal\((\d+),\s*(\d+)\)$")
 DATETIME64 = re.compile(r"^DateTime64\((\d)(?:,\s*'([^']*)')?\)$")
 DATETIME = re.compile(r"^DateTime(?:\('([^']*)'\))?$")
@@ -48,6 +49,8 @@ def arrow_type(clickhouse_type: str) -> pa.DataType:
         clickhouse_type = match.group(2)
     if clickhouse_type in SIMPLE:
         return SIMPLE[clickhouse_type]
+    if match := ARRAY.match(clickhouse_type):
+        return pa.list_(arrow_type(match.group(1)))
     if match := DECIMAL.match(clickhouse_type):
         return pa.decimal128(int(match.group(1)), int(match.group(2)))
     if match := DATETIME64.match(clickhouse_type):

@@ -166,6 +166,8 @@ class IngestStage(StageRunner):
             out = outputs[partition] = self.passes[partition].on_batch(events, time.monotonic())  # owned: whole
             rows.rows["contact_facts"].extend(out.contact_rows)
             rows.rows["contributions"].extend(out.contribution_rows)
+            if out.agent_rows:
+                rows.rows["agent_states"].extend(out.agent_rows)
             rows.touched |= out.closed if self.settings.single_writer else out.touched
         return outputs
 

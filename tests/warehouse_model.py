@@ -270,3 +270,55 @@ def windows_of(minutes: dict[tuple[str, str, int], dict[str, int]], now_us: int,
                 for name, value in counts.items():
                     total[name] += value
     return expected
+
+
+AGENT_MINUTES_SQL = (
+    "SELECT toUnixTimestamp(minute) AS minute, agent_id, queue, state, toString(sum(seconds)) AS seconds "
+    "FROM ccpulse.agent_state_minute GROUP BY minute, agent_id, queue, state"
+)
+AGENT_STATES_SQL = (
+    "SELECT agent_id, toUnixTimestamp64Micro(started_at) AS started_at, event_id, state, queues, reason, "
+    "toUnixTimestamp64Micro(ended_at) AS ended_at, toString(seconds) AS seconds FROM ccpulse.agent_states FINAL"
+)
+TIMED = ("available", "on_contact", "after_contact_work", "away")
+
+
+def expected_agent_states(events: list[Event]) -> dict[tuple[str, int, str], tuple[Any, ...]]:
+    """``agent_states`` from the definitions: each state event until the agent's next one."""
+    from tests.metrics_model import agent_stints
+
+    table: dict[tuple[str, int, str], tuple[Any, ...]] = {}
+    for agent, stints in agent_stints([(event, "") for event in events]).items():
+        for index, stint in enumerate(stints):
+            ended = stints[index + 1].at if index + 1 < len(stints) else None
+            table[(agent, stint.at, stint.event_id)] = (stint.state, sorted(set(stint.queues or ())), stint.reason,
+                                                        ended, None if ended is None else ended - stint.at)  # fmt: skip
+    return table
+
+
+def actual_agent_states(rows: list[dict[str, Any]]) -> dict[tuple[str, int, str], tuple[Any, ...]]:
+    return {(row["agent_id"], int(row["started_at"]), row["event_id"]): (
+        row["state"], list(row["queues"]), row["reason"], micros(row["ended_at"]), decimal_us(row["seconds"]))
+        for row in rows}  # fmt: skip
+
+
+def expected_agent_minutes(events: list[Event]) -> dict[tuple[int, str, str, str], int]:
+    """The ``agent_state_minute`` view from the definitions: (minute start, agent, queue, state) ->
+    µs of every closed interval (a state event to the agent's next), cut at minutes."""
+    from tests.metrics_model import agent_stints
+
+    table: dict[tuple[int, str, str, str], int] = defaultdict(int)
+    for agent, stints in agent_stints([(event, "") for event in events]).items():
+        for stint, following in zip(stints, stints[1:]):  # noqa: B905
+            at = stint.at
+            while stint.state in TIMED and at < following.at:
+                boundary = min(following.at, (at // MINUTE_US + 1) * MINUTE_US)
+                for queue in set(stint.queues or ()):
+                    table[(at // MINUTE_US * 60, agent, queue, stint.state or "")] += boundary - at
+                at = boundary
+    return dict(table)
+
+
+def actual_agent_minutes(rows: list[dict[str, Any]]) -> dict[tuple[int, str, str, str], int]:
+    return {(int(row["minute"]), row["agent_id"], row["queue"], row["state"]): decimal_us(row["seconds"]) or 0
+            for row in rows}  # fmt: skip

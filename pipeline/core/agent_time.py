@@ -110,3 +110,15 @@ def day_pieces(start: int, end: int, day: Day) -> Iterator[tuple[int, int]]:
 def overlap(since: int, window_start: int, now: int) -> int:
     """The open interval's part of [window_start, now]."""
     return max(0, now - max(since, window_start))
+
+
+def span(history: Sequence[Stint], stint: Stint) -> tuple[int, int, bool]:
+    """The time whose states inserting ``stint`` may change: from the stint before it to the one
+    after it (to ``stint`` itself at either end); and whether it is known already (then: the time
+    its own presence decides)."""
+    position = bisect_left(history, _order(stint), key=_order)
+    known = position < len(history) and _order(history[position]) == _order(stint)
+    following = position + 1 if known else position
+    start = history[position - 1].at if position else stint.at
+    end = history[following].at if following < len(history) else stint.at
+    return min(start, stint.at), max(end, stint.at), known

@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 import msgspec
 import orjson
 
-from pipeline.core.agent_time import Stint, changes
+from pipeline.core.agent_time import Stint, changes, span
 from pipeline.core.board import AgentSide, Fence, LivePartial, MinutePartial
+from pipeline.core.contract import Event
 from pipeline.core.engine import (
     AgentRecord,
     ContactBatch,
@@ -54,6 +55,18 @@ from pipeline.core.wire import Routed
 
 PROGRESS_KEY = b"\x00progress"  # the changelog key of the partition's progress record
 AGENT_PREFIX = "agent\x1f"
+
+
+def agent_state_rows(agent_id: str, history: list[Stint], spans: list[tuple[int, int]], version: int) -> list[Row]:
+    """The agent's ``agent_states`` rows its batch's events may change: every stint from the start of
+    a span to its end (an inserted stint ends its predecessor's interval), as the history is now."""
+    rows: list[Row] = []
+    for index, stint in enumerate(history):
+        if any(start <= stint.at <= end for start, end in spans):
+            ended = history[index + 1].at if index + 1 < len(history) else None
+            rows.append((agent_id, stint.at, stint.event_id, stint.state, list(stint.queues), stint.reason, ended,
+                         None if ended is None else ended - stint.at, version, 0))  # fmt: skip
+    return rows
 
 
 def history_of(agent: AgentRecord) -> list[Stint]:
@@ -89,6 +102,7 @@ class PassOutput:
     issue_updates: list[IssueUpdate] = field(default_factory=list)
     contact_rows: list[Row] = field(default_factory=list)  # contact_facts
     contribution_rows: list[Row] = field(default_factory=list)  # contributions
+    agent_rows: list[Row] = field(default_factory=list)  # agent_states
     touched: set[Minute] = field(default_factory=set)  # every minute the contributions rows change
     closed: set[Minute] = field(default_factory=set)  # of those, the closed ones: to re-sum in ClickHouse
 
@@ -197,8 +211,11 @@ class ContactPass:
         progress = self.progress
         before = batch.duplicates, batch.conflicts
         replayed: set[str] = set()
+        spans: dict[str, list[tuple[int, int]]] = {}  # agent key -> the times its events may change
         for offset, routed in messages:
             new = progress.is_new(offset)
+            if routed.event.type == "agent.state_changed":
+                self._agent_span(batch, routed.event, spans, not new or offset < self.replay_until)
             batch.event(routed.source, routed.event, new)
             if not new:
                 replayed.add(routing_key(routed.event))
@@ -211,7 +228,7 @@ class ContactPass:
         out, touched = PassOutput(), Touched()
         out.writes[PROGRESS_KEY] = b""  # first: its value once the batch's closing is known
         self._contacts(batch, sums, touched, replayed, out)
-        self._agents(batch, sums, touched)
+        self._agents(batch, sums, touched, spans, out)
         for key, record in batch.records.items():
             value = msgspec.msgpack.encode(record)
             self._store(key)[key] = value
@@ -259,7 +276,22 @@ class ContactPass:
             out.touched.update(left)
             out.issue_updates += contact_issue_updates(record, contact_id, found)
 
-    def _agents(self, batch: ContactBatch, sums: PartitionSums, touched: Touched) -> None:
+    def _agent_span(self, batch: ContactBatch, event: Event, spans: dict[str, list[tuple[int, int]]],
+                    replayed: bool) -> None:  # fmt: skip
+        """Note the time the event may change in its agent's states. Read again after a take-over
+        (``replayed``), it may be known already, its rows lost in a crash: the time it decides is
+        written again (an earlier owner's row of a stint with another end is replaced by the batch
+        that inserts the stint that ends it now: its version, an offset, is the greater)."""
+        key = routing_key(event)
+        agent = batch.agent(key)
+        stint = Stint(event.at, event.event_id, event.state or "offline", tuple(sorted(set(event.queues or ()))))
+        start, end, known = span(history_of(agent), stint)
+        if event.at >= agent.kept_from and (replayed or not known):
+            spans.setdefault(key, []).append((start, end))
+
+    def _agents(self, batch: ContactBatch, sums: PartitionSums, touched: Touched,
+                spans: dict[str, list[tuple[int, int]]], out: PassOutput) -> None:  # fmt: skip
+        version = self.progress.offsets.next_offset
         for key in batch.agents:
             agent = batch.records[key]
             assert isinstance(agent, AgentRecord)
@@ -268,6 +300,8 @@ class ContactPass:
             after = history_of(agent)
             removed, added = changes(before, after)
             sums.agent_history(key, before, after, removed, added, touched)
+            if key in spans:
+                out.agent_rows += agent_state_rows(key.split("\x1f", 1)[1], after, spans[key], version)
 
     def _trim_agents(self, out: PassOutput) -> None:
         """Let go of each agent's stints that end before the retention's horizon (the one in force

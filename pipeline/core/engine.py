@@ -369,6 +369,10 @@ class ContactBatch:
             assert isinstance(agent, AgentRecord)
             yield key, agent_reports(agent, agent_id), []
 
+    def agent(self, key: str) -> AgentRecord:
+        """An agent's record as the batch holds it (loaded on first use)."""
+        return self._record(key, AgentRecord)
+
     def _record(self, key: str, kind: type[Record]) -> Record:
         record = self.records.get(key)
         if record is None:

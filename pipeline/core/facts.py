@@ -49,10 +49,14 @@ SECONDS_SUMS = {"wait_us_sum": "wait_seconds_sum", "handle_us_sum": "handle_seco
 ZERO_COUNTS = (0,) * len(FIELDS)
 MINUTE_COLUMNS = ("minute", "queue", "channel", *(SECONDS_SUMS.get(name, name) for name in FIELDS),
                   "version", "is_deleted")  # fmt: skip
+# one row per agent state event: the state, from started_at until the agent's next one (issue 22)
+AGENT_STATE_COLUMNS = ("agent_id", "started_at", "event_id", "state", "queues", "reason", "ended_at", "seconds",
+                       "version", "is_deleted")  # fmt: skip
 # the tables the stages write rows to, in the order they are written (contributions before the
 # metrics_minute rows summed from them)
 STAGE_TABLES = {"events": EVENT_COLUMNS, "contact_facts": CONTACT_COLUMNS, "issues": ISSUE_COLUMNS,
-                "contact_issues": CONTACT_ISSUE_COLUMNS, "contributions": CONTRIBUTION_COLUMNS}  # fmt: skip
+                "contact_issues": CONTACT_ISSUE_COLUMNS, "contributions": CONTRIBUTION_COLUMNS,
+                "agent_states": AGENT_STATE_COLUMNS}  # fmt: skip
 
 
 def event_row(event: Event, raw: bytes) -> Row:

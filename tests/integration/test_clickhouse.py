@@ -21,12 +21,18 @@ from tests.conftest import docker_answers
 from tests.gauges import COUNTS, expected_samples, model_of, simulated
 from tests.integration.test_metrics_end_to_end import MESSY, wait_until_exact
 from tests.warehouse_model import (
+    AGENT_MINUTES_SQL,
+    AGENT_STATES_SQL,
     CONTACTS_SQL,
     ISSUES_SQL,
     MINUTES_SQL,
+    actual_agent_minutes,
+    actual_agent_states,
     actual_contacts,
     counts_from_facts,
     decimal_us,
+    expected_agent_minutes,
+    expected_agent_states,
     expected_contacts,
     expected_issues,
     micros,
@@ -109,6 +115,16 @@ def table_problems(worker: WorkerProcess, lines: list[bytes], targets: Targets) 
         for key in sorted(set(minutes) | set(implied)):
             if minutes.get(key) != implied.get(key):
                 problems.append(f"metrics_minute {key}: {minutes.get(key)}, but {label} give {implied.get(key)}")
+                break
+
+    # agent_states and the agent_state_minute view (issue 22)
+    for name, got, want in (
+        ("agent_states", actual_agent_states(query(worker, AGENT_STATES_SQL)), expected_agent_states(events)),
+        ("agent_state_minute", actual_agent_minutes(query(worker, AGENT_MINUTES_SQL)), expected_agent_minutes(events)),
+    ):
+        for key in sorted(set(got) | set(want)):
+            if got.get(key) != want.get(key):
+                problems.append(f"{name} {key}: {got.get(key)}, expected {want.get(key)}")
                 break
     return problems
 

@@ -6,13 +6,15 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.core.agent_view import agent_list, queue_time
 from pipeline.core.board import Board
-from pipeline.core.contact_pass import PROGRESS_KEY, ContactPass, PassOutput
+from pipeline.core.contact_pass import PROGRESS_KEY, ContactPass, PassOutput, agent_state_rows, history_of
 from pipeline.core.contract import Event
+from pipeline.core.engine import AgentRecord
 from pipeline.core.issue_pass import IssueOutput
 from pipeline.core.wire import Routed
 from tests.unit.test_metrics_core import MODEL_TARGETS, SETTINGS, run, scenarios
@@ -76,7 +78,7 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
     messages, _, _ = scenario
     log = [(offset, Routed(source, event)) for offset, (event, source) in enumerate(messages)]
     changelog: list[tuple[bytes, bytes | None]] = []
-    board, contributions = Board(), {}
+    board, contributions, agent_minutes = Board(), {}, {}  # type: ignore[var-annotated]
     contact_pass, committed, position = restored(changelog, board, log_end=len(log)), 0, 0
     kills = data.draw(st.integers(0, 3), label="kills")
     while position < len(log):
@@ -89,6 +91,8 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
             changelog += writes[: data.draw(st.integers(0, len(writes)), label="records that made it")]
             rows = out.contribution_rows
             latest_rows(contributions, rows[: data.draw(st.integers(0, len(rows)), label="rows written")], 4)
+            agent_rows = out.agent_rows
+            latest_rows(agent_minutes, agent_rows[: data.draw(st.integers(0, len(agent_rows)), label="agent rows")], 3)
             sent = data.draw(st.integers(0, len(out.minutes)), label="partials that made it")
             send(board, (out.minutes[:sent], out.live[: data.draw(st.integers(0, len(out.live)))],
                          out.agents[: data.draw(st.integers(0, len(out.agents)), label="agent partials")]))  # fmt: skip
@@ -102,6 +106,7 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
         changelog += writes
         send(board, out)
         latest_rows(contributions, out.contribution_rows, 4)
+        latest_rows(agent_minutes, out.agent_rows, 3)
         position = end
         if data.draw(st.booleans(), label="commit"):
             committed = position
@@ -112,6 +117,8 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
     clean_pass, clean_board = ContactPass(MODEL_TARGETS, NO_EXPIRY_US), Board()
     send(clean_board, clean_pass.on_batch(log, wall=0.0))
     assert agents_shown(board, scenario[1]) == agents_shown(clean_board, scenario[1])  # time in state, the agent list
+    written = {key: row[3:8] for key, (_, row) in agent_minutes.items() if not row[-1]}
+    assert written == agent_table(clean_pass)  # agent_states: a lost batch's rows do not stay
     kept = {(q, c, m // 60, source): row[4:-2] for (q, c, m, source), (_, row) in contributions.items() if not row[-1]}
     expected = {(r.queue, channel, minute, r.source): values
                 for r in clean.board.reports.values() if r.source.startswith("contact:")
@@ -120,6 +127,16 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
     progress = contact_pass.progress
     assert (progress.duplicates, progress.conflicts) == (clean.health.duplicates, clean.health.conflicts)
     assert progress.offsets.next_offset == len(log)
+
+
+def agent_table(contact_pass: ContactPass) -> dict[tuple[object, ...], tuple[object, ...]]:
+    """What ``agent_states`` should hold: every stint of every agent, ended by its successor."""
+    table: dict[tuple[object, ...], tuple[object, ...]] = {}
+    for key, value in contact_pass.agent_records.items():
+        history = history_of(msgspec.msgpack.decode(value, type=AgentRecord))
+        for row in agent_state_rows(key.split("\x1f", 1)[1], history, [(-(2**62), 2**62)], 0):
+            table[row[:3]] = row[3:8]
+    return table
 
 
 def latest_rows(table: dict[tuple[object, ...], tuple[int, tuple[object, ...]]], rows: list[tuple[object, ...]],
@@ -174,3 +191,22 @@ def test_a_zombie_owner_cannot_put_back_what_the_new_owner_never_touches() -> No
     send(board, taken.on_batch(log, wall=0.0))
     assert shown(board)["waiting"] == {("q0", "voice"): [90 * minute]}
     assert [key[0] for key in shown(board)["minutes"]] == ["q0"]
+
+
+def test_a_stint_row_of_a_lost_batch_is_replaced_by_the_replay_that_ends_it_earlier() -> None:
+    # The first owner took s1 and s3 (available from 00:00 to 00:10), wrote s1's row and lost its
+    # changelog records. Its successor reads s1, s3 and s2 (away from 00:05): s1 now ends at 00:05.
+    minute = 60 * 1_000_000
+    s1 = Event("s1", "agent.state_changed", 0, agent_id="a0", state="available", queues=("q0",))
+    s3 = Event("s3", "agent.state_changed", 10 * minute, agent_id="a0", state="offline", queues=())
+    s2 = Event("s2", "agent.state_changed", 5 * minute, agent_id="a0", state="away", queues=("q1",), reason="lunch")
+    log = [(0, Routed("0:0", s1)), (1, Routed("0:1", s3)), (2, Routed("0:2", s2))]
+    table: dict[tuple[object, ...], tuple[int, tuple[object, ...]]] = {}
+    changelog: list[tuple[bytes, bytes | None]] = []
+    latest_rows(table, restored(changelog, log_end=2).on_batch(log[:2], wall=0.0).agent_rows, 3)
+    latest_rows(table, restored(changelog, log_end=3).on_batch(log[:1], wall=0.0).agent_rows, 3)
+    latest_rows(table, restored(changelog, log_end=3).on_batch(log, wall=0.0).agent_rows, 3)
+    clean = ContactPass(MODEL_TARGETS, NO_EXPIRY_US)
+    clean.on_batch(log, wall=0.0)
+    assert {key: row[3:8] for key, (_, row) in table.items()} == agent_table(clean)
+    assert agent_table(clean)[("a0", 0, "s1")] == ("available", ["q0"], None, 5 * minute, 5 * minute)
