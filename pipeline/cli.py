@@ -721,7 +721,7 @@ examples:
 
     query = commands.add_parser(
         "query",
-        help="read-only SQL on the ClickHouse tables (events, contacts, issues, metrics_minute)",
+        help="read-only SQL on the ClickHouse tables (events, contacts, issues, metrics_minute, agent_states, ...)",
         description="Run one read-only SQL query on the configured ClickHouse (CCPULSE_CLICKHOUSE_URL; by "
         "default the embedded engine under CCPULSE_DATA_DIR). While a worker holds the embedded engine, the "
         "query goes through that worker's /query endpoint; otherwise ccpulse opens the engine itself. Tables "
