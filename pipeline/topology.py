@@ -260,8 +260,9 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
 
     def agents_document() -> dict[str, Any]:
         now = clock_us()
+        idle = round(max(0.0, time.time() - input_seen[0]), 1)
         return {"agents": agent_list(board.board, now, targets.agent_day(settings.zone)), "now": now / 1_000_000,
-                "zone": settings.zone.key}  # fmt: skip
+                "zone": settings.zone.key, "input_idle_seconds": idle}  # fmt: skip
 
     def status_document() -> dict[str, Any]:
         progress = ingest_progress()

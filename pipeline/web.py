@@ -102,7 +102,9 @@ def application(views: Views) -> web.Application:
 
     @routes.get("/wallboard/{name}")
     async def wallboard_file(request: web.Request) -> web.Response:
-        return _asset(request.match_info["name"])
+        """An asset, or the agent list (``/wallboard/agents``, issue 22)."""
+        name = request.match_info["name"]
+        return _asset("agents.html" if name == "agents" else name)
 
     @routes.get("/wallboard/fonts/{name}")
     async def wallboard_font(request: web.Request) -> web.Response:

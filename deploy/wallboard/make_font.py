@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LABELS = ROOT / "pipeline" / "wallboard" / "labels.json"
 FONTS = ROOT / "pipeline" / "wallboard" / "fonts"
 SOURCE = Path("/usr/share/fonts/opentype/noto")
-EXTRA = "▲▼▶—…·:%–−"
+EXTRA = "▲▼▶—…·:%–−●■◆○!"
 
 
 def characters() -> str:

@@ -15,6 +15,8 @@ TYPES = {
 }
 ASSETS = {
     "index.html",
+    "agents.html",
+    "agents.js",
     "wallboard.js",
     "wallboard.css",
     "labels.json",

@@ -255,3 +255,81 @@ def test_the_board_warns_when_data_stops_or_the_worker_goes_and_recovers_on_its_
         assert not browser.execute_script("return document.body.classList.contains('stale')")
     finally:
         worker.stop()
+
+
+def agent_cards(driver: Any) -> list[dict[str, Any]]:
+    """Every agent card as the page shows it."""
+    return driver.execute_script(  # type: ignore[no-any-return]
+        """return [...document.querySelectorAll('.agent')].map(a => ({
+            agent_id: a.dataset.agent, state: a.dataset.state, long: a.dataset.long,
+            word: a.querySelector('.word').textContent, mark: a.querySelector('.mark').textContent,
+            long_shown: getComputedStyle(a.querySelector('.long-cue')).display !== 'none',
+            values: Object.fromEntries([...a.querySelectorAll('[data-field]')].map(
+                v => [v.dataset.field, JSON.parse(v.dataset.value)])),
+            texts: Object.fromEntries([...a.querySelectorAll('[data-field]')].map(
+                v => [v.dataset.field, v.textContent])),
+            labels: [...document.querySelectorAll('.agent-heading [data-label]')].map(l => l.textContent),
+            clipped: [a, ...[...a.children].filter(c => !c.classList.contains('detail'))]  // it may end in "…"
+                .filter(c => c.scrollWidth > c.clientWidth + 1 || c.scrollHeight > c.clientHeight + 1)
+                .map(c => [c.className || 'row', c.scrollWidth, c.clientWidth, c.scrollHeight, c.clientHeight]),
+        }))"""
+    )
+
+
+def agent_event(agent_id: str, at: datetime, state: str, queues: list[str], **extra: Any) -> bytes:
+    return json.dumps({"event_id": f"{agent_id}-{at.isoformat()}", "type": "agent.state_changed",
+                       "schema_version": 1, "occurred_at": at.isoformat().replace("+00:00", "Z"),
+                       "agent_id": agent_id, "state": state, "queues": queues, **extra}).encode()  # fmt: skip
+
+
+def test_the_agent_list_shows_the_api_marks_long_states_and_speaks_three_languages(
+    kafka_bootstrap: str, tmp_path: Path, browser: Any
+) -> None:
+    deployment = Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event"})
+    lines = simulated(1.0, seed=29, faults=Faults(duplicates=0.03))
+    lines = lines[: len(lines) // 3]  # mid-shift: agents at work
+    last = max(datetime.fromisoformat(json.loads(line)["occurred_at"]) for line in lines)
+    lines += [  # an agent away at lunch for 40 minutes: past the 15 minutes that make it stand out
+        agent_event("wb-lunch", last - timedelta(minutes=50), "available", ["support"]),
+        agent_event("wb-lunch", last - timedelta(minutes=40), "away", ["support"], reason="lunch"),
+    ]
+    with deployment.worker() as worker:
+        produce(deployment, lines)
+        settled(worker)
+        document = worker.get_json("/api/agents")
+        at_work = {a["agent_id"]: a for a in document["agents"] if a["state"] not in (None, "offline")}
+        assert len(at_work) >= 10, len(at_work)
+        browser.get(f"{worker.url}/wallboard/agents")
+        cards = until(lambda: len(agent_cards(browser)) == len(at_work) and agent_cards(browser), 30, "a card each")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / "wallboard-agents.png"))
+        for card in cards:
+            agent = at_work[card["agent_id"]]
+            word = LABELS["en"].get(f"state_{agent['state']}", LABELS["en"][agent["state"]])
+            assert (card["state"], card["word"]) == (agent["state"], word)
+            assert card["mark"]  # a shape beside the colour and the word
+            for field in ("handled", "aht_seconds", "occupancy"):
+                assert card["values"][f"today.{field}"] == agent["today"][field], (card["agent_id"], field)
+            # the event clock stands still; the page's clock ticks on from the document's now
+            assert 0 <= card["values"]["in_state"] - (document["now"] - agent["since"]) < 30, card
+            assert card["values"]["reason"] == agent["reason"]
+            assert (card["values"]["contact"] or {}).get("contact_id") == (agent["contact"] or {}).get("contact_id")
+            assert not card["clipped"], (card["agent_id"], card["clipped"])
+        lunch = next(card for card in cards if card["agent_id"] == "wb-lunch")
+        assert (lunch["long"], lunch["long_shown"], lunch["texts"]["reason"]) == ("true", True, "lunch")
+        assert [card["long"] for card in cards].count("true") >= 1
+        assert browser.execute_script(
+            "const page = document.scrollingElement;"
+            "return page.scrollHeight <= innerHeight && page.scrollWidth <= innerWidth"
+        ), "the agent list scrolls"
+        for lang in ("ja", "ko"):
+            browser.get(f"{worker.url}/wallboard/agents?lang={lang}")
+            shown = until(lambda: len(agent_cards(browser)) == len(at_work) and agent_cards(browser), 30, lang)
+            assert {LABELS[lang][key] for key in ("handled", "aht", "occupancy")} <= set(shown[0]["labels"]), lang
+            assert {card["word"] for card in shown} <= set(LABELS[lang].values()), lang
+            assert all(not card["clipped"] for card in shown), (lang, [c["clipped"] for c in shown if c["clipped"]])
+            assert browser.execute_script("return document.documentElement.lang") == lang
+            browser.save_screenshot(str(ARTIFACTS / f"wallboard-agents-{lang}.png"))
+        worker.kill()
+        until(lambda: browser.execute_script("return document.body.dataset.stale") == "connection", 15,
+              "the stale-data warning")  # fmt: skip

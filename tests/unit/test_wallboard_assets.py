@@ -23,7 +23,8 @@ def test_every_language_has_every_label() -> None:
 
 
 def test_the_page_asks_only_for_labels_that_exist() -> None:
-    page = (HERE / "index.html").read_text(encoding="utf-8") + (HERE / "wallboard.js").read_text(encoding="utf-8")
+    page = "".join((HERE / name).read_text(encoding="utf-8")
+                   for name in ("index.html", "wallboard.js", "agents.html", "agents.js"))  # fmt: skip
     asked = set(re.findall(r'data-label="([a-z_0-9]+)"', page)) | set(
         re.findall(r'(?<![\w.])t\("([a-z_0-9]+)"\)', page)
     )
@@ -34,7 +35,7 @@ def test_the_page_asks_only_for_labels_that_exist() -> None:
 
 def test_the_served_fonts_cover_every_label() -> None:
     wanted = {c for labels in LABELS.values() for value in labels.values() for c in value if not c.isspace()}
-    wanted |= set("0123456789%:–▲▼▶")
+    wanted |= set("0123456789%:–▲▼▶●■◆○!")  # the agent list's state marks too
     for name in ("ccpulse-cjk-regular.woff2", "ccpulse-cjk-bold.woff2"):
         covered = set(map(chr, TTFont(HERE / "fonts" / name).getBestCmap()))
         missing = sorted(wanted - covered)
