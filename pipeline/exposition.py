@@ -17,7 +17,7 @@ from pipeline.core.agent_time import TIMED
 from pipeline.core.agent_view import occupancy, queue_time, utilisation
 from pipeline.core.board import Board
 from pipeline.core.counts import Counts
-from pipeline.core.metrics import COUNT_GAUGES, RATIO_GAUGES, ratios
+from pipeline.core.metrics import COUNT_GAUGES, RATIO_GAUGES, WRITTEN_CHANNELS, backlog, past_promise, ratios
 from pipeline.core.progress import PartitionProgress, StageProgress
 from pipeline.core.targets import Targets
 from pipeline.sink import SinkHealth
@@ -51,6 +51,10 @@ HELP |= {
     "that + available.",
     "ccpulse_agent_utilisation_ratio": "Utilisation (稼働率): time on contacts, in after-contact work and available / "
     "time in every state but offline.",
+}
+HELP |= {
+    "ccpulse_backlog": "Written channels' contacts waiting now, by how long: lt_1h, 1h_4h, 4h_24h, ge_24h.",
+    "ccpulse_past_promise": "Written channels' contacts waiting longer than the channel's threshold (its promise) now.",
 }
 AGENT_RATIOS = {"ccpulse_agent_occupancy_ratio": occupancy, "ccpulse_agent_utilisation_ratio": utilisation}
 WINDOW_LABELS = ["queue", "channel", "window"]
@@ -144,6 +148,7 @@ class BoardCollector(Collector):
         lines: set[tuple[str, str]] = set()
         yield from self._windowed(windowed, label, lines)
         yield from self._waiting(waiting_now, label, lines)
+        yield from self._backlog(board, now, label)
         yield from self._agents(agents_now, agent_time, label)
         yield from self._targets_in_force(lines, queues)
         yield GaugeMetricFamily("ccpulse_queues_folded",
@@ -197,6 +202,29 @@ class BoardCollector(Collector):
                 oldest.add_metric([queue, channel], oldest_us / 1_000_000)
         yield waiting
         yield oldest
+
+    def _backlog(self, board: Board, now: int, label: Callable[[str], str]) -> Iterator[Metric]:
+        """Written channels' waiting contacts by age, and those past the channel's promise (issue 24)."""
+        bands: dict[tuple[str, str], dict[str, int]] = {}
+        past: dict[tuple[str, str], int] = {}
+        for queue, channel, offered in board.waiting_since(now):
+            if channel not in WRITTEN_CHANNELS:
+                continue
+            key = (label(queue), channel)
+            for age, count in backlog(now, offered).items():
+                bands.setdefault(key, {}).setdefault(age, 0)
+                bands[key][age] += count
+            past[key] = past.get(key, 0) + past_promise(
+                now, offered, self._targets.for_queue(queue, channel).threshold_us
+            )
+        by_age = GaugeMetricFamily("ccpulse_backlog", HELP["ccpulse_backlog"], labels=["queue", "channel", "age"])
+        promise = GaugeMetricFamily("ccpulse_past_promise", HELP["ccpulse_past_promise"], labels=["queue", "channel"])
+        for (queue, channel), counts in sorted(bands.items()):
+            for age, count in counts.items():
+                by_age.add_metric([queue, channel, age], count)
+            promise.add_metric([queue, channel], past[(queue, channel)])
+        yield by_age
+        yield promise
 
     @staticmethod
     def _agents(agents_now: list[tuple[str, str, int]], agent_time: list[tuple[str, str, list[int]]],

@@ -72,6 +72,16 @@ def expected_samples(expected: Expected, targets: Targets) -> dict[Sample, float
             queue=queue, channel=channel)  # fmt: skip
     for (queue, state), count in expected.agents.items():
         put("ccpulse_agents", count, queue=queue, state=state)
+    hour = 3600 * 1_000_000
+    for queue, channel in expected.waiting:
+        if channel not in ("email", "social", "sms"):
+            continue
+        waits = expected.waits.get((queue, channel), [])
+        for age, low, high in (("lt_1h", 0, hour), ("1h_4h", hour, 4 * hour), ("4h_24h", 4 * hour, 24 * hour),
+                               ("ge_24h", 24 * hour, 10**30)):  # fmt: skip
+            put("ccpulse_backlog", sum(low <= w < high for w in waits), queue=queue, channel=channel, age=age)
+        promise = targets.for_queue(queue, channel).threshold_seconds * 1_000_000
+        put("ccpulse_past_promise", sum(w > promise for w in waits), queue=queue, channel=channel)
     for (queue, window), (available, on_contact, after_contact_work, away) in expected.agent_time.items():
         for state, us in zip(TIMED, (available, on_contact, after_contact_work, away), strict=True):
             put("ccpulse_agent_state_seconds", us / 1e6, queue=queue, state=state, window=window)
@@ -85,7 +95,8 @@ def expected_samples(expected: Expected, targets: Targets) -> dict[Sample, float
 
 
 _EVERYTHING = Expected(
-    counts={("q", "voice", "15m"): dict.fromkeys(COUNT_FIELDS, 1)}, waiting={("q", "voice"): (1, 1)},
+    counts={("q", "voice", "15m"): dict.fromkeys(COUNT_FIELDS, 1)},
+    waiting={("q", "voice"): (1, 1), ("q", "email"): (0, None)},
     agents={("q", "away"): 1}, agent_time={("q", "15m"): [1, 1, 1, 1]},
 )  # fmt: skip
 MODEL_NAMES = {name for name, _ in expected_samples(_EVERYTHING, Targets())}  # every name the model speaks for

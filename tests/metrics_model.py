@@ -67,6 +67,7 @@ class Expected:
     waiting: dict[tuple[str, str], tuple[int, int | None]] = field(default_factory=dict)
     agents: dict[tuple[str, str], int] = field(default_factory=dict)
     agent_time: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (queue, window) -> µs per state
+    waits: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (queue, channel) -> each waiting's wait
     duplicates: int = 0
     conflicts: int = 0
 
@@ -152,6 +153,7 @@ def model(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, target
             count, oldest = expected.waiting.get((queue, channel), (0, None))
             wait = now_us - offered.at
             expected.waiting[(queue, channel)] = (count + 1, wait if oldest is None else max(oldest, wait))
+            expected.waits.setdefault((queue, channel), []).append(wait)
         expected.waiting.setdefault((queue, channel), (0, None))
 
     # issues

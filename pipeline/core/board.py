@@ -387,6 +387,15 @@ class Board:
             since = [at for each in line.waiting.values() for at in each if now_us - at <= WAITING_HORIZON_US]
             yield queue, channel, len(since), (now_us - min(since)) if since else None
 
+    def waiting_since(self, now_us: int) -> Iterator[tuple[str, str, list[int]]]:
+        """(queue, channel, offered_at of each contact waiting now), per queue and channel."""
+        for (queue, channel), line in sorted(self.lines.items()):
+            yield (
+                queue,
+                channel,
+                [at for each in line.waiting.values() for at in each if now_us - at <= WAITING_HORIZON_US],
+            )
+
     def agents_by_state(self) -> Iterator[tuple[str, str, int]]:
         """(queue, state, agents) for every state but offline."""
         for queue, states in sorted(self.agents.items()):

@@ -110,3 +110,22 @@ COUNT_GAUGES = {
     "ccpulse_handled": "handled",
     "ccpulse_offered_out_of_hours": "offered_out_of_hours",
 }
+
+
+# ------------------------------------------------------------------ written channels' backlog (issue 24)
+WRITTEN_CHANNELS = ("email", "social", "sms")
+HOUR_US = 3600 * MICROS
+BACKLOG_AGES = (("lt_1h", 0, HOUR_US), ("1h_4h", HOUR_US, 4 * HOUR_US), ("4h_24h", 4 * HOUR_US, 24 * HOUR_US),
+                ("ge_24h", 24 * HOUR_US, None))  # fmt: skip
+
+
+def backlog(now_us: int, offered: list[int]) -> dict[str, int]:
+    """Waiting contacts by how long they have waited: [low, high) per age band."""
+    ages = [now_us - at for at in offered]
+    return {name: sum(1 for age in ages if age >= low and (high is None or age < high))
+            for name, low, high in BACKLOG_AGES}  # fmt: skip
+
+
+def past_promise(now_us: int, offered: list[int], threshold_us: int) -> int:
+    """Waiting contacts whose wait exceeds the threshold (the channel's promise) now."""
+    return sum(1 for at in offered if now_us - at > threshold_us)

@@ -13,14 +13,17 @@ from zoneinfo import ZoneInfo
 
 from pipeline.core.board import Board
 from pipeline.core.metrics import (
+    WRITTEN_CHANNELS,
     abandon_ratio,
     aht_seconds,
     answer_ratio,
     answered_in_sl_ratio,
     art_seconds,
     asa_seconds,
+    backlog,
     csat_ratio,
     fcr_ratio,
+    past_promise,
     service_level,
 )
 from pipeline.core.targets import Targets
@@ -46,11 +49,19 @@ def day_document(day: Day, now_us: int, own: bool) -> dict[str, Any]:
             "shown": f"{starts} {day.zone.key}" if own else ""}  # fmt: skip
 
 
+def written_backlog(channel: str, offered: list[int], now_us: int, threshold_us: int) -> dict[str, Any]:
+    """``backlog`` (waiting by age) and ``past_promise`` of a written channel (null for the others)."""
+    if channel not in WRITTEN_CHANNELS:
+        return {"backlog": None, "past_promise": None}
+    return {"backlog": backlog(now_us, offered), "past_promise": past_promise(now_us, offered, threshold_us)}
+
+
 def snapshot(board: Board, now_us: int, zone: ZoneInfo, targets: Targets) -> dict[str, Any]:
     windows: dict[tuple[str, str], dict[str, Any]] = {}
     for queue, channel, window, counts in board.window_counts(now_us, lambda queue: targets.day_for(queue, zone)):
         windows.setdefault((queue, channel), {})[window] = counts
     live = {(queue, channel): (count, oldest) for queue, channel, count, oldest in board.waiting(now_us)}
+    offered = {(queue, channel): since for queue, channel, since in board.waiting_since(now_us)}
     agents: dict[str, dict[str, int]] = {}
     for queue, state, count in board.agents_by_state():
         agents.setdefault(queue, dict.fromkeys(AGENT_STATES, 0))[state] = count
@@ -82,5 +93,6 @@ def snapshot(board: Board, now_us: int, zone: ZoneInfo, targets: Targets) -> dic
             "art_seconds": art_seconds(today) if today else None,
             "target": {"service_level": target.target_ratio, "threshold_seconds": target.threshold_seconds},
             "day": day_document(day, now_us, own=day != board_day),
+            **written_backlog(channel, offered.get((queue, channel), []), now_us, target.threshold_us),
         })  # fmt: skip
     return {"now": now_us / 1_000_000 if now_us else None, "queues": tiles}

@@ -53,6 +53,7 @@ function tileFor(queue, channel) {
     element = document.getElementById("tile").content.firstElementChild.cloneNode(true);
     element.dataset.queue = queue;
     element.dataset.channel = channel;
+    element.dataset.written = String(["email", "social", "sms"].includes(channel));  // backlog, not agents
     element.querySelector(".queue").textContent = queue;
     element.querySelector(".channel").textContent = t(channel);
     for (const label of element.querySelectorAll("[data-label]")) label.textContent = t(label.dataset.label);

@@ -163,3 +163,33 @@ def test_gauges_equal_the_model_when_a_producer_keys_every_event_otherwise(deplo
 
         valid = sum(1 for line in lines if check(line).event is not None)
         assert worker.scrape()[("ccpulse_events_keyed_otherwise_total", ())] == valid
+
+
+def test_the_backlog_of_written_channels_by_age_and_past_the_promise(deployment: Deployment) -> None:
+    # email contacts waiting 30 min, 2 h, 5 h, 25 h and 30 h at the event clock's now (one answered
+    # after 2 h: no longer waiting); sms waiting 10 min (its promise is 5 min): every band and the
+    # promise against the model
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+    def event(event_id: str, kind: str, at: datetime, **fields: object) -> bytes:
+        return json.dumps({"event_id": event_id, "type": kind, "schema_version": 1,
+                           "occurred_at": at.isoformat().replace("+00:00", "Z"), **fields}).encode()  # fmt: skip
+
+    lines = [event("clock", "contact.offered", now, contact_id="v1", channel="voice", queue="support",
+                   customer_id="c0")]  # fmt: skip
+    for number, hours in enumerate((0.5, 2, 5, 25, 30, 3)):
+        lines.append(event(f"e{number}", "contact.offered", now - timedelta(hours=hours), contact_id=f"m{number}",
+                           channel="email", queue="mail", customer_id=f"c{number}"))  # fmt: skip
+    lines.append(event("a5", "contact.answered", now - timedelta(hours=1), contact_id="m5", agent_id="a1"))
+    lines.append(event("s1", "contact.offered", now - timedelta(minutes=10), contact_id="t1", channel="sms",
+                       queue="texts", customer_id="c9"))  # fmt: skip
+    expected, _ = model_of(lines, Targets())
+    samples = expected_samples(expected, Targets())
+    assert samples[("ccpulse_past_promise", (("channel", "email"), ("queue", "mail")))] == 2
+    assert samples[("ccpulse_backlog", (("age", "4h_24h"), ("channel", "email"), ("queue", "mail")))] == 1
+    with deployment.worker() as worker:
+        produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines) + b"\n")
+        assert produced.returncode == 0, produced.stderr.decode()
+        wait_until_exact([worker], samples)

@@ -38,6 +38,8 @@ FIELDS = {
     "csat_ratio": ("ccpulse_csat_ratio", TODAY),
     "fcr_ratio": ("ccpulse_fcr_ratio", TODAY),
     "art_seconds": ("ccpulse_art_seconds", TODAY),
+    "past_promise": ("ccpulse_past_promise", ()),  # written channels only (null and absent for the others)
+    **{f"backlog.{age}": ("ccpulse_backlog", (("age", age),)) for age in ("lt_1h", "1h_4h", "4h_24h", "ge_24h")},
 }
 AGENT_FIELDS = {"agents.available": "available", "agents.on_contact": "on_contact",
                 "agents.after_contact_work": "after_contact_work"}  # fmt: skip

@@ -320,3 +320,13 @@ def test_contacts_offered_out_of_hours_are_counted_apart(
         queues[queue] = entry
     targets = Targets.from_document({"fcr_window_days": 1, "queues": queues}, zone=zone)
     assert_equals_model(run(messages, targets), messages, now, zone, targets)
+
+
+def test_the_backlog_bands_and_the_promise_take_their_boundaries_as_documented() -> None:
+    from pipeline.core.metrics import backlog, past_promise
+
+    hour = 3600 * 1_000_000
+    now = 100 * hour
+    offered = [now, now - hour + 1, now - hour, now - 4 * hour, now - 24 * hour + 1, now - 24 * hour, now - 90 * hour]
+    assert backlog(now, offered) == {"lt_1h": 2, "1h_4h": 1, "4h_24h": 2, "ge_24h": 2}
+    assert past_promise(now, offered, 24 * hour) == 1  # waiting exactly the promise is not past it
