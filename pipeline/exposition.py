@@ -37,6 +37,8 @@ HELP = {
     "ccpulse_asa_seconds": "Average speed of answer: mean wait of answered contacts.",
     "ccpulse_abandon_ratio": "(Abandoned - short abandoned) / (answered + abandoned - short abandoned).",
     "ccpulse_aht_seconds": "Average handle time: mean talk + hold + after-contact work of handled contacts.",
+    "ccpulse_transferred": "Answered contacts an agent transferred, at the transfer's time.",
+    "ccpulse_transfer_ratio": "Transferred / answered.",
     "ccpulse_hold_seconds": "Mean hold time of handled contacts (part of their handle time).",
     "ccpulse_csat_ratio": "Share of CSAT responses of 4 or 5.",
     "ccpulse_nps_score": "Net promoter score: 100 x (promoters - detractors) / responses.",

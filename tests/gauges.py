@@ -21,6 +21,7 @@ COUNTS = {
     "ccpulse_short_abandoned": "short_abandoned",
     "ccpulse_handled": "handled",
     "ccpulse_offered_out_of_hours": "offered_out_of_hours",
+    "ccpulse_transferred": "transferred",
 }
 
 
@@ -58,6 +59,7 @@ def expected_samples(expected: Expected, targets: Targets) -> dict[Sample, float
         put("ccpulse_abandon_ratio", _ratio(c["abandoned"] - c["short_abandoned"], denominator), **labels)
         put("ccpulse_aht_seconds", _ratio(c["handle_us_sum"] / 1e6, c["handled"]), **labels)
         put("ccpulse_hold_seconds", _ratio(c["hold_us_sum"] / 1e6, c["handled"]), **labels)
+        put("ccpulse_transfer_ratio", _ratio(c["transferred"], c["answered"]), **labels)
         put("ccpulse_csat_ratio", _ratio(c["csat_positive"], c["csat_responses"]), **labels)
         put("ccpulse_nps_score", _ratio(100 * (c["nps_promoters"] - c["nps_detractors"]), c["nps_responses"]), **labels)
         put("ccpulse_ces_score", _ratio(c["ces_sum"], c["ces_responses"]), **labels)

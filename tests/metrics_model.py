@@ -20,7 +20,7 @@ COUNT_FIELDS = (
     "offered", "answered", "answered_in_sl", "abandoned", "short_abandoned", "wait_us_sum", "handled",
     "handle_us_sum", "csat_responses", "csat_positive", "nps_responses", "nps_promoters", "nps_detractors",
     "ces_responses", "ces_sum", "issues_judged", "issues_fcr", "issues_resolved", "resolution_us_sum",
-    "abandoned_in_sl", "offered_out_of_hours", "hold_us_sum",
+    "abandoned_in_sl", "offered_out_of_hours", "hold_us_sum", "transferred",
 )  # fmt: skip
 
 
@@ -123,6 +123,9 @@ def model(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, target
             add(answered.at, "wait_us_sum", wait)
             if wait <= threshold_us:
                 add(answered.at, "answered_in_sl")
+            transferred = winner.get((contact, "contact.transferred"))
+            if transferred:
+                add(transferred.at, "transferred")
             answered_contacts.append((offered, answered, ended))
         if abandoned:
             add(abandoned.at, "abandoned")

@@ -39,6 +39,7 @@ def expected_contacts(events: list[Event], targets: Targets) -> dict[str, dict[s
         abandoned = winners.get((contact, "contact.abandoned"))
         ended = winners.get((contact, "contact.ended"))
         survey = winners.get((contact, "survey.responded"))
+        transfer = winners.get((contact, "contact.transferred"))
         outcome = None
         in_sl = short = None
         if offered and (answered or abandoned):
@@ -70,6 +71,7 @@ def expected_contacts(events: list[Event], targets: Targets) -> dict[str, dict[s
             "wait_us": max(0, answered.at - offered.at) if answered and offered else None,
             "handle_us": handle,
             "hold_us": hold,
+            "transferred_at": transfer.at if transfer else None,
             "outcome": outcome,
             "answered_in_sl": in_sl,
             "short_abandoned": short,
@@ -136,7 +138,7 @@ SELECT contact_id, queue, channel, customer_id, reason, case_id, agent_id,
        toUnixTimestamp64Micro(abandoned_at) AS abandoned_at, toUnixTimestamp64Micro(ended_at) AS ended_at,
        toUnixTimestamp64Micro(surveyed_at) AS surveyed_at, toString(wait_seconds) AS wait_seconds,
        toString(handle_seconds) AS handle_seconds, toString(hold_seconds) AS hold_seconds, outcome, answered_in_sl,
-       short_abandoned, resolved,
+       short_abandoned, resolved, toUnixTimestamp64Micro(transferred_at) AS transferred_at,
        csat, nps, ces, issue_id, is_repeat
 FROM ccpulse.contacts FINAL
 """
@@ -182,6 +184,7 @@ def actual_contacts(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
             "wait_us": decimal_us(row["wait_seconds"]),
             "handle_us": decimal_us(row["handle_seconds"]),
             "hold_us": decimal_us(row["hold_seconds"]),
+            "transferred_at": micros(row["transferred_at"]),
             **{
                 k: None if row[k] is None else bool(row[k])
                 for k in ("answered_in_sl", "short_abandoned", "resolved", "is_repeat")
@@ -227,6 +230,8 @@ def counts_from_facts(
             add(q, c, row["ended_at"], "handled")
             add(q, c, row["ended_at"], "handle_us_sum", row["handle_us"])
             add(q, c, row["ended_at"], "hold_us_sum", row["hold_us"])
+        if row["outcome"] == "answered" and not apart and row["transferred_at"] is not None:
+            add(q, c, row["transferred_at"], "transferred")
         if row["outcome"] == "answered" and not apart:
             add(q, c, row["answered_at"], "answered")
             add(q, c, row["answered_at"], "wait_us_sum", row["wait_us"])

@@ -108,6 +108,14 @@ class SurveyResponded(_Envelope, tag="survey.responded"):
     ces: Number | UnsetType = UNSET
 
 
+class ContactTransferred(_Envelope, tag="contact.transferred"):
+    """An agent transferred the contact (issue 22): to a queue, to an agent, or elsewhere (neither)."""
+
+    contact_id: ContactId
+    to_queue: Queue | UnsetType = UNSET
+    to_agent: str | UnsetType = UNSET
+
+
 class AgentStateChanged(_Envelope, tag="agent.state_changed"):
     agent_id: str
     state: AgentState
@@ -116,7 +124,8 @@ class AgentStateChanged(_Envelope, tag="agent.state_changed"):
     reason: Annotated[str, Meta(max_length=64)] | UnsetType = UNSET  # break, lunch, training... (issue 22)
 
 
-Wire = ContactOffered | ContactAnswered | ContactAbandoned | ContactEnded | SurveyResponded | AgentStateChanged
+Wire = (ContactOffered | ContactAnswered | ContactAbandoned | ContactEnded | SurveyResponded | AgentStateChanged
+        | ContactTransferred)  # fmt: skip
 EVENT_TYPES: Final = tuple(cls.__struct_config__.tag for cls in Wire.__args__)  # type: ignore[attr-defined]
 
 
@@ -145,6 +154,8 @@ class Event(Struct, frozen=True, gc=False):
     ces: int | None = None
     state: str | None = None
     queues: tuple[str, ...] | None = None
+    to_queue: str | None = None  # contact.transferred
+    to_agent: str | None = None
 
 
 class Verdict(Struct, frozen=True, gc=False):
@@ -343,6 +354,13 @@ def _surveyed(w: SurveyResponded, at: int, channel: str | None, queue: str | Non
     )  # fmt: skip
 
 
+def _transferred(w: ContactTransferred, at: int, channel: str | None, queue: str | None) -> Event:
+    to_queue = None if w.to_queue is UNSET else _queue(w.to_queue, "to_queue")
+    to_agent = None if w.to_agent is UNSET else w.to_agent
+    return Event(w.event_id, "contact.transferred", at, w.contact_id, channel, queue, to_queue=to_queue,
+                 to_agent=to_agent)  # fmt: skip
+
+
 def _agent(w: AgentStateChanged, at: int, channel: str | None, queue: str | None) -> Event:
     if not _known_queues.issuperset(w.queues):
         for name in w.queues:
@@ -363,6 +381,7 @@ _NORMALISE: Final[dict[type, Any]] = {
     ContactEnded: _ended,
     SurveyResponded: _surveyed,
     AgentStateChanged: _agent,
+    ContactTransferred: _transferred,
 }
 
 

@@ -44,6 +44,8 @@ class Counts:
     offered_out_of_hours: int = 0
     # Σ hold_seconds of handled contacts, at ended_at (issue 22; part of handle_us_sum)
     hold_us_sum: int = 0
+    # answered contacts an agent transferred (issue 22), at the earliest contact.transferred
+    transferred: int = 0
 
     def add(self, other: Counts, sign: int = 1) -> None:
         """Add ``other`` (``sign=-1``: subtract it), field by field."""

@@ -21,7 +21,7 @@ from pipeline.core.contract import Event
 from pipeline.core.counts import FIELDS, Counts
 from pipeline.core.engine import ContactRecord, IssueLink
 from pipeline.core.issues import Issue
-from pipeline.core.lifecycle import Contribution, issue_key
+from pipeline.core.lifecycle import Contribution, Transferred, issue_key
 from pipeline.core.targets import Targets
 
 Row = tuple[Any, ...]
@@ -32,7 +32,8 @@ CONTACT_COLUMNS = (
     "contact_id", "queue", "channel", "customer_id", "reason", "case_id", "agent_id",
     "offered_at", "answered_at", "abandoned_at", "ended_at", "surveyed_at", "last_event_at",
     "wait_seconds", "abandon_wait_seconds", "handle_seconds", "hold_seconds", "outcome", "answered_in_sl",
-    "short_abandoned", "resolved", "csat", "nps", "ces", "issue_key", "version",
+    "short_abandoned", "resolved", "transferred_at", "transferred_to_queue", "transferred_to_agent",
+    "csat", "nps", "ces", "issue_key", "version",
 )  # fmt: skip
 # per contact and issue key: its issue in that key's grouping (the ``contacts`` view joins the
 # row of the key in the contact's facts: deploy/clickhouse/0002_contact_issues.sql)
@@ -103,12 +104,17 @@ def contact_row(contact_id: str, record: ContactRecord, targets: Targets) -> Row
         in_sl,
         short,
         ended.resolved if ended else None,
+        *_transfer(state.transferred),
         survey.csat if survey else None,
         survey.nps if survey else None,
         survey.ces if survey else None,
         issue_key(offered) if outcome == "answered" and offered else None,  # as its contribution's issue
         record.version,
     )
+
+
+def _transfer(transfer: Transferred | None) -> tuple[int | None, str | None, str | None]:
+    return (transfer.at, transfer.to_queue, transfer.to_agent) if transfer is not None else (None, None, None)
 
 
 def contact_issue_rows(links: Iterable[IssueLink], version: int) -> list[Row]:

@@ -60,6 +60,13 @@ class Surveyed(Struct, array_like=True, frozen=True):
     ces: int | None
 
 
+class Transferred(Struct, array_like=True, frozen=True):
+    at: int
+    event_id: str
+    to_queue: str | None
+    to_agent: str | None
+
+
 class ContactState(Struct, array_like=True):
     offered: Offered | None = None
     answered: Answered | None = None
@@ -69,6 +76,7 @@ class ContactState(Struct, array_like=True):
     # per event type, the sources (e.g. "3:1042", partition:offset) of the messages applied
     sources: dict[str, list[str]] = {}
     last_at: int = 0  # the latest occurred_at seen: expiry is measured from it
+    transferred: Transferred | None = None  # last: records written before it decode as None
 
     @property
     def conflict(self) -> bool:
@@ -80,7 +88,7 @@ def handle_us(event: Event) -> int:
     return round(((event.talk_seconds or 0.0) + (event.hold_seconds or 0.0) + (event.acw_seconds or 0.0)) * MICROS)
 
 
-def _fact(event: Event) -> Offered | Answered | Abandoned | Ended | Surveyed:
+def _fact(event: Event) -> Offered | Answered | Abandoned | Ended | Surveyed | Transferred:
     kind = event.type
     if kind == "contact.offered":
         return Offered(event.at, event.event_id, event.queue or "", event.channel or "", event.customer_id or "",
@@ -92,6 +100,8 @@ def _fact(event: Event) -> Offered | Answered | Abandoned | Ended | Surveyed:
     if kind == "contact.ended":
         hold = round((event.hold_seconds or 0.0) * MICROS)
         return Ended(event.at, event.event_id, handle_us(event), bool(event.resolved), hold)
+    if kind == "contact.transferred":
+        return Transferred(event.at, event.event_id, event.to_queue, event.to_agent)
     return Surveyed(event.at, event.event_id, event.csat, event.nps, event.ces)
 
 
@@ -101,6 +111,7 @@ SLOTS = {
     "contact.abandoned": "abandoned",
     "contact.ended": "ended",
     "survey.responded": "survey",
+    "contact.transferred": "transferred",
 }
 
 
@@ -185,6 +196,8 @@ def contribution(state: ContactState, contact_id: str, targets: Targets) -> Cont
         counts = bucket(answered.at)
         counts.answered += 1
         counts.wait_us_sum += wait
+        if state.transferred is not None:  # by the agent who answered: counted once, at its time
+            bucket(state.transferred.at).transferred += 1
         if wait <= threshold_us:
             counts.answered_in_sl += 1
     if abandoned is not None:

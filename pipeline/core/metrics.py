@@ -64,6 +64,10 @@ def hold_seconds(c: Counts) -> float | None:
     return _ratio(c.hold_us_sum / MICROS, c.handled)
 
 
+def transfer_ratio(c: Counts) -> float | None:
+    return _ratio(c.transferred, c.answered)
+
+
 def ces_score(c: Counts) -> float | None:
     return _ratio(c.ces_sum, c.ces_responses)
 
@@ -90,6 +94,7 @@ RATIO_GAUGES = {
     "ccpulse_ces_score": ces_score,
     "ccpulse_fcr_ratio": fcr_ratio,
     "ccpulse_art_seconds": art_seconds,
+    "ccpulse_transfer_ratio": transfer_ratio,
 }
 
 
@@ -109,6 +114,7 @@ COUNT_GAUGES = {
     "ccpulse_short_abandoned": "short_abandoned",
     "ccpulse_handled": "handled",
     "ccpulse_offered_out_of_hours": "offered_out_of_hours",
+    "ccpulse_transferred": "transferred",
 }
 
 

@@ -62,6 +62,9 @@ def contact_events(draw: st.DrawFn, contact: str) -> list[Event]:
                             hold_seconds=draw(st.sampled_from([0, 7.25])), acw_seconds=30.0,
                             resolved=draw(st.booleans())))  # fmt: skip
     for _ in range(draw(st.integers(0, 1))):
+        to_queue, to_agent = draw(st.none() | st.just("q1")), draw(st.none() | st.just("a9"))
+        events.append(Event(eid(), "contact.transferred", draw(near), contact, to_queue=to_queue, to_agent=to_agent))
+    for _ in range(draw(st.integers(0, 1))):
         events.append(Event(eid(), "survey.responded", draw(near), contact, csat=draw(st.none() | st.integers(1, 5)),
                             nps=draw(st.none() | st.integers(0, 10)), ces=draw(st.integers(1, 7))))  # fmt: skip
     return events
