@@ -28,7 +28,9 @@ from pipeline.sources.asterisk import Outcome, queue_name
 from pipeline.timefmt import rfc3339
 
 CHANNELS = {"VOICE": "voice", "CHAT": "chat", "EMAIL": "email"}
-COUNTED_METHODS = {"INBOUND", "API"}  # a customer waiting in a queue for an agent (docs/sources.md)
+# a customer waiting in a queue for an agent (docs/sources.md); a transfer's leg into another queue
+# is a contact of that queue (issue 22, as Connect's "contacts queued" and Genesys count it)
+COUNTED_METHODS = {"INBOUND", "API", "TRANSFER", "QUEUE_TRANSFER"}
 AGENT_EVENT_FIELDS = {"AgentARN", "EventType"}  # Kinesis agent event stream
 
 
@@ -83,7 +85,19 @@ def _events(record: dict[str, Any]) -> Outcome:
         return Outcome(events=(offered, *_unanswered(record, base)))
     answered = {**base, "event_id": f"connect-{contact}-answered", "type": "contact.answered",
                 "occurred_at": rfc3339(connected), "agent_id": _agent_id(agent)}  # fmt: skip
-    return Outcome(events=(offered, answered, *_handled(record, base, agent)))
+    return Outcome(events=(offered, answered, *_handled(record, base, agent), *_transferred(record, base)))
+
+
+def _transferred(record: dict[str, Any], base: dict[str, object]) -> list[dict[str, object]]:
+    """An answered contact the agent transferred: to a queue or agent (Connect makes the next leg a
+    new contact, ``NextContactId``, counted in its own queue) or to an outside number
+    (``TransferCompletedTimestamp``); at that time, else when the agent's leg ended."""
+    at = _time(record.get("TransferCompletedTimestamp")) or _time(record.get("DisconnectTimestamp"))
+    if not (record.get("NextContactId") or record.get("TransferCompletedTimestamp")) or at is None:
+        return []
+    extra = {"connect_next_contact": str(record["NextContactId"])} if record.get("NextContactId") else {}
+    return [{**base, "event_id": f"connect-{record['ContactId']}-transferred", "type": "contact.transferred",
+             "occurred_at": rfc3339(at), **extra}]  # fmt: skip
 
 
 def _offered(record: dict[str, Any], base: dict[str, object], channel: str) -> dict[str, object]:

@@ -23,7 +23,7 @@ from typing import Any
 from pipeline.sources.asterisk import Outcome, queue_name
 from pipeline.timefmt import rfc3339
 
-COUNTED_METHODS = {"INBOUND", "API"}
+COUNTED_METHODS = {"INBOUND", "API", "TRANSFER", "QUEUE_TRANSFER"}  # as the records (amazon_connect.py)
 CHANNELS = {"VOICE": "voice", "CHAT": "chat", "EMAIL": "email"}
 TALKING = {"CONNECTED", "CONNECTED_ONHOLD"}
 

@@ -34,6 +34,7 @@ SKIPPED = {
     "CALLBACK", "CALLSTATUS",
 }  # fmt: skip
 ENDED = {"COMPLETEAGENT", "COMPLETECALLER", "TRANSFER", "ATTENDEDTRANSFER", "BLINDTRANSFER"}
+TRANSFERS = {"TRANSFER", "ATTENDEDTRANSFER", "BLINDTRANSFER"}
 LEFT_UNANSWERED = {"EXITWITHTIMEOUT", "EXITEMPTY", "EXITWITHKEY"}
 MEMBER_ON = {"ADDMEMBER", "AGENTLOGIN", "AGENTCALLBACKLOGIN"}
 MEMBER_OFF = {"REMOVEMEMBER", "AGENTLOGOFF", "AGENTCALLBACKLOGOFF"}
@@ -186,6 +187,8 @@ class QueueLog:
             calltime = _number(line.data, _calltime_at(name, line.data))
             ended = self._contact_event(line, "contact.ended", talk_seconds=calltime, hold_seconds=0,
                                         acw_seconds=0, resolved=name.startswith("COMPLETE"))  # fmt: skip
+            if name in TRANSFERS:  # the agent passed the call on: to an extension (TRANSFER, BLIND) or a call
+                ended = merged([ended, self._transferred(line)])
             return _with(ended, self._agent_state(line, member_id(line.agent), talking=False))
         if name in LEFT_UNANSWERED:
             self.open_calls.pop((line.uniqueid, line.queue), None)
@@ -195,6 +198,15 @@ class QueueLog:
         if name in SKIPPED:
             return Outcome(skipped=name)
         return Outcome(skipped=name or "no_event")
+
+    def _transferred(self, line: Line) -> Outcome:
+        """``contact.transferred`` at the line's time; where to, as Asterisk names it, kept raw
+        (``asterisk_transfer``: an extension@context, or the bridged call): not a queue or agent."""
+        found = self._contact_event(line, "contact.transferred")
+        target = "@".join(line.data[:2]) if line.event != "ATTENDEDTRANSFER" else "|".join(line.data[:2])
+        return Outcome(events=tuple({**event, "event_id": f"{event['event_id']}-transferred",
+                                     "asterisk_transfer": target} for event in found.events),
+                       rejected=found.rejected, detail=found.detail)  # fmt: skip
 
     def _caller(self, line: Line) -> str:
         caller = line.data[1] if len(line.data) > 1 else ""

@@ -150,6 +150,9 @@ class DetailEvents:
         contact.talk_ms, contact.hold_ms, contact.left_ms = max(0, interacting - held), held, now
         contact.transferred = str(body.get("disconnectType") or "").upper() in TRANSFERS
         heapq.heappush(self._awaiting, (now, f"{conversation}:{body.get('queueId')}"))
+        if contact.transferred:  # the agent passed it on (blind, consult, forward, conference)
+            return Outcome(events=({**base(conversation, str(body.get("queueId")), "transferred"),
+                                    "type": "contact.transferred", "occurred_at": stamp(now)},))  # fmt: skip
         return Outcome()
 
     def acw(self, body: dict[str, Any], conversation: str, now: int) -> Outcome:

@@ -67,7 +67,7 @@ def test_every_event_is_valid_and_a_record_delivered_again_gives_the_same_events
         verdict = check(orjson.dumps(event))
         assert verdict.event is not None, (event, verdict.reason, verdict.detail)
     ids = [event["event_id"] for event in events]
-    assert len(ids) == 16 and len(set(ids)) == 13  # c-answered's record came twice: the same 3 events
+    assert len(ids) == 20 and len(set(ids)) == 17  # c-answered's record came twice: the same 3 events
     twice = [event for event in events if event["contact_id"] == "connect:c-answered"]
     assert twice[:3] == twice[3:]
 
@@ -102,6 +102,12 @@ def test_abandons_resolution_odd_queue_names_and_missing_customers() -> None:
     assert by[("connect:c-answered", "contact.ended")]["resolved"] is True
     assert by[("connect:c-chat", "contact.ended")]["resolved"] is False  # the flow's attribute
     assert by[("connect:c-transferred", "contact.ended")]["resolved"] is False  # transferred on
+    transferred = by[("connect:c-transferred", "contact.transferred")]  # issue 22: at the leg's end
+    assert (transferred["occurred_at"], transferred["connect_next_contact"]) == (
+        "2026-11-23T09:11:43Z",
+        "c-transferred-2",
+    )
+    assert ("connect:c-answered", "contact.transferred") not in by
     # left the queue by the flow's timeout, not by hanging up: ended unanswered, not abandoned
     assert ("connect:c-timeout", "contact.abandoned") not in by
     assert by[("connect:c-timeout", "contact.ended")]["occurred_at"] == "2026-11-23T09:35:05Z"
@@ -110,15 +116,16 @@ def test_abandons_resolution_odd_queue_names_and_missing_customers() -> None:
     chat = by[("connect:c-chat", "contact.offered")]
     assert chat["queue"].startswith("Support_Desk-") and chat["connect_queue"] == "Support Desk"
     assert chat["customer_id"] == "anonymous:c-chat" and chat["channel"] == "chat"
-    assert not [e for e in events if e["contact_id"] in ("connect:c-outbound", "connect:c-ivr",
-                                                           "connect:c-transferred-2", "connect:c-task")]  # fmt: skip
+    assert not [e for e in events if e["contact_id"] in ("connect:c-outbound", "connect:c-ivr", "connect:c-task")]
+    # the transfer's leg into Billing is a contact of Billing (issue 22), offered at its enqueue time
+    leg = by[("connect:c-transferred-2", "contact.offered")]
+    assert (leg["queue"], leg["occurred_at"]) == ("Billing", "2026-11-23T09:11:43Z")
 
 
 def test_the_summary_names_what_was_skipped_and_rejected() -> None:
     _, summary = converted()
-    assert (summary.lines, summary.converted, summary.events) == (12, 6, 16)
-    assert summary.skipped == {"initiation_outbound": 1, "not_queued": 1, "initiation_transfer": 1,
-                               "channel_task": 1}  # fmt: skip
+    assert (summary.lines, summary.converted, summary.events) == (12, 7, 20)
+    assert summary.skipped == {"initiation_outbound": 1, "not_queued": 1, "channel_task": 1}
     assert summary.rejected == {"unreadable": 1, "bad_record": 1}
 
 
@@ -126,7 +133,7 @@ def test_ccpulse_convert_from_amazon_connect() -> None:
     done = subprocess.run([sys.executable, "-m", "pipeline", "convert", "--from", "amazon-connect", str(FIXTURE)],
                           capture_output=True, cwd=REPO, timeout=60)  # fmt: skip
     assert done.returncode == 1  # two lines rejected
-    assert len(done.stdout.splitlines()) == 16
+    assert len(done.stdout.splitlines()) == 20
     assert b"line 11: rejected (bad_record)" in done.stderr and b"amazon-connect: 12 lines" in done.stderr
 
 

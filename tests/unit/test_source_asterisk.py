@@ -70,6 +70,11 @@ def test_waits_and_talk_times_are_the_ones_asterisk_recorded() -> None:
     assert late["contact.ended"]["talk_seconds"] == 119 and late["contact.ended"]["resolved"] is False  # transfer
     attended = contacts["ast:1366720700.500:billing"]
     assert attended["contact.ended"]["talk_seconds"] == 95
+    # both transfers are contact.transferred too (issue 22), at the line's time, where to kept raw
+    assert late["contact.transferred"]["occurred_at"] == late["contact.ended"]["occurred_at"]
+    assert late["contact.transferred"]["asterisk_transfer"] == "800@from-internal"
+    assert attended["contact.transferred"]["asterisk_transfer"] == "BRIDGE|1366720790.777"
+    assert "contact.transferred" not in call  # COMPLETEAGENT: no transfer
     assert contacts["ast:1366720950.700:support"]["contact.ended"]["talk_seconds"] == 147
 
 

@@ -53,10 +53,15 @@ def found() -> dict[tuple[str, str], dict]:  # type: ignore[type-arg]
 def test_every_event_is_valid_and_the_summary_names_what_was_skipped_and_rejected() -> None:
     events, summary = converted()
     assert all(check(orjson.dumps(event)).event is not None for event in events)
-    assert len(events) == 12 and len({e["event_id"] for e in events}) == 11  # the answer delivered twice
+    assert len(events) == 13 and len({e["event_id"] for e in events}) == 12  # the answer delivered twice
     assert summary.rejected == {"unreadable": 1, "bad_event": 2}
-    assert summary.skipped == {"user.end (waits for its wrap-up)": 2, "customer.start": 1, "attributes": 1,
-                               "user.start": 1, "outbound": 1}  # fmt: skip
+    assert summary.skipped == {
+        "user.end (waits for its wrap-up)": 1,
+        "customer.start": 1,
+        "attributes": 1,
+        "user.start": 1,
+        "outbound": 1,
+    }  # fmt: skip  (a transfer's user.end is an event)
 
 
 def test_an_answered_call_s_wait_talk_hold_and_wrap_up_are_genesys_own() -> None:
@@ -87,6 +92,8 @@ def test_abandons_flow_outs_messages_and_a_queue_without_wrap_up() -> None:
     ended = events[(whatsapp, "contact.ended")]  # no acw within 15 minutes of event time: ends at its user.end
     assert (ended["occurred_at"], ended["talk_seconds"], ended["acw_seconds"]) == ("2026-11-23T09:11:24Z", 600.0, 0.0)
     assert ended["resolved"] is False  # the agent transferred it
+    assert events[(whatsapp, "contact.transferred")]["occurred_at"] == "2026-11-23T09:11:24Z"  # at its user.end
+    assert (flowed, "contact.transferred") not in events  # a flow-out before an agent is no agent's transfer
 
 
 def test_the_simulator_written_as_detail_events_converts_back_to_its_own_contacts() -> None:
