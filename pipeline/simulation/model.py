@@ -24,6 +24,7 @@ from __future__ import annotations
 import heapq
 import math
 import random
+import zlib
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ ROUND_THE_CLOCK_CURVE = (1, 1, 1, 1, 1, 2, 3, 4, 6, 7, 8, 8, 7, 7, 7, 7, 6, 6, 5
 # why an agent is away (agent.state_changed's reason), chosen by the break's second: no random draw,
 # so that a seed gives the same center as before reasons were sent
 BREAK_REASONS = ("break", "break", "meeting", "training")
+TRANSFER_ONE_IN = 25  # answered contacts an agent transfers (contact.transferred at the talk's end)
 
 
 @dataclass(frozen=True)
@@ -311,6 +313,10 @@ class Simulation:
 
     def _on_talk_end(self, at: float, job: tuple, horizon: float) -> Iterator[dict[str, object]]:  # type: ignore[type-arg]
         agent, contact, talk, hold, acw, answered_at = job
+        if zlib.crc32(contact.contact_id.encode()) % TRANSFER_ONE_IN == 0:  # no random draw: seeds stay
+            others = [q.queue for q in self.queues if q.channel == contact.queue.channel and q is not contact.queue]
+            target = {"to_queue": others[0]} if others else {}
+            yield self._event(at, "contact.transferred", contact_id=contact.contact_id, **target)
         if agent.busy == 1 and agent.state != "after_contact_work":
             agent.state = "after_contact_work"
             yield self._agent_event(at, agent)

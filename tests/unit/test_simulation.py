@@ -51,7 +51,7 @@ def test_every_event_is_valid_and_in_time_order() -> None:
     assert times == sorted(times)
     assert set(Counter(e["type"] for e in events)) == {
         "contact.offered", "contact.answered", "contact.abandoned", "contact.ended", "survey.responded",
-        "agent.state_changed",
+        "agent.state_changed", "contact.transferred",
     }  # fmt: skip
 
 
