@@ -93,28 +93,30 @@ def command_worker(args: argparse.Namespace) -> int:
         return 2
 
 
-def command_query(args: argparse.Namespace) -> int:
+class QueryFailed(Exception):
+    """A query that ClickHouse or the worker refused, or a ClickHouse that cannot be opened."""
+
+
+def run_sql(sql: str, output: str, timeout: float) -> bytes:
+    """One read-only query's raw output: through the worker that holds the embedded engine, else
+    ClickHouse opened here. Raises QueryFailed with a message for the user."""
     import urllib.error
     import urllib.request
 
     settings = _settings()
-    sql = sys.stdin.read() if args.sql == "-" else args.sql
     if not settings.sink_enabled:
-        print("ccpulse query: ClickHouse is off (CCPULSE_CLICKHOUSE_URL=off)", file=sys.stderr)
-        return 2
+        raise QueryFailed("ClickHouse is off (CCPULSE_CLICKHOUSE_URL=off)")
     url = settings.effective_clickhouse_url.reveal()
     if url.startswith("chdb:") and settings.web_url:  # a running worker holds the embedded engine: ask it
-        request = urllib.request.Request(f"{settings.web_url}/query?format={args.format}", data=sql.encode(),
+        request = urllib.request.Request(f"{settings.web_url}/query?format={output}", data=sql.encode(),
                                          method="POST")  # fmt: skip
         if settings.query_token:
             request.add_header("Authorization", f"Bearer {settings.query_token.reveal()}")
         try:
-            with urllib.request.urlopen(request, timeout=args.timeout) as response:
-                sys.stdout.buffer.write(response.read())
-                return 0
+            with urllib.request.urlopen(request, timeout=timeout) as response:
+                return response.read()  # type: ignore[no-any-return]
         except urllib.error.HTTPError as refused:
-            print(f"ccpulse query: {refused.read().decode('utf-8', 'replace').strip()}", file=sys.stderr)
-            return 1
+            raise QueryFailed(refused.read().decode("utf-8", "replace").strip()) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             pass  # no worker: open the engine ourselves
     from pipeline.worker import warehouse_opener
@@ -122,19 +124,87 @@ def command_query(args: argparse.Namespace) -> int:
     try:
         warehouse = warehouse_opener(settings, readonly=True)()
     except Exception as problem:  # noqa: BLE001
-        print(f"ccpulse query: cannot open ClickHouse at {url}: {problem}\n"
-              f"(no worker answered at {settings.web_url or 'the address in ' + str(settings.data_dir / 'web.json')}; "
-              "if one runs elsewhere, set CCPULSE_HTTP_PORT to its port)",
-              file=sys.stderr)  # fmt: skip
-        return 1
+        raise QueryFailed(
+            f"cannot open ClickHouse at {url}: {problem}\n(no worker answered at "
+            f"{settings.web_url or 'the address in ' + str(settings.data_dir / 'web.json')}; "
+            "if one runs elsewhere, set CCPULSE_HTTP_PORT to its port)"
+        ) from None
     try:
-        sys.stdout.buffer.write(warehouse.query(sql, args.format))
+        return warehouse.query(sql, output)
     except Exception as problem:  # noqa: BLE001
-        print(f"ccpulse query: {problem}", file=sys.stderr)
-        return 1
+        raise QueryFailed(str(problem)) from None
     finally:
         warehouse.close()
+
+
+def command_query(args: argparse.Namespace) -> int:
+    sql = sys.stdin.read() if args.sql == "-" else args.sql
+    try:
+        sys.stdout.buffer.write(run_sql(sql, args.format, args.timeout))
+    except QueryFailed as problem:
+        print(f"ccpulse query: {problem}", file=sys.stderr)
+        return 1 if "is off" not in str(problem) else 2
     return 0
+
+
+def command_report(args: argparse.Namespace) -> int:
+    from pipeline.core.report import report_rows, report_sql
+    from pipeline.core.targets import Targets, TargetsError
+
+    try:
+        start, end = _moment(args.start, "--from"), _moment(args.end, "--to")
+    except ValueError as problem:
+        print(f"ccpulse report: {problem}", file=sys.stderr)
+        return 2
+    if end <= start:
+        print("ccpulse report: --to must be after --from", file=sys.stderr)
+        return 2
+    settings = _settings()
+    try:
+        targets = Targets.load(settings.targets_file, settings.zone)
+        found = run_sql(report_sql(args.interval, start, end, args.queue), "jsonl", args.timeout)
+    except (QueryFailed, TargetsError) as problem:
+        print(f"ccpulse report: {problem}", file=sys.stderr)
+        return 1
+    rows = list(report_rows([orjson.loads(line) for line in found.splitlines() if line.strip()], targets))
+    write_report(rows, args.format, sys.stdout)
+    print(f"ccpulse report: {len(rows)} rows ({args.interval} intervals from {args.start} to {args.end})",
+          file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _moment(text: str, option: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{option} {text!r} is not an RFC 3339 time, e.g. 2026-11-23T09:00:00+09:00") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{option} {text!r} needs an offset (Z or +09:00): a time without one is ambiguous")
+    return moment
+
+
+def write_report(rows: list[dict[str, Any]], output: str, stream: Any) -> None:
+    """Rows as JSON Lines, CSV with a header, or an aligned text table (empty cells for null)."""
+    import csv
+
+    from pipeline.core.report import COLUMNS, METRICS
+
+    header = ["interval_start", "queue", "channel", *COLUMNS, *METRICS]
+    if output == "jsonl":
+        for row in rows:
+            stream.write(orjson.dumps(row).decode() + "\n")
+        return
+    cells = [["" if row[name] is None else (f"{row[name]:.4f}".rstrip("0").rstrip(".") if isinstance(row[name], float)
+              else str(row[name])) for name in header] for row in rows]  # fmt: skip
+    if output == "csv":
+        writer = csv.writer(stream, lineterminator="\n")
+        writer.writerows([header, *cells])
+        return
+    widths = [
+        max(len(name), *(len(cell[i]) for cell in cells)) if cells else len(name) for i, name in enumerate(header)
+    ]
+    for line in [header, *cells]:
+        stream.write("  ".join(cell.rjust(width) for cell, width in zip(line, widths, strict=True)) + "\n")
 
 
 def command_produce(args: argparse.Namespace) -> int:
@@ -737,6 +807,33 @@ examples:
                        help="output: JSON Lines (default), CSV with a header, or a text table")  # fmt: skip
     query.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the worker's answer")
     query.set_defaults(run=command_query)
+
+    report = commands.add_parser(
+        "report",
+        help="interval report: one row per 15 min, 30 min or hour, queue and channel (from ClickHouse)",
+        description="Print the counts, sums and metrics of every interval, queue and channel from FROM to TO "
+        "(UTC intervals: interval_start in RFC 3339), from metrics_minute: every column of metrics_minute "
+        "under its name, then every metric by the gauges' own formulas and the queue's service-level "
+        "definition (empty where nothing to divide). For the same minutes it equals what the gauges show. "
+        "Like ccpulse query, it asks the running worker when it holds the embedded engine. See "
+        "docs/analysts.md.",
+        epilog="examples:\n"
+        "  ccpulse report --interval 30m --from 2026-11-23T00:00:00Z --to 2026-11-24T00:00:00Z\n"
+        "  ccpulse report --interval 15m --from 2026-11-23T09:00:00+09:00 --to 2026-11-23T18:00:00+09:00 "
+        "--queue billing --format table\n"
+        "  ccpulse report --interval 1h --from 2026-11-01T00:00:00Z --to 2026-12-01T00:00:00Z --format csv "
+        "> november.csv",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    report.add_argument("--interval", choices=["15m", "30m", "1h"], required=True, help="the rows' length")
+    report.add_argument("--from", dest="start", required=True, metavar="T",
+                        help="first minute, RFC 3339 (2026-11-23T09:00:00+09:00)")  # fmt: skip
+    report.add_argument("--to", dest="end", required=True, metavar="T", help="end (excluded), RFC 3339")
+    report.add_argument("--queue", default=None, help="only this queue")
+    report.add_argument("--format", choices=["csv", "jsonl", "table"], default="csv",
+                        help="CSV with a header (default), JSON Lines, or a text table")  # fmt: skip
+    report.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the worker's answer")
+    report.set_defaults(run=command_report)
 
     status = commands.add_parser("status", help="what the running worker has processed")
     status.set_defaults(run=command_status)
