@@ -132,6 +132,9 @@ class Settings:
     twilio_webhook_url: str | None = None
     # Distinct queue label values on /metrics; the rest are folded into queue="_other"
     max_queue_labels: int = 500
+    # The contacts behind the figures (/api/contacts, the wallboard's drill-down): customer data, off
+    # unless CCPULSE_DRILLDOWN=on (docs/operations.md: behind your own proxy and login)
+    drilldown: bool = False
 
     @property
     def sink_enabled(self) -> bool:
@@ -245,6 +248,7 @@ class Settings:
         return cls(
             clickhouse_database=database,
             max_queue_labels=integer("CCPULSE_MAX_QUEUE_LABELS", cls.max_queue_labels, 1, 100_000),
+            drilldown=_switch(env, "CCPULSE_DRILLDOWN"),
             sink_flush_rows=integer("CCPULSE_SINK_FLUSH_ROWS", cls.sink_flush_rows, 1, 10_000_000),
             sink_flush_seconds=number("CCPULSE_SINK_FLUSH_SECONDS", cls.sink_flush_seconds, 0.01, 60.0),
             sink_max_rows=integer("CCPULSE_SINK_MAX_ROWS", cls.sink_max_rows, 1000, 100_000_000),
@@ -276,6 +280,16 @@ class Settings:
             stall_seconds=number("CCPULSE_STALL_SECONDS", cls.stall_seconds, 0.0, 86_400.0),
             kafka_security=security,
         )
+
+
+def _switch(env: Mapping[str, str], name: str) -> bool:
+    """``on`` or ``off`` (also true/false, yes/no, 1/0); off when unset."""
+    value = env.get(name, "").strip().lower()
+    if value in ("", "off", "false", "no", "0"):
+        return False
+    if value in ("on", "true", "yes", "1"):
+        return True
+    raise SettingsError(f"{name}={value!r}: expected on or off")
 
 
 def _secret(env: Mapping[str, str], name: str) -> str:

@@ -25,17 +25,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import secrets
 import time
 from collections.abc import Callable
 from typing import Any
 
 import faust
+import orjson
 from prometheus_client import CollectorRegistry
 
 from pipeline import console
 from pipeline.board_stage import BoardStage
 from pipeline.changelog import RECORD_BATCH_BYTES
 from pipeline.core.agent_view import agent_list
+from pipeline.core.drilldown import contacts_list, contacts_sql
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
 from pipeline.core.snapshot import snapshot
@@ -256,6 +259,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         document["zone"] = settings.zone.key
         document["input_idle_seconds"] = round(max(0.0, time.time() - input_seen[0]), 1)
         document["generated_at"] = time.time()
+        document["drilldown"] = settings.drilldown and sink is not None  # tiles open /wallboard/contacts
         return document
 
     def agents_document() -> dict[str, Any]:
@@ -263,6 +267,19 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         idle = round(max(0.0, time.time() - input_seen[0]), 1)
         return {"agents": agent_list(board.board, now, targets.agent_day(settings.zone)), "now": now / 1_000_000,
                 "zone": settings.zone.key, "input_idle_seconds": idle}  # fmt: skip
+
+    # customer ids on the lists: as stored when pseudonymised there, else with a key of this process
+    shown_customer = (lambda known: known) if pseudonyms.active else Pseudonyms(secrets.token_hex(32)).customer
+
+    def contacts_document(state: str, queue: str, channel: str) -> dict[str, Any]:
+        assert sink is not None and sink.query is not None
+        now = clock_us()
+        sql = contacts_sql(
+            state, queue, channel, now, targets.day_for(queue, settings.zone), settings.clickhouse_database
+        )
+        rows = [orjson.loads(line) for line in sink.query(sql, "jsonl").splitlines() if line.strip()]
+        listed = contacts_list(rows, state, queue, now, targets, shown_customer)
+        return {"queue": queue, "channel": channel, "state": state, "now": now / 1_000_000, **listed}
 
     def status_document() -> dict[str, Any]:
         progress = ingest_progress()
@@ -291,7 +308,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     views = Views(registry=registry, board_document=board_document, status_document=status_document,
                   query=sink.query if sink is not None else None, query_token=settings.query_token,
                   stopping=lambda: bool(app.should_stop), sources=_sources(settings, app, registry),
-                  agents_document=agents_document)  # fmt: skip
+                  agents_document=agents_document,
+                  contacts_document=contacts_document if settings.drilldown and sink is not None else None)  # fmt: skip
     app.web_server(WebServer(views, settings.http_host, settings.http_port, address_file(settings.data_dir)))
     return app
 

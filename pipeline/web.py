@@ -29,6 +29,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from pipeline import wallboard, web_address
+from pipeline.core.drilldown import STATES
 from pipeline.settings import Secret
 
 log = logging.getLogger("ccpulse.web")
@@ -49,6 +50,8 @@ class Views:
     # platforms' webhooks by name (POST /sources/<name>, pipeline.webhooks); only those configured
     sources: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = field(default_factory=dict)
     agents_document: Callable[[], dict[str, Any]] = lambda: {"agents": []}  # noqa: E731
+    # (state, queue, channel) -> the contacts behind a figure; None: drill-down is off (CCPULSE_DRILLDOWN)
+    contacts_document: Callable[[str, str, str], dict[str, Any]] | None = None
 
 
 def application(views: Views) -> web.Application:
@@ -72,6 +75,11 @@ def application(views: Views) -> web.Application:
     async def api_agents(request: web.Request) -> web.Response:
         """The live agent list (docs/wallboard-api.md)."""
         return _json(views.agents_document())
+
+    @routes.get("/api/contacts")
+    async def api_contacts(request: web.Request) -> web.Response:
+        """The contacts behind a tile's figures (docs/wallboard-api.md): off unless CCPULSE_DRILLDOWN=on."""
+        return await _contacts(request, views)
 
     @routes.get("/api/stream")
     async def api_stream(request: web.Request) -> web.StreamResponse:
@@ -102,9 +110,9 @@ def application(views: Views) -> web.Application:
 
     @routes.get("/wallboard/{name}")
     async def wallboard_file(request: web.Request) -> web.Response:
-        """An asset, or the agent list (``/wallboard/agents``, issue 22)."""
+        """An asset, the agent list (``/wallboard/agents``, issue 22) or a tile's contacts (``/wallboard/contacts``)."""
         name = request.match_info["name"]
-        return _asset("agents.html" if name == "agents" else name)
+        return _asset({"agents": "agents.html", "contacts": "contacts.html"}.get(name, name))
 
     @routes.get("/wallboard/fonts/{name}")
     async def wallboard_font(request: web.Request) -> web.Response:
@@ -150,6 +158,23 @@ async def _board_stream(request: web.Request, views: Views) -> web.StreamRespons
     except (ConnectionError, RuntimeError):  # the board went away
         pass
     return response
+
+
+async def _contacts(request: web.Request, views: Views) -> web.Response:
+    listing = views.contacts_document
+    if listing is None:
+        return web.Response(text="contacts: the drill-down is off; it shows customer data: set CCPULSE_DRILLDOWN=on "
+                            "and put the worker behind your own login (docs/operations.md)\n", status=404)  # fmt: skip
+    queue, channel = request.query.get("queue", ""), request.query.get("channel", "")
+    state = request.query.get("state", "waiting")
+    if not queue or not channel or state not in STATES:
+        return web.Response(text=f"contacts: give queue=, channel= and state= (one of {', '.join(STATES)}), e.g. "
+                            "/api/contacts?queue=billing&channel=voice&state=waiting\n", status=400)  # fmt: skip
+    try:
+        document = await asyncio.get_running_loop().run_in_executor(None, listing, state, queue, channel)
+    except Exception as problem:  # noqa: BLE001 - ClickHouse down or refusing: say so, the board goes on
+        return web.Response(text=f"contacts: ClickHouse did not answer: {problem}\n", status=503)
+    return _json(document)
 
 
 async def _query(request: web.Request, views: Views, sql: str) -> web.Response:

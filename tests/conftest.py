@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from tests.debian_tools import debian_tool
 
 REPO = Path(__file__).resolve().parent.parent
 TESTCONTAINERS_KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"  # Apache Kafka 3.9, as the local launcher
@@ -59,3 +62,27 @@ def kafka_launcher():  # type: ignore[no-untyped-def]
     from pipeline.local_broker import launcher
 
     return launcher()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """Debian's Chromium, headless, a 1080p screen (skips with a reason when it is not installed)."""
+    chromium = debian_tool("chromium", "chromium")
+    driver_path = debian_tool("chromedriver", "chromium-driver")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--hide-scrollbars", "--window-size=1920,1080"):  # fmt: skip
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    driver.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride", {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False}
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()

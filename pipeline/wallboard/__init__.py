@@ -17,6 +17,8 @@ ASSETS = {
     "index.html",
     "agents.html",
     "agents.js",
+    "contacts.html",
+    "contacts.js",
     "wallboard.js",
     "wallboard.css",
     "labels.json",

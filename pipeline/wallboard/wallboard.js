@@ -54,6 +54,11 @@ function tileFor(queue, channel) {
     element.dataset.queue = queue;
     element.dataset.channel = channel;
     element.dataset.written = String(["email", "social", "sms"].includes(channel));  // backlog, not agents
+    element.addEventListener("click", () => {  // the contacts behind its figures, when the worker allows it
+      if (element.dataset.drilldown === "true") {
+        location.href = `/wallboard/contacts?${new URLSearchParams({ queue, channel, state: "waiting", lang })}`;
+      }
+    });
     element.querySelector(".queue").textContent = queue;
     element.querySelector(".channel").textContent = t(channel);
     for (const label of element.querySelectorAll("[data-label]")) label.textContent = t(label.dataset.label);
@@ -69,6 +74,7 @@ function render(doc) {
   );
   const elements = shown.map((q) => {
     const element = tileFor(q.queue, q.channel);
+    element.dataset.drilldown = String(Boolean(doc.drilldown));
     for (const value of element.querySelectorAll("[data-field]")) {
       const raw = pick(q, value.dataset.field);
       value.dataset.value = JSON.stringify(raw ?? null);

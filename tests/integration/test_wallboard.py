@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from pipeline.simulation import Faults
-from tests.debian_tools import debian_tool
 from tests.gauges import simulated
 from tests.worker_process import Deployment, WorkerProcess, caught_up
 
@@ -43,29 +42,6 @@ FIELDS = {
 }
 AGENT_FIELDS = {"agents.available": "available", "agents.on_contact": "on_contact",
                 "agents.after_contact_work": "after_contact_work"}  # fmt: skip
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    chromium = debian_tool("chromium", "chromium")
-    driver_path = debian_tool("chromedriver", "chromium-driver")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--hide-scrollbars", "--window-size=1920,1080"):  # fmt: skip
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    driver.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride", {"width": 1920, "height": 1080, "deviceScaleFactor": 1, "mobile": False}
-    )
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
