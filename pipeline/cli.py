@@ -605,7 +605,21 @@ def parser() -> argparse.ArgumentParser:
 
     root.add_argument("--version", action="version", version=f"ccpulse {__version__}")
     commands = root.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _worker_command(commands)
+    _produce_command(commands)
+    _convert_command(commands)
+    _follow_command(commands)
+    _simulate_command(commands)
+    _validate_command(commands)
+    _query_command(commands)
+    _report_command(commands)
+    _status_command(commands)
+    _broker_command(commands)
+    _up_command(commands)
+    return root
 
+
+def _worker_command(commands: Any) -> None:
     worker = commands.add_parser(
         "worker",
         help="run a worker in the foreground (web on CCPULSE_HTTP_PORT)",
@@ -620,6 +634,8 @@ def parser() -> argparse.ArgumentParser:
                         help="also Faust's own start-up log (services, changelog recovery tables)")  # fmt: skip
     worker.set_defaults(run=command_worker)
 
+
+def _produce_command(commands: Any) -> None:
     produce = commands.add_parser(
         "produce",
         help="send JSON Lines to the input topic",
@@ -632,6 +648,8 @@ def parser() -> argparse.ArgumentParser:
     _source_options(produce, required=False)
     produce.set_defaults(run=command_produce)
 
+
+def _convert_command(commands: Any) -> None:
     convert = commands.add_parser(
         "convert",
         help="a platform's own events (Asterisk queue_log, ...) as contract events",
@@ -654,6 +672,8 @@ examples:
     _source_options(convert, required=True)
     convert.set_defaults(run=command_convert)
 
+
+def _follow_command(commands: Any) -> None:
     follow = commands.add_parser(
         "follow",
         help="tail a growing platform log (Asterisk queue_log), or a topic of a platform's events, into Kafka",
@@ -689,6 +709,8 @@ examples:
     )
     follow.set_defaults(run=command_follow)
 
+
+def _simulate_command(commands: Any) -> None:
     simulate = commands.add_parser(
         "simulate", help="realistic contact-center traffic, to a file or to Kafka",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -715,6 +737,11 @@ examples:
         default=1.0,
         help="volume multiplier; staff grows with it (default 1: ~10,000 contacts a day)",
     )
+    _simulate_options(simulate)
+
+
+def _simulate_options(simulate: Any) -> None:
+    """The traffic, the faults and where the events go."""
     simulate.add_argument(
         "--staffing",
         type=float,
@@ -778,6 +805,8 @@ examples:
     target.add_argument("--to-kafka", action="store_true", help="send to the input topic instead")
     simulate.set_defaults(run=command_simulate)
 
+
+def _validate_command(commands: Any) -> None:
     validate = commands.add_parser(
         "validate", help="check JSON Lines against the event contract (no Kafka needed)",
         description="Check each line of FILE (or standard input with -) against the event contract, with the "
@@ -789,6 +818,8 @@ examples:
     validate.add_argument("file", metavar="FILE|-")
     validate.set_defaults(run=command_validate)
 
+
+def _query_command(commands: Any) -> None:
     query = commands.add_parser(
         "query",
         help="read-only SQL on the ClickHouse tables (events, contacts, issues, metrics_minute, agent_states, ...)",
@@ -808,6 +839,8 @@ examples:
     query.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the worker's answer")
     query.set_defaults(run=command_query)
 
+
+def _report_command(commands: Any) -> None:
     report = commands.add_parser(
         "report",
         help="interval report: one row per 15 min, 30 min or hour, queue and channel (from ClickHouse)",
@@ -835,9 +868,13 @@ examples:
     report.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the worker's answer")
     report.set_defaults(run=command_report)
 
+
+def _status_command(commands: Any) -> None:
     status = commands.add_parser("status", help="what the running worker has processed")
     status.set_defaults(run=command_status)
 
+
+def _broker_command(commands: Any) -> None:
     broker = commands.add_parser(
         "broker",
         help="the local Kafka broker (real Apache Kafka, no Docker)",
@@ -848,6 +885,8 @@ examples:
     broker.add_argument("--port", type=int, default=None, help="client port for start (0 = a free one)")
     broker.set_defaults(run=command_broker)
 
+
+def _up_command(commands: Any) -> None:
     up = commands.add_parser(
         "up",
         help="run everything locally: broker, worker, simulated traffic",
@@ -865,7 +904,6 @@ shows today's figures within seconds), then its traffic goes on in real time for
     up.add_argument("--no-traffic", action="store_true", help="start broker and worker only")
     up.add_argument("--verbose", action="store_true", help="also Faust's own start-up log")
     up.set_defaults(run=command_up)
-    return root
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -179,30 +179,8 @@ class Settings:
 
     @classmethod
     def _from_mapping(cls, env: Mapping[str, str]) -> Settings:
-        def get(name: str, default: str) -> str:
-            value = env.get(name, "").strip()
-            return value or default
-
-        def integer(name: str, default: int, low: int, high: int) -> int:
-            raw = get(name, str(default))
-            try:
-                number = int(raw)
-            except ValueError:
-                raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
-            if not low <= number <= high:
-                raise SettingsError(f"{name}={number}: expected {low}..{high}")
-            return number
-
-        def number(name: str, default: float, low: float, high: float) -> float:
-            raw = get(name, str(default))
-            try:
-                value = float(raw)
-            except ValueError:
-                raise SettingsError(f"{name}={raw!r}: expected a number") from None
-            if not low <= value <= high:
-                raise SettingsError(f"{name}={value}: expected {low}..{high}")
-            return value
-
+        read = _Env(env)
+        get, integer, number = read.get, read.integer, read.number
         clock = get("CCPULSE_CLOCK", "wall").lower()
         if clock not in CLOCKS:
             raise SettingsError(f"CCPULSE_CLOCK={clock!r}: expected 'wall' (the default) or 'event'")
@@ -216,21 +194,7 @@ class Settings:
         targets = get("CCPULSE_TARGETS", "")
         if targets and not Path(targets).is_file():
             raise SettingsError(f"CCPULSE_TARGETS={targets!r}: no such file")
-        password = env.get("CCPULSE_KAFKA_SASL_PASSWORD", "")
-        security = KafkaSecurity(
-            protocol=get("CCPULSE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
-            sasl_mechanism=get("CCPULSE_KAFKA_SASL_MECHANISM", "") or None,
-            sasl_username=get("CCPULSE_KAFKA_SASL_USERNAME", "") or None,
-            sasl_password=Secret(password) if password else None,
-            ssl_cafile=get("CCPULSE_KAFKA_SSL_CAFILE", "") or None,
-            ssl_certfile=get("CCPULSE_KAFKA_SSL_CERTFILE", "") or None,
-            ssl_keyfile=get("CCPULSE_KAFKA_SSL_KEYFILE", "") or None,
-        )
-        if security.protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
-            raise SettingsError(
-                f"CCPULSE_KAFKA_SECURITY_PROTOCOL={security.protocol!r}: "
-                "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
-            )
+        security = _kafka_security(read)
         log_level = get("CCPULSE_LOG_LEVEL", "info").lower()
         if log_level not in ("debug", "info", "warning", "error"):
             raise SettingsError(f"CCPULSE_LOG_LEVEL={log_level!r}: expected debug, info, warning or error")
@@ -280,6 +244,58 @@ class Settings:
             stall_seconds=number("CCPULSE_STALL_SECONDS", cls.stall_seconds, 0.0, 86_400.0),
             kafka_security=security,
         )
+
+
+class _Env:
+    """Settings read from environment variables, with a message naming the variable when wrong."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+
+    def get(self, name: str, default: str) -> str:
+        value = self.env.get(name, "").strip()
+        return value or default
+
+    def integer(self, name: str, default: int, low: int, high: int) -> int:
+        raw = self.get(name, str(default))
+        try:
+            number = int(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+        if not low <= number <= high:
+            raise SettingsError(f"{name}={number}: expected {low}..{high}")
+        return number
+
+    def number(self, name: str, default: float, low: float, high: float) -> float:
+        raw = self.get(name, str(default))
+        try:
+            value = float(raw)
+        except ValueError:
+            raise SettingsError(f"{name}={raw!r}: expected a number") from None
+        if not low <= value <= high:
+            raise SettingsError(f"{name}={value}: expected {low}..{high}")
+        return value
+
+
+def _kafka_security(read: _Env) -> KafkaSecurity:
+    """CCPULSE_KAFKA_SECURITY_PROTOCOL, _SASL_*, _SSL_*."""
+    get, env = read.get, read.env
+    password = env.get("CCPULSE_KAFKA_SASL_PASSWORD", "")
+    security = KafkaSecurity(
+        protocol=get("CCPULSE_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT").upper(),
+        sasl_mechanism=get("CCPULSE_KAFKA_SASL_MECHANISM", "") or None,
+        sasl_username=get("CCPULSE_KAFKA_SASL_USERNAME", "") or None,
+        sasl_password=Secret(password) if password else None,
+        ssl_cafile=get("CCPULSE_KAFKA_SSL_CAFILE", "") or None,
+        ssl_certfile=get("CCPULSE_KAFKA_SSL_CERTFILE", "") or None,
+        ssl_keyfile=get("CCPULSE_KAFKA_SSL_KEYFILE", "") or None,
+    )
+    if security.protocol not in ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"):
+        raise SettingsError(
+            f"CCPULSE_KAFKA_SECURITY_PROTOCOL={security.protocol!r}: "
+            "expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"
+        )
+    return security
 
 
 def _switch(env: Mapping[str, str], name: str) -> bool:

@@ -28,6 +28,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 import faust
@@ -116,34 +117,183 @@ def state_topic(app_id: str) -> str:
 
 
 def build(settings: Settings, registry: CollectorRegistry | None = None, sink: Sink | None = None) -> faust.App:
-    """Assemble the worker: topics, state tables, agents and web views. With a ``sink``, every
+    """Assemble the worker: its stages, timers, collectors and web views. With a ``sink``, every
     stage writes its rows to ClickHouse and holds its messages until they are written."""
     app = faust_app(settings)
     registry = registry or CollectorRegistry()
-    targets = Targets.load(settings.targets_file, settings.zone)
-    pseudonyms = Pseudonyms(settings.customer_key.reveal() if settings.customer_key else None)
-    issue_topic, board_topic = stage_topics(settings.app_id)
-    input_seen = [time.time()]  # wall time the ingest stage last took a batch (or the start)
-
-    # Every stage reads with a consumer of its own (pipeline/stage_runner.py); Faust's consumer
-    # reads nothing. Faust runs the services, the timers and the web server.
-    ingest = IngestStage(app=app, settings=settings, sink=sink, pseudonyms=pseudonyms, targets=targets,
-                         state_topic=state_topic(settings.app_id), issue_topic=issue_topic, board_topic=board_topic,
-                         on_batch=lambda: input_seen.__setitem__(0, time.time()))  # fmt: skip
-    issues = IssuesStage(app=app, settings=settings, sink=sink, targets=targets, issue_topic=issue_topic,
-                         board_topic=board_topic)  # fmt: skip
-    board = BoardStage(app=app, settings=settings, sink=sink, board_topic=board_topic,
-                       clock=lambda: clock_us())  # fmt: skip
-    stages: dict[str, StageRunner] = {"ingest": ingest, "issues": issues, "board": board}
-    for stage in stages.values():
+    wiring = Wiring.of(app, settings, sink)
+    for stage in wiring.stages.values():
         app.service(stage)  # type: ignore[arg-type]
+    _watch_lag(app, wiring)
+    _watch_the_rest(app, wiring)
+    _register(registry, wiring)
+    app.web_server(WebServer(wiring.views(registry), settings.http_host, settings.http_port,
+                             address_file(settings.data_dir)))  # fmt: skip
+    return app
 
-    def clock_us() -> int:
-        return time.time_ns() // 1000 if settings.clock == "wall" else board.latest_event_us()
 
-    # ---------------------------------------------------------------- lag, per stage
-    lag: dict[str, int] = {}
-    watch = StallWatch(settings.stall_seconds)
+@dataclass
+class Wiring:
+    """What the timers, collectors and web views of one worker read: its stages, the sink, *now*."""
+
+    app: faust.App
+    settings: Settings
+    sink: Sink | None
+    targets: Targets
+    pseudonyms: Pseudonyms
+    ingest: IngestStage
+    issues: IssuesStage
+    board: BoardStage
+    input_seen: list[float]  # wall time the ingest stage last took a batch (or the start)
+    lag: dict[str, int] = field(default_factory=dict)  # messages waiting, per stage
+    last_complete: dict[str, Any] = field(default_factory=dict)
+    shown_customer: Callable[[str], str] = str  # customer ids on the contact lists
+
+    @classmethod
+    def of(cls, app: faust.App, settings: Settings, sink: Sink | None) -> Wiring:
+        """Every stage reads with a consumer of its own (pipeline/stage_runner.py); Faust's consumer
+        reads nothing. Faust runs the services, the timers and the web server."""
+        targets = Targets.load(settings.targets_file, settings.zone)
+        pseudonyms = Pseudonyms(settings.customer_key.reveal() if settings.customer_key else None)
+        issue_topic, board_topic = stage_topics(settings.app_id)
+        input_seen = [time.time()]
+        seen = lambda: input_seen.__setitem__(0, time.time())  # noqa: E731
+        ingest = IngestStage(app=app, settings=settings, sink=sink, pseudonyms=pseudonyms, targets=targets,
+                             state_topic=state_topic(settings.app_id), issue_topic=issue_topic,
+                             board_topic=board_topic, on_batch=seen)  # fmt: skip
+        issues = IssuesStage(app=app, settings=settings, sink=sink, targets=targets, issue_topic=issue_topic,
+                             board_topic=board_topic)  # fmt: skip
+        holder: list[Wiring] = []
+        board = BoardStage(app=app, settings=settings, sink=sink, board_topic=board_topic,
+                           clock=lambda: holder[0].clock_us())  # fmt: skip
+        wiring = cls(app, settings, sink, targets, pseudonyms, ingest, issues, board, input_seen)
+        # customer ids on the lists: as stored when pseudonymised there, else with a key of this process
+        wiring.shown_customer = (lambda known: known) if pseudonyms.active else Pseudonyms(
+            secrets.token_hex(32)).customer  # fmt: skip
+        holder.append(wiring)
+        return wiring
+
+    @property
+    def stages(self) -> dict[str, StageRunner]:
+        return {"ingest": self.ingest, "issues": self.issues, "board": self.board}
+
+    def clock_us(self) -> int:
+        return time.time_ns() // 1000 if self.settings.clock == "wall" else self.board.latest_event_us()
+
+    def idle_seconds(self) -> float:
+        return round(max(0.0, time.time() - self.input_seen[0]), 1)
+
+    # ---------------------------------------------------------------- counters, steady across restores
+    def steady(self, name: str, read: Callable[[], Any]) -> Any:
+        """``read()``, or while tables are being restored (or the ingest stage takes partitions
+        over) its last complete reading: a half-restored counter would look like a reset to
+        Prometheus."""
+        if self.ingest.handing_over:
+            return self.last_complete.get(name) or read()
+        self.last_complete[name] = value = read()
+        return value
+
+    def ingest_progress(self) -> PartitionProgress:
+        return total(self.ingest.total_progress())
+
+    def contact_health(self) -> StageProgress:
+        return self.steady("contacts", self._read_contact_health)  # type: ignore[no-any-return]
+
+    def _read_contact_health(self) -> StageProgress:
+        summed = StageProgress()
+        for one in list(self.ingest.passes.values()):
+            summed.duplicates += one.progress.duplicates
+            summed.conflicts += one.progress.conflicts
+        return summed
+
+    def state_sizes(self) -> dict[str, int]:
+        passes = list(self.ingest.passes.values())
+        return {"contacts": sum(p.contacts() for p in passes), "agents": sum(p.agents() for p in passes),
+                "issues": self.issues.keys(), "reports": self.board.keys()}  # fmt: skip
+
+    # ---------------------------------------------------------------- documents of the web views
+    def board_document(self) -> dict[str, Any]:
+        settings = self.settings
+        document = snapshot(self.board.board, self.clock_us(), settings.zone, self.targets)
+        document["zone"] = settings.zone.key
+        document["input_idle_seconds"] = self.idle_seconds()
+        document["generated_at"] = time.time()
+        document["drilldown"] = self.drilldown  # tiles open /wallboard/contacts
+        return document
+
+    @property
+    def drilldown(self) -> bool:
+        return self.settings.drilldown and self.sink is not None and self.sink.query is not None
+
+    def agents_document(self) -> dict[str, Any]:
+        now = self.clock_us()
+        agents = agent_list(self.board.board, now, self.targets.agent_day(self.settings.zone))
+        return {"agents": agents, "now": now / 1_000_000, "zone": self.settings.zone.key,
+                "input_idle_seconds": self.idle_seconds()}  # fmt: skip
+
+    def contacts_document(self, state: str, queue: str, channel: str) -> dict[str, Any]:
+        assert self.sink is not None and self.sink.query is not None
+        now, settings = self.clock_us(), self.settings
+        day = self.targets.day_for(queue, settings.zone)
+        sql = contacts_sql(state, queue, channel, now, day, settings.clickhouse_database)
+        rows = [orjson.loads(line) for line in self.sink.query(sql, "jsonl").splitlines() if line.strip()]
+        listed = contacts_list(rows, state, queue, now, self.targets, self.shown_customer)
+        return {"queue": queue, "channel": channel, "state": state, "now": now / 1_000_000, **listed}
+
+    def status_document(self) -> dict[str, Any]:
+        progress, health, settings = self.ingest_progress(), self.contact_health(), self.settings
+        return {
+            "app": settings.app_id,
+            "topic": settings.topic,
+            "clock": settings.clock,
+            "now_us": self.clock_us(),
+            "owned_partitions": {
+                "input": self.ingest.owned(),
+                "issues": self.issues.owned(),
+                "board": self.board.owned(),
+            },  # fmt: skip
+            "events_by_type": dict(progress.events_by_type),
+            "invalid_by_reason": dict(progress.invalid_by_reason),
+            "keyed_otherwise": progress.keyed_otherwise,
+            "duplicates": health.duplicates,
+            "conflicts": health.conflicts,
+            "board_reports": len(self.board.board.reports),
+            "board_partials": len(self.board.board.partials),
+            "lag": dict(self.lag),
+            "sink": _sink_status(self.sink),
+        }
+
+    def views(self, registry: CollectorRegistry) -> Views:
+        sink, settings, app = self.sink, self.settings, self.app
+        return Views(registry=registry, board_document=self.board_document, status_document=self.status_document,
+                     query=sink.query if sink is not None else None, query_token=settings.query_token,
+                     stopping=lambda: bool(app.should_stop), sources=_sources(settings, app, registry),
+                     agents_document=self.agents_document,
+                     contacts_document=self.contacts_document if self.drilldown else None)  # fmt: skip
+
+
+def _register(registry: CollectorRegistry, wiring: Wiring) -> None:
+    """The /metrics collectors."""
+    settings, sink = wiring.settings, wiring.sink
+    registry.register(PipelineHealthCollector(lambda: wiring.steady("ingest", wiring.ingest_progress),
+                                              wiring.contact_health, lambda: len(wiring.ingest.owned())))  # fmt: skip
+    registry.register(StateSizeCollector(wiring.state_sizes))
+    registry.register(BoardCollector(lambda: wiring.board.board, wiring.clock_us, settings.zone, wiring.targets,
+                                     settings.max_queue_labels))  # fmt: skip
+    registry.register(LagCollector(lambda: dict(wiring.lag)))
+    if sink is not None:
+        registry.register(SinkCollector(lambda: sink.health))
+
+
+def _watch_lag(app: faust.App, wiring: Wiring) -> None:
+    watch = StallWatch(wiring.settings.stall_seconds)
+    sink, stages = wiring.sink, wiring.stages
+
+    def stalled(message: str, *args: Any) -> None:
+        log.critical(message, *args)
+        _log_stall_report(sink, stages, app)
+        logging.shutdown()
+        os._exit(EXIT_STALLED)
 
     @app.timer(interval=1.0)
     async def measure_lag() -> None:
@@ -155,34 +305,30 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         if settling or held_back:
             watch.reset(now)  # waiting for ClickHouse is backpressure, not a stuck consumer
         if watch.settled_too_long(settling, now):
-            log.critical("a hand-over of partitions has not finished for %.0f s; exiting (code 3) so that the "
-                         "supervisor restarts the worker", watch.settle_limit_seconds)  # fmt: skip
-            _log_stall_report(sink, stages, app)
-            logging.shutdown()
-            os._exit(EXIT_STALLED)
+            stalled("a hand-over of partitions has not finished for %.0f s; exiting (code 3) so that the supervisor "
+                    "restarts the worker", watch.settle_limit_seconds)  # fmt: skip
         found = {name: await stage.lag() for name, stage in stages.items()}
         measured = {name: each for name, each in found.items() if each is not None}  # unknown: the last value holds
         if sink is not None:
             sink.catching_up = sum(waiting for waiting, _ in measured.values()) > CATCH_UP_LAG
         for name, (waiting, done) in measured.items():
-            lag[name] = waiting
+            wiring.lag[name] = waiting
             if not settling and watch.stuck(name, waiting, done, now):
-                log.critical(
-                    "stage %s has %d messages waiting and has committed nothing for %.0f s: the consumer "
-                    "is stuck; exiting (code 3) so that the supervisor restarts the worker, which "
-                    "restores its state from the changelogs and goes on from the last commit "
-                    "(CCPULSE_STALL_SECONDS sets the limit)", name, waiting, settings.stall_seconds,
-                )  # fmt: skip
-                _log_stall_report(sink, stages, app)
-                logging.shutdown()
-                os._exit(EXIT_STALLED)
+                stalled("stage %s has %d messages waiting and has committed nothing for %.0f s: the consumer is "
+                        "stuck; exiting (code 3) so that the supervisor restarts the worker, which restores its "
+                        "state from the changelogs and goes on from the last commit (CCPULSE_STALL_SECONDS sets "
+                        "the limit)", name, waiting, wiring.settings.stall_seconds)  # fmt: skip
 
+
+def _watch_the_rest(app: faust.App, wiring: Wiring) -> None:
+    """The console's progress line, the metadata watch, the loop watch, the sink's start."""
     last_reading: list[console.Reading] = []
+    sink = wiring.sink
 
     @app.timer(interval=console.PROGRESS_SECONDS)
     async def report_progress() -> None:
         """The operator's progress line on the console (pipeline/console.py)."""
-        progress = ingest_progress()
+        progress, lag = wiring.ingest_progress(), wiring.lag
         health = sink.health if sink is not None else None
         reading = console.Reading(
             at=time.monotonic(), events=sum(progress.events_by_type.values()),
@@ -198,7 +344,7 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     @app.timer(interval=METADATA_CHECK_SECONDS)
     async def watch_metadata() -> None:
         """A lost metadata answer would hold every send for the client's request timeout (kafka_watch.py)."""
-        producer, consumer = getattr(app.producer, "_producer", None), ingest.consumer
+        producer, consumer = getattr(app.producer, "_producer", None), wiring.ingest.consumer
         metadata_watch.check({"producer": producer.client if producer is not None else None,
                               "input consumer": consumer._client if consumer is not None else None})  # fmt: skip
 
@@ -207,111 +353,15 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
         # Faust's logging setup leaves faust.topics at DEBUG, which formats a record per send.
         logging.getLogger("faust.topics").setLevel(max(logging.INFO, logging.getLogger().level))
 
-    # ---------------------------------------------------------------- exposition
-    last_complete: dict[str, Any] = {}
-
-    def steady(name: str, read: Callable[[], Any]) -> Any:
-        """``read()``, or while tables are being restored (or the ingest stage takes partitions
-        over) its last complete reading: a half-restored counter would look like a reset to
-        Prometheus."""
-        if ingest.handing_over:
-            return last_complete.get(name) or read()
-        last_complete[name] = value = read()
-        return value
-
-    def ingest_progress() -> PartitionProgress:
-        return total(ingest.total_progress())
-
-    def contact_health() -> StageProgress:
-        return steady("contacts", read_contact_health)  # type: ignore[no-any-return]
-
-    def read_contact_health() -> StageProgress:
-        summed = StageProgress()
-        for one in list(ingest.passes.values()):
-            summed.duplicates += one.progress.duplicates
-            summed.conflicts += one.progress.conflicts
-        return summed
-
-    registry.register(PipelineHealthCollector(lambda: steady("ingest", ingest_progress), contact_health,
-                                              lambda: len(ingest.owned())))  # fmt: skip
-
-    def state_sizes() -> dict[str, int]:
-        passes = list(ingest.passes.values())
-        return {"contacts": sum(p.contacts() for p in passes), "agents": sum(p.agents() for p in passes),
-                "issues": issues.keys(), "reports": board.keys()}  # fmt: skip
-
-    registry.register(StateSizeCollector(state_sizes))
-    registry.register(BoardCollector(lambda: board.board, clock_us, settings.zone, targets, settings.max_queue_labels))
-    registry.register(LagCollector(lambda: dict(lag)))
-    if sink is not None:
-        registry.register(SinkCollector(lambda: sink.health))
-
-        @app.task
-        async def start_sink() -> None:
-            sink.start(asyncio.get_running_loop())
-
     @app.task
     async def watch_the_loop() -> None:
         LoopWatch(asyncio.get_running_loop()).start()  # logs a loop held for seconds, and where
 
-    def board_document() -> dict[str, Any]:
-        document = snapshot(board.board, clock_us(), settings.zone, targets)
-        document["zone"] = settings.zone.key
-        document["input_idle_seconds"] = round(max(0.0, time.time() - input_seen[0]), 1)
-        document["generated_at"] = time.time()
-        document["drilldown"] = settings.drilldown and sink is not None  # tiles open /wallboard/contacts
-        return document
+    if sink is not None:
 
-    def agents_document() -> dict[str, Any]:
-        now = clock_us()
-        idle = round(max(0.0, time.time() - input_seen[0]), 1)
-        return {"agents": agent_list(board.board, now, targets.agent_day(settings.zone)), "now": now / 1_000_000,
-                "zone": settings.zone.key, "input_idle_seconds": idle}  # fmt: skip
-
-    # customer ids on the lists: as stored when pseudonymised there, else with a key of this process
-    shown_customer = (lambda known: known) if pseudonyms.active else Pseudonyms(secrets.token_hex(32)).customer
-
-    def contacts_document(state: str, queue: str, channel: str) -> dict[str, Any]:
-        assert sink is not None and sink.query is not None
-        now = clock_us()
-        sql = contacts_sql(
-            state, queue, channel, now, targets.day_for(queue, settings.zone), settings.clickhouse_database
-        )
-        rows = [orjson.loads(line) for line in sink.query(sql, "jsonl").splitlines() if line.strip()]
-        listed = contacts_list(rows, state, queue, now, targets, shown_customer)
-        return {"queue": queue, "channel": channel, "state": state, "now": now / 1_000_000, **listed}
-
-    def status_document() -> dict[str, Any]:
-        progress = ingest_progress()
-        health = contact_health()
-        return {
-            "app": settings.app_id,
-            "topic": settings.topic,
-            "clock": settings.clock,
-            "now_us": clock_us(),
-            "owned_partitions": {
-                "input": ingest.owned(),
-                "issues": issues.owned(),
-                "board": board.owned(),
-            },
-            "events_by_type": dict(progress.events_by_type),
-            "invalid_by_reason": dict(progress.invalid_by_reason),
-            "keyed_otherwise": progress.keyed_otherwise,
-            "duplicates": health.duplicates,
-            "conflicts": health.conflicts,
-            "board_reports": len(board.board.reports),
-            "board_partials": len(board.board.partials),
-            "lag": dict(lag),
-            "sink": _sink_status(sink),
-        }
-
-    views = Views(registry=registry, board_document=board_document, status_document=status_document,
-                  query=sink.query if sink is not None else None, query_token=settings.query_token,
-                  stopping=lambda: bool(app.should_stop), sources=_sources(settings, app, registry),
-                  agents_document=agents_document,
-                  contacts_document=contacts_document if settings.drilldown and sink is not None else None)  # fmt: skip
-    app.web_server(WebServer(views, settings.http_host, settings.http_port, address_file(settings.data_dir)))
-    return app
+        @app.task
+        async def start_sink() -> None:
+            sink.start(asyncio.get_running_loop())
 
 
 def _sources(settings: Settings, app: faust.App, registry: CollectorRegistry) -> dict[str, Any]:
