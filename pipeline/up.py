@@ -94,6 +94,8 @@ def run_local_stack(settings: Settings, speed: float = 1.0, with_traffic: bool =
             "CCPULSE_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
             "CCPULSE_DATA_DIR": str(settings.data_dir),
             "CCPULSE_TIMEZONE": center.zone,
+            # simulated customers on this host only (127.0.0.1 unless set): the contact lists are on
+            "CCPULSE_DRILLDOWN": os.environ.get("CCPULSE_DRILLDOWN", "on"),
         }
         worker_command = [sys.executable, "-m", "pipeline", "worker", *(["--verbose"] if verbose else [])]
         stack.worker = subprocess.Popen(worker_command, env=env)
@@ -169,12 +171,16 @@ def _traffic_command(center: DemoCenter, speed: float) -> list[str]:
 def _tell_where_to_look(settings: Settings, url: str, center: DemoCenter | None) -> None:
     _say("running. Look at:")
     print(f"    wallboard {url}/wallboard   (?lang=ja or ko, ?queue=…, ?channel=…)", flush=True)
+    print(f"    agents    {url}/wallboard/agents   (the agent list; a tile of the wallboard opens its contacts)",
+          flush=True)  # fmt: skip
     print(f"    metrics   {url}/metrics", flush=True)
     print(f"    status    {url}/status   (or: ccpulse status)", flush=True)
     print(f"    board     {url}/api/snapshot   (JSON for wallboards)", flush=True)
     if settings.sink_enabled:
         print('    SQL       ccpulse query "SELECT queue, sum(offered) FROM ccpulse.metrics_minute FINAL '
               'GROUP BY queue"', flush=True)  # fmt: skip
+        print("    report    ccpulse report --interval 30m --from <RFC 3339> --to <RFC 3339>   (CSV per half hour)",
+              flush=True)  # fmt: skip
     if center is not None:
         now = datetime.now(UTC)
         _say(f"the simulated center is in {center.describe(now)}: its day so far is being sent at full speed, "
