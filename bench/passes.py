@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 from kafka.partitioner.default import murmur2
 
-from pipeline.core.board import Board
+from pipeline.core.board import Board, MinutePartial
 from pipeline.core.contact_pass import ContactPass
 from pipeline.core.facts import board_minutes
 from pipeline.core.intake import Intake, take
@@ -117,11 +117,13 @@ def run(count: int, settings: Settings, default_gc: bool = False) -> Timings:
         began = timings.add("contacts pass", began)
         blocks = list(issue_messages([u for out in outputs for u in out.issue_updates], partitions))
         board_bytes = list(partial_messages([m for out in outputs for m in out.minutes],
-                                            [m for out in outputs for m in out.live], partitions))  # fmt: skip
+                                            [m for out in outputs for m in out.live], partitions,
+                                            [a for out in outputs for a in out.agents]))  # fmt: skip
         began = timings.add("encode issue blocks and partials", began)
         rows: dict[str, list[Any]] = {"events": intake.rows}
         rows["contact_facts"] = [r for out in outputs for r in out.contact_rows]
         rows["contributions"] = [r for out in outputs for r in out.contribution_rows]
+        rows["agent_states"] = [r for out in outputs for r in out.agent_rows]
         for p, value in blocks:
             out = issue_passes[p].on_batch([(issue_offsets[p], value)], time.monotonic())
             issue_offsets[p] += 1
@@ -132,8 +134,8 @@ def run(count: int, settings: Settings, default_gc: bool = False) -> Timings:
         touched = set()
         for _, value in board_bytes:
             message = board_decoder.decode(value)
-            for partial in [*message.minutes, *message.live]:
-                if board.apply_partial(partial) and hasattr(partial, "minute"):
+            for partial in message.partials():
+                if board.apply_partial(partial) and isinstance(partial, MinutePartial):
                     touched.add((partial.queue, partial.channel, partial.minute))
         began = timings.add("board: decode and apply", began)
         now_us = max(p.latest_at for p in passes.values())
