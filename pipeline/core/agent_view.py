@@ -33,20 +33,24 @@ def utilisation(seconds: list[int] | tuple[int, ...]) -> float | None:
 
 
 def queue_time(board: Board, now_us: int, day_of: Callable[[str], Day]) -> Iterator[tuple[str, str, list[int]]]:
-    """(queue, window, µs per timed state) for every queue with agent time."""
-    for queue in sorted(board.agent_minutes.keys() | board.timing.keys()):
-        ranges = window_minutes(now_us, day_of(queue))
-        minutes = board.agent_minutes.get(queue, {})
+    """(queue, window, µs per timed state) for every queue with agent time: ``today`` from the
+    closed intervals' sums of the queue's day, ``15m`` and ``1h`` from the recent closed intervals'
+    overlap with the window; each with the open intervals' part up to now."""
+    for queue in sorted(board.agent_days.keys() | board.timing.keys() | board.recent.keys()):
+        day = day_of(queue)
+        ranges = window_minutes(now_us, day)
         open_states = [each for found in board.timing.get(queue, {}).values() for each in found]
+        recent = [each for found in board.recent.get(queue, {}).values() for each in found]
         for window in WINDOWS:
-            first, last = ranges[window]
+            start = ranges[window][0] * MINUTE_US
             total = [0] * len(TIMED)
-            for minute, seconds in minutes.items():
-                if first <= minute <= last:
-                    for slot, us in enumerate(seconds):
-                        total[slot] += us
+            if window == "today":
+                total = list(board.agent_days.get(queue, {}).get(day.start_us(now_us), total))
+            else:
+                for begun, ended, slot in recent:
+                    total[slot] += max(0, min(ended, now_us) - max(begun, start))
             for state, since in open_states:
-                total[SLOT[state]] += overlap(since, first * MINUTE_US, now_us)
+                total[SLOT[state]] += overlap(since, start, now_us)
             yield queue, window, total
 
 

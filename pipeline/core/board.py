@@ -29,6 +29,7 @@ from msgspec import Struct
 from pipeline.core.counts import Counts
 from pipeline.core.windows import WINDOWS, Day, minute_of, window_minutes
 
+DAY_US = 86_400 * 1_000_000
 WAITING_HORIZON_US = 7 * 86_400 * 1_000_000  # "offered at most 7 days before now"
 # Reports whose every minute is older than this before now cannot reach any window (today is
 # at most 25 hours long, the 1h window reaches an hour before midnight) and are not waiting.
@@ -112,24 +113,45 @@ class LivePartial(Struct, array_like=True, frozen=True):
         return not self.waiting and not self.agents
 
 
-class AgentMinutePartial(Struct, array_like=True, frozen=True):
-    """One input partition's sum of its agents' closed intervals in one minute of a queue: µs per
-    timed state (``agent_time.TIMED``)."""
+class AgentDayPartial(Struct, array_like=True, frozen=True):
+    """One input partition's sum of its agents' closed intervals in one day of a queue (the
+    queue's own day): µs per timed state (``agent_time.TIMED``)."""
 
     source: int
     queue: str
-    minute: int
+    day: int  # the day's start, µs
     seconds: tuple[int, ...] = ()  # (): nothing now
     epoch: int = 0
     version: int = 0
 
     @property
     def key(self) -> str:
-        return f"{self.queue}\x1f\x00t{self.source}\x1f{self.minute}"
+        return f"{self.queue}\x1f\x00d{self.source}\x1f{self.day}"
 
     @property
     def empty(self) -> bool:
         return not self.seconds
+
+
+class AgentRecentPartial(Struct, array_like=True, frozen=True):
+    """One agent's closed intervals in one queue that ended within the last hour or so, from the
+    input partition that holds its state events: the ``15m`` and ``1h`` windows' agent time is their
+    overlap with the window, taken at read time."""
+
+    source: int
+    queue: str
+    agent_id: str
+    intervals: tuple[tuple[int, int, int], ...] = ()  # (start, end, timed state's slot), sorted
+    epoch: int = 0
+    version: int = 0
+
+    @property
+    def key(self) -> str:
+        return f"{self.queue}\x1f\x00r{self.source}\x1f{self.agent_id}"
+
+    @property
+    def empty(self) -> bool:
+        return not self.intervals
 
 
 class AgentPartial(Struct, array_like=True, frozen=True):
@@ -175,10 +197,10 @@ class AgentWorkPartial(Struct, array_like=True, frozen=True):
         return not self.contacts and not self.days
 
 
-AgentSide = AgentMinutePartial | AgentPartial | AgentWorkPartial
-Partial = MinutePartial | LivePartial | AgentMinutePartial | AgentPartial | AgentWorkPartial
+AgentSide = AgentDayPartial | AgentRecentPartial | AgentPartial | AgentWorkPartial
+Partial = MinutePartial | LivePartial | AgentDayPartial | AgentRecentPartial | AgentPartial | AgentWorkPartial
 PARTIAL_KINDS: tuple[tuple[str, type[Partial]], ...] = (
-    ("\x00p", MinutePartial), ("\x00live", LivePartial), ("\x00t", AgentMinutePartial),
+    ("\x00p", MinutePartial), ("\x00live", LivePartial), ("\x00d", AgentDayPartial), ("\x00r", AgentRecentPartial),
     ("\x00agent", AgentPartial), ("\x00work", AgentWorkPartial),
 )  # fmt: skip
 
@@ -221,9 +243,11 @@ class Board:
     lines: dict[tuple[str, str], QueueChannel] = field(default_factory=dict)  # (queue, channel)
     # queue -> agent source (or partial) -> (state, agents)
     agents: dict[str, dict[str, tuple[tuple[str, int], ...]]] = field(default_factory=dict)
-    # time in state (issue 22): queue -> minute -> µs per timed state, of closed intervals
-    agent_minutes: dict[str, dict[int, list[int]]] = field(default_factory=dict)
+    # time in state (issue 22): queue -> day start -> µs per timed state, of closed intervals
+    agent_days: dict[str, dict[int, list[int]]] = field(default_factory=dict)
     timing: dict[str, dict[int, tuple[tuple[str, int], ...]]] = field(default_factory=dict)  # queue -> source -> open
+    # queue -> (source, agent) -> recent closed intervals
+    recent: dict[str, dict[tuple[int, str], tuple[tuple[int, int, int], ...]]] = field(default_factory=dict)
     agent_states: dict[str, dict[int, AgentPartial]] = field(default_factory=dict)  # agent -> source -> it
     agent_work: dict[str, dict[int, AgentWorkPartial]] = field(default_factory=dict)  # agent -> source -> it
 
@@ -267,7 +291,7 @@ class Board:
         if isinstance(partial, MinutePartial):
             self._count(partial.queue, partial.channel, partial.minute, partial.counts, sign)
             return
-        if isinstance(partial, AgentMinutePartial | AgentPartial | AgentWorkPartial):
+        if isinstance(partial, AgentDayPartial | AgentRecentPartial | AgentPartial | AgentWorkPartial):
             self._agent_side(partial, sign)
             return
         if partial.timing or sign < 0:
@@ -286,15 +310,18 @@ class Board:
             _keep(self.agent_states, partial.agent_id, partial.source, partial if sign > 0 else None)
         elif isinstance(partial, AgentWorkPartial):
             _keep(self.agent_work, partial.agent_id, partial.source, partial if sign > 0 else None)
+        elif isinstance(partial, AgentRecentPartial):
+            _keep(self.recent, partial.queue, (partial.source, partial.agent_id),
+                  partial.intervals if sign > 0 else None)  # type: ignore[arg-type]  # fmt: skip
         else:
-            minutes = self.agent_minutes.setdefault(partial.queue, {})
-            total = minutes.setdefault(partial.minute, [0] * len(partial.seconds))
+            days = self.agent_days.setdefault(partial.queue, {})
+            total = days.setdefault(partial.day, [0] * len(partial.seconds))
             for slot, us in enumerate(partial.seconds):
                 total[slot] += sign * us
             if not any(total):
-                del minutes[partial.minute]
-                if not minutes:
-                    del self.agent_minutes[partial.queue]
+                del days[partial.day]
+                if not days:
+                    del self.agent_days[partial.queue]
 
     def apply(self, report: Report) -> None:
         old = self.reports.get(report.key)
@@ -358,7 +385,8 @@ class Board:
         """The keys of minute partials that can no longer reach any window (to delete)."""
         horizon = minute_of(now_us - REPORT_RETENTION_US)
         return [key for key, partial in self.partials.items()
-                if isinstance(partial, MinutePartial | AgentMinutePartial) and partial.minute < horizon]  # fmt: skip
+                if (isinstance(partial, MinutePartial) and partial.minute < horizon)
+                or (isinstance(partial, AgentDayPartial) and partial.day < now_us - 2 * DAY_US)]  # fmt: skip
 
     def minute(self, queue: str, channel: str, minute: int) -> Counts | None:
         """The sum of the current reports for one minute (None: nothing contributes to it)."""
@@ -408,7 +436,7 @@ class Board:
                 yield queue, state, agents
 
 
-def _keep(table: dict[str, dict[int, Any]], name: str, source: int, value: Any) -> None:
+def _keep(table: dict[str, dict[Any, Any]], name: str, source: Any, value: Any) -> None:
     """``table[name][source] = value``, or its removal (None), dropping an empty ``table[name]``."""
     if value is not None:
         table.setdefault(name, {})[source] = value

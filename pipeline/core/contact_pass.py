@@ -24,6 +24,7 @@ on for a batch (a zombie) cannot put back what the new owner's replay never touc
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -55,18 +56,29 @@ from pipeline.core.wire import Routed
 
 PROGRESS_KEY = b"\x00progress"  # the changelog key of the partition's progress record
 AGENT_PREFIX = "agent\x1f"
+# closed agent intervals kept for the 15m and 1h windows: those that ended within 62 minutes of the
+# partition's latest event (the 1h window begins 59 minutes before the minute of now, and now is at
+# least as late as any partition's latest event)
+RECENT_US = 62 * 60 * 1_000_000
 
 
 def agent_state_rows(agent_id: str, history: list[Stint], spans: list[tuple[int, int]], version: int) -> list[Row]:
     """The agent's ``agent_states`` rows its batch's events may change: every stint from the start of
     a span to its end (an inserted stint ends its predecessor's interval), as the history is now."""
     rows: list[Row] = []
-    for index, stint in enumerate(history):
-        if any(start <= stint.at <= end for start, end in spans):
-            ended = history[index + 1].at if index + 1 < len(history) else None
-            rows.append((agent_id, stint.at, stint.event_id, stint.state, list(stint.queues), stint.reason, ended,
-                         None if ended is None else ended - stint.at, version, 0))  # fmt: skip
+    positions: set[int] = set()
+    for start, end in spans:
+        positions.update(range(bisect_left(history, start, key=_at), bisect_right(history, end, key=_at)))
+    for index in sorted(positions):
+        stint = history[index]
+        ended = history[index + 1].at if index + 1 < len(history) else None
+        rows.append((agent_id, stint.at, stint.event_id, stint.state, list(stint.queues), stint.reason, ended,
+                     None if ended is None else ended - stint.at, version, 0))  # fmt: skip
     return rows
+
+
+def _at(stint: Stint) -> int:
+    return stint.at
 
 
 def history_of(agent: AgentRecord) -> list[Stint]:
@@ -177,8 +189,13 @@ class ContactPass:
                 agent = msgspec.msgpack.decode(value, type=AgentRecord)
                 self.latest_at = max(self.latest_at, agent.at)
                 agents.append((key, history_of(agent)))
-            self._sums = PartitionSums.of(self.source, self._closed_before, contacts, agents, self.day)
+            self._sums = PartitionSums.of(self.source, self._closed_before, contacts, agents, self.day, self._day_of,
+                                          self.latest_at - RECENT_US)  # fmt: skip
         return self._sums
+
+    def _day_of(self, queue: str) -> Day:
+        """Where a queue's day begins (its own zone and start, else the worker's)."""
+        return self.targets.day_for(queue, self.day.zone)
 
     def take_over(self, now_us: int, log_end: int = 0) -> TakeOver:
         """This owner's epoch: after every earlier owner's, whose epoch the progress record keeps,
@@ -225,6 +242,7 @@ class ContactPass:
         progress.duplicates += batch.duplicates - before[0]
         progress.conflicts += batch.conflicts - before[1]
         self.latest_at = max(self.latest_at, batch.latest_at)
+        sums.recent_from = self.latest_at - RECENT_US
         out, touched = PassOutput(), Touched()
         out.writes[PROGRESS_KEY] = b""  # first: its value once the batch's closing is known
         self._contacts(batch, sums, touched, replayed, out)

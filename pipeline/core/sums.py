@@ -22,14 +22,15 @@ sink to re-sum that minute from ``contributions`` instead (:attr:`Touched.closed
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.core.agent_time import SLOT, TIMED, Interval, Stint, day_pieces, intervals, pieces
+from pipeline.core.agent_time import SLOT, TIMED, Interval, Stint, intervals, next_day_start
 from pipeline.core.board import (
-    AgentMinutePartial,
+    AgentDayPartial,
     AgentPartial,
+    AgentRecentPartial,
     AgentSide,
     AgentWorkPartial,
     LivePartial,
@@ -57,7 +58,8 @@ class Touched:
     minutes: set[Minute] = field(default_factory=set)
     queues: set[str] = field(default_factory=set)  # live state: waiting contacts, agents
     closed: set[Minute] = field(default_factory=set)
-    agent_minutes: set[tuple[str, int]] = field(default_factory=set)  # (queue, minute) of agent time
+    agent_days: set[tuple[str, int]] = field(default_factory=set)  # (queue, day start) of agent time
+    recent: set[tuple[str, str]] = field(default_factory=set)  # (queue, agent key): its recent intervals
     agents: set[str] = field(default_factory=set)  # agent keys: their AgentPartial
     work: set[str] = field(default_factory=set)  # agent ids: their AgentWorkPartial
 
@@ -78,7 +80,12 @@ class PartitionSums:
     waiting: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)  # queue -> contact -> (channel, at)
     staff: dict[str, dict[str, int]] = field(default_factory=dict)  # queue -> state (not offline) -> agents
     day: Day = UTC_DAY  # the worker's day: agents' "today"
-    agent_minutes: dict[tuple[str, int], list[int]] = field(default_factory=dict)  # (queue, minute) -> µs
+    queue_days: dict[tuple[str, int], list[int]] = field(default_factory=dict)  # (queue, day start) -> µs
+    # per queue and agent, its closed intervals that end at or after recent_from: (start, end, slot)
+    recent: dict[str, dict[str, list[tuple[int, int, int]]]] = field(default_factory=dict)
+    recent_from: int = -(2**62)
+    day_of: Callable[[str], Day] = field(default_factory=lambda: _utc_day)  # a queue's own day
+    _spans: dict[Day, tuple[int, int]] = field(default_factory=dict)  # per Day, the last day seen
     agent_days: dict[str, dict[int, list[int]]] = field(default_factory=dict)  # agent key -> day -> µs
     timing: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)  # queue -> agent key -> open
     latest: dict[str, Stint] = field(default_factory=dict)  # agent key -> its last stint
@@ -86,9 +93,10 @@ class PartitionSums:
 
     @classmethod
     def of(cls, source: int, closed_before: int, contacts: Iterable[tuple[str, Contribution]],
-           agents: Iterable[tuple[str, list[Stint]]], day: Day | None = None) -> PartitionSums:  # fmt: skip
+           agents: Iterable[tuple[str, list[Stint]]], day: Day | None = None,
+           day_of: Callable[[str], Day] | None = None, recent_from: int = -(2**62)) -> PartitionSums:  # fmt: skip
         """The sums of ``contacts`` (key, contribution) and ``agents`` (key, history)."""
-        sums = cls(source, closed_before, day=day or UTC_DAY)
+        sums = cls(source, closed_before, day=day or UTC_DAY, day_of=day_of or _utc_day, recent_from=recent_from)
         ignored = Touched()
         for key, found in contacts:
             sums.contact(key, NO_CONTRIBUTION, found, ignored)
@@ -157,12 +165,29 @@ class PartitionSums:
         self._open(key, now, now)
         if now is not None:
             self.latest[key] = now
+        self._prune_recent(key, touched)
         touched.agents.add(key)
+
+    def _prune_recent(self, key: str, touched: Touched) -> None:
+        """The agent's intervals that ended before ``recent_from``: no 15m or 1h window reaches them."""
+        for queue in [queue for queue, agents in self.recent.items() if key in agents]:
+            kept = [each for each in self.recent[queue][key] if each[1] >= self.recent_from]
+            if len(kept) < len(self.recent[queue][key]):
+                touched.recent.add((queue, key))
+            if kept:
+                self.recent[queue][key] = kept
+            else:
+                del self.recent[queue][key]
+                if not self.recent[queue]:
+                    del self.recent[queue]
 
     def forget_agent(self, key: str, touched: Touched) -> None:
         """An agent offline past the retention: nothing of it is held any more."""
         self._open(key, self.latest.pop(key, None), None)
         self.agent_days.pop(key, None)
+        recent_from, self.recent_from = self.recent_from, 2**62
+        self._prune_recent(key, touched)
+        self.recent_from = recent_from
         touched.agents.add(key)
 
     def _open(self, key: str, stint: Stint | None, kept: Stint | None) -> None:
@@ -177,20 +202,53 @@ class PartitionSums:
                     del self.timing[queue]
 
     def _interval(self, key: str, interval: Interval, sign: int, touched: Touched) -> None:
-        """Add (or take away) one closed interval's µs in its minutes and days still held."""
+        """Add (or take away) one closed interval: its µs in each of its queues' days and in the
+        agent's days still held, and, when it ended recently, the interval itself (live partials)."""
         start, end, state, queues = interval
-        slot = SLOT[state]
-        start = max(start, self.closed_before * MINUTE_US)
-        for minute, us in pieces(start, end):
-            for queue in queues:
-                touched.agent_minutes.add((queue, minute))
-                _add_slot(self.agent_minutes, (queue, minute), slot, sign * us)
+        slot, closed_us = SLOT[state], self.closed_before * MINUTE_US
+        for queue in queues:
+            for day, us in self._by_day(max(start, closed_us), end, self.day_of(queue)):
+                if day >= closed_us:
+                    touched.agent_days.add((queue, day))
+                    _add_slot(self.queue_days, (queue, day), slot, sign * us)
+            if end >= self.recent_from:
+                self._recent(queue, key, (start, end, slot), sign)
+                touched.recent.add((queue, key))
         days = self.agent_days.setdefault(key, {})
-        for day, us in day_pieces(start, end, self.day):
-            if day >= self.closed_before * MINUTE_US:
+        for day, us in self._by_day(max(start, closed_us), end, self.day):
+            if day >= closed_us:
                 _add_slot(days, day, slot, sign * us)
         if not days:
             del self.agent_days[key]
+
+    def _recent(self, queue: str, key: str, interval: tuple[int, int, int], sign: int) -> None:
+        agents = self.recent.setdefault(queue, {})
+        if sign > 0:
+            agents.setdefault(key, []).append(interval)
+            return
+        found = agents.get(key, [])
+        if interval in found:
+            found.remove(interval)
+        if not found:
+            agents.pop(key, None)
+            if not agents:
+                del self.recent[queue]
+
+    def _by_day(self, start: int, end: int, day: Day) -> Iterator[tuple[int, int]]:
+        """(day start, µs) of [start, end) in each of ``day``'s days (the last day seen is cached:
+        a time zone's rules are read once a day, not per interval)."""
+        while start < end:
+            first, following = self._day_span(day, start)
+            boundary = min(end, following)
+            yield first, boundary - start
+            start = boundary
+
+    def _day_span(self, day: Day, at: int) -> tuple[int, int]:
+        found = self._spans.get(day)
+        if found is None or not found[0] <= at < found[1]:
+            first = day.start_us(at)
+            found = self._spans[day] = (first, next_day_start(day, first))
+        return found
 
     def _work(self, key: str, found: Contribution, sign: int, touched: Touched) -> None:
         """A contact's part in its agent's work: on it now, or handled in a day."""
@@ -203,7 +261,7 @@ class PartitionSums:
         elif ended_at is None:
             work.contacts.pop(key, None)
         elif ended_at >= self.closed_before * MINUTE_US:
-            day = self.day.start_us(ended_at)
+            day = self._day_span(self.day, ended_at)[0]
             if day >= self.closed_before * MINUTE_US:
                 _add_slot(work.days, day, 0, sign, 2)
                 _add_slot(work.days, day, 1, sign * handle_us, 2)
@@ -238,9 +296,9 @@ class PartitionSums:
         self.closed_before = before_minute
         for minute in [minute for minute in self.minutes if minute[2] < before_minute]:
             del self.minutes[minute]
-        for queue_minute in [each for each in self.agent_minutes if each[1] < before_minute]:
-            del self.agent_minutes[queue_minute]
         first_day = before_minute * MINUTE_US
+        for queue_day in [each for each in self.queue_days if each[1] < first_day]:
+            del self.queue_days[queue_day]
         for days in [*self.agent_days.values(), *(work.days for work in self.work.values())]:
             for day in [day for day in days if day < first_day]:
                 del days[day]
@@ -289,6 +347,7 @@ class PartitionSums:
     def everything(self, epoch: int) -> tuple[list[MinutePartial], list[LivePartial]]:
         """Every sum held, as partials of version 0 (a take-over sends them all once)."""
         queues = set(self.waiting) | set(self.staff) | {queue for queue, _, _ in self.minutes}
+        queues |= set(self.timing)
         return self.partials(Touched(set(self.minutes), queues), epoch, 0)
 
     def live(self, queue: str, epoch: int, version: int) -> LivePartial:
@@ -300,10 +359,13 @@ class PartitionSums:
     def agent_partials(self, touched: Touched, epoch: int, version: int) -> list[AgentSide]:
         """The agent-side partials of what ``touched`` names, as the sums stand."""
         found: list[AgentSide] = []
-        for queue, minute in sorted(touched.agent_minutes):
-            if minute >= self.closed_before:
-                seconds = self.agent_minutes.get((queue, minute))
-                found.append(AgentMinutePartial(self.source, queue, minute, tuple(seconds or ()), epoch, version))
+        for queue, day in sorted(touched.agent_days):
+            if day >= self.closed_before * MINUTE_US:
+                seconds = self.queue_days.get((queue, day))
+                found.append(AgentDayPartial(self.source, queue, day, tuple(seconds or ()), epoch, version))
+        for queue, key in sorted(touched.recent):
+            intervals = tuple(sorted(self.recent.get(queue, {}).get(key, ())))
+            found.append(AgentRecentPartial(self.source, queue, key.split("\x1f", 1)[1], intervals, epoch, version))
         for key in sorted(touched.agents):
             stint, agent_id = self.latest.get(key), key.split("\x1f", 1)[1]
             days = tuple((day, tuple(us)) for day, us in sorted(self.agent_days.get(key, {}).items()))
@@ -321,8 +383,13 @@ class PartitionSums:
 
     def everything_of_agents(self, epoch: int) -> list[AgentSide]:
         """Every agent-side sum held, as partials of version 0 (a take-over)."""
-        touched = Touched(agent_minutes=set(self.agent_minutes), agents=set(self.latest), work=set(self.work))
+        recent = {(queue, key) for queue, agents in self.recent.items() for key in agents}
+        touched = Touched(agent_days=set(self.queue_days), recent=recent, agents=set(self.latest), work=set(self.work))
         return self.agent_partials(touched, epoch, 0)
+
+
+def _utc_day(queue: str) -> Day:
+    return UTC_DAY
 
 
 def _held(stint: Stint | None) -> tuple[str, tuple[str, ...]]:

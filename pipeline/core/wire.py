@@ -15,8 +15,9 @@ import msgspec
 from msgspec import Struct
 
 from pipeline.core.board import (
-    AgentMinutePartial,
+    AgentDayPartial,
     AgentPartial,
+    AgentRecentPartial,
     AgentSide,
     AgentWorkPartial,
     Fence,
@@ -50,12 +51,14 @@ class BoardMessage(Struct, array_like=True, frozen=True):
     live: list[LivePartial] = []
     fences: list[Fence] = []
     # issue 22: agents' time in state, and the agent list (routed by queue, and by agent id)
-    agent_minutes: list[AgentMinutePartial] = []
+    agent_days: list[AgentDayPartial] = []
+    agent_recent: list[AgentRecentPartial] = []
     agent_states: list[AgentPartial] = []
     agent_work: list[AgentWorkPartial] = []
 
     def partials(self) -> list[MinutePartial | LivePartial | AgentSide]:
-        return [*self.minutes, *self.live, *self.agent_minutes, *self.agent_states, *self.agent_work]
+        return [*self.minutes, *self.live, *self.agent_days, *self.agent_recent, *self.agent_states,
+                *self.agent_work]  # fmt: skip
 
 
 # Internal messages carry lists: one message per destination partition per processed batch,
@@ -87,8 +90,10 @@ def partial_messages(minutes: Iterable[MinutePartial], live: Iterable[LivePartia
     for partial in agents:
         by_kind[type(partial)].append(partial)
     routed = lambda partial: partial.key.split("\x1f", 1)[0]  # noqa: E731 - as the board stores its key
-    yield from _messages(by_kind[AgentMinutePartial], routed, partitions,
-                         lambda chunk: BoardMessage(agent_minutes=chunk))  # type: ignore[arg-type]  # fmt: skip
+    yield from _messages(by_kind[AgentDayPartial], routed, partitions,
+                         lambda chunk: BoardMessage(agent_days=chunk))  # type: ignore[arg-type]  # fmt: skip
+    yield from _messages(by_kind[AgentRecentPartial], routed, partitions,
+                         lambda chunk: BoardMessage(agent_recent=chunk))  # type: ignore[arg-type]  # fmt: skip
     yield from _messages(by_kind[AgentPartial], routed, partitions,
                          lambda chunk: BoardMessage(agent_states=chunk))  # type: ignore[arg-type]  # fmt: skip
     yield from _messages(by_kind[AgentWorkPartial], routed, partitions,

@@ -116,7 +116,9 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
     assert shown(board) == shown(contacts_and_agents)
     clean_pass, clean_board = ContactPass(MODEL_TARGETS, NO_EXPIRY_US), Board()
     send(clean_board, clean_pass.on_batch(log, wall=0.0))
-    assert agents_shown(board, scenario[1]) == agents_shown(clean_board, scenario[1])  # time in state, the agent list
+    # time in state, the agent list, at a now no event is after (as the event clock's, or the wall's)
+    now = max(scenario[1], max((event.at for event, _ in messages), default=0))
+    assert agents_shown(board, now) == agents_shown(clean_board, now)
     written = {key: row[3:8] for key, (_, row) in agent_minutes.items() if not row[-1]}
     assert written == agent_table(clean_pass)  # agent_states: a lost batch's rows do not stay
     kept = {(q, c, m // 60, source): row[4:-2] for (q, c, m, source), (_, row) in contributions.items() if not row[-1]}
