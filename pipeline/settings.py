@@ -257,24 +257,20 @@ class _Env:
         return value or default
 
     def integer(self, name: str, default: int, low: int, high: int) -> int:
-        raw = self.get(name, str(default))
-        try:
-            number = int(raw)
-        except ValueError:
-            raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
-        if not low <= number <= high:
-            raise SettingsError(f"{name}={number}: expected {low}..{high}")
-        return number
+        return int(self._ranged(name, default, low, high, int, "a whole number"))
 
     def number(self, name: str, default: float, low: float, high: float) -> float:
+        return self._ranged(name, default, low, high, float, "a number")
+
+    def _ranged(self, name: str, default: float, low: float, high: float, kind: type, what: str) -> float:
         raw = self.get(name, str(default))
         try:
-            value = float(raw)
+            value = kind(raw)
         except ValueError:
-            raise SettingsError(f"{name}={raw!r}: expected a number") from None
+            raise SettingsError(f"{name}={raw!r}: expected {what}") from None
         if not low <= value <= high:
             raise SettingsError(f"{name}={value}: expected {low}..{high}")
-        return value
+        return value  # type: ignore[no-any-return]
 
 
 def _kafka_security(read: _Env) -> KafkaSecurity:

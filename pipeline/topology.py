@@ -163,14 +163,13 @@ class Wiring:
                              board_topic=board_topic, on_batch=seen)  # fmt: skip
         issues = IssuesStage(app=app, settings=settings, sink=sink, targets=targets, issue_topic=issue_topic,
                              board_topic=board_topic)  # fmt: skip
-        holder: list[Wiring] = []
-        board = BoardStage(app=app, settings=settings, sink=sink, board_topic=board_topic,
-                           clock=lambda: holder[0].clock_us())  # fmt: skip
+        board = BoardStage(
+            app=app, settings=settings, sink=sink, board_topic=board_topic, clock=lambda: wiring.clock_us()
+        )  # fmt: skip  (wiring: bound below, read later)
         wiring = cls(app, settings, sink, targets, pseudonyms, ingest, issues, board, input_seen)
         # customer ids on the lists: as stored when pseudonymised there, else with a key of this process
         wiring.shown_customer = (lambda known: known) if pseudonyms.active else Pseudonyms(
             secrets.token_hex(32)).customer  # fmt: skip
-        holder.append(wiring)
         return wiring
 
     @property

@@ -8,19 +8,19 @@ of events decides the intervals, whatever order they came in; an event seen befo
     history:   s0 ─────────── s1 ──── s2 ─────────── s3 ──────▶ now
     intervals: [s0.at, s1.at) [s1.at, s2.at) [s2.at, s3.at)   open: [s3.at, now)
 
-A *closed* interval adds its microseconds to the minutes it covers, for each queue its starting
-event lists (:func:`pieces`), and to the agent's days (:func:`day_pieces`); the *open* one is
-live: the board adds ``now - max(since, window start)`` at read time. ``offline`` is not timed.
+A *closed* interval adds its microseconds to the days it covers (:func:`day_pieces`), for each
+queue its starting event lists and for the agent; the *open* one is live: the board adds
+``now - max(since, window start)`` at read time. ``offline`` is not timed.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from msgspec import Struct
 
-from pipeline.core.windows import MINUTE_US, Day
+from pipeline.core.windows import Day
 
 TIMED = ("available", "on_contact", "after_contact_work", "away")  # offline is not timed
 SLOT = {state: slot for slot, state in enumerate(TIMED)}
@@ -46,11 +46,21 @@ def _order(stint: Stint) -> tuple[int, str]:
 
 def insert(history: list[Stint], stint: Stint) -> bool:
     """Put ``stint`` in its place (by ``at``, then ``event_id``); False when that event is known."""
+    return not insert_at(history, stint)[2]
+
+
+def insert_at(history: list[Stint], stint: Stint) -> tuple[int, int, bool]:
+    """:func:`insert`, and the time whose states that may change — from the stint before it to the
+    one after it (to ``stint`` itself at either end) — and whether the event was known already
+    (then: the time its own presence decides)."""
     position = bisect_left(history, _order(stint), key=_order)
-    if position < len(history) and _order(history[position]) == _order(stint):
-        return False
-    history.insert(position, stint)
-    return True
+    known = position < len(history) and _order(history[position]) == _order(stint)
+    following = position + 1 if known else position
+    start = history[position - 1].at if position else stint.at
+    end = history[following].at if following < len(history) else stint.at
+    if not known:
+        history.insert(position, stint)
+    return min(start, stint.at), max(end, stint.at), known
 
 
 def intervals(history: Sequence[Stint]) -> Iterator[Interval]:
@@ -80,15 +90,6 @@ def changes(before: Sequence[Stint], after: Sequence[Stint]) -> tuple[set[Interv
     return was - now, now - was
 
 
-def pieces(start: int, end: int) -> Iterator[tuple[int, int]]:
-    """(minute, microseconds) of [start, end) in each minute it covers."""
-    minute = start // MINUTE_US
-    while start < end:
-        boundary = min(end, (minute + 1) * MINUTE_US)
-        yield minute, boundary - start
-        start, minute = boundary, minute + 1
-
-
 def next_day_start(day: Day, at: int) -> int:
     """The first start of a day after ``at`` (days last 23 to 25 hours)."""
     probe = at + 23 * HOUR_US
@@ -97,28 +98,23 @@ def next_day_start(day: Day, at: int) -> int:
     return day.start_us(probe)
 
 
-def day_pieces(start: int, end: int, day: Day) -> Iterator[tuple[int, int]]:
-    """(day start, microseconds) of [start, end) in each of ``day``'s days it covers."""
-    current = day.start_us(start)
+def day_span(day: Day, at: int) -> tuple[int, int]:
+    """The start of the day ``at`` is in, and of the next."""
+    first = day.start_us(at)
+    return first, next_day_start(day, first)
+
+
+def day_pieces(start: int, end: int, day: Day,
+               span: Callable[[Day, int], tuple[int, int]] = day_span) -> Iterator[tuple[int, int]]:  # fmt: skip
+    """(day start, microseconds) of [start, end) in each of ``day``'s days it covers (``span``: where
+    a day begins and ends, e.g. a cached :func:`day_span`)."""
     while start < end:
-        following = next_day_start(day, current)
+        first, following = span(day, start)
         boundary = min(end, following)
-        yield current, boundary - start
-        start, current = boundary, following
+        yield first, boundary - start
+        start = boundary
 
 
 def overlap(since: int, window_start: int, now: int) -> int:
     """The open interval's part of [window_start, now]."""
     return max(0, now - max(since, window_start))
-
-
-def span(history: Sequence[Stint], stint: Stint) -> tuple[int, int, bool]:
-    """The time whose states inserting ``stint`` may change: from the stint before it to the one
-    after it (to ``stint`` itself at either end); and whether it is known already (then: the time
-    its own presence decides)."""
-    position = bisect_left(history, _order(stint), key=_order)
-    known = position < len(history) and _order(history[position]) == _order(stint)
-    following = position + 1 if known else position
-    start = history[position - 1].at if position else stint.at
-    end = history[following].at if following < len(history) else stint.at
-    return min(start, stint.at), max(end, stint.at), known

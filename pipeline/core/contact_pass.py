@@ -31,9 +31,8 @@ from dataclasses import dataclass, field
 import msgspec
 import orjson
 
-from pipeline.core.agent_time import Stint, changes, span
+from pipeline.core.agent_time import Stint, changes
 from pipeline.core.board import AgentSide, Fence, LivePartial, MinutePartial
-from pipeline.core.contract import Event
 from pipeline.core.engine import (
     AgentRecord,
     ContactBatch,
@@ -231,9 +230,9 @@ class ContactPass:
         spans: dict[str, list[tuple[int, int]]] = {}  # agent key -> the times its events may change
         for offset, routed in messages:
             new = progress.is_new(offset)
-            if routed.event.type == "agent.state_changed":
-                self._agent_span(batch, routed.event, spans, not new or offset < self.replay_until)
-            batch.event(routed.source, routed.event, new)
+            changed = batch.event(routed.source, routed.event, new)
+            if changed is not None:  # an agent's: the time it may change, for its agent_states rows
+                self._agent_span(routing_key(routed.event), changed, spans, not new or offset < self.replay_until)
             if not new:
                 replayed.add(routing_key(routed.event))
             if offset < self.replay_until and routed.event.type != "agent.state_changed":
@@ -294,17 +293,15 @@ class ContactPass:
             out.touched.update(left)
             out.issue_updates += contact_issue_updates(record, contact_id, found)
 
-    def _agent_span(self, batch: ContactBatch, event: Event, spans: dict[str, list[tuple[int, int]]],
+    @staticmethod
+    def _agent_span(key: str, changed: tuple[int, int, bool], spans: dict[str, list[tuple[int, int]]],
                     replayed: bool) -> None:  # fmt: skip
-        """Note the time the event may change in its agent's states. Read again after a take-over
+        """Note the time an agent's event may change in its states. Read again after a take-over
         (``replayed``), it may be known already, its rows lost in a crash: the time it decides is
         written again (an earlier owner's row of a stint with another end is replaced by the batch
         that inserts the stint that ends it now: its version, an offset, is the greater)."""
-        key = routing_key(event)
-        agent = batch.agent(key)
-        stint = Stint(event.at, event.event_id, event.state or "offline", tuple(sorted(set(event.queues or ()))))
-        start, end, known = span(history_of(agent), stint)
-        if event.at >= agent.kept_from and (replayed or not known):
+        start, end, known = changed
+        if replayed or not known:
             spans.setdefault(key, []).append((start, end))
 
     def _agents(self, batch: ContactBatch, sums: PartitionSums, touched: Touched,

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.core.board import WAITING_HORIZON_US
+from pipeline.core.facts import sql_string
 from pipeline.core.targets import Targets
 from pipeline.core.windows import MINUTE_US, Day, minute_of
 
@@ -29,13 +30,9 @@ STATES = ("waiting", "answered_late", "abandoned")
 LIMIT = 1000  # rows per list: a supervisor reads the oldest; the count is on the tile
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def contacts_sql(state: str, queue: str, channel: str, now_us: int, day: Day, database: str = "ccpulse") -> str:
     """The list's query (``state`` one of STATES) for one queue and channel at ``now``."""
-    where = [f"queue = {_quote(queue)}", f"channel = {_quote(channel)}", "offered_at IS NOT NULL"]
+    where = [f"queue = {sql_string(queue)}", f"channel = {sql_string(channel)}", "offered_at IS NOT NULL"]
     first_today = -(-day.start_us(now_us) // MINUTE_US) * MINUTE_US
     next_minute = (minute_of(now_us) + 1) * MINUTE_US
     if state == "waiting":

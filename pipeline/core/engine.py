@@ -23,7 +23,7 @@ from typing import TypeVar
 import msgspec
 from msgspec import Struct
 
-from pipeline.core.agent_time import Stint, insert
+from pipeline.core.agent_time import Stint, insert_at
 from pipeline.core.board import Board, Report, minutes_payload
 from pipeline.core.contract import Event
 from pipeline.core.counts import Counts
@@ -342,20 +342,21 @@ class ContactBatch:
     conflicts: int = 0
     latest_at: int = 0  # the greatest event time of the batch
 
-    def event(self, routed_source: str, event: Event, new: bool) -> None:
+    def event(self, routed_source: str, event: Event, new: bool) -> tuple[int, int, bool] | None:
+        """Apply one message; for an agent's, what ``agent_apply`` returns (the time it may change)."""
         self.latest_at = max(self.latest_at, event.at)
         key = routing_key(event)
         if event.type == "agent.state_changed":
             agent = self._record(key, AgentRecord)
-            agent_apply(agent, event)
             self.agents[key] = event.agent_id or ""
-            return
+            return agent_apply(agent, event)
         contact = self._record(key, ContactRecord)
         applied, duplicate, conflict = contact_apply(contact, event, routed_source)
         if new and applied:  # a re-forwarded copy has a new offset but a known source
             self.duplicates += duplicate
             self.conflicts += conflict
         self.contacts[key] = event.contact_id or ""
+        return None
 
     def outcome(self) -> Iterator[tuple[str, list[Report], list[IssueUpdate]]]:
         """Per key touched by new messages: its reports now, and a contact's issue updates (one
@@ -413,17 +414,21 @@ def agent_step(record: AgentRecord, event: Event) -> list[Report]:
     return agent_reports(record, event.agent_id or "")
 
 
-def agent_apply(record: AgentRecord, event: Event) -> None:
+def agent_apply(record: AgentRecord, event: Event) -> tuple[int, int, bool] | None:
     """The first half of :func:`agent_step`: the event in the agent's history, and its latest state.
-    A stage applies every event of a batch and calls :func:`agent_reports` once per agent at the end."""
+    A stage applies every event of a batch and calls :func:`agent_reports` once per agent at the end.
+    Returns the time the event may change and whether it was known (``agent_time.insert_at``); None
+    for an event older than the history kept."""
     if not record.history and record.at > -(2**62):  # a record written before the history was kept
         record.history = [Stint(record.at, record.event_id, record.state, record.queues)]
+    if event.at < record.kept_from:
+        return None
     stint = Stint(event.at, event.event_id, event.state or "offline", tuple(sorted(set(event.queues or ()))),
                   event.reason)  # fmt: skip
-    if event.at < record.kept_from or not insert(record.history, stint):
-        return
+    found = insert_at(record.history, stint)
     latest = record.history[-1]
     record.at, record.event_id, record.state, record.queues = latest.at, latest.event_id, latest.state, latest.queues
+    return found
 
 
 def agent_reports(record: AgentRecord, agent_id: str) -> list[Report]:

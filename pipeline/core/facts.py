@@ -206,6 +206,11 @@ def board_minutes(
     return sums, resum
 
 
+def sql_string(text: str) -> str:
+    """``text`` as a ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def minute_row(queue: str, channel: str, minute: int, counts: Counts | tuple[int, ...] | None, version: int) -> Row:
     """A ``metrics_minute`` row from the sum of its contributions (None: nothing contributes: deleted)."""
     values = counts.as_tuple() if isinstance(counts, Counts) else counts or ZERO_COUNTS

@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from pipeline.core.counts import FIELDS, Counts
-from pipeline.core.facts import SECONDS_SUMS
+from pipeline.core.facts import SECONDS_SUMS, sql_string
 from pipeline.core.metrics import RATIO_GAUGES, ratios
 from pipeline.core.targets import Targets
 
@@ -33,7 +33,7 @@ def report_sql(interval: str, start: datetime, end: datetime, queue: str | None,
         f"minute >= toDateTime({int(start.timestamp())}, 'UTC') AND minute < toDateTime({int(end.timestamp())}, 'UTC')"
     )
     if queue is not None:
-        where += " AND queue = " + "'" + queue.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        where += f" AND queue = {sql_string(queue)}"
     return (
         f"SELECT toUnixTimestamp(toStartOfInterval(minute, INTERVAL {minutes} MINUTE)) AS interval_start, "
         f"queue, channel, {sums} FROM {database}.metrics_minute FINAL WHERE {where} "

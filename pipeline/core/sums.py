@@ -22,11 +22,11 @@ sink to re-sum that minute from ``contributions`` instead (:attr:`Touched.closed
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from pipeline.core.agent_time import SLOT, TIMED, Interval, Stint, intervals, next_day_start
+from pipeline.core.agent_time import SLOT, TIMED, Interval, Stint, day_pieces, day_span, intervals
 from pipeline.core.board import (
     AgentDayPartial,
     AgentPartial,
@@ -207,7 +207,7 @@ class PartitionSums:
         start, end, state, queues = interval
         slot, closed_us = SLOT[state], self.closed_before * MINUTE_US
         for queue in queues:
-            for day, us in self._by_day(max(start, closed_us), end, self.day_of(queue)):
+            for day, us in day_pieces(max(start, closed_us), end, self.day_of(queue), self._day_span):
                 if day >= closed_us:
                     touched.agent_days.add((queue, day))
                     _add_slot(self.queue_days, (queue, day), slot, sign * us)
@@ -215,7 +215,7 @@ class PartitionSums:
                 self._recent(queue, key, (start, end, slot), sign)
                 touched.recent.add((queue, key))
         days = self.agent_days.setdefault(key, {})
-        for day, us in self._by_day(max(start, closed_us), end, self.day):
+        for day, us in day_pieces(max(start, closed_us), end, self.day, self._day_span):
             if day >= closed_us:
                 _add_slot(days, day, slot, sign * us)
         if not days:
@@ -234,20 +234,12 @@ class PartitionSums:
             if not agents:
                 del self.recent[queue]
 
-    def _by_day(self, start: int, end: int, day: Day) -> Iterator[tuple[int, int]]:
-        """(day start, µs) of [start, end) in each of ``day``'s days (the last day seen is cached:
-        a time zone's rules are read once a day, not per interval)."""
-        while start < end:
-            first, following = self._day_span(day, start)
-            boundary = min(end, following)
-            yield first, boundary - start
-            start = boundary
-
     def _day_span(self, day: Day, at: int) -> tuple[int, int]:
+        """``agent_time.day_span``, the last day seen cached per zone: a zone's rules are read once
+        a day, not per interval."""
         found = self._spans.get(day)
         if found is None or not found[0] <= at < found[1]:
-            first = day.start_us(at)
-            found = self._spans[day] = (first, next_day_start(day, first))
+            found = self._spans[day] = day_span(day, at)
         return found
 
     def _work(self, key: str, found: Contribution, sign: int, touched: Touched) -> None:
