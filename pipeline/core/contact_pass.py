@@ -31,7 +31,8 @@ from dataclasses import dataclass, field
 import msgspec
 import orjson
 
-from pipeline.core.agent_time import Stint, changes
+from pipeline.core import agent_log
+from pipeline.core.agent_time import Stint, changed_from, changes
 from pipeline.core.board import AgentSide, Fence, LivePartial, MinutePartial
 from pipeline.core.engine import (
     AgentRecord,
@@ -54,7 +55,7 @@ from pipeline.core.windows import UTC_DAY, Day
 from pipeline.core.wire import Routed
 
 PROGRESS_KEY = b"\x00progress"  # the changelog key of the partition's progress record
-AGENT_PREFIX = "agent\x1f"
+AGENT_PREFIX = agent_log.HEAD_PREFIX
 # closed agent intervals kept for the 15m and 1h windows: those that ended within 62 minutes of the
 # partition's latest event (the 1h window begins 59 minutes before the minute of now, and now is at
 # least as late as any partition's latest event)
@@ -138,7 +139,7 @@ class ContactPass:
     epoch: int = 0  # when this owner took the partition over (µs, see take_over)
     replay_until: int = 0  # events before this offset remember every state's minutes (take_over)
     contact_records: dict[str, bytes] = field(default_factory=dict)  # contact key -> msgpack record
-    agent_records: dict[str, bytes] = field(default_factory=dict)  # agent key -> msgpack record
+    agent_records: dict[str, AgentRecord] = field(default_factory=dict)  # agent key -> its record, decoded
     progress: StageProgress = field(default_factory=StageProgress)
     latest_at: int = 0  # the greatest event time applied
     _closed_before: int = -(2**62)  # as restored from the progress record
@@ -147,6 +148,11 @@ class ContactPass:
     _kept_until: dict[str, int] = field(default_factory=dict)  # contact key -> event time it expires after
     _expiry: ExpiryClock = field(default_factory=ExpiryClock)
     _before: dict[str, Contribution | list[Stint]] = field(default_factory=dict)  # a key's state before the batch
+    # restored agents, assembled on first use (pipeline/core/agent_log.py): heads, hours' records
+    _heads: dict[str, bytes] = field(default_factory=dict)
+    _hours: dict[str, dict[int, bytes]] = field(default_factory=dict)
+    _unchunked: set[str] = field(default_factory=set)  # agents whose head still holds the whole history
+    _orphans: set[str] = field(default_factory=set)  # hours' keys of agents forgotten: to delete
 
     # ------------------------------------------------------------------ recovery
     def restore(self, key: bytes, value: bytes | None) -> None:
@@ -160,32 +166,53 @@ class ContactPass:
             self._stored_epoch = max(self._stored_epoch, int((stored or {}).get("epoch", 0)))
             return
         name = key.decode()
-        if value is None:
-            self._store(name).pop(name, None)
+        if name.startswith(agent_log.HOURS_PREFIX):
+            agent_key, hour = agent_log.parse_hours_key(name)
+            hours = self._hours.setdefault(agent_key, {})
+            if value is None:
+                hours.pop(hour, None)
+            else:
+                hours[hour] = value
+        elif name.startswith(AGENT_PREFIX):
+            self.agent_records.pop(name, None)
+            if value is None:
+                self._heads.pop(name, None)
+            else:
+                self._heads[name] = value
+        elif value is None:
+            self.contact_records.pop(name, None)
         else:
-            self._store(name)[name] = value
+            self.contact_records[name] = value
         self._kept_until.pop(name, None)
+
+    def _assemble(self) -> None:
+        """The agents restored: each head with its hours' records (``agent_log.assemble``)."""
+        for key, head in self._heads.items():
+            self.agent_records[key], unchunked = agent_log.assemble(head, self._hours.pop(key, {}).values())
+            if unchunked:
+                self._unchunked.add(key)
+        for key, hours in self._hours.items():  # no head: an agent forgotten, its hours left behind
+            self._orphans.update(agent_log.hours_key(key, hour) for hour in hours)
+        self._heads, self._hours = {}, {}
 
     def contacts(self) -> int:
         return len(self.contact_records)
 
     def agents(self) -> int:
+        self._assemble()
         return len(self.agent_records)
-
-    def _store(self, key: str) -> dict[str, bytes]:
-        return self.agent_records if key.startswith(AGENT_PREFIX) else self.contact_records
 
     @property
     def sums(self) -> PartitionSums:
         """The partition's partials, summed from its records once after a restore."""
         if self._sums is None:
+            self._assemble()
             contacts, agents = [], []
             for key, value in self.contact_records.items():
                 state = self._contact(value).state
                 self.latest_at = max(self.latest_at, state.last_at)
                 contacts.append((key, contribution(state, key.split("\x1f", 1)[1], self.targets)))
-            for key, value in self.agent_records.items():
-                agent = msgspec.msgpack.decode(value, type=AgentRecord)
+            for key, agent in self.agent_records.items():
                 self.latest_at = max(self.latest_at, agent.at)
                 agents.append((key, history_of(agent)))
             self._sums = PartitionSums.of(self.source, self._closed_before, contacts, agents, self.day, self._day_of,
@@ -244,26 +271,28 @@ class ContactPass:
         sums.recent_from = self.latest_at - RECENT_US
         out, touched = PassOutput(), Touched()
         out.writes[PROGRESS_KEY] = b""  # first: its value once the batch's closing is known
+        out.writes.update(dict.fromkeys((key.encode() for key in self._orphans), None))
+        self._orphans.clear()
         self._contacts(batch, sums, touched, replayed, out)
         self._agents(batch, sums, touched, spans, out)
         for key, record in batch.records.items():
-            value = msgspec.msgpack.encode(record)
-            self._store(key)[key] = value
-            out.writes[key.encode()] = value
             if isinstance(record, ContactRecord):
+                value = self.contact_records[key] = msgspec.msgpack.encode(record)
+                out.writes[key.encode()] = value
                 self._kept_until[key] = contact_kept_until(record.state, self.retention_us)
                 out.contact_rows.append(contact_row(key.split("\x1f", 1)[1], record, self.targets))
         self._before.clear()
         if self.latest_at and self._expiry.due(self.latest_at, wall):
             sums.close(first_open_minute(self.latest_at, self.retention_us))
             for key in list(self._expired()):
-                self._store(key).pop(key, None)
                 self._kept_until.pop(key, None)
                 if key.startswith(AGENT_PREFIX):
+                    out.writes.update(agent_log.forgotten(key, self.agent_records.pop(key)))
                     sums.forget_agent(key, touched)
                 else:
+                    self.contact_records.pop(key, None)
                     sums.forget_contact(key, touched)
-                out.writes[key.encode()] = None
+                    out.writes[key.encode()] = None
             self._trim_agents(out)
         out.writes[PROGRESS_KEY] = self._progress_record()
         out.minutes, out.live = sums.partials(touched, self.epoch, progress.offsets.next_offset)
@@ -317,27 +346,41 @@ class ContactPass:
             sums.agent_history(key, before, after, removed, added, touched)
             if key in spans:
                 out.agent_rows += agent_state_rows(key.split("\x1f", 1)[1], after, spans[key], version)
+            self.agent_records[key] = agent
+            out.writes.update(agent_log.writes(key, agent, self._changed_hours(key, before, after)))
+
+    def _changed_hours(self, key: str, before: list[Stint], after: list[Stint]) -> set[int]:
+        """The hours of the stints a batch inserted; every hour of a head of the earlier kind."""
+        if key in self._unchunked:
+            self._unchunked.discard(key)
+            return agent_log.hours(after)
+        start = changed_from(before, after)
+        known = {id(stint) for stint in before[start:]}
+        return agent_log.hours(stint for stint in after[start:] if id(stint) not in known)
 
     def _trim_agents(self, out: PassOutput) -> None:
         """Let go of each agent's stints that end before the retention's horizon (the one in force
         at the horizon stays: it says the state then); their minutes are closed already."""
         horizon = self.latest_at - self.retention_us
-        for key, value in list(self.agent_records.items()):
-            agent = msgspec.msgpack.decode(value, type=AgentRecord)
-            kept = [index for index, stint in enumerate(agent.history) if stint.at <= horizon]
-            if kept and kept[-1] > 0:
-                agent.history = agent.history[kept[-1] :]
+        for key, agent in self.agent_records.items():
+            first = bisect_right(agent.history, horizon, key=_at) - 1  # the stint in force at the horizon
+            if first > 0:
+                cut = agent.history[:first]
+                agent.history = agent.history[first:]
                 agent.kept_from = agent.history[0].at
-                self.agent_records[key] = out.writes[key.encode()] = msgspec.msgpack.encode(agent)
+                changed = agent_log.hours(agent.history if key in self._unchunked else cut)
+                self._unchunked.discard(key)
+                out.writes.update(agent_log.writes(key, agent, changed))
 
     def _load(self, key: str) -> ContactRecord | AgentRecord | None:
-        value = self._store(key).get(key)
+        if key.startswith(AGENT_PREFIX):
+            agent = self.agent_records.get(key)
+            if agent is not None:
+                self._before[key] = list(history_of(agent))  # a copy: the batch inserts into the record's
+            return agent
+        value = self.contact_records.get(key)
         if value is None:
             return None
-        if key.startswith(AGENT_PREFIX):
-            agent = msgspec.msgpack.decode(value, type=AgentRecord)
-            self._before[key] = list(history_of(agent))  # a copy: the batch inserts into the record's
-            return agent
         contact = self._contact(value)
         self._before[key] = contribution(contact.state, key.split("\x1f", 1)[1], self.targets)
         return contact
@@ -348,10 +391,9 @@ class ContactPass:
         most EXPIRE_AT_ONCE keys a run."""
         latest, retention = self.latest_at, self.retention_us
         found = 0
-        for key, value in self.agent_records.items():
+        for key, agent in self.agent_records.items():
             if found >= EXPIRE_AT_ONCE:
                 return
-            agent = msgspec.msgpack.decode(value, type=AgentRecord)
             if agent.state == "offline" and agent.at < latest - retention:
                 found += 1
                 yield key

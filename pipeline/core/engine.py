@@ -94,6 +94,7 @@ class AgentRecord(Struct, array_like=True):
     # ``kept_from`` were let go: an event older than that changes no minute still held.
     history: list[Stint] = []
     kept_from: int = -(2**62)
+    chunked: bool = False  # a changelog head without its history (pipeline/core/agent_log.py)
 
 
 @dataclass

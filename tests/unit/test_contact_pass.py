@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import msgspec
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +13,6 @@ from pipeline.core.agent_view import agent_list, queue_time
 from pipeline.core.board import Board
 from pipeline.core.contact_pass import PROGRESS_KEY, ContactPass, PassOutput, agent_state_rows, history_of
 from pipeline.core.contract import Event
-from pipeline.core.engine import AgentRecord
 from pipeline.core.issue_pass import IssueOutput
 from pipeline.core.wire import Routed
 from tests.unit.test_metrics_core import MODEL_TARGETS, SETTINGS, run, scenarios
@@ -134,8 +132,8 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
 def agent_table(contact_pass: ContactPass) -> dict[tuple[object, ...], tuple[object, ...]]:
     """What ``agent_states`` should hold: every stint of every agent, ended by its successor."""
     table: dict[tuple[object, ...], tuple[object, ...]] = {}
-    for key, value in contact_pass.agent_records.items():
-        history = history_of(msgspec.msgpack.decode(value, type=AgentRecord))
+    for key, agent in contact_pass.agent_records.items():
+        history = history_of(agent)
         for row in agent_state_rows(key.split("\x1f", 1)[1], history, [(-(2**62), 2**62)], 0):
             table[row[:3]] = row[3:8]
     return table
