@@ -7,6 +7,7 @@ Names are the ones METRICS.md fixes; a ratio whose denominator is 0 is absent.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from zoneinfo import ZoneInfo
 
@@ -217,7 +218,10 @@ class BoardCollector(Collector):
                 bands.setdefault(key, {}).setdefault(age, 0)
                 bands[key][age] += count
             past[key] = past.get(key, 0) + past_promise(
-                now, offered, self._targets.for_queue(queue, channel).threshold_us
+                now,
+                offered,
+                self._targets.for_queue(queue, channel).threshold_us,
+                functools.partial(self._targets.waited_us, queue, channel),
             )
         by_age = GaugeMetricFamily("ccpulse_backlog", HELP["ccpulse_backlog"], labels=["queue", "channel", "age"])
         promise = GaugeMetricFamily("ccpulse_past_promise", HELP["ccpulse_past_promise"], labels=["queue", "channel"])

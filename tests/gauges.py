@@ -83,7 +83,8 @@ def expected_samples(expected: Expected, targets: Targets) -> dict[Sample, float
                                ("ge_24h", 24 * hour, 10**30)):  # fmt: skip
             put("ccpulse_backlog", sum(low <= w < high for w in waits), queue=queue, channel=channel, age=age)
         promise = targets.for_queue(queue, channel).threshold_seconds * 1_000_000
-        put("ccpulse_past_promise", sum(w > promise for w in waits), queue=queue, channel=channel)
+        promised = expected.promise_waits.get((queue, channel), [])
+        put("ccpulse_past_promise", sum(w > promise for w in promised), queue=queue, channel=channel)
     for (queue, window), (available, on_contact, after_contact_work, away) in expected.agent_time.items():
         for state, us in zip(TIMED, (available, on_contact, after_contact_work, away), strict=True):
             put("ccpulse_agent_state_seconds", us / 1e6, queue=queue, state=state, window=window)

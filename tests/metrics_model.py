@@ -6,6 +6,7 @@ state): it looks at every event every time. Tests compare the pipeline to it.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, time, timedelta
@@ -47,18 +48,42 @@ def in_window(at_us: int, now_us: int, window: str, zone: ZoneInfo, starts: time
     return minute >= start
 
 
+@functools.lru_cache(maxsize=16)
+def country_holidays(country: str, subdivision: str | None) -> Any:
+    import holidays
+
+    return holidays.country_holidays(country, subdiv=subdivision)
+
+
 def closed_at(calendar: Any, at_us: int) -> bool:
     """Is the queue closed at ``at``: a closed date, a public holiday of its country (the holidays
     package), or outside every range of its weekday, in its own zone?"""
-    import holidays
-
     local = as_datetime(at_us).astimezone(calendar.zone)
     if local.date() in calendar.closed:
         return True
-    if calendar.country and local.date() in holidays.country_holidays(calendar.country, subdiv=calendar.subdivision):
+    if calendar.country and local.date() in country_holidays(calendar.country, calendar.subdivision):
         return True
     seconds = local.hour * 3600 + local.minute * 60 + local.second  # the wall clock
     return not any(start <= seconds < end for start, end in calendar.hours[local.weekday()])
+
+
+def business_us(calendar: Any, start_us: int, end_us: int) -> int:
+    """The time of [start_us, end_us) the queue was open: minute by minute (hours and zone offsets
+    are whole minutes), each minute open or closed as :func:`closed_at` says."""
+    total, minute = 0, start_us - start_us % 60_000_000
+    while minute < end_us:
+        piece = min(minute + 60_000_000, end_us) - max(minute, start_us)
+        total += 0 if closed_at(calendar, max(minute, start_us)) else piece
+        minute += 60_000_000
+    return total
+
+
+def sl_wait(targets: Targets, queue: str, channel: str, start_us: int, end_us: int) -> int:
+    """The wait the threshold reads: business time with ``sl_business_hours`` and hours, else elapsed."""
+    calendar = targets.calendar_for(queue)
+    if calendar is not None and targets.for_queue(queue, channel).business_hours:
+        return business_us(calendar, start_us, end_us)
+    return max(0, end_us - start_us)
 
 
 @dataclass
@@ -68,6 +93,7 @@ class Expected:
     agents: dict[tuple[str, str], int] = field(default_factory=dict)
     agent_time: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (queue, window) -> µs per state
     waits: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # (queue, channel) -> each waiting's wait
+    promise_waits: dict[tuple[str, str], list[int]] = field(default_factory=dict)  # the same, as the threshold reads
     duplicates: int = 0
     conflicts: int = 0
 
@@ -121,7 +147,7 @@ def model(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, target
             wait = max(0, answered.at - offered.at)
             add(answered.at, "answered")
             add(answered.at, "wait_us_sum", wait)
-            if wait <= threshold_us:
+            if sl_wait(targets, queue, channel, offered.at, answered.at) <= threshold_us:
                 add(answered.at, "answered_in_sl")
             transferred = winner.get((contact, "contact.transferred"))
             if transferred:
@@ -132,7 +158,7 @@ def model(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, target
             abandon_wait = max(0, abandoned.at - offered.at)
             if abandon_wait < targets.short_abandon_seconds * 1_000_000:
                 add(abandoned.at, "short_abandoned")
-            elif abandon_wait <= threshold_us:
+            elif sl_wait(targets, queue, channel, offered.at, abandoned.at) <= threshold_us:
                 add(abandoned.at, "abandoned_in_sl")
         if ended and handled:
             add(ended.at, "handled")
@@ -157,6 +183,8 @@ def model(messages: list[tuple[Event, str]], now_us: int, zone: ZoneInfo, target
             wait = now_us - offered.at
             expected.waiting[(queue, channel)] = (count + 1, wait if oldest is None else max(oldest, wait))
             expected.waits.setdefault((queue, channel), []).append(wait)
+            promised = sl_wait(targets, queue, channel, offered.at, now_us)
+            expected.promise_waits.setdefault((queue, channel), []).append(promised)
         expected.waiting.setdefault((queue, channel), (0, None))
 
     # issues

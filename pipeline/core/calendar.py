@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo
 import holidays
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+SECOND_US = 1_000_000
+MINUTE_US = 60 * SECOND_US
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-4]):([0-5]\d)$")
 Ranges = tuple[tuple[int, int], ...]  # [start, end) in seconds after local midnight
@@ -45,6 +47,50 @@ class Calendar:
             return False
         second = local.hour * 3600 + local.minute * 60 + local.second
         return any(start <= second < end for start, end in self.hours[day.weekday()])
+
+    def open_us(self, start_us: int, end_us: int) -> int:
+        """Business time: the microseconds of [start_us, end_us) while the queue is open (exactly
+        :meth:`is_open` summed over the span). A local day at a time; a day whose UTC offset
+        changes is walked minute by minute (ranges and offsets are whole minutes)."""
+        total, at = 0, start_us
+        while at < end_us:
+            day = (EPOCH + timedelta(microseconds=at)).astimezone(self.zone).date()
+            following = min(end_us, _next_midnight_us(self.zone, day, at))
+            if not self._closed_day(day):
+                total += self._open_in_day(day, at, following)
+            at = following
+        return total
+
+    def _closed_day(self, day: date) -> bool:
+        return day in self.closed or bool(self.country and day in public_holidays(self.country, self.subdivision))
+
+    def _open_in_day(self, day: date, start_us: int, end_us: int) -> int:
+        """Open time of [start_us, end_us), all of it in the local ``day``."""
+        offset = _offset_us(self.zone, start_us)
+        if offset != _offset_us(self.zone, end_us - 1):
+            return sum(min(minute + MINUTE_US, end_us) - max(minute, start_us)
+                       for minute in range(start_us - start_us % MINUTE_US, end_us, MINUTE_US)
+                       if self.is_open(max(minute, start_us)))  # fmt: skip
+        midnight = (datetime.combine(day, datetime.min.time(), UTC) - EPOCH) // timedelta(microseconds=1)
+        wall_start, wall_end = start_us + offset - midnight, end_us + offset - midnight
+        return sum(max(0, min(wall_end, end * SECOND_US) - max(wall_start, start * SECOND_US))
+                   for start, end in self.hours[day.weekday()])  # fmt: skip
+
+
+def _offset_us(zone: ZoneInfo, at_us: int) -> int:
+    offset = (EPOCH + timedelta(microseconds=at_us)).astimezone(zone).utcoffset()
+    return offset // timedelta(microseconds=1) if offset is not None else 0
+
+
+def _next_midnight_us(zone: ZoneInfo, day: date, after_us: int) -> int:
+    """The first instant of the local day after ``day`` (its midnight; the later one when it is
+    repeated, or the end of the gap when it is skipped), later than ``after_us``."""
+    following = datetime.combine(day + timedelta(days=1), datetime.min.time(), zone)
+    for fold in (0, 1):
+        found = (following.replace(fold=fold) - EPOCH) // timedelta(microseconds=1)
+        if found > after_us:
+            return found
+    return after_us + MINUTE_US  # (not reached: a local day lasts at least a minute)
 
 
 @functools.lru_cache(maxsize=64)

@@ -198,7 +198,7 @@ def contribution(state: ContactState, contact_id: str, targets: Targets) -> Cont
         counts.wait_us_sum += wait
         if state.transferred is not None:  # by the agent who answered: counted once, at its time
             bucket(state.transferred.at).transferred += 1
-        if wait <= threshold_us:
+        if targets.waited_us(offered.queue, offered.channel, offered.at, answered.at) <= threshold_us:
             counts.answered_in_sl += 1
     if abandoned is not None:
         counts = bucket(abandoned.at)
@@ -206,7 +206,7 @@ def contribution(state: ContactState, contact_id: str, targets: Targets) -> Cont
         abandon_wait = max(0, abandoned.at - offered.at)
         if abandon_wait < targets.short_abandon_us:
             counts.short_abandoned += 1
-        elif abandon_wait <= threshold_us:
+        elif targets.waited_us(offered.queue, offered.channel, offered.at, abandoned.at) <= threshold_us:
             counts.abandoned_in_sl += 1
     ended = state.ended
     if ended is not None and handled_answer is not None:

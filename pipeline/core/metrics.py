@@ -6,7 +6,7 @@ shows a dash, SQL returns NULL).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pipeline.core.counts import MICROS, Counts
 from pipeline.core.targets import Target
@@ -132,6 +132,8 @@ def backlog(now_us: int, offered: list[int]) -> dict[str, int]:
             for name, low, high in BACKLOG_AGES}  # fmt: skip
 
 
-def past_promise(now_us: int, offered: list[int], threshold_us: int) -> int:
-    """Waiting contacts whose wait exceeds the threshold (the channel's promise) now."""
-    return sum(1 for at in offered if now_us - at > threshold_us)
+def past_promise(now_us: int, offered: list[int], threshold_us: int,
+                 waited: Callable[[int, int], int] = lambda start, end: end - start) -> int:  # fmt: skip
+    """Waiting contacts whose wait exceeds the threshold (the channel's promise) now; ``waited``
+    reads a wait as the threshold does (``Targets.waited_us``: business hours, if so set)."""
+    return sum(1 for at in offered if waited(at, now_us) > threshold_us)

@@ -8,6 +8,8 @@ document shows what Prometheus shows. ``status`` is ``on_target``, ``near`` (wit
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -49,11 +51,12 @@ def day_document(day: Day, now_us: int, own: bool) -> dict[str, Any]:
             "shown": f"{starts} {day.zone.key}" if own else ""}  # fmt: skip
 
 
-def written_backlog(channel: str, offered: list[int], now_us: int, threshold_us: int) -> dict[str, Any]:
+def written_backlog(channel: str, offered: list[int], now_us: int, threshold_us: int,
+                    waited: Callable[[int, int], int]) -> dict[str, Any]:  # fmt: skip
     """``backlog`` (waiting by age) and ``past_promise`` of a written channel (null for the others)."""
     if channel not in WRITTEN_CHANNELS:
         return {"backlog": None, "past_promise": None}
-    return {"backlog": backlog(now_us, offered), "past_promise": past_promise(now_us, offered, threshold_us)}
+    return {"backlog": backlog(now_us, offered), "past_promise": past_promise(now_us, offered, threshold_us, waited)}
 
 
 def snapshot(board: Board, now_us: int, zone: ZoneInfo, targets: Targets) -> dict[str, Any]:
@@ -93,6 +96,7 @@ def snapshot(board: Board, now_us: int, zone: ZoneInfo, targets: Targets) -> dic
             "art_seconds": art_seconds(today) if today else None,
             "target": {"service_level": target.target_ratio, "threshold_seconds": target.threshold_seconds},
             "day": day_document(day, now_us, own=day != board_day),
-            **written_backlog(channel, offered.get((queue, channel), []), now_us, target.threshold_us),
+            **written_backlog(channel, offered.get((queue, channel), []), now_us, target.threshold_us,
+                              functools.partial(targets.waited_us, queue, channel)),
         })  # fmt: skip
     return {"now": now_us / 1_000_000 if now_us else None, "queues": tiles}

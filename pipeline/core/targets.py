@@ -47,12 +47,14 @@ class Target:
     """A queue and channel's service level: its threshold and target, and how abandons count
     (``sl_abandons``: short abandons left out — METRICS.md's default —, all abandons in the
     denominator, or abandons left out; ``sl_abandons_in_threshold_met``: an abandon within the
-    threshold counts as met)."""
+    threshold counts as met; ``sl_business_hours``: the wait held against the threshold is the time
+    the queue was open — "a reply within 24 business hours" —, not the time that passed)."""
 
     threshold_seconds: float
     target_ratio: float
     abandons: str = "short_excluded"
     abandons_met: bool = False
+    business_hours: bool = False
 
     @property
     def threshold_us(self) -> int:
@@ -76,6 +78,15 @@ class Targets:
 
     def for_queue(self, queue: str, channel: str) -> Target:
         return self.queues.get((queue, channel)) or self.channels[channel]
+
+    def waited_us(self, queue: str, channel: str, start_us: int, end_us: int) -> int:
+        """The wait from ``start_us`` to ``end_us`` as the queue and channel's threshold reads it: the
+        time that passed, or with ``sl_business_hours`` the time the queue was open (a queue without
+        hours is always open)."""
+        calendar = self.calendars.get(queue)
+        if calendar is None or not self.for_queue(queue, channel).business_hours:
+            return max(0, end_us - start_us)
+        return calendar.open_us(start_us, end_us)
 
     def agent_day(self, zone: ZoneInfo) -> Day:
         """Where an agent's own ``today`` begins (the agent list): ``zone`` (CCPULSE_TIMEZONE) and the
@@ -166,7 +177,10 @@ def _target(entry: Any, base: Target, where: str, short_abandon_seconds: float =
         raise TargetsError(f"{where}: with sl_abandons all and sl_abandons_in_threshold_met, the threshold "
                            f"({threshold:g} s) must be at least short_abandon_seconds "
                            f"({short_abandon_seconds:g} s)")  # fmt: skip
-    return Target(threshold, ratio, str(abandons), met)
+    business = entry.get("sl_business_hours", base.business_hours)
+    if not isinstance(business, bool):
+        raise TargetsError(f"{where}: sl_business_hours: expected true or false, got {business!r}")
+    return Target(threshold, ratio, str(abandons), met, business)
 
 
 DAY_KEYS = {"timezone", "day_starts"}

@@ -320,6 +320,9 @@ def test_contacts_offered_out_of_hours_are_counted_apart(
         if data.draw(st.booleans()):
             entry["closed_dates"] = ["2026-11-25"]
         entry["out_of_hours"] = data.draw(st.sampled_from(["apart", "counted"]))
+        for channel in ("email", "chat"):  # the promise in business hours, or in time that passes
+            threshold = data.draw(st.sampled_from([60, 3600, 4 * 3600, 86400]))
+            entry[channel] = {"sl_business_hours": data.draw(st.booleans()), "sl_threshold_seconds": threshold}
         queues[queue] = entry
     targets = Targets.from_document({"fcr_window_days": 1, "queues": queues}, zone=zone)
     assert_equals_model(run(messages, targets), messages, now, zone, targets)
