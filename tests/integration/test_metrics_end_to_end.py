@@ -62,7 +62,8 @@ def deployment(kafka_bootstrap: str, tmp_path: Path) -> Deployment:
 # morning (08:00 UTC on), so their "today" differs from the others'; three count their service
 # level by definitions of their own (docs/metrics.md); sales closes at 10:00 (its contacts after
 # that are counted apart), and billing's day is a public holiday in Japan (2026-11-23) whose
-# contacts it counts all the same.
+# contacts it counts all the same; claims_email promises 20 minutes in business hours, closed from
+# 10:40 to 11:00 (its e-mails counted all the same).
 OWN_DAYS = {"queues": {
     "support": {"timezone": "Asia/Kolkata", "day_starts": "16:00",
                 "voice": {"sl_abandons": "all", "sl_abandons_in_threshold_met": True}},
@@ -70,6 +71,8 @@ OWN_DAYS = {"queues": {
     "sales": {"voice": {"sl_abandons_in_threshold_met": True, "sl_threshold_seconds": 40},
               "hours": {"mon": "08:00-10:00"}},
     "support_chat": {"chat": {"sl_abandons": "excluded"}},
+    "claims_email": {"hours": {"mon": ["08:00-10:40", "11:00-24:00"]}, "out_of_hours": "counted",
+                     "email": {"sl_business_hours": True, "sl_threshold_seconds": 1200}},
 }}  # fmt: skip
 
 
