@@ -19,6 +19,7 @@ ASSETS = {
     "agents.js",
     "contacts.html",
     "contacts.js",
+    "common.js",
     "wallboard.js",
     "wallboard.css",
     "labels.json",

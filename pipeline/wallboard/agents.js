@@ -27,20 +27,6 @@ const cards = new Map();
 
 const t = (key) => labels[key] ?? key;
 
-function formatDuration(seconds) {
-  const total = Math.max(0, Math.round(seconds));
-  const h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
-  const two = (n) => String(n).padStart(2, "0");
-  return h > 0 ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
-}
-
-function format(value, kind) {
-  if (value === null || value === undefined) return "–";
-  if (kind === "percent") return `${(value * 100).toFixed(1)}%`;
-  if (kind === "duration") return formatDuration(value);
-  return String(value);
-}
-
 function cardFor(agent) {
   let element = cards.get(agent.agent_id);
   if (!element) {
@@ -114,7 +100,6 @@ function render() {
 }
 
 function checkFreshness() {
-  const banner = document.getElementById("banner");
   let kind = null, text = "";
   if (!lastDocument || performance.now() - lastDocumentAt > STALE_AFTER_MS) {
     kind = "connection";
@@ -123,11 +108,7 @@ function checkFreshness() {
     kind = "events";
     text = t("no_events").replace("{minutes}", Math.floor(lastDocument.input_idle_seconds / 60));
   }
-  banner.hidden = kind === null;
-  banner.dataset.kind = kind || "";
-  banner.textContent = text;
-  document.body.classList.toggle("stale", kind !== null);
-  document.body.dataset.stale = kind || "";
+  showBanner(kind, text);
 }
 
 async function refresh() {

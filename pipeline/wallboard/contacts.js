@@ -22,13 +22,6 @@ let lastDocumentAt = 0;
 let problem = "";
 const t = (key) => labels[key] ?? key;
 
-function formatDuration(seconds) {
-  const total = Math.max(0, Math.round(seconds));
-  const h = Math.floor(total / 3600), m = Math.floor((total % 3600) / 60), s = total % 60;
-  const two = (n) => String(n).padStart(2, "0");
-  return h > 0 ? `${h}:${two(m)}:${two(s)}` : `${m}:${two(s)}`;
-}
-
 function cell(name, value, doc) {
   if (value === null || value === undefined) return "–";
   if (name.endsWith("_at")) {
@@ -71,12 +64,8 @@ function render() {
 }
 
 function checkFreshness() {
-  const banner = document.getElementById("banner");
   const stale = problem || !lastDocument || performance.now() - lastDocumentAt > STALE_AFTER_MS;
-  banner.hidden = !stale;
-  banner.dataset.kind = stale ? "connection" : "";
-  banner.textContent = stale ? (problem || t("connection_lost")) : "";
-  document.body.classList.toggle("stale", Boolean(stale));
+  showBanner(stale ? "connection" : null, problem || t("connection_lost"));
 }
 
 async function refresh() {
