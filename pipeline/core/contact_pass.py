@@ -234,8 +234,11 @@ class ContactPass:
         ``log_end``: the input partition's end offset now. An earlier owner may have written the
         ``contributions`` rows of events up to it and died before their changelog records (rows go
         first): until then, the minutes of every state a contact passes through are remembered, so
-        that its rows delete the ones its last state leaves."""
-        self.replay_until = log_end
+        that its rows delete the ones its last state leaves. No earlier owner when the changelog
+        holds nothing, not even a progress record (an owner writes its own, acknowledged, before
+        its first batch): then nothing is remembered (a first start on a backlog pays nothing)."""
+        first_owner = not self._stored_epoch and not self.contact_records and not self.agent_records
+        self.replay_until = 0 if first_owner and not self._heads else log_end
         self.epoch = max(now_us, self._stored_epoch + 1)
         self._stored_epoch = self.epoch
         minutes, live = self.sums.everything(self.epoch)
@@ -284,6 +287,7 @@ class ContactPass:
         self._before.clear()
         if self.latest_at and self._expiry.due(self.latest_at, wall):
             sums.close(first_open_minute(self.latest_at, self.retention_us))
+            sums.prune_recent(touched)
             for key in list(self._expired()):
                 self._kept_until.pop(key, None)
                 if key.startswith(AGENT_PREFIX):

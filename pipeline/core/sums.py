@@ -181,6 +181,12 @@ class PartitionSums:
                 if not self.recent[queue]:
                     del self.recent[queue]
 
+    def prune_recent(self, touched: Touched) -> None:
+        """Every agent's intervals that no 15m or 1h window reaches any more (an expiry run: an
+        agent no event touches keeps them until then)."""
+        for key in {key for agents in self.recent.values() for key in agents}:
+            self._prune_recent(key, touched)
+
     def forget_agent(self, key: str, touched: Touched) -> None:
         """An agent offline past the retention: nothing of it is held any more."""
         self._open(key, self.latest.pop(key, None), None)

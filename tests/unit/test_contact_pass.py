@@ -210,3 +210,13 @@ def test_a_stint_row_of_a_lost_batch_is_replaced_by_the_replay_that_ends_it_earl
     clean.on_batch(log, wall=0.0)
     assert {key: row[3:8] for key, (_, row) in table.items()} == agent_table(clean)
     assert agent_table(clean)[("a0", 0, "s1")] == ("available", ["q0"], None, 5 * minute, 5 * minute)
+
+
+def test_only_an_owner_after_another_remembers_the_states_it_reads_again() -> None:
+    # The first owner of a partition (its changelog empty: no progress record, no contact) reads a
+    # backlog without remembering every state; the owner after it (the first one's progress
+    # record restored) remembers them up to the end the partition had when it took over.
+    changelog: list[tuple[bytes, bytes | None]] = []
+    first = restored(changelog, log_end=1000)
+    assert first.replay_until == 0
+    assert restored(changelog, log_end=1000).replay_until == 1000
