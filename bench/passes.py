@@ -7,7 +7,7 @@ Simulator events (as ``bench/throughput.py`` fills the topic, keyed by ``ccpulse
 are cut into fetches as the ingest stage's ``getmany`` gives them (``CCPULSE_BATCH_SIZE`` records,
 spread over the partitions), and run through what each stage runs per batch: ``intake.take``, the
 contacts pass, the issue blocks, the issues pass, the board's decode and apply, the board's
-``metrics_minute`` sums, and the rows' pickling to the writer process. Prints µs per input event per
+``metrics_minute`` sums, and the rows' encoding for the writer process. Prints µs per input event per
 step (the process's CPU time: a shared machine's steal does not count); with ``--profile``, a
 pyinstrument profile of the whole run. The garbage collector is tuned as
 the worker tunes it (``--default-gc``: Python's defaults, to see what that costs). It measures the Python only: the
@@ -17,7 +17,6 @@ Kafka clients, the event loop and the writer process come on top (``make bench``
 from __future__ import annotations
 
 import argparse
-import pickle
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -39,6 +38,7 @@ from pipeline.core.wire import board_decoder, issue_messages, partial_messages
 from pipeline.kafka_io import message_key
 from pipeline.settings import Settings
 from pipeline.simulation import Simulation
+from pipeline.warehouse_process import pack_write
 from pipeline.worker import tune_garbage_collection
 
 
@@ -142,8 +142,8 @@ def run(count: int, settings: Settings, default_gc: bool = False) -> Timings:
         now_us = max(p.latest_at for p in passes.values())
         minutes, _ = board_minutes(board, touched, now_us, lambda queue: True)
         began = timings.add("board: metrics_minute sums", began)
-        pickle.dumps((rows, minutes), protocol=pickle.HIGHEST_PROTOCOL)
-        timings.add("rows pickled to the writer", began)
+        pack_write(rows, minutes, set(), 0)
+        timings.add("rows encoded for the writer", began)
         for table, found in rows.items():
             timings.counts[table] += len(found)
         timings.counts["metrics_minute"] += len(minutes)

@@ -1,12 +1,13 @@
 """ClickHouse in a process of its own: the sink's writes and the ``/query`` endpoint's reads.
 
-    worker (stages, event loop) ──rows, pickled──▶ ClickHouse writer process ──▶ ClickHouse
+    worker (stages, event loop) ──rows, msgpack──▶ ClickHouse writer process ──▶ ClickHouse
          sink thread ◀──── rows written, or why not ◀───┘   (clickhouse-connect, chDB)
 
 Why a process: the worker is bound by Python's GIL (docs/performance.md). In a thread, the sink's
 Python work — clickhouse-connect turning rows into columns — held the GIL the stages need, and
 the embedded engine's threads slowed the stages beside them. Handing a flush over costs the
-worker one ``pickle`` of its rows (C code, a fraction of a microsecond per value).
+worker one msgpack encoding of its rows (:func:`pack_write`; C code: 1.1 µs per input event
+against 4.9 for ``pickle``, measured on bench.passes' rows).
 
 Exactness is unchanged: a batch's messages are acknowledged only after the writer process has
 answered that its rows are in ClickHouse. If the writer process dies, the sink's write fails, is
@@ -27,7 +28,10 @@ from collections.abc import Mapping, Sequence, Set
 from multiprocessing.connection import Connection
 from typing import Any
 
+import msgspec
+
 from pipeline import console
+from pipeline.core.counts import Counts
 from pipeline.core.facts import Minute, MinuteSums, Row
 from pipeline.warehouse import Migration, Warehouse, WarehouseError, connect
 
@@ -108,7 +112,7 @@ class WarehouseProcess:
         with self._write_turn:
             self._ensure_running()
             assert self._writes is not None
-            request = ("write", dict(rows), dict(minutes), set(touched), version)
+            request = ("write", pack_write(rows, minutes, touched, version))
             reply = self._ask(self._writes, request, self.write_seconds)
         status, detail = reply
         if status != "ok":
@@ -214,8 +218,8 @@ def serve(writes: Connection, queries: Connection, url: str, database: str, migr
             break
         if request[0] == "stop":
             break
-        _, rows, minutes, touched, version = request
         try:
+            rows, minutes, touched, version = unpack_write(request[1])
             if writer is None:
                 writer, applied = _open_writer(url, database, migrations)
                 if applied:
@@ -228,6 +232,24 @@ def serve(writes: Connection, queries: Connection, url: str, database: str, migr
             writer = None
     if writer is not None:
         writer.close()
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder()
+
+
+def pack_write(rows: Mapping[str, Sequence[Row]], minutes: MinuteSums, touched: Set[Minute], version: int) -> bytes:
+    """A flush for the writer process: the rows per table, the ``metrics_minute`` sums as
+    (queue, channel, minute, values or None) and the minutes to re-sum (msgpack has no tuple keys)."""
+    sums = [(*key, value.as_tuple() if isinstance(value, Counts) else value) for key, value in minutes.items()]
+    return _encoder.encode((dict(rows), sums, list(touched), version))
+
+
+def unpack_write(payload: bytes) -> tuple[dict[str, list[Row]], MinuteSums, set[Minute], int]:
+    """:func:`pack_write`'s arguments again (rows as lists: the writer takes them column by column)."""
+    rows, sums, touched, version = _decoder.decode(payload)
+    minutes: MinuteSums = {(q, c, m): None if values is None else tuple(values) for q, c, m, values in sums}
+    return rows, minutes, {(q, c, m) for q, c, m in touched}, version
 
 
 def _open_writer(url: str, database: str, migrations: list[Migration]) -> tuple[Warehouse, list[str]]:

@@ -160,3 +160,18 @@ def test_a_hung_writer_process_is_replaced(tmp_path: Path) -> None:
     assert writer.pid != hung and not Path(f"/proc/{hung}").exists()  # killed and reaped, not left stopped
     assert minutes(writer) == [{"m": 29_000_000, "offered": 1}]
     writer.stop()
+
+
+def test_a_flush_reaches_the_writer_process_as_it_was_given() -> None:
+    from pipeline.warehouse_process import pack_write, unpack_write
+
+    rows = {"contact_facts": [("c1", 1_795_392_000_000_000, None, True, "q0"), ("c2", 0, "x", False, "q1")],
+            "agent_states": [("a1", 5, "e1", "away", ["q0", "q1"], "lunch", None, None, 7, 0)]}  # fmt: skip
+    minutes = {("q0", "voice", 29_923_200): (1, 2, 3), ("q1", "chat", 29_923_201): None}
+    touched = {("q0", "voice", 29_923_199)}
+    got_rows, got_minutes, got_touched, version = unpack_write(pack_write(rows, minutes, touched, 42))
+    assert {table: [tuple(row) for row in found] for table, found in got_rows.items()} == {
+        "contact_facts": rows["contact_facts"],
+        "agent_states": [("a1", 5, "e1", "away", ["q0", "q1"], "lunch", None, None, 7, 0)],
+    }
+    assert (got_minutes, got_touched, version) == (minutes, touched, 42)
