@@ -31,7 +31,6 @@ from typing import Any
 import msgspec
 
 from pipeline import console
-from pipeline.core.counts import Counts
 from pipeline.core.facts import Minute, MinuteSums, Row
 from pipeline.warehouse import Migration, Warehouse, WarehouseError, connect
 
@@ -241,7 +240,7 @@ _decoder = msgspec.msgpack.Decoder()
 def pack_write(rows: Mapping[str, Sequence[Row]], minutes: MinuteSums, touched: Set[Minute], version: int) -> bytes:
     """A flush for the writer process: the rows per table, the ``metrics_minute`` sums as
     (queue, channel, minute, values or None) and the minutes to re-sum (msgpack has no tuple keys)."""
-    sums = [(*key, value.as_tuple() if isinstance(value, Counts) else value) for key, value in minutes.items()]
+    sums = [(*key, value) for key, value in minutes.items()]
     return _encoder.encode((dict(rows), sums, list(touched), version))
 
 

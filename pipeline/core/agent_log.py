@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from pipeline.core.agent_time import HOUR_US, Stint
+from pipeline.core.agent_time import HOUR_US, Stint, stint_at, stint_order
 from pipeline.core.engine import AgentRecord
 
 HEAD_PREFIX = "agent\x1f"
@@ -58,8 +58,8 @@ def hours(stints: Iterable[Stint]) -> set[int]:
 
 def in_hour(history: list[Stint], hour: int) -> list[Stint]:
     """The stints of ``history`` (in order) whose ``at`` is in ``hour``."""
-    first = bisect_left(history, hour, key=_at)
-    return history[first : bisect_left(history, hour + HOUR_US, key=_at)]
+    first = bisect_left(history, hour, key=stint_at)
+    return history[first : bisect_left(history, hour + HOUR_US, key=stint_at)]
 
 
 def writes(agent_key: str, agent: AgentRecord, changed: Iterable[int]) -> dict[bytes, bytes | None]:
@@ -88,16 +88,8 @@ def assemble(head: bytes, hour_records: Iterable[bytes]) -> tuple[AgentRecord, b
         if not agent.history and agent.at > -(2**62):  # a record written before the history was kept
             agent.history = [Stint(agent.at, agent.event_id, agent.state, agent.queues)]
         return agent, True
-    history = sorted((stint for value in hour_records for stint in _stints.decode(value)), key=_order)
+    history = sorted((stint for value in hour_records for stint in _stints.decode(value)), key=stint_order)
     agent.history = [stint for stint in history if stint.at >= agent.kept_from]
     latest = agent.history[-1] if agent.history else Stint(-(2**62), "", "offline", ())
     agent.at, agent.event_id, agent.state, agent.queues = latest.at, latest.event_id, latest.state, latest.queues
     return agent, False
-
-
-def _at(stint: Stint) -> int:
-    return stint.at
-
-
-def _order(stint: Stint) -> tuple[int, str]:
-    return stint.at, stint.event_id

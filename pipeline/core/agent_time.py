@@ -40,7 +40,12 @@ class Stint(Struct, array_like=True, frozen=True):
 Interval = tuple[int, int, str, tuple[str, ...]]  # (start, end, state, queues): closed, timed
 
 
-def _order(stint: Stint) -> tuple[int, str]:
+def stint_at(stint: Stint) -> int:
+    return stint.at
+
+
+def stint_order(stint: Stint) -> tuple[int, str]:
+    """The order of an agent's stints: by ``at``, then ``event_id``."""
     return stint.at, stint.event_id
 
 
@@ -53,8 +58,8 @@ def insert_at(history: list[Stint], stint: Stint) -> tuple[int, int, bool]:
     """:func:`insert`, and the time whose states that may change — from the stint before it to the
     one after it (to ``stint`` itself at either end) — and whether the event was known already
     (then: the time its own presence decides)."""
-    position = bisect_left(history, _order(stint), key=_order)
-    known = position < len(history) and _order(history[position]) == _order(stint)
+    position = bisect_left(history, stint_order(stint), key=stint_order)
+    known = position < len(history) and stint_order(history[position]) == stint_order(stint)
     following = position + 1 if known else position
     start = history[position - 1].at if position else stint.at
     end = history[following].at if following < len(history) else stint.at

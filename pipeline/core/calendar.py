@@ -43,7 +43,7 @@ class Calendar:
     def is_open(self, at_us: int) -> bool:
         local = (EPOCH + timedelta(microseconds=at_us)).astimezone(self.zone)
         day = local.date()
-        if day in self.closed or (self.country and day in public_holidays(self.country, self.subdivision)):
+        if self._closed_day(day):
             return False
         second = local.hour * 3600 + local.minute * 60 + local.second
         return any(start <= second < end for start, end in self.hours[day.weekday()])

@@ -32,7 +32,7 @@ import msgspec
 import orjson
 
 from pipeline.core import agent_log
-from pipeline.core.agent_time import Stint, changed_from, changes
+from pipeline.core.agent_time import Stint, changed_from, changes, stint_at
 from pipeline.core.board import AgentSide, Fence, LivePartial, MinutePartial
 from pipeline.core.engine import (
     AgentRecord,
@@ -68,17 +68,13 @@ def agent_state_rows(agent_id: str, history: list[Stint], spans: list[tuple[int,
     rows: list[Row] = []
     positions: set[int] = set()
     for start, end in spans:
-        positions.update(range(bisect_left(history, start, key=_at), bisect_right(history, end, key=_at)))
+        positions.update(range(bisect_left(history, start, key=stint_at), bisect_right(history, end, key=stint_at)))
     for index in sorted(positions):
         stint = history[index]
         ended = history[index + 1].at if index + 1 < len(history) else None
         rows.append((agent_id, stint.at, stint.event_id, stint.state, list(stint.queues), stint.reason, ended,
                      None if ended is None else ended - stint.at, version, 0))  # fmt: skip
     return rows
-
-
-def _at(stint: Stint) -> int:
-    return stint.at
 
 
 def history_of(agent: AgentRecord) -> list[Stint]:
@@ -237,8 +233,8 @@ class ContactPass:
         that its rows delete the ones its last state leaves. No earlier owner when the changelog
         holds nothing, not even a progress record (an owner writes its own, acknowledged, before
         its first batch): then nothing is remembered (a first start on a backlog pays nothing)."""
-        first_owner = not self._stored_epoch and not self.contact_records and not self.agent_records
-        self.replay_until = 0 if first_owner and not self._heads else log_end
+        first_owner = not (self._stored_epoch or self.contact_records or self.agent_records or self._heads)
+        self.replay_until = 0 if first_owner else log_end
         self.epoch = max(now_us, self._stored_epoch + 1)
         self._stored_epoch = self.epoch
         minutes, live = self.sums.everything(self.epoch)
@@ -367,7 +363,7 @@ class ContactPass:
         at the horizon stays: it says the state then); their minutes are closed already."""
         horizon = self.latest_at - self.retention_us
         for key, agent in self.agent_records.items():
-            first = bisect_right(agent.history, horizon, key=_at) - 1  # the stint in force at the horizon
+            first = bisect_right(agent.history, horizon, key=stint_at) - 1  # the stint in force at the horizon
             if first > 0:
                 cut = agent.history[:first]
                 agent.history = agent.history[first:]
