@@ -1,7 +1,15 @@
 """The worker's pure steps on a backlog, in one process, without Kafka or ClickHouse: where the
 worker's CPU per event goes, step by step.
 
-    python -m bench.passes --events 200000 [--profile out.html]
+    python -m bench.passes --events 200000 [--profile out.html] [--gc worker|default|off]
+
+On a shared machine two runs of one build can differ by a third, CPU time too. To compare two
+builds, count instructions instead: the same events give the same count to a few hundred
+instructions in 12 billion, when the collector is off and expiry goes by event time alone
+(``--gc off``, which does both)::
+
+    PYTHONHASHSEED=0 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        .venv/bin/python -m bench.passes --events 20000 --gc off    # "Collected: N" = instructions
 
 Simulator events (as ``bench/throughput.py`` fills the topic, keyed by ``ccpulse produce``'s rule)
 are cut into fetches as the ingest stage's ``getmany`` gives them (``CCPULSE_BATCH_SIZE`` records,
@@ -10,13 +18,14 @@ contacts pass, the issue blocks, the issues pass, the board's decode and apply, 
 ``metrics_minute`` sums, and the rows' encoding for the writer process. Prints µs per input event per
 step (the process's CPU time: a shared machine's steal does not count); with ``--profile``, a
 pyinstrument profile of the whole run. The garbage collector is tuned as
-the worker tunes it (``--default-gc``: Python's defaults, to see what that costs). It measures the Python only: the
+the worker tunes it (``--gc default``: Python's defaults, to see what that costs). It measures the Python only: the
 Kafka clients, the event loop and the writer process come on top (``make bench`` measures those).
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -96,14 +105,19 @@ def fetches(logs: dict[int, list[Record]], batch_size: int) -> list[dict[int, li
     return found
 
 
-def run(count: int, settings: Settings, default_gc: bool = False) -> Timings:
+def run(count: int, settings: Settings, gc_mode: str = "worker") -> Timings:
+    """The steps over ``count`` events; ``gc_mode``: the worker's collector, Python's default, or
+    ``off`` (no collector, and expiry by event time only: the same work on every run)."""
     timings = Timings()
     key = settings.customer_key.reveal() if settings.customer_key else None
     targets, pseudonyms, partitions = Targets(), Pseudonyms(key), settings.partitions
     retention_us = int(settings.contact_retention_hours * 3600 * 1_000_000)
     logs = partitioned(events(count), partitions)
-    if not default_gc:
+    if gc_mode == "worker":
         tune_garbage_collection()  # as the worker does (pipeline/worker.py): the input is frozen with it
+    elif gc_mode == "off":
+        gc.disable()
+    wall = (lambda: 0.0) if gc_mode == "off" else time.monotonic  # 0: expiry by event time only
     progress = {p: PartitionProgress() for p in range(partitions)}
     passes = {p: ContactPass(targets, retention_us, source=p) for p in range(partitions)}
     issue_passes = {p: IssuePass(targets, retention_us, partition=p) for p in range(partitions)}
@@ -114,7 +128,7 @@ def run(count: int, settings: Settings, default_gc: bool = False) -> Timings:
         for p, records in fetch.items():
             take(progress[p], settings.topic, p, records, pseudonyms, partitions, intake)
         began = timings.add("intake.take (decode, validate, events rows)", began)
-        outputs = [passes[p].on_batch(found, time.monotonic()) for p, found in intake.local.items()]
+        outputs = [passes[p].on_batch(found, wall()) for p, found in intake.local.items()]
         began = timings.add("contacts pass", began)
         blocks = list(issue_messages([u for out in outputs for u in out.issue_updates], partitions))
         board_bytes = list(partial_messages([m for out in outputs for m in out.minutes],
@@ -126,7 +140,7 @@ def run(count: int, settings: Settings, default_gc: bool = False) -> Timings:
         rows["contributions"] = [r for out in outputs for r in out.contribution_rows]
         rows["agent_states"] = [r for out in outputs for r in out.agent_rows]
         for p, value in blocks:
-            out = issue_passes[p].on_batch([(issue_offsets[p], value)], time.monotonic())
+            out = issue_passes[p].on_batch([(issue_offsets[p], value)], wall())
             issue_offsets[p] += 1
             for table, found in out.rows.items():
                 rows.setdefault(table, []).extend(found)
@@ -154,8 +168,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--profile", help="write a pyinstrument HTML profile here")
-    parser.add_argument("--default-gc", action="store_true",
-                        help="Python's default garbage-collector thresholds, not the worker's")  # fmt: skip
+    parser.add_argument("--gc", choices=("worker", "default", "off"), default="worker",
+                        help="the collector as the worker tunes it, Python's defaults, or off (with expiry by "
+                             "event time only: the same instructions on every run, for callgrind)")  # fmt: skip
     args = parser.parse_args()
     settings = Settings.from_env({}, env_file=None)
     profiler = None
@@ -165,14 +180,14 @@ def main() -> None:
         profiler = Profiler(interval=0.0005)
         profiler.start()
     began = time.process_time()
-    timings = run(args.events, settings, args.default_gc)
+    timings = run(args.events, settings, args.gc)
     total = time.process_time() - began
     if profiler is not None:
         profiler.stop()
         with open(args.profile, "w") as out:
             out.write(profiler.output_html())
     print(f"{args.events:,} events, {settings.partitions} partitions, batch {settings.batch_size}, "
-          f"{'default' if args.default_gc else 'the worker' + chr(39) + 's'} garbage collection")  # fmt: skip
+          f"garbage collection: {args.gc}")
     for step, seconds in timings.seconds.items():
         print(f"  {seconds / args.events * 1e6:7.2f} µs/event  {step}")
     print(f"  {sum(timings.seconds.values()) / args.events * 1e6:7.2f} µs/event  all steps "

@@ -149,6 +149,7 @@ class ContactPass:
     _hours: dict[str, dict[int, bytes]] = field(default_factory=dict)
     _unchunked: set[str] = field(default_factory=set)  # agents whose head still holds the whole history
     _orphans: set[str] = field(default_factory=set)  # hours' keys of agents forgotten: to delete
+    _days: dict[str, Day] = field(default_factory=dict)  # queue -> where its day begins (_day_of)
 
     # ------------------------------------------------------------------ recovery
     def restore(self, key: bytes, value: bytes | None) -> None:
@@ -216,8 +217,12 @@ class ContactPass:
         return self._sums
 
     def _day_of(self, queue: str) -> Day:
-        """Where a queue's day begins (its own zone and start, else the worker's)."""
-        return self.targets.day_for(queue, self.day.zone)
+        """Where a queue's day begins (its own zone and start, else the worker's); asked per interval
+        and queue, so kept (the targets of a pass do not change)."""
+        found = self._days.get(queue)
+        if found is None:
+            found = self._days[queue] = self.targets.day_for(queue, self.day.zone)
+        return found
 
     def take_over(self, now_us: int, log_end: int = 0) -> TakeOver:
         """This owner's epoch: after every earlier owner's, whose epoch the progress record keeps,

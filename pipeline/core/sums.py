@@ -90,6 +90,8 @@ class PartitionSums:
     timing: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)  # queue -> agent key -> open
     latest: dict[str, Stint] = field(default_factory=dict)  # agent key -> its last stint
     work: dict[str, AgentWork] = field(default_factory=dict)  # agent id -> its contacts here
+    # agent key -> at most the earliest end of its recent intervals: none to prune while recent_from is not past it
+    _earliest: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, source: int, closed_before: int, contacts: Iterable[tuple[str, Contribution]],
@@ -170,16 +172,25 @@ class PartitionSums:
 
     def _prune_recent(self, key: str, touched: Touched) -> None:
         """The agent's intervals that ended before ``recent_from``: no 15m or 1h window reaches them."""
+        earliest = self._earliest.get(key)
+        if earliest is None or earliest >= self.recent_from:
+            return  # none ended before recent_from
+        ends = []
         for queue in [queue for queue, agents in self.recent.items() if key in agents]:
             kept = [each for each in self.recent[queue][key] if each[1] >= self.recent_from]
             if len(kept) < len(self.recent[queue][key]):
                 touched.recent.add((queue, key))
             if kept:
                 self.recent[queue][key] = kept
+                ends.append(min(each[1] for each in kept))
             else:
                 del self.recent[queue][key]
                 if not self.recent[queue]:
                     del self.recent[queue]
+        if ends:
+            self._earliest[key] = min(ends)
+        else:
+            del self._earliest[key]
 
     def prune_recent(self, touched: Touched) -> None:
         """Every agent's intervals that no 15m or 1h window reaches any more (an expiry run: an
@@ -211,26 +222,35 @@ class PartitionSums:
         """Add (or take away) one closed interval: its µs in each of its queues' days and in the
         agent's days still held, and, when it ended recently, the interval itself (live partials)."""
         start, end, state, queues = interval
-        slot, closed_us = SLOT[state], self.closed_before * MINUTE_US
+        slot = SLOT[state]
+        pieces: dict[Day, list[tuple[int, int]]] = {}  # the interval cut in each Day once: queues share them
         for queue in queues:
-            for day, us in day_pieces(max(start, closed_us), end, self.day_of(queue), self._day_span):
-                if day >= closed_us:
-                    touched.agent_days.add((queue, day))
-                    _add_slot(self.queue_days, (queue, day), slot, sign * us)
+            for day, us in self._pieces(pieces, max(start, self.closed_before * MINUTE_US), end, self.day_of(queue)):
+                touched.agent_days.add((queue, day))
+                _add_slot(self.queue_days, (queue, day), slot, sign * us)
             if end >= self.recent_from:
                 self._recent(queue, key, (start, end, slot), sign)
                 touched.recent.add((queue, key))
         days = self.agent_days.setdefault(key, {})
-        for day, us in day_pieces(max(start, closed_us), end, self.day, self._day_span):
-            if day >= closed_us:
-                _add_slot(days, day, slot, sign * us)
+        for day, us in self._pieces(pieces, max(start, self.closed_before * MINUTE_US), end, self.day):
+            _add_slot(days, day, slot, sign * us)
         if not days:
             del self.agent_days[key]
+
+    def _pieces(self, found: dict[Day, list[tuple[int, int]]], start: int, end: int, day: Day) -> list[tuple[int, int]]:
+        """``day_pieces`` of [start, end) in ``day``'s days that are not closed, cut once per Day."""
+        pieces = found.get(day)
+        if pieces is None:
+            closed_us = self.closed_before * MINUTE_US
+            pieces = [piece for piece in day_pieces(start, end, day, self._day_span) if piece[0] >= closed_us]
+            found[day] = pieces
+        return pieces
 
     def _recent(self, queue: str, key: str, interval: tuple[int, int, int], sign: int) -> None:
         agents = self.recent.setdefault(queue, {})
         if sign > 0:
             agents.setdefault(key, []).append(interval)
+            self._earliest[key] = min(interval[1], self._earliest.get(key, interval[1]))
             return
         found = agents.get(key, [])
         if interval in found:
