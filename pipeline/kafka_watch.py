@@ -16,8 +16,9 @@ Closing a connection is safe for the pipeline: a produce request on it fails and
 The same check starts a metadata update that sends wait for while aiokafka's metadata task sleeps
 (``_wake_idle_updates``), the second way to the same stall.
 
-aiokafka's internals are read here (a client's connections and their requests waiting for an
-answer); ``tests/integration/test_kafka_clients.py`` checks them against the installed aiokafka.
+aiokafka's internals (a client's connections and their requests waiting for an answer, its
+metadata task) are reached through ``pipeline/kafka_edge.py``, the one module that names them;
+``tests/integration/test_kafka_clients.py`` checks the watch against a real broker.
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from typing import Any
 
 from aiokafka.conn import CloseReason
 from aiokafka.errors import KafkaTimeoutError
+
+from pipeline.kafka_edge import idle_metadata_update, waiting_metadata_requests, wake_metadata_task
 
 log = logging.getLogger("ccpulse.worker")
 METADATA_ANSWER_SECONDS = 15.0
@@ -51,24 +54,21 @@ class MetadataWatch:
         for name, client in clients.items():
             if client is None:
                 continue
-            for node, connection in list(client._conns.items()):
-                for correlation_id, request, answer in list(connection._requests):
-                    if request is None or answer.done() or not type(request).__name__.startswith("MetadataRequest"):
-                        continue
-                    key = (id(connection), correlation_id)
-                    since = waiting[key] = self._since.get(key, now)
-                    if now - since >= self.limit:
-                        log.warning(
-                            "Kafka: the %s's metadata request to broker %s has had no answer for %.0f s; closing "
-                            "that connection so that it asks again (sends wait for the answer)",
-                            name, node[0] if isinstance(node, tuple) else node, now - since,
-                        )  # fmt: skip
-                        connection.close(
-                            reason=CloseReason.CONNECTION_TIMEOUT,
-                            exc=KafkaTimeoutError(f"metadata request unanswered for {now - since:.0f} s"),
-                        )
-                        closed.append(f"{name}: broker {node}")
-                        break
+            for node, connection, correlation_id in waiting_metadata_requests(client):
+                key = (id(connection), correlation_id)
+                since = waiting[key] = self._since.get(key, now)
+                if now - since >= self.limit:
+                    log.warning(
+                        "Kafka: the %s's metadata request to broker %s has had no answer for %.0f s; closing "
+                        "that connection so that it asks again (sends wait for the answer)",
+                        name, node[0] if isinstance(node, tuple) else node, now - since,
+                    )  # fmt: skip
+                    connection.close(
+                        reason=CloseReason.CONNECTION_TIMEOUT,
+                        exc=KafkaTimeoutError(f"metadata request unanswered for {now - since:.0f} s"),
+                    )
+                    closed.append(f"{name}: broker {node}")
+                    break
         self._since = waiting  # answered or closed: forgotten
         closed += self._wake_idle_updates(clients, now)
         return closed
@@ -84,8 +84,8 @@ class MetadataWatch:
         for name, client in clients.items():
             if client is None:
                 continue
-            update, wake = client._md_update_fut, client._md_update_waiter
-            if update is None or update.done() or wake.done():
+            update = idle_metadata_update(client)
+            if update is None:
                 continue
             since = pending[id(update)] = self._update_since.get(id(update), now)
             if now - since >= self.limit:
@@ -93,7 +93,7 @@ class MetadataWatch:
                     "Kafka: the %s's metadata update has waited %.0f s without a request to the broker; "
                     "starting it (sends wait for it)", name, now - since,
                 )  # fmt: skip
-                wake.set_result(None)
+                wake_metadata_task(client)
                 woken.append(f"{name}: metadata update")
         self._update_since = pending
         return woken

@@ -54,7 +54,7 @@ from pipeline.exposition import (
 )
 from pipeline.ingest import IngestStage
 from pipeline.issues_stage import IssuesStage
-from pipeline.kafka_edge import aiokafka_producer
+from pipeline.kafka_edge import aiokafka_producer, consumer_client, producer_backlog, started_producer
 from pipeline.kafka_watch import CHECK_SECONDS as METADATA_CHECK_SECONDS
 from pipeline.kafka_watch import MetadataWatch
 from pipeline.loop_watch import LoopWatch
@@ -343,9 +343,10 @@ def _watch_the_rest(app: faust.App, wiring: Wiring) -> None:
     @app.timer(interval=METADATA_CHECK_SECONDS)
     async def watch_metadata() -> None:
         """A lost metadata answer would hold every send for the client's request timeout (kafka_watch.py)."""
-        producer, consumer = getattr(app.producer, "_producer", None), wiring.ingest.consumer
-        metadata_watch.check({"producer": producer.client if producer is not None else None,
-                              "input consumer": consumer._client if consumer is not None else None})  # fmt: skip
+        producer, consumer = started_producer(app), wiring.ingest.consumer
+        clients = {"producer": producer.client if producer is not None else None,
+                   "input consumer": consumer_client(consumer) if consumer is not None else None}  # fmt: skip
+        metadata_watch.check(clients)
 
     @app.task
     async def tune_producer() -> None:
@@ -412,22 +413,10 @@ def _log_stall_report(sink: Sink | None, stages: dict[str, Any], app: faust.App)
 def _producer_status(app: faust.App) -> dict[str, Any]:
     """Faust's Kafka producer (aiokafka): what waits to be sent or acknowledged, per partition. A
     commit waits for all of it (Faust flushes the producer first)."""
-    producer = getattr(app.producer, "_producer", None)
+    producer = started_producer(app)
     if producer is None:
         return {"started": False}
-    accumulator, sender = producer._message_accumulator, producer._sender
-    now = time.monotonic()
-    return {  # aiokafka's internals: read only, for the report
-        "queued": {
-            f"{tp.topic}/{tp.partition}": [len(batches), round(now - batches[0]._ctime, 1)]
-            for tp, batches in accumulator._batches.items()
-            if batches
-        },  # fmt: skip
-        "awaiting_acks": sorted(f"{b.tp.topic}/{b.tp.partition}" for b in accumulator._pending_batches),
-        "nodes_in_flight": sorted(sender._in_flight),
-        "muted": sorted(f"{tp.topic}/{tp.partition}" for tp in sender._muted_partitions),
-        "buffer": app.producer.buffer.size,
-    }
+    return {**producer_backlog(producer), "buffer": app.producer.buffer.size}
 
 
 def _sink_status(sink: Sink | None) -> dict[str, Any] | None:
