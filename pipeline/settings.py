@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -140,13 +141,13 @@ class Settings:
     def sink_enabled(self) -> bool:
         return self.clickhouse_url.reveal().lower() not in ("off", "none", "disabled")
 
-    @property
+    @cached_property  # asked per batch (single_writer): resolving data_dir costs file-system calls
     def effective_clickhouse_url(self) -> Secret:
         if self.clickhouse_url:
             return self.clickhouse_url
         return Secret(f"chdb://{(self.data_dir / 'clickhouse').resolve()}")
 
-    @property
+    @cached_property
     def single_writer(self) -> bool:
         """The embedded engine: one worker writes it, so no other worker can hold a queue's board
         at the same time (metrics_minute from the board's sums, pipeline/core/facts.py)."""

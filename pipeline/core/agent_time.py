@@ -15,7 +15,7 @@ queue its starting event lists and for the agent; the *open* one is live: the bo
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
 
 from msgspec import Struct
@@ -123,3 +123,14 @@ def day_pieces(start: int, end: int, day: Day,
 def overlap(since: int, window_start: int, now: int) -> int:
     """The open interval's part of [window_start, now]."""
     return max(0, now - max(since, window_start))
+
+
+def open_time(since: Sequence[int], window_start: int, now: int) -> int:
+    """Σ :func:`overlap` of open intervals begun at each of ``since`` (sorted): those begun at or
+    before the window's start count from it, those after it from their start, those from ``now``
+    on nothing. Two binary searches and one sum, so a scrape costs per state, not per agent."""
+    if now <= window_start:
+        return 0
+    before = bisect_right(since, window_start)
+    within = bisect_left(since, now, lo=before)
+    return before * (now - window_start) + (within - before) * now - sum(since[before:within])

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
-from pipeline.core.agent_time import SLOT, TIMED, overlap
+from pipeline.core.agent_time import SLOT, TIMED, open_time, overlap
 from pipeline.core.board import Board
 from pipeline.core.counts import MICROS
 from pipeline.core.windows import MINUTE_US, WINDOWS, Day, window_minutes
@@ -39,7 +39,7 @@ def queue_time(board: Board, now_us: int, day_of: Callable[[str], Day]) -> Itera
     for queue in sorted(board.agent_days.keys() | board.timing.keys() | board.recent.keys()):
         day = day_of(queue)
         ranges = window_minutes(now_us, day)
-        open_states = [each for found in board.timing.get(queue, {}).values() for each in found]
+        open_states = board.timing.get(queue, {})  # timed state -> since of each agent in it, sorted
         closed = _recent_time(board.recent.get(queue, {}).values(), ranges, now_us)
         for window in WINDOWS:
             start = ranges[window][0] * MINUTE_US
@@ -47,8 +47,8 @@ def queue_time(board: Board, now_us: int, day_of: Callable[[str], Day]) -> Itera
                 total = list(board.agent_days.get(queue, {}).get(day.start_us(now_us), [0] * len(TIMED)))
             else:
                 total = closed[window]
-            for state, since in open_states:
-                total[SLOT[state]] += overlap(since, start, now_us)
+            for state, since in open_states.items():
+                total[SLOT[state]] += open_time(since, start, now_us)
             yield queue, window, total
 
 

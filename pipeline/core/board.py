@@ -20,12 +20,14 @@ rebuilt from them on start.
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from msgspec import Struct
 
+from pipeline.core.agent_time import SLOT
 from pipeline.core.counts import Counts
 from pipeline.core.windows import WINDOWS, Day, minute_of, window_minutes
 
@@ -100,8 +102,9 @@ class LivePartial(Struct, array_like=True, frozen=True):
     agents: tuple[tuple[str, int], ...] = ()  # (state, agents), every state but offline
     epoch: int = 0
     version: int = 0
-    # (state, since) of each of its agents in a timed state (pipeline/core/agent_time.py), sorted:
-    # the open intervals, timed at read time. Last: partials written before it decode as ().
+    # (state, since) of each of its agents in a timed state: sent by workers before the board took
+    # the open intervals from each AgentPartial (a queue's whole list on every agent event cost
+    # freshness, docs/performance.md); read as it decodes, never used. Last: older partials decode as ().
     timing: tuple[tuple[str, int], ...] = ()
 
     @property
@@ -245,7 +248,8 @@ class Board:
     agents: dict[str, dict[str, tuple[tuple[str, int], ...]]] = field(default_factory=dict)
     # time in state (issue 22): queue -> day start -> µs per timed state, of closed intervals
     agent_days: dict[str, dict[int, list[int]]] = field(default_factory=dict)
-    timing: dict[str, dict[int, tuple[tuple[str, int], ...]]] = field(default_factory=dict)  # queue -> source -> open
+    # the open intervals, from each AgentPartial: queue -> timed state -> each agent's since, sorted
+    timing: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     # queue -> (source, agent) -> recent closed intervals
     recent: dict[str, dict[tuple[int, str], tuple[tuple[int, int, int], ...]]] = field(default_factory=dict)
     agent_states: dict[str, dict[int, AgentPartial]] = field(default_factory=dict)  # agent -> source -> it
@@ -294,9 +298,7 @@ class Board:
         if isinstance(partial, AgentDayPartial | AgentRecentPartial | AgentPartial | AgentWorkPartial):
             self._agent_side(partial, sign)
             return
-        if partial.timing or sign < 0:
-            _keep(self.timing, partial.queue, partial.source, partial.timing if sign > 0 else None)
-        name = f"\x00p{partial.source}"
+        name = f"\x00p{partial.source}"  # its ``timing`` (kept by earlier workers) is read from AgentPartials
         by_channel: dict[str, list[int]] = {}
         for channel, offered_at in partial.waiting:
             by_channel.setdefault(channel, []).append(offered_at)
@@ -308,6 +310,9 @@ class Board:
     def _agent_side(self, partial: AgentSide, sign: int) -> None:
         if isinstance(partial, AgentPartial):
             _keep(self.agent_states, partial.agent_id, partial.source, partial if sign > 0 else None)
+            if partial.state in SLOT:  # a timed state: open in each of its queues since then
+                for queue in partial.queues:
+                    _open(self.timing, queue, partial.state, partial.since, sign)
         elif isinstance(partial, AgentWorkPartial):
             _keep(self.agent_work, partial.agent_id, partial.source, partial if sign > 0 else None)
         elif isinstance(partial, AgentRecentPartial):
@@ -446,6 +451,22 @@ def _keep(table: dict[str, dict[Any, Any]], name: str, source: Any, value: Any) 
         found.pop(source, None)
         if not found:
             del table[name]
+
+
+def _open(table: dict[str, dict[str, list[int]]], queue: str, state: str, since: int, sign: int) -> None:
+    """Add (``sign`` 1) or take away (-1) an agent's open interval in ``queue``: its since, in order."""
+    if sign > 0:
+        insort(table.setdefault(queue, {}).setdefault(state, []), since)
+        return
+    states = table.get(queue, {})
+    found = states.get(state, [])
+    position = bisect_left(found, since)
+    if position < len(found) and found[position] == since:
+        del found[position]
+        if not found:
+            del states[state]
+            if not states:
+                del table[queue]
 
 
 def whole_from_minute(now_us: int) -> int:

@@ -87,7 +87,6 @@ class PartitionSums:
     day_of: Callable[[str], Day] = field(default_factory=lambda: _utc_day)  # a queue's own day
     _spans: dict[Day, tuple[int, int]] = field(default_factory=dict)  # per Day, the last day seen
     agent_days: dict[str, dict[int, list[int]]] = field(default_factory=dict)  # agent key -> day -> µs
-    timing: dict[str, dict[str, tuple[str, int]]] = field(default_factory=dict)  # queue -> agent key -> open
     latest: dict[str, Stint] = field(default_factory=dict)  # agent key -> its last stint
     work: dict[str, AgentWork] = field(default_factory=dict)  # agent id -> its contacts here
     # agent key -> at most the earliest end of its recent intervals: none to prune while recent_from is not past it
@@ -147,7 +146,11 @@ class PartitionSums:
 
     def agent(self, key: str, before: tuple[str, tuple[str, ...]], after: tuple[str, tuple[str, ...]],
               touched: Touched) -> None:  # fmt: skip
-        """Replace an agent's (state, queues) ``before`` by ``after``: the agents per queue and state."""
+        """Replace an agent's (state, queues) ``before`` by ``after``: the agents per queue and state
+        (its queues' live partials are sent when that changed; its open interval goes in its
+        AgentPartial)."""
+        if before == after:
+            return
         self._staff(before, -1)
         self._staff(after, +1)
         touched.queues.update(before[1], after[1])
@@ -163,8 +166,6 @@ class PartitionSums:
             self._interval(key, interval, -1, touched)
         for interval in added:
             self._interval(key, interval, +1, touched)
-        self._open(key, was, None)
-        self._open(key, now, now)
         if now is not None:
             self.latest[key] = now
         self._prune_recent(key, touched)
@@ -200,23 +201,12 @@ class PartitionSums:
 
     def forget_agent(self, key: str, touched: Touched) -> None:
         """An agent offline past the retention: nothing of it is held any more."""
-        self._open(key, self.latest.pop(key, None), None)
+        self.latest.pop(key, None)  # offline (only such agents are forgotten): in no tally
         self.agent_days.pop(key, None)
         recent_from, self.recent_from = self.recent_from, 2**62
         self._prune_recent(key, touched)
         self.recent_from = recent_from
         touched.agents.add(key)
-
-    def _open(self, key: str, stint: Stint | None, kept: Stint | None) -> None:
-        if stint is None:
-            return
-        for queue in stint.queues:
-            if kept is not None and stint.state in SLOT:
-                self.timing.setdefault(queue, {})[key] = (stint.state, stint.at)
-            elif queue in self.timing:
-                self.timing[queue].pop(key, None)
-                if not self.timing[queue]:
-                    del self.timing[queue]
 
     def _interval(self, key: str, interval: Interval, sign: int, touched: Touched) -> None:
         """Add (or take away) one closed interval: its µs in each of its queues' days and in the
@@ -365,14 +355,12 @@ class PartitionSums:
     def everything(self, epoch: int) -> tuple[list[MinutePartial], list[LivePartial]]:
         """Every sum held, as partials of version 0 (a take-over sends them all once)."""
         queues = set(self.waiting) | set(self.staff) | {queue for queue, _, _ in self.minutes}
-        queues |= set(self.timing)
         return self.partials(Touched(set(self.minutes), queues), epoch, 0)
 
     def live(self, queue: str, epoch: int, version: int) -> LivePartial:
         waiting = tuple(sorted(self.waiting.get(queue, {}).values()))
         agents = tuple(sorted(self.staff.get(queue, {}).items()))
-        timing = tuple(sorted(self.timing.get(queue, {}).values()))
-        return LivePartial(self.source, queue, waiting, agents, epoch, version, timing)
+        return LivePartial(self.source, queue, waiting, agents, epoch, version)
 
     def agent_partials(self, touched: Touched, epoch: int, version: int) -> list[AgentSide]:
         """The agent-side partials of what ``touched`` names, as the sums stand."""

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipeline.core.agent_time import Stint, changes, day_pieces, insert, intervals
+from pipeline.core.agent_time import Stint, changes, day_pieces, insert, intervals, open_time, overlap
 from pipeline.core.agent_view import agent_list, occupancy, queue_time, utilisation
 from pipeline.core.board import Board
 from pipeline.core.contact_pass import ContactPass
@@ -166,3 +166,8 @@ def test_pieces_split_at_the_day_start_of_the_zone() -> None:
     found = list(day_pieces(start, start + 2 * 3600 * 1_000_000, tokyo))
     assert [us for _, us in found] == [3600 * 1_000_000, 3600 * 1_000_000]
     assert found[1][0] == BASE + 15 * 3600 * 1_000_000
+
+
+@given(st.lists(st.integers(0, 100)), st.integers(0, 100), st.integers(0, 100))
+def test_open_time_is_the_sum_of_each_open_intervals_overlap(since: list[int], start: int, now: int) -> None:
+    assert open_time(sorted(since), start, now) == sum(overlap(each, start, now) for each in since)
