@@ -11,7 +11,7 @@ Time in a window = the closed intervals' microseconds in the window's minutes (t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from pipeline.core.agent_time import SLOT, TIMED, open_time, overlap
@@ -40,7 +40,9 @@ def queue_time(board: Board, now_us: int, day_of: Callable[[str], Day]) -> Itera
         day = day_of(queue)
         ranges = window_minutes(now_us, day)
         open_states = board.timing.get(queue, {})  # timed state -> since of each agent in it, sorted
-        closed = _recent_time(board.recent.get(queue, {}).values(), ranges, now_us)
+        hour, quarter = ranges["1h"][0] * MINUTE_US, ranges["15m"][0] * MINUTE_US
+        in_hour, in_quarter = board.recent_time(queue, hour, quarter, now_us)
+        closed = {"1h": in_hour, "15m": in_quarter}
         for window in WINDOWS:
             start = ranges[window][0] * MINUTE_US
             if window == "today":
@@ -50,22 +52,6 @@ def queue_time(board: Board, now_us: int, day_of: Callable[[str], Day]) -> Itera
             for state, since in open_states.items():
                 total[SLOT[state]] += open_time(since, start, now_us)
             yield queue, window, total
-
-
-def _recent_time(held: Iterable[tuple[tuple[int, int, int], ...]], ranges: dict[str, tuple[int, int]],
-                 now_us: int) -> dict[str, list[int]]:  # fmt: skip
-    """The ``15m`` and ``1h`` windows' µs per timed state of the recent closed intervals (one pass:
-    the 15 minutes are within the hour)."""
-    hour, quarter = ranges["1h"][0] * MINUTE_US, ranges["15m"][0] * MINUTE_US
-    in_hour, in_quarter = [0] * len(TIMED), [0] * len(TIMED)
-    for intervals in held:
-        for begun, ended, slot in intervals:
-            end = ended if ended < now_us else now_us  # an interval after now (a clock behind) adds nothing
-            if end > hour and end > begun:
-                in_hour[slot] += end - (begun if begun > hour else hour)
-                if end > quarter:
-                    in_quarter[slot] += end - (begun if begun > quarter else quarter)
-    return {"15m": in_quarter, "1h": in_hour}
 
 
 def agent_list(board: Board, now_us: int, day: Day) -> list[dict[str, Any]]:

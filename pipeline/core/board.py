@@ -27,7 +27,7 @@ from typing import Any
 
 from msgspec import Struct
 
-from pipeline.core.agent_time import SLOT
+from pipeline.core.agent_time import SLOT, TIMED
 from pipeline.core.counts import Counts
 from pipeline.core.windows import WINDOWS, Day, minute_of, window_minutes
 
@@ -239,6 +239,28 @@ class QueueChannel:
 
 
 @dataclass
+class RecentSums:
+    """One queue's recent closed intervals summed over the 1h and 15m windows that begin at
+    ``hour`` and ``quarter`` (µs per timed state), each interval counted up to its end."""
+
+    hour: int
+    quarter: int
+    in_hour: list[int] = field(default_factory=lambda: [0] * len(TIMED))
+    in_quarter: list[int] = field(default_factory=lambda: [0] * len(TIMED))
+    latest_end: int = -(2**62)  # at least the latest end among the intervals added (never lowered)
+
+    def add(self, intervals: Iterable[tuple[int, int, int]], sign: int) -> None:
+        hour, quarter = self.hour, self.quarter
+        for begun, ended, slot in intervals:
+            if ended > hour and ended > begun:
+                self.in_hour[slot] += sign * (ended - (begun if begun > hour else hour))
+                if ended > quarter:
+                    self.in_quarter[slot] += sign * (ended - (begun if begun > quarter else quarter))
+            if sign > 0 and ended > self.latest_end:
+                self.latest_end = ended
+
+
+@dataclass
 class Board:
     reports: dict[str, Report] = field(default_factory=dict)
     partials: dict[str, Partial] = field(default_factory=dict)
@@ -252,6 +274,8 @@ class Board:
     timing: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     # queue -> (source, agent) -> recent closed intervals
     recent: dict[str, dict[tuple[int, str], tuple[tuple[int, int, int], ...]]] = field(default_factory=dict)
+    # queue -> its recent intervals' µs in the 1h and 15m windows last read (recent_time), kept as they change
+    _recent_sums: dict[str, RecentSums] = field(default_factory=dict)
     agent_states: dict[str, dict[int, AgentPartial]] = field(default_factory=dict)  # agent -> source -> it
     agent_work: dict[str, dict[int, AgentWorkPartial]] = field(default_factory=dict)  # agent -> source -> it
 
@@ -316,6 +340,9 @@ class Board:
         elif isinstance(partial, AgentWorkPartial):
             _keep(self.agent_work, partial.agent_id, partial.source, partial if sign > 0 else None)
         elif isinstance(partial, AgentRecentPartial):
+            sums = self._recent_sums.get(partial.queue)
+            if sums is not None:
+                sums.add(partial.intervals, sign)
             _keep(self.recent, partial.queue, (partial.source, partial.agent_id),
                   partial.intervals if sign > 0 else None)  # type: ignore[arg-type]  # fmt: skip
         else:
@@ -385,6 +412,25 @@ class Board:
             states.pop(name, None)
             if not states:
                 del self.agents[queue]
+
+    def recent_time(self, queue: str, hour: int, quarter: int, now_us: int) -> tuple[list[int], list[int]]:
+        """The µs per timed state of ``queue``'s recent closed intervals in [hour, now] and
+        [quarter, now]. Kept from read to read as partials come and go, summed again when a window
+        start moves (once a minute); an interval that ends after ``now`` (a clock behind) is cut
+        at ``now``: then every interval is read."""
+        sums = self._recent_sums.get(queue)
+        if sums is None or (sums.hour, sums.quarter) != (hour, quarter):
+            sums = self._recent_sums[queue] = RecentSums(hour, quarter)
+            for intervals in self.recent.get(queue, {}).values():
+                sums.add(intervals, +1)
+            if queue not in self.recent:
+                del self._recent_sums[queue]  # nothing held: no sums to keep
+        if sums.latest_end <= now_us:
+            return list(sums.in_hour), list(sums.in_quarter)
+        cut = RecentSums(hour, quarter)
+        for intervals in self.recent.get(queue, {}).values():
+            cut.add(tuple((begun, min(ended, now_us), slot) for begun, ended, slot in intervals), +1)
+        return cut.in_hour, cut.in_quarter
 
     def expired_partials(self, now_us: int) -> list[str]:
         """The keys of minute partials that can no longer reach any window (to delete)."""

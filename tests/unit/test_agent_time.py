@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from pipeline.core.agent_time import Stint, changes, day_pieces, insert, intervals, open_time, overlap
 from pipeline.core.agent_view import agent_list, occupancy, queue_time, utilisation
-from pipeline.core.board import Board
+from pipeline.core.board import AgentRecentPartial, Board
 from pipeline.core.contact_pass import ContactPass
 from pipeline.core.contract import Event
 from pipeline.core.targets import Targets
@@ -81,7 +81,10 @@ def scenarios(draw: st.DrawFn) -> tuple[list[tuple[Event, str]], int, ZoneInfo]:
     return messages, now, draw(st.sampled_from(ZONES))
 
 
-def through_the_pass(messages: list[tuple[Event, str]], zone: ZoneInfo, data: st.DataObject) -> Board:
+def through_the_pass(messages: list[tuple[Event, str]], zone: ZoneInfo, data: st.DataObject,
+                     now: int | None = None) -> Board:  # fmt: skip
+    """The board after the pass's batches (drawn); with ``now``, read at ``now`` after every batch too
+    (so that a later read at ``now`` takes the sums the board kept as partials came and went)."""
     contact_pass = ContactPass(TARGETS, NO_EXPIRY_US, day=TARGETS.agent_day(zone))
     board = Board()
     log = [(offset, Routed(source, event)) for offset, (event, source) in enumerate(messages)]
@@ -91,6 +94,8 @@ def through_the_pass(messages: list[tuple[Event, str]], zone: ZoneInfo, data: st
         out = contact_pass.on_batch(log[position:end], wall=0.0)
         for partial in [*out.minutes, *out.live, *out.agents]:
             board.apply_partial(partial)
+        if now is not None:
+            shown_time(board, now, zone)
         position = end
     return board
 
@@ -110,7 +115,7 @@ def test_time_in_state_per_queue_and_window_equals_the_model(
     scenario: tuple[list[tuple[Event, str]], int, ZoneInfo], data: st.DataObject
 ) -> None:
     messages, now, zone = scenario
-    board = through_the_pass(messages, zone, data)
+    board = through_the_pass(messages, zone, data, now if data.draw(st.booleans(), label="read between") else None)
     expected = {key: seconds for key, seconds in metrics_model.agent_time(messages, now, zone, TARGETS).items()
                 if any(seconds)}  # fmt: skip
     assert shown_time(board, now, zone) == expected
@@ -171,3 +176,16 @@ def test_pieces_split_at_the_day_start_of_the_zone() -> None:
 @given(st.lists(st.integers(0, 100)), st.integers(0, 100), st.integers(0, 100))
 def test_open_time_is_the_sum_of_each_open_intervals_overlap(since: list[int], start: int, now: int) -> None:
     assert open_time(sorted(since), start, now) == sum(overlap(each, start, now) for each in since)
+
+
+def test_an_interval_that_ends_after_now_counts_up_to_now() -> None:
+    # a clock behind the events' (the board's now before an interval's end): cut at now, read or kept
+    now, second = BASE + 3 * 3600 * 1_000_000, 1_000_000
+    board = Board()
+    board.recent_time("q0", now - 3600 * second, now - 900 * second, now)  # sums kept from here on
+    board.apply_partial(AgentRecentPartial(0, "q0", "a0", ((now - 600 * second, now + 600 * second, 0),), 0, 1))
+    in_hour, in_quarter = board.recent_time("q0", now - 3600 * second, now - 900 * second, now)
+    assert in_hour[0] == in_quarter[0] == 600 * second
+    later = now + 3600 * second  # the windows moved past its start: the hour has its last 600 s
+    in_hour, in_quarter = board.recent_time("q0", later - 3600 * second, later - 900 * second, later)
+    assert (in_hour[0], in_quarter[0]) == (600 * second, 0)
