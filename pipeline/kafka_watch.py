@@ -54,7 +54,10 @@ class MetadataWatch:
         for name, client in clients.items():
             if client is None:
                 continue
+            shut: set[int] = set()  # connections closed this round: their other requests fail with them
             for node, connection, correlation_id in waiting_metadata_requests(client):
+                if id(connection) in shut:
+                    continue
                 key = (id(connection), correlation_id)
                 since = waiting[key] = self._since.get(key, now)
                 if now - since >= self.limit:
@@ -68,7 +71,7 @@ class MetadataWatch:
                         exc=KafkaTimeoutError(f"metadata request unanswered for {now - since:.0f} s"),
                     )
                     closed.append(f"{name}: broker {node}")
-                    break
+                    shut.add(id(connection))
         self._since = waiting  # answered or closed: forgotten
         closed += self._wake_idle_updates(clients, now)
         return closed

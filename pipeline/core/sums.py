@@ -212,17 +212,17 @@ class PartitionSums:
         """Add (or take away) one closed interval: its µs in each of its queues' days and in the
         agent's days still held, and, when it ended recently, the interval itself (live partials)."""
         start, end, state, queues = interval
-        slot = SLOT[state]
+        slot, first = SLOT[state], max(start, self.closed_before * MINUTE_US)
         pieces: dict[Day, list[tuple[int, int]]] = {}  # the interval cut in each Day once: queues share them
         for queue in queues:
-            for day, us in self._pieces(pieces, max(start, self.closed_before * MINUTE_US), end, self.day_of(queue)):
+            for day, us in self._pieces(pieces, first, end, self.day_of(queue)):
                 touched.agent_days.add((queue, day))
                 _add_slot(self.queue_days, (queue, day), slot, sign * us)
             if end >= self.recent_from:
                 self._recent(queue, key, (start, end, slot), sign)
                 touched.recent.add((queue, key))
         days = self.agent_days.setdefault(key, {})
-        for day, us in self._pieces(pieces, max(start, self.closed_before * MINUTE_US), end, self.day):
+        for day, us in self._pieces(pieces, first, end, self.day):
             _add_slot(days, day, slot, sign * us)
         if not days:
             del self.agent_days[key]
