@@ -120,7 +120,8 @@ def build(settings: Settings, registry: CollectorRegistry | None = None, sink: S
     """Assemble the worker: its stages, timers, collectors and web views. With a ``sink``, every
     stage writes its rows to ClickHouse and holds its messages until they are written."""
     app = faust_app(settings)
-    registry = registry or CollectorRegistry()
+    # collectors without describe(): /metrics?name[]=… (pipeline.web) reads them and keeps what is asked
+    registry = registry or CollectorRegistry(support_collectors_without_names=True)
     wiring = Wiring.of(app, settings, sink)
     for stage in wiring.stages.values():
         app.service(stage)  # type: ignore[arg-type]
@@ -308,8 +309,11 @@ def _watch_lag(app: faust.App, wiring: Wiring) -> None:
                     "restarts the worker", watch.settle_limit_seconds)  # fmt: skip
         found = {name: await stage.lag() for name, stage in stages.items()}
         measured = {name: each for name, each in found.items() if each is not None}  # unknown: the last value holds
+        behind = sum(waiting for waiting, _ in measured.values()) > CATCH_UP_LAG
         if sink is not None:
-            sink.catching_up = sum(waiting for waiting, _ in measured.values()) > CATCH_UP_LAG
+            sink.catching_up = behind
+        for stage in stages.values():
+            stage.catching_up = behind
         for name, (waiting, done) in measured.items():
             wiring.lag[name] = waiting
             if not settling and watch.stuck(name, waiting, done, now):

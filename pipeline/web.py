@@ -60,7 +60,12 @@ def application(views: Views) -> web.Application:
 
     @routes.get("/metrics")
     async def metrics(request: web.Request) -> web.Response:
-        return web.Response(body=generate_latest(views.registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
+        """Every family; with ``?name[]=…`` (repeatable, as prometheus_client's own servers take
+        it), only those samples: a poller that wants one gauge costs the loop its collection only,
+        not the formatting of every sample (20 ms at 2,000 samples)."""
+        names = request.query.getall("name[]", [])
+        registry = views.registry.restricted_registry(names) if names else views.registry
+        return web.Response(body=generate_latest(registry), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @routes.get("/status")
     async def status(request: web.Request) -> web.Response:

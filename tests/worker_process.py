@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from dataclasses import dataclass, field
@@ -141,9 +142,11 @@ class WorkerProcess:
                 time.sleep(0.3)
         raise RuntimeError(f"worker {self.name} did not answer within {timeout}s:\n{self.log_tail()}")
 
-    def scrape(self) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-        """Every sample on /metrics, keyed by (name, sorted labels)."""
-        with urllib.request.urlopen(f"{self.url}/metrics", timeout=5) as response:
+    def scrape(self, *names: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        """Every sample on /metrics, keyed by (name, sorted labels); with ``names``, only the samples
+        of those names (``/metrics?name[]=…``: what a poller of one gauge asks for)."""
+        query = urllib.parse.urlencode([("name[]", name) for name in names])
+        with urllib.request.urlopen(f"{self.url}/metrics{'?' + query if query else ''}", timeout=5) as response:
             text = response.read().decode()
         samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
         for family in text_string_to_metric_families(text):

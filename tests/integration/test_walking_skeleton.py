@@ -68,6 +68,12 @@ def test_produced_events_are_counted_exactly_on_metrics(deployment: Deployment) 
         assert sum(counter(samples, "ccpulse_events_total", type=t) for t in expected) == len(lines)
         assert counter(samples, "ccpulse_assigned_partitions") == deployment.partitions
 
+        # /metrics?name[]=…: those samples alone, the same values (everything is counted by now)
+        asked = {"ccpulse_events_total", "ccpulse_assigned_partitions"}
+        only = worker.scrape(*sorted(asked))
+        assert only == {key: value for key, value in worker.scrape().items() if key[0] in asked}
+        assert {name for name, _ in only} == asked
+
 
 def test_counts_stay_exact_when_the_worker_is_killed_mid_stream(deployment: Deployment) -> None:
     lines = simulated_lines(hours=1, seed=11)
