@@ -249,9 +249,12 @@ class RecentSums:
     in_quarter: list[int] = field(default_factory=lambda: [0] * len(TIMED))
     latest_end: int = -(2**62)  # at least the latest end among the intervals added (never lowered)
 
-    def add(self, intervals: Iterable[tuple[int, int, int]], sign: int) -> None:
+    def add(self, intervals: Iterable[tuple[int, int, int]], sign: int, until: int = 2**62) -> None:
+        """Add (``sign`` 1) or take away (-1) intervals, each counted up to its end or ``until``."""
         hour, quarter = self.hour, self.quarter
         for begun, ended, slot in intervals:
+            if ended > until:
+                ended = until
             if ended > hour and ended > begun:
                 self.in_hour[slot] += sign * (ended - (begun if begun > hour else hour))
                 if ended > quarter:
@@ -420,17 +423,18 @@ class Board:
         at ``now``: then every interval is read."""
         sums = self._recent_sums.get(queue)
         if sums is None or (sums.hour, sums.quarter) != (hour, quarter):
-            sums = self._recent_sums[queue] = RecentSums(hour, quarter)
-            for intervals in self.recent.get(queue, {}).values():
-                sums.add(intervals, +1)
-            if queue not in self.recent:
-                del self._recent_sums[queue]  # nothing held: no sums to keep
-        if sums.latest_end <= now_us:
-            return list(sums.in_hour), list(sums.in_quarter)
-        cut = RecentSums(hour, quarter)
+            sums = self._summed_recent(queue, hour, quarter)
+            if queue in self.recent:  # kept only while the queue holds intervals
+                self._recent_sums[queue] = sums
+        if sums.latest_end > now_us:
+            sums = self._summed_recent(queue, hour, quarter, until=now_us)
+        return list(sums.in_hour), list(sums.in_quarter)
+
+    def _summed_recent(self, queue: str, hour: int, quarter: int, until: int = 2**62) -> RecentSums:
+        sums = RecentSums(hour, quarter)
         for intervals in self.recent.get(queue, {}).values():
-            cut.add(tuple((begun, min(ended, now_us), slot) for begun, ended, slot in intervals), +1)
-        return cut.in_hour, cut.in_quarter
+            sums.add(intervals, +1, until)
+        return sums
 
     def expired_partials(self, now_us: int) -> list[str]:
         """The keys of minute partials that can no longer reach any window (to delete)."""
