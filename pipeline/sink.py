@@ -8,6 +8,11 @@
   flush writes each minute once, its last value, and the minutes the board could not vouch for
   (``touched``: older than a day, or a queue in a rebalance) are summed from ``contributions`` in
   ClickHouse, after the flush's contributions (pipeline/core/facts.py ``board_minutes``).
+  While the worker catches up, those re-sums are put off for up to ``RESUM_SECONDS``: the same
+  minutes come back flush after flush (FCR outcomes and late surveys of days-old contacts), and
+  each re-sum query costs ~100 ms whatever its size. The minutes owed are recorded in ClickHouse
+  with the flush (``metrics_minute_owed``), so a crash before the re-sum loses none of them; live
+  traffic, a worker that stops and an idle sink re-sum at once (pipeline/warehouse.py ``write``).
 
 - **Batched** by size (``flush_rows``) and time (``flush_seconds``, 0.5 s by default). While the
   worker catches up on a backlog (:attr:`Sink.catching_up`, set by the worker from its lag) a
@@ -47,6 +52,7 @@ TABLES = (*STAGE_TABLES, "metrics_minute")
 CATCH_UP_SECONDS = 1.0  # the flush interval while catching up (at least flush_seconds)
 CATCH_UP_ROWS_FACTOR = 3  # flush_rows while catching up: this many times the setting
 CATCH_UP_LAG = 20_000  # messages behind, over the worker's stages, from which the worker is catching up
+RESUM_SECONDS = 10.0  # while catching up, the minutes to re-sum are re-summed this often (see above)
 
 
 @dataclass
@@ -119,6 +125,7 @@ class Sink:
         self._version = 0
         self._warehouse: Any = None
         self.catching_up = False  # set by the worker from its stages' lag (see the module's text)
+        self._owed_since: float | None = None  # monotonic time of the oldest re-sum put off, if any
 
     # ------------------------------------------------------------------ the stages' side
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -186,15 +193,25 @@ class Sink:
                     rows, seconds = self._flush_at()
                     if self._pending and (self._pending_rows >= rows or age >= seconds):
                         break
-                    self._lock.wait(timeout=seconds - age if self._pending else None)
-                if self._stopping and not self._pending:
+                    if not self._pending and self._owed_since is not None and self._settle_now():
+                        break  # nothing to write, but re-sums owed: a flush of no rows settles them
+                    idle = self.flush_seconds if self._owed_since is not None else None
+                    self._lock.wait(timeout=seconds - age if self._pending else idle)
+                if self._stopping and not self._pending and self._owed_since is None:
                     break
                 taken, self._pending = self._pending, []
                 self._oldest = time.monotonic()
                 self._flushes_unacknowledged += 1
-            self._write_until_done(taken)
+            if not self._write_until_done(taken) and self._stopping:
+                break
         if self._warehouse is not None:
             self._warehouse.close()
+
+    def _settle_now(self) -> bool:
+        """Whether this flush re-sums the minutes touched (and those owed), or puts them off."""
+        if not self.catching_up or self._stopping:
+            return True
+        return self._owed_since is not None and time.monotonic() - self._owed_since >= RESUM_SECONDS
 
     def _flush_at(self) -> tuple[int, float]:
         """(rows, seconds): a flush is due when this many rows wait, or the oldest waited this long."""
@@ -203,7 +220,8 @@ class Sink:
             return rows, max(self.flush_seconds, CATCH_UP_SECONDS)
         return self.flush_rows, self.flush_seconds
 
-    def _write_until_done(self, taken: list[SinkBatch]) -> None:
+    def _write_until_done(self, taken: list[SinkBatch]) -> bool:
+        """Write, retrying until it succeeds (True) or the sink stops with ClickHouse down (False)."""
         backoff = 0.1
         while True:
             try:
@@ -220,7 +238,7 @@ class Sink:
                     if self._stopping and time.monotonic() > self._stop_deadline():
                         log.error("stopping with %d rows unwritten: they are written again after the restart "
                                   "(their messages were not committed)", sum(len(b) for b in taken))  # fmt: skip
-                        return
+                        return False
                     self._lock.wait(timeout=backoff)
                 backoff = min(self.max_backoff, backoff * 2)
         done = sum(len(b) for b in taken)
@@ -235,6 +253,7 @@ class Sink:
             self._loop.call_soon_threadsafe(self._durable, callbacks)
         else:
             self._durable(callbacks)
+        return True
 
     _stop_deadline_at = 0.0
 
@@ -268,9 +287,14 @@ class Sink:
             touched |= batch.touched
         for minute in touched & minutes.keys():
             del minutes[minute]  # summed in ClickHouse after this flush's contributions: the latest there is
-        written = self._warehouse.write(merged, minutes, touched, self._next_version())
+        settle = self._settle_now()
+        written = self._warehouse.write(merged, minutes, touched, self._next_version(), settle)
         for table, count in written.items():
             self.health.rows_written[table] += count
+        if settle:
+            self._owed_since = None
+        elif touched and self._owed_since is None:
+            self._owed_since = time.monotonic()
 
     def _next_version(self) -> int:
         # the least version of a flush's metrics_minute rows (the warehouse takes the clock after

@@ -30,6 +30,8 @@ from pipeline.core.facts import MINUTE_COLUMNS, STAGE_TABLES, Minute, MinuteSums
 log = logging.getLogger("ccpulse.clickhouse")
 NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MIGRATION_FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+OWED_TABLE = "metrics_minute_owed"  # the re-sums a writer owes (deploy/clickhouse/0009_metrics_minute_owed.sql)
+OWED_COLUMNS = ("minute", "queue", "channel", "version", "settled")
 FORMATS = {"jsonl": "JSONEachRow", "csv": "CSVWithNames", "table": "PrettyCompactMonoBlock"}
 
 
@@ -132,6 +134,7 @@ class Warehouse:
         self.database = database
         self._turn = self._embedded if type(client).__name__ == "ChdbClient" else contextlib.nullcontext()
         self._schemas: dict[tuple[str, tuple[str, ...]], Any] = {}  # (table, columns) -> Arrow schema
+        self._owed: set[Minute] | None = None  # metrics_minute re-sums owed (None: not read yet)
 
     def migrate(self, migrations: Sequence[Migration]) -> list[str]:
         """Apply the migrations not applied yet, in order; returns their names."""
@@ -186,11 +189,16 @@ class Warehouse:
         return known
 
     def write(self, rows: Mapping[str, Sequence[Row]], minutes: MinuteSums, touched: Set[Minute],
-              version: int) -> dict[str, int]:  # fmt: skip
+              version: int, settle: bool = True) -> dict[str, int]:  # fmt: skip
         """One flush of the sink: each table's rows, then the ``metrics_minute`` rows: of
         ``minutes`` as given (the board's sums), and of the (queue, channel, minute)s ``touched``
         summed from their contributions as they now are (so the contributions go first). Returns
         the rows written per table.
+
+        With ``settle`` false (a worker catching up) the ``touched`` minutes are not summed yet
+        but owed: recorded in ``metrics_minute_owed`` (durable before the flush's messages are
+        committed) and summed by a later write with ``settle`` true, together with every minute
+        owed then. A writer's first write settles what an earlier one left owed (a crash).
 
         ``version`` is the least version the ``metrics_minute`` rows take: they take the clock
         (µs) *after* the inserts, just before the re-sum, if later. With several writers, the row
@@ -202,15 +210,38 @@ class Warehouse:
                 self.insert(table, rows[table], columns)
                 written[table] = len(rows[table])
         version = max(version, time.time_ns() // 1000)
+        if self._owed is None:  # the first write: what a writer before this one left owed
+            self._owed = self.owed_on_record()
+            settle = settle or bool(self._owed)
         found: dict[Minute, Counts | tuple[int, ...] | None] = dict(minutes)
-        if touched:
-            sums = self.minute_sums(touched)
-            found.update((key, sums.get(key)) for key in touched)
+        if settle:
+            due = self._owed | touched
+            sums = self.minute_sums(due) if due else {}
+            found.update((key, sums.get(key)) for key in due)
+        else:
+            self._owe(touched - self._owed, version)
         if found:
             shown = [minute_row(q, c, m, found[(q, c, m)], version) for q, c, m in sorted(found)]
             self.insert("metrics_minute", shown, MINUTE_COLUMNS)
             written["metrics_minute"] = len(shown)
+        if settle and self._owed:
+            self.insert(OWED_TABLE, [(m * 60, q, c, version, 1) for q, c, m in sorted(self._owed)], OWED_COLUMNS)
+            self._owed = set()
         return written
+
+    def _owe(self, minutes: Set[Minute], version: int) -> None:
+        """Record these minutes' re-sums as owed (see :meth:`write`)."""
+        if minutes and self._owed is not None:
+            self.insert(OWED_TABLE, [(m * 60, q, c, version, 0) for q, c, m in sorted(minutes)], OWED_COLUMNS)
+            self._owed |= minutes
+
+    def owed_on_record(self) -> set[Minute]:
+        """The minutes whose re-sum ``metrics_minute_owed`` records as owed and not settled."""
+        with self._turn:
+            found = self.client.query(
+                f"SELECT queue, channel, toUInt32(minute) FROM {self.database}.{OWED_TABLE} FINAL"
+            ).result_rows  # FINAL leaves out the settled (settled is the table's is_deleted column)
+        return {(queue, channel, int(start) // 60) for queue, channel, start in found}
 
     def minute_sums(self, touched: Iterable[tuple[str, str, int]]) -> dict[tuple[str, str, int], Counts]:
         """The sums of the current contributions of these (queue, channel, minute)s."""

@@ -106,12 +106,12 @@ class WarehouseProcess:
                      f"; schema: applied {', '.join(detail)}" if detail else "")  # fmt: skip
 
     def write(self, rows: Mapping[str, Sequence[Row]], minutes: MinuteSums, touched: Set[Minute],
-              version: int) -> dict[str, int]:  # fmt: skip
+              version: int, settle: bool = True) -> dict[str, int]:  # fmt: skip
         """:meth:`Warehouse.write` in the writer process (started again first if it died)."""
         with self._write_turn:
             self._ensure_running()
             assert self._writes is not None
-            request = ("write", pack_write(rows, minutes, touched, version))
+            request = ("write", pack_write(rows, minutes, touched, version, settle))
             reply = self._ask(self._writes, request, self.write_seconds)
         status, detail = reply
         if status != "ok":
@@ -218,12 +218,12 @@ def serve(writes: Connection, queries: Connection, url: str, database: str, migr
         if request[0] == "stop":
             break
         try:
-            rows, minutes, touched, version = unpack_write(request[1])
+            rows, minutes, touched, version, settle = unpack_write(request[1])
             if writer is None:
                 writer, applied = _open_writer(url, database, migrations)
                 if applied:
                     log.info("ClickHouse schema: applied %s", ", ".join(applied))
-            writes.send(("ok", writer.write(rows, minutes, touched, version)))
+            writes.send(("ok", writer.write(rows, minutes, touched, version, settle)))
         except Exception as problem:  # noqa: BLE001 - the sink logs it and retries
             writes.send(("failed", f"{type(problem).__name__}: {problem}"))
             if writer is not None:
@@ -237,18 +237,20 @@ _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
 
 
-def pack_write(rows: Mapping[str, Sequence[Row]], minutes: MinuteSums, touched: Set[Minute], version: int) -> bytes:
+def pack_write(rows: Mapping[str, Sequence[Row]], minutes: MinuteSums, touched: Set[Minute], version: int,
+               settle: bool = True) -> bytes:  # fmt: skip
     """A flush for the writer process: the rows per table, the ``metrics_minute`` sums as
-    (queue, channel, minute, values or None) and the minutes to re-sum (msgpack has no tuple keys)."""
+    (queue, channel, minute, values or None), the minutes to re-sum (msgpack has no tuple keys)
+    and whether to re-sum them now (:meth:`Warehouse.write`)."""
     sums = [(*key, value) for key, value in minutes.items()]
-    return _encoder.encode((dict(rows), sums, list(touched), version))
+    return _encoder.encode((dict(rows), sums, list(touched), version, settle))
 
 
-def unpack_write(payload: bytes) -> tuple[dict[str, list[Row]], MinuteSums, set[Minute], int]:
+def unpack_write(payload: bytes) -> tuple[dict[str, list[Row]], MinuteSums, set[Minute], int, bool]:
     """:func:`pack_write`'s arguments again (rows as lists: the writer takes them column by column)."""
-    rows, sums, touched, version = _decoder.decode(payload)
+    rows, sums, touched, version, settle = _decoder.decode(payload)
     minutes: MinuteSums = {(q, c, m): None if values is None else tuple(values) for q, c, m, values in sums}
-    return rows, minutes, {(q, c, m) for q, c, m in touched}, version
+    return rows, minutes, {(q, c, m) for q, c, m in touched}, version, settle
 
 
 def _open_writer(url: str, database: str, migrations: list[Migration]) -> tuple[Warehouse, list[str]]:

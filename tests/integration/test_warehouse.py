@@ -11,7 +11,7 @@ import pytest
 from pipeline.core.board import Report
 from pipeline.core.counts import FIELDS
 from pipeline.core.facts import CONTRIBUTION_COLUMNS, MINUTE_COLUMNS, STAGE_TABLES, contribution_rows, minute_row
-from pipeline.warehouse import Warehouse, connect, load_migrations, migrations_dir
+from pipeline.warehouse import OWED_COLUMNS, OWED_TABLE, Warehouse, connect, load_migrations, migrations_dir
 
 pytestmark = pytest.mark.integration
 
@@ -43,7 +43,7 @@ def test_migrations_apply_once_and_again_safely(warehouse: Warehouse) -> None:
             "SELECT table, name FROM system.columns WHERE database = 'ccpulse_test'"
         ).result_rows
     }
-    for table, wanted in {**STAGE_TABLES, "metrics_minute": MINUTE_COLUMNS}.items():
+    for table, wanted in {**STAGE_TABLES, "metrics_minute": MINUTE_COLUMNS, OWED_TABLE: OWED_COLUMNS}.items():
         missing = [name for name in wanted if (table, name) not in columns]
         assert not missing, f"{table} lacks {missing}"
 
@@ -227,3 +227,34 @@ def test_the_contacts_view_shows_the_issue_of_the_key_a_contact_is_in_now(wareho
             f"SETTINGS join_use_nulls = {join_use_nulls}"
         ).result_rows
         assert shown == [("c1", "i1", True, 2), ("c2", None, None, 1)], join_use_nulls
+
+
+def test_a_resum_put_off_is_recorded_and_a_writer_that_starts_makes_it(warehouse: Warehouse) -> None:
+    """While catching up a flush records the minutes it owes instead of re-summing them; a crash
+    before the re-sum loses nothing: the next writer finds them in metrics_minute_owed."""
+    warehouse.migrate(load_migrations(migrations_dir()))
+    db = warehouse.database
+    counts = tuple(1 if name == "offered" else 0 for name in FIELDS)
+    m = 29_100_000
+    rows, touched = contribution_rows(Report("contact:o1", "owed-q", (("voice", m, counts),), version=1))
+    assert warehouse.write({"contributions": rows}, {}, touched, 1, settle=False) == {"contributions": 1}
+
+    def shown() -> list[tuple[int, int]]:
+        return warehouse.client.query(
+            f"SELECT toUnixTimestamp(minute) DIV 60, offered FROM {db}.metrics_minute FINAL WHERE queue = 'owed-q'"
+        ).result_rows
+
+    def owed() -> set[tuple[str, str, int]]:
+        return Warehouse(warehouse.client, db).owed_on_record()
+
+    assert shown() == [] and owed() == {("owed-q", "voice", m)}
+    # the writer is gone (a crash); the next one settles what it finds owed on its first write
+    restarted = Warehouse(warehouse.client, db)
+    assert restarted.write({}, {}, set(), 2, settle=False) == {"metrics_minute": 1}
+    assert shown() == [(m, 1)] and owed() == set()
+    # owed again, then settled by a live flush of the same writer
+    rows, touched = contribution_rows(Report("contact:o2", "owed-q", (("voice", m, counts),), version=1))
+    restarted.write({"contributions": rows}, {}, touched, 3, settle=False)
+    assert shown() == [(m, 1)] and owed() == {("owed-q", "voice", m)}
+    restarted.write({}, {}, set(), 4, settle=True)
+    assert shown() == [(m, 2)] and owed() == set()

@@ -169,9 +169,9 @@ def test_a_flush_reaches_the_writer_process_as_it_was_given() -> None:
             "agent_states": [("a1", 5, "e1", "away", ["q0", "q1"], "lunch", None, None, 7, 0)]}  # fmt: skip
     minutes = {("q0", "voice", 29_923_200): (1, 2, 3), ("q1", "chat", 29_923_201): None}
     touched = {("q0", "voice", 29_923_199)}
-    got_rows, got_minutes, got_touched, version = unpack_write(pack_write(rows, minutes, touched, 42))
+    got_rows, got_minutes, got_touched, version, settle = unpack_write(pack_write(rows, minutes, touched, 42, False))
     assert {table: [tuple(row) for row in found] for table, found in got_rows.items()} == {
         "contact_facts": rows["contact_facts"],
         "agent_states": [("a1", 5, "e1", "away", ["q0", "q1"], "lunch", None, None, 7, 0)],
     }
-    assert (got_minutes, got_touched, version) == (minutes, touched, 42)
+    assert (got_minutes, got_touched, version, settle) == (minutes, touched, 42, False)

@@ -17,6 +17,9 @@ class FlakyWarehouse:
         self.down = threading.Event()
         self.inserted: list[tuple[str, list]] = []  # type: ignore[type-arg]
         self.attempts = 0
+        self.summed: list[set] = []  # type: ignore[type-arg]  # the minutes of each re-sum query
+        self.left_owed: set = set()  # type: ignore[type-arg]  # what an earlier writer left owed
+        self._owed = None
 
     def insert(self, table, rows, columns):  # type: ignore[no-untyped-def]
         self.attempts += 1
@@ -25,12 +28,17 @@ class FlakyWarehouse:
         self.inserted.append((table, list(rows)))
 
     def minute_sums(self, touched):  # type: ignore[no-untyped-def]
+        self.summed.append(set(touched))
         return {key: Counts(offered=1) for key in touched}
+
+    def owed_on_record(self):  # type: ignore[no-untyped-def]
+        return set(self.left_owed)
 
     def close(self) -> None:
         pass
 
     write = Warehouse.write  # the real flush (tables in order, then the minutes), over this fake's insert
+    _owe = Warehouse._owe
 
 
 def batch(number: int, rows: int = 10) -> SinkBatch:
@@ -203,6 +211,86 @@ def test_while_catching_up_flushes_are_fewer_and_larger_and_live_traffic_gets_th
                 break
             await asyncio.sleep(0.05)
         assert [len(rows) for _, rows in warehouse.inserted] == [60, 1]  # within the catch-up interval's wait
+        sink.stop()
+
+    asyncio.run(scenario())
+
+
+def test_while_catching_up_resums_are_put_off_recorded_and_made_together(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    monkeypatch.setattr("pipeline.sink.RESUM_SECONDS", 1.5)
+
+    async def scenario() -> None:
+        warehouse = FlakyWarehouse()
+        sink = Sink(lambda: warehouse, flush_rows=1, flush_seconds=0.01)
+        sink.catching_up = True  # flushes of 3 rows or every 1 s
+        sink.start(asyncio.get_running_loop())
+        for minute in (1, 2, 1):  # minute 1 comes back, as an old minute does flush after flush
+            written = SinkBatch()
+            written.rows["contributions"] = [("q", "voice", minute * 60, f"contact:c{minute}")]
+            written.touched = {("q", "voice", minute)}
+            await sink.write(written)
+
+        def owed() -> list[tuple[int, int]]:
+            return sorted((row[0], row[4]) for table, rows in warehouse.inserted
+                          if table == "metrics_minute_owed" for row in rows)  # fmt: skip
+
+        for _ in range(100):
+            if sink.health.backlog_rows == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert owed() == [(60, 0), (120, 0)]  # recorded as owed, each minute once...
+        assert warehouse.summed == []  # ...and not re-summed yet
+        for _ in range(100):  # the deadline passes with nothing more to write: a flush of no rows
+            if warehouse.summed:
+                break
+            await asyncio.sleep(0.05)
+        assert warehouse.summed == [{("q", "voice", 1), ("q", "voice", 2)}]  # one query for both
+        tables = [table for table, _ in warehouse.inserted]
+        assert tables[-2:] == ["metrics_minute", "metrics_minute_owed"]  # summed, then settled
+        assert sorted((row[0], row[4]) for row in warehouse.inserted[-1][1]) == [(60, 1), (120, 1)]
+        sink.catching_up = False  # live: a touched minute is re-summed in its own flush
+        written = SinkBatch()
+        written.touched = {("q", "voice", 3)}
+        done = asyncio.Event()
+        written.on_durable = done.set
+        await sink.write(written)
+        await asyncio.wait_for(done.wait(), 5)
+        assert warehouse.summed[-1] == {("q", "voice", 3)}
+        assert [table for table, _ in warehouse.inserted][-1] == "metrics_minute"  # nothing was owed
+        sink.stop()
+
+    asyncio.run(scenario())
+
+
+def test_a_stopping_sink_and_a_new_writer_settle_what_is_owed() -> None:
+    async def scenario() -> None:
+        warehouse = FlakyWarehouse()
+        sink = Sink(lambda: warehouse, flush_rows=1, flush_seconds=0.01)
+        sink.catching_up = True  # the default RESUM_SECONDS: far off
+        sink.start(asyncio.get_running_loop())
+        written = SinkBatch()
+        written.touched = {("q", "voice", 5)}
+        done = asyncio.Event()
+        written.on_durable = done.set
+        await sink.write(written)
+        await asyncio.wait_for(done.wait(), 5)
+        assert warehouse.summed == []
+        await asyncio.to_thread(sink.stop)  # the worker stops: what is owed is re-summed first
+        assert warehouse.summed == [{("q", "voice", 5)}]
+        # a writer that finds minutes left owed (a crash before their re-sum) settles them first,
+        # even while catching up
+        restarted = FlakyWarehouse()
+        restarted.left_owed = {("q", "voice", 7)}
+        sink = Sink(lambda: restarted, flush_rows=1, flush_seconds=0.01)
+        sink.catching_up = True
+        sink.start(asyncio.get_running_loop())
+        written = SinkBatch()
+        written.touched = {("q", "voice", 8)}
+        done = asyncio.Event()
+        written.on_durable = done.set
+        await sink.write(written)
+        await asyncio.wait_for(done.wait(), 5)
+        assert restarted.summed == [{("q", "voice", 7), ("q", "voice", 8)}]
         sink.stop()
 
     asyncio.run(scenario())
