@@ -8,7 +8,7 @@ Names are the ones METRICS.md fixes; a ratio whose denominator is 0 is absent.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from zoneinfo import ZoneInfo
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -63,6 +63,14 @@ AGENT_RATIOS = {"ccpulse_agent_occupancy_ratio": occupancy, "ccpulse_agent_utili
 WINDOW_LABELS = ["queue", "channel", "window"]
 
 
+def described(gauges: Iterable[str] = (), counters: Iterable[str] = ()) -> list[Metric]:
+    """A collector's families without samples, for its ``describe()``: the registry then knows
+    which collector yields which names, and ``/metrics?name[]=…`` runs only the collectors of the
+    names asked for (a probe asking for one counter does not compute every board gauge).
+    ``tests/unit/test_exposition_names.py`` checks each list against what ``collect()`` yields."""
+    return [GaugeMetricFamily(name, "") for name in gauges] + [CounterMetricFamily(name, "") for name in counters]
+
+
 class PipelineHealthCollector(Collector):
     """Events, dead letters, duplicates, conflicts: counters that survive restarts exactly."""
 
@@ -75,6 +83,11 @@ class PipelineHealthCollector(Collector):
         self._ingest = ingest
         self._contacts = contacts
         self._partitions = partitions
+
+    def describe(self) -> list[Metric]:
+        counters = ("ccpulse_events", "ccpulse_events_invalid", "ccpulse_events_keyed_otherwise",
+                    "ccpulse_events_duplicate", "ccpulse_events_conflict")  # fmt: skip
+        return described(["ccpulse_assigned_partitions"], counters)
 
     def collect(self) -> Iterator[Metric]:
         progress = self._ingest()
@@ -136,6 +149,14 @@ class BoardCollector(Collector):
         self._zone = zone
         self._targets = targets
         self._max_queues = max_queues
+
+    def describe(self) -> list[Metric]:
+        return described([
+            *COUNT_GAUGES, *RATIO_GAUGES, "ccpulse_queue_waiting", "ccpulse_queue_oldest_wait_seconds",
+            "ccpulse_backlog", "ccpulse_past_promise", "ccpulse_agents", "ccpulse_agent_state_seconds",
+            *AGENT_RATIOS, "ccpulse_service_level_target_ratio", "ccpulse_service_level_threshold_seconds",
+            "ccpulse_queues_folded", "ccpulse_clock_seconds", "ccpulse_board_reports",
+        ])  # fmt: skip
 
     def collect(self) -> Iterator[Metric]:
         board = self._board()
@@ -284,6 +305,9 @@ class StateSizeCollector(Collector):
     def __init__(self, sizes: Callable[[], dict[str, int]]) -> None:
         self._sizes = sizes
 
+    def describe(self) -> list[Metric]:
+        return described(["ccpulse_state_keys"])
+
     def collect(self) -> Iterator[Metric]:
         keys = GaugeMetricFamily("ccpulse_state_keys", "Keys in each state table of this worker.", labels=["table"])
         for table, size in sorted(self._sizes().items()):
@@ -296,6 +320,9 @@ class LagCollector(Collector):
 
     def __init__(self, lags: Callable[[], dict[str, int]]) -> None:
         self._lags = lags
+
+    def describe(self) -> list[Metric]:
+        return described(["ccpulse_consumer_lag"])
 
     def collect(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily(
@@ -312,6 +339,11 @@ class SinkCollector(Collector):
 
     def __init__(self, health: Callable[[], SinkHealth]) -> None:
         self._health = health
+
+    def describe(self) -> list[Metric]:
+        gauges = ("ccpulse_sink_backlog_rows", "ccpulse_sink_last_success_timestamp_seconds", "ccpulse_sink_failing",
+                  "ccpulse_sink_blocked")  # fmt: skip
+        return described(gauges, ["ccpulse_sink_rows_written", "ccpulse_sink_errors"])
 
     def collect(self) -> Iterator[Metric]:
         health = self._health()
