@@ -190,7 +190,7 @@ def freshness(deployment, settings, load: float, probes: int) -> list[float]:  #
                          "occurred_at": _now(), "contact_id": f"probe-{number}", "channel": "voice",
                          "queue": queue, "customer_id": "probe"}  # fmt: skip
                 sender.send(orjson.dumps(probe))
-                sender._producer.flush()
+                sender.settle()  # sent and acknowledged: the probe is on the broker
                 sent_at = time.perf_counter()
                 key = (PROBE_GAUGE, (("channel", "voice"), ("queue", queue), ("window", "15m")))
                 while time.perf_counter() - sent_at < 30:
