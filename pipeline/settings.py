@@ -123,6 +123,10 @@ class Settings:
     sink_flush_rows: int = 20_000
     sink_flush_seconds: float = 0.5
     sink_max_rows: int = 200_000
+    # While the worker is this many messages behind or more it is catching up: the sink writes
+    # larger batches and puts off re-sums of old minutes for up to sink_resum_seconds (0: always).
+    catch_up_lag: int = 20_000
+    sink_resum_seconds: float = 10.0
     sink_fault_file: str | None = None  # tests: while this file exists, writes fail
     # HMAC-SHA256 key for customer ids (CCPULSE_CUSTOMER_KEY or CCPULSE_CUSTOMER_KEY_FILE)
     customer_key: Secret | None = None
@@ -217,6 +221,8 @@ class Settings:
             sink_flush_rows=integer("CCPULSE_SINK_FLUSH_ROWS", cls.sink_flush_rows, 1, 10_000_000),
             sink_flush_seconds=number("CCPULSE_SINK_FLUSH_SECONDS", cls.sink_flush_seconds, 0.01, 60.0),
             sink_max_rows=integer("CCPULSE_SINK_MAX_ROWS", cls.sink_max_rows, 1000, 100_000_000),
+            catch_up_lag=integer("CCPULSE_CATCH_UP_LAG", cls.catch_up_lag, 0, 1_000_000_000),
+            sink_resum_seconds=number("CCPULSE_SINK_RESUM_SECONDS", cls.sink_resum_seconds, 0.0, 86_400.0),
             sink_fault_file=get("CCPULSE_SINK_FAULT_FILE", "") or None,
             customer_key=Secret(customer_key) if customer_key else None,
             query_token=Secret(token) if token else None,

@@ -8,14 +8,17 @@
   flush writes each minute once, its last value, and the minutes the board could not vouch for
   (``touched``: older than a day, or a queue in a rebalance) are summed from ``contributions`` in
   ClickHouse, after the flush's contributions (pipeline/core/facts.py ``board_minutes``).
-  While the worker catches up, those re-sums are put off for up to ``RESUM_SECONDS``: the same
+  While the worker catches up, those re-sums are put off for up to ``resum_seconds``
+  (``CCPULSE_SINK_RESUM_SECONDS``, 10 s): the same
   minutes come back flush after flush (FCR outcomes and late surveys of days-old contacts), and
   each re-sum query costs ~100 ms whatever its size. The minutes owed are recorded in ClickHouse
   with the flush (``metrics_minute_owed``), so a crash before the re-sum loses none of them; live
-  traffic, a worker that stops and an idle sink re-sum at once (pipeline/warehouse.py ``write``).
+  traffic, a worker that stops and an idle sink re-sum at once, and so does a sink that starts
+  (what an earlier writer left owed: pipeline/warehouse.py ``write``).
 
 - **Batched** by size (``flush_rows``) and time (``flush_seconds``, 0.5 s by default). While the
-  worker catches up on a backlog (:attr:`Sink.catching_up`, set by the worker from its lag) a
+  worker catches up on a backlog (:attr:`Sink.catching_up`, set by the worker from its lag:
+  ``CCPULSE_CATCH_UP_LAG`` messages behind or more) a
   flush waits up to ``CATCH_UP_SECONDS`` and ``CATCH_UP_ROWS_FACTOR`` × ``flush_rows``: each
   flush makes one part per table, and fewer, larger inserts cost the embedded engine less CPU
   per row (the writer process on a 1 M-event backlog: 25.5 µs per event with 0.5 s flushes,
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import threading
 import time
@@ -51,8 +55,6 @@ log = logging.getLogger("ccpulse.sink")
 TABLES = (*STAGE_TABLES, "metrics_minute")
 CATCH_UP_SECONDS = 1.0  # the flush interval while catching up (at least flush_seconds)
 CATCH_UP_ROWS_FACTOR = 3  # flush_rows while catching up: this many times the setting
-CATCH_UP_LAG = 20_000  # messages behind, over the worker's stages, from which the worker is catching up
-RESUM_SECONDS = 10.0  # while catching up, the minutes to re-sum are re-summed this often (see above)
 
 
 @dataclass
@@ -103,6 +105,7 @@ class Sink:
         max_backoff: float = 10.0,
         faults: FaultSwitch | None = None,
         query: Callable[[str, str], bytes] | None = None,
+        resum_seconds: float = 10.0,
     ) -> None:
         self.open_warehouse = open_warehouse
         self.query = query  # read-only SQL on the same ClickHouse (the /query endpoint)
@@ -110,6 +113,7 @@ class Sink:
         self.flush_seconds = flush_seconds
         self.max_rows = max_rows
         self.max_backoff = max_backoff
+        self.resum_seconds = resum_seconds
         self.faults = faults or FaultSwitch(None)
         self.health = SinkHealth()
         self._pending: list[SinkBatch] = []
@@ -125,7 +129,9 @@ class Sink:
         self._version = 0
         self._warehouse: Any = None
         self.catching_up = False  # set by the worker from its stages' lag (see the module's text)
-        self._owed_since: float | None = None  # monotonic time of the oldest re-sum put off, if any
+        # monotonic time of the oldest re-sum put off, if any; at start, what an earlier writer may
+        # have left owed (a crash): the first idle moment settles it
+        self._owed_since: float | None = -math.inf
 
     # ------------------------------------------------------------------ the stages' side
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -211,7 +217,7 @@ class Sink:
         """Whether this flush re-sums the minutes touched (and those owed), or puts them off."""
         if not self.catching_up or self._stopping:
             return True
-        return self._owed_since is not None and time.monotonic() - self._owed_since >= RESUM_SECONDS
+        return self._owed_since is not None and time.monotonic() - self._owed_since >= self.resum_seconds
 
     def _flush_at(self) -> tuple[int, float]:
         """(rows, seconds): a flush is due when this many rows wait, or the oldest waited this long."""

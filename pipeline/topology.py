@@ -59,7 +59,7 @@ from pipeline.kafka_watch import CHECK_SECONDS as METADATA_CHECK_SECONDS
 from pipeline.kafka_watch import MetadataWatch
 from pipeline.loop_watch import LoopWatch
 from pipeline.settings import Settings
-from pipeline.sink import CATCH_UP_LAG, Sink
+from pipeline.sink import Sink
 from pipeline.stage_runner import StageRunner
 from pipeline.web import Views, WebServer
 from pipeline.web_address import address_file
@@ -309,7 +309,7 @@ def _watch_lag(app: faust.App, wiring: Wiring) -> None:
                     "restarts the worker", watch.settle_limit_seconds)  # fmt: skip
         found = {name: await stage.lag() for name, stage in stages.items()}
         measured = {name: each for name, each in found.items() if each is not None}  # unknown: the last value holds
-        behind = sum(waiting for waiting, _ in measured.values()) > CATCH_UP_LAG
+        behind = sum(waiting for waiting, _ in measured.values()) >= wiring.settings.catch_up_lag
         if sink is not None:
             sink.catching_up = behind
         for stage in stages.values():

@@ -119,4 +119,4 @@ def open_sink(settings: Settings) -> Sink | None:
     atexit.register(writer.stop)  # before multiprocessing's own exit handler (last registered runs first)
     return Sink(lambda: writer, flush_rows=settings.sink_flush_rows, flush_seconds=settings.sink_flush_seconds,
                 max_rows=settings.sink_max_rows, faults=FaultSwitch(settings.sink_fault_file),
-                query=writer.query)  # fmt: skip
+                query=writer.query, resum_seconds=settings.sink_resum_seconds)  # fmt: skip

@@ -198,13 +198,9 @@ def test_tables_equal_the_definitions_and_the_live_gauges(deployment: Deployment
     assert int(__import__("json").loads(rows.stdout)["n"]) > 0
 
 
-def test_minutes_of_late_contacts_more_than_a_day_old_are_exact(deployment: Deployment) -> None:
-    """Contacts two days older than the rest arrive late, in two parts; between them the event clock
-    moves on by 90 minutes, so the board's expiry takes the first part's reports away (the board
-    keeps a report 27 h past its last minute). The second part's contacts then change minutes
-    whose other contributions the board no longer holds: those minutes are summed from
-    ``contributions`` in ClickHouse (pipeline/core/facts.py ``board_minutes``), and must equal
-    the definitions."""
+def late_traffic() -> tuple[list[bytes], list[bytes], list[bytes], list[bytes]]:
+    """An hour of traffic, then contacts two days older in two parts, 90 minutes of traffic between
+    them (send them in this order): the second part changes minutes the board no longer holds."""
     from datetime import UTC, datetime
 
     current = simulated(1.0, seed=41, faults=MESSY)
@@ -217,6 +213,17 @@ def test_minutes_of_late_contacts_more_than_a_day_old_are_exact(deployment: Depl
 
     assert not contacts(late) & (contacts(current) | contacts(mover))
     assert contacts(late_first) & contacts(late_second)  # the second part goes on with the first's contacts
+    return current, late_first, mover, late_second
+
+
+def test_minutes_of_late_contacts_more_than_a_day_old_are_exact(deployment: Deployment) -> None:
+    """Contacts two days older than the rest arrive late, in two parts; between them the event clock
+    moves on by 90 minutes, so the board's expiry takes the first part's reports away (the board
+    keeps a report 27 h past its last minute). The second part's contacts then change minutes
+    whose other contributions the board no longer holds: those minutes are summed from
+    ``contributions`` in ClickHouse (pipeline/core/facts.py ``board_minutes``), and must equal
+    the definitions."""
+    current, late_first, mover, late_second = late_traffic()
     lines = current + late_first + mover + late_second
     targets = Targets()
     expected, _ = model_of(lines, targets)
@@ -232,6 +239,43 @@ def test_minutes_of_late_contacts_more_than_a_day_old_are_exact(deployment: Depl
         wait_for_tables(worker, lines, targets)
         [row] = query(worker, "SELECT count() AS n FROM ccpulse.metrics_minute FINAL WHERE minute < '2026-11-22'")
         assert int(row["n"]) > 10
+
+
+def test_old_minutes_put_off_while_catching_up_are_re_summed_after_a_kill(deployment: Deployment) -> None:
+    """The same late contacts, the worker always catching up (``CCPULSE_CATCH_UP_LAG=0``) and its
+    re-sums put off for an hour: the old minutes are owed (``metrics_minute_owed``), not re-summed,
+    while the gauges are exact all along; the worker is SIGKILLed; the next one re-sums what is
+    owed as it starts, and every table is exact."""
+    current, late_first, mover, late_second = late_traffic()
+    lines = current + late_first + mover + late_second
+    targets = Targets()
+    expected, _ = model_of(lines, targets)
+    put_off = {"CCPULSE_CATCH_UP_LAG": "0", "CCPULSE_SINK_RESUM_SECONDS": "3600"}
+    deployment.extra_env.update(CCPULSE_CONTACT_RETENTION_HOURS="100", **put_off)
+    worker = deployment.worker().start()
+    try:
+        sent = 0
+        for part in (current + late_first, mover, late_second):
+            send(deployment, part)
+            sent += len(valid_events(part))
+            worker.wait_for(lambda s, sent=sent: caught_up(s) and counted(s) >= sent  # type: ignore[misc]
+                            and counter(s, "ccpulse_sink_backlog_rows") == 0, timeout=120)  # fmt: skip
+        wait_until_exact([worker], expected_samples(expected, targets))
+        assert owed_minutes(worker) > 0
+        assert table_problems(worker, lines, targets)  # the old minutes' rows wait for their re-sum
+        worker.kill()
+        for name in put_off:
+            del deployment.extra_env[name]
+        worker = deployment.worker().start()
+        wait_for_tables(worker, lines, targets)
+        assert owed_minutes(worker) == 0
+    finally:
+        worker.stop()
+
+
+def owed_minutes(worker: WorkerProcess) -> int:
+    [row] = query(worker, "SELECT count() AS n FROM ccpulse.metrics_minute_owed FINAL")
+    return int(row["n"])
 
 
 def counted(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float]) -> float:

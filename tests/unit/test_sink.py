@@ -216,14 +216,22 @@ def test_while_catching_up_flushes_are_fewer_and_larger_and_live_traffic_gets_th
     asyncio.run(scenario())
 
 
-def test_while_catching_up_resums_are_put_off_recorded_and_made_together(monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    monkeypatch.setattr("pipeline.sink.RESUM_SECONDS", 1.5)
+async def started(sink: Sink) -> None:
+    """Until the sink's first flush: the one that settles what an earlier writer left owed."""
+    for _ in range(100):
+        if sink.health.flushes:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("the sink's first flush did not come")
 
+
+def test_while_catching_up_resums_are_put_off_recorded_and_made_together() -> None:
     async def scenario() -> None:
         warehouse = FlakyWarehouse()
-        sink = Sink(lambda: warehouse, flush_rows=1, flush_seconds=0.01)
+        sink = Sink(lambda: warehouse, flush_rows=1, flush_seconds=0.01, resum_seconds=1.5)
         sink.catching_up = True  # flushes of 3 rows or every 1 s
         sink.start(asyncio.get_running_loop())
+        await started(sink)
         for minute in (1, 2, 1):  # minute 1 comes back, as an old minute does flush after flush
             written = SinkBatch()
             written.rows["contributions"] = [("q", "voice", minute * 60, f"contact:c{minute}")]
@@ -240,8 +248,9 @@ def test_while_catching_up_resums_are_put_off_recorded_and_made_together(monkeyp
             await asyncio.sleep(0.02)
         assert owed() == [(60, 0), (120, 0)]  # recorded as owed, each minute once...
         assert warehouse.summed == []  # ...and not re-summed yet
+        flushes = sink.health.flushes
         for _ in range(100):  # the deadline passes with nothing more to write: a flush of no rows
-            if warehouse.summed:
+            if sink.health.flushes > flushes:
                 break
             await asyncio.sleep(0.05)
         assert warehouse.summed == [{("q", "voice", 1), ("q", "voice", 2)}]  # one query for both
@@ -262,12 +271,13 @@ def test_while_catching_up_resums_are_put_off_recorded_and_made_together(monkeyp
     asyncio.run(scenario())
 
 
-def test_a_stopping_sink_and_a_new_writer_settle_what_is_owed() -> None:
+def test_a_stopping_sink_and_a_starting_one_settle_what_is_owed() -> None:
     async def scenario() -> None:
         warehouse = FlakyWarehouse()
         sink = Sink(lambda: warehouse, flush_rows=1, flush_seconds=0.01)
-        sink.catching_up = True  # the default RESUM_SECONDS: far off
+        sink.catching_up = True  # re-sums put off up to 10 s: far off
         sink.start(asyncio.get_running_loop())
+        await started(sink)
         written = SinkBatch()
         written.touched = {("q", "voice", 5)}
         done = asyncio.Event()
@@ -277,20 +287,17 @@ def test_a_stopping_sink_and_a_new_writer_settle_what_is_owed() -> None:
         assert warehouse.summed == []
         await asyncio.to_thread(sink.stop)  # the worker stops: what is owed is re-summed first
         assert warehouse.summed == [{("q", "voice", 5)}]
-        # a writer that finds minutes left owed (a crash before their re-sum) settles them first,
-        # even while catching up
+        # a sink that starts settles what an earlier writer left owed (a crash before the re-sum)
+        # at once, even while catching up and with nothing to write
         restarted = FlakyWarehouse()
         restarted.left_owed = {("q", "voice", 7)}
         sink = Sink(lambda: restarted, flush_rows=1, flush_seconds=0.01)
         sink.catching_up = True
         sink.start(asyncio.get_running_loop())
-        written = SinkBatch()
-        written.touched = {("q", "voice", 8)}
-        done = asyncio.Event()
-        written.on_durable = done.set
-        await sink.write(written)
-        await asyncio.wait_for(done.wait(), 5)
-        assert restarted.summed == [{("q", "voice", 7), ("q", "voice", 8)}]
+        await started(sink)
+        assert restarted.summed == [{("q", "voice", 7)}]
+        assert [table for table, _ in restarted.inserted] == ["metrics_minute", "metrics_minute_owed"]
+        assert [(row[0], row[4]) for row in restarted.inserted[1][1]] == [(420, 1)]  # settled
         sink.stop()
 
     asyncio.run(scenario())
