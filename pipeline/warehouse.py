@@ -218,8 +218,8 @@ class Warehouse:
             due = self._owed | touched
             sums = self.minute_sums(due) if due else {}
             found.update((key, sums.get(key)) for key in due)
-        else:
-            self._owe(touched - self._owed, version)
+        else:  # owed again if owed already: its latest contributions are after any re-sum that settled it
+            self._owe(touched, version)
         if found:
             shown = [minute_row(q, c, m, found[(q, c, m)], version) for q, c, m in sorted(found)]
             self.insert("metrics_minute", shown, MINUTE_COLUMNS)
