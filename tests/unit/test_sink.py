@@ -100,13 +100,9 @@ def test_minutes_touched_are_refreshed_after_the_contributions_they_sum() -> Non
         warehouse = FlakyWarehouse()
         sink = Sink(lambda: warehouse, flush_rows=1, flush_seconds=0.01)
         sink.start(asyncio.get_running_loop())
-        written = SinkBatch()
+        written = SinkBatch(touched={("q", "voice", 1), ("q", "voice", 2)})
         written.rows["contributions"] = [("q", "voice", 60, "contact:c1")]
-        written.touched = {("q", "voice", 1), ("q", "voice", 2)}
-        done = asyncio.Event()
-        written.on_durable = done.set
-        await sink.write(written)
-        await asyncio.wait_for(done.wait(), 5)
+        await durably(sink, written)
         assert [table for table, _ in warehouse.inserted] == ["contributions", "metrics_minute"]
         minutes = warehouse.inserted[1][1]
         assert [(row[0], row[1], row[3]) for row in minutes] == [(60, "q", 1), (120, "q", 1)]
@@ -216,6 +212,14 @@ def test_while_catching_up_flushes_are_fewer_and_larger_and_live_traffic_gets_th
     asyncio.run(scenario())
 
 
+async def durably(sink: Sink, written: SinkBatch) -> None:
+    """Write a batch and wait until the sink says it is durable."""
+    done = asyncio.Event()
+    written.on_durable = done.set
+    await sink.write(written)
+    await asyncio.wait_for(done.wait(), 5)
+
+
 async def started(sink: Sink) -> None:
     """Until the sink's first flush: the one that settles what an earlier writer left owed."""
     for _ in range(100):
@@ -258,12 +262,7 @@ def test_while_catching_up_resums_are_put_off_recorded_and_made_together() -> No
         assert tables[-2:] == ["metrics_minute", "metrics_minute_owed"]  # summed, then settled
         assert sorted((row[0], row[4]) for row in warehouse.inserted[-1][1]) == [(60, 1), (120, 1)]
         sink.catching_up = False  # live: a touched minute is re-summed in its own flush
-        written = SinkBatch()
-        written.touched = {("q", "voice", 3)}
-        done = asyncio.Event()
-        written.on_durable = done.set
-        await sink.write(written)
-        await asyncio.wait_for(done.wait(), 5)
+        await durably(sink, SinkBatch(touched={("q", "voice", 3)}))
         assert warehouse.summed[-1] == {("q", "voice", 3)}
         assert [table for table, _ in warehouse.inserted][-1] == "metrics_minute"  # nothing was owed
         sink.stop()
@@ -278,12 +277,7 @@ def test_a_stopping_sink_and_a_starting_one_settle_what_is_owed() -> None:
         sink.catching_up = True  # re-sums put off up to 10 s: far off
         sink.start(asyncio.get_running_loop())
         await started(sink)
-        written = SinkBatch()
-        written.touched = {("q", "voice", 5)}
-        done = asyncio.Event()
-        written.on_durable = done.set
-        await sink.write(written)
-        await asyncio.wait_for(done.wait(), 5)
+        await durably(sink, SinkBatch(touched={("q", "voice", 5)}))
         assert warehouse.summed == []
         await asyncio.to_thread(sink.stop)  # the worker stops: what is owed is re-summed first
         assert warehouse.summed == [{("q", "voice", 5)}]
