@@ -218,22 +218,21 @@ class Warehouse:
             due = self._owed | touched
             sums = self.minute_sums(due) if due else {}
             found.update((key, sums.get(key)) for key in due)
-        else:  # owed again if owed already: its latest contributions are after any re-sum that settled it
-            self._owe(touched, version)
+        elif touched:  # owed again if owed already: its latest contributions are after any re-sum that settled it
+            self._record_owed(touched, version, settled=0)
+            self._owed |= touched
         if found:
             shown = [minute_row(q, c, m, found[(q, c, m)], version) for q, c, m in sorted(found)]
             self.insert("metrics_minute", shown, MINUTE_COLUMNS)
             written["metrics_minute"] = len(shown)
         if settle and self._owed:
-            self.insert(OWED_TABLE, [(m * 60, q, c, version, 1) for q, c, m in sorted(self._owed)], OWED_COLUMNS)
+            self._record_owed(self._owed, version, settled=1)
             self._owed = set()
         return written
 
-    def _owe(self, minutes: Set[Minute], version: int) -> None:
-        """Record these minutes' re-sums as owed (see :meth:`write`)."""
-        if minutes and self._owed is not None:
-            self.insert(OWED_TABLE, [(m * 60, q, c, version, 0) for q, c, m in sorted(minutes)], OWED_COLUMNS)
-            self._owed |= minutes
+    def _record_owed(self, minutes: Set[Minute], version: int, settled: int) -> None:
+        """``metrics_minute_owed`` rows: these minutes' re-sums owed (0) or made (1) (see :meth:`write`)."""
+        self.insert(OWED_TABLE, [(m * 60, q, c, version, settled) for q, c, m in sorted(minutes)], OWED_COLUMNS)
 
     def owed_on_record(self) -> set[Minute]:
         """The minutes whose re-sum ``metrics_minute_owed`` records as owed and not settled."""

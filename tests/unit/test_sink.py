@@ -38,7 +38,7 @@ class FlakyWarehouse:
         pass
 
     write = Warehouse.write  # the real flush (tables in order, then the minutes), over this fake's insert
-    _owe = Warehouse._owe
+    _record_owed = Warehouse._record_owed
 
 
 def batch(number: int, rows: int = 10) -> SinkBatch:
