@@ -29,7 +29,7 @@ from collections.abc import Iterable
 
 import msgspec
 
-from pipeline.core.agent_time import HOUR_US, Stint, stint_at, stint_order
+from pipeline.core.agent_time import HOUR_US, Stint, shared_stint, stint_at, stint_order
 from pipeline.core.engine import AgentRecord
 
 HEAD_PREFIX = "agent\x1f"
@@ -87,8 +87,10 @@ def assemble(head: bytes, hour_records: Iterable[bytes]) -> tuple[AgentRecord, b
     if not agent.chunked:
         if not agent.history and agent.at > -(2**62):  # a record written before the history was kept
             agent.history = [Stint(agent.at, agent.event_id, agent.state, agent.queues)]
+        agent.history = [shared_stint(stint) for stint in agent.history]
         return agent, True
-    history = sorted((stint for value in hour_records for stint in _stints.decode(value)), key=stint_order)
+    history = sorted((shared_stint(stint) for value in hour_records for stint in _stints.decode(value)),
+                     key=stint_order)  # fmt: skip
     agent.history = [stint for stint in history if stint.at >= agent.kept_from]
     latest = agent.history[-1] if agent.history else Stint(-(2**62), "", "offline", ())
     agent.at, agent.event_id, agent.state, agent.queues = latest.at, latest.event_id, latest.state, latest.queues

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 from msgspec import Struct
 
@@ -25,16 +26,42 @@ from pipeline.core.windows import Day
 TIMED = ("available", "on_contact", "after_contact_work", "away")  # offline is not timed
 SLOT = {state: slot for slot, state in enumerate(TIMED)}
 HOUR_US = 3600 * 1_000_000
+T = TypeVar("T")
 
 
-class Stint(Struct, array_like=True, frozen=True):
-    """One ``agent.state_changed``: the state from ``at`` until the agent's next stint."""
+class Stint(Struct, array_like=True, frozen=True, gc=False):
+    """One ``agent.state_changed``: the state from ``at`` until the agent's next stint.
+
+    An agent's history holds every stint of the contact retention (a week by default: ~0.4 stints
+    per input event), so a stint names its state, queues and reason through :func:`shared` (one
+    object per distinct value), and the collector does not track it (it holds no container that
+    could make a cycle)."""
 
     at: int
     event_id: str
     state: str
     queues: tuple[str, ...]  # sorted, each once
     reason: str | None = None
+
+
+SHARED_AT_MOST = 10_000  # distinct states, reasons and queue lists kept shared; more: start again
+_shared: dict[object, object] = {}
+
+
+def shared(value: T) -> T:
+    """The one object kept for ``value`` (a state, a reason, a sorted tuple of queues): stints that
+    name the same value hold the same object, not a copy each (decoded strings are new objects)."""
+    found = _shared.get(value)
+    if found is None:
+        if len(_shared) >= SHARED_AT_MOST:
+            _shared.clear()  # a producer that names ever new values: their copies are only not shared
+        found = _shared[value] = value
+    return found  # type: ignore[return-value]
+
+
+def shared_stint(stint: Stint) -> Stint:
+    """``stint`` naming its values through :func:`shared` (one decoded from the changelog)."""
+    return Stint(stint.at, stint.event_id, shared(stint.state), shared(stint.queues), shared(stint.reason))
 
 
 Interval = tuple[int, int, str, tuple[str, ...]]  # (start, end, state, queues): closed, timed

@@ -23,7 +23,7 @@ from typing import TypeVar
 import msgspec
 from msgspec import Struct
 
-from pipeline.core.agent_time import Stint, insert_at
+from pipeline.core.agent_time import Stint, insert_at, shared
 from pipeline.core.board import Board, Report, minutes_payload
 from pipeline.core.contract import Event
 from pipeline.core.counts import Counts
@@ -424,8 +424,8 @@ def agent_apply(record: AgentRecord, event: Event) -> tuple[int, int, bool] | No
         record.history = [Stint(record.at, record.event_id, record.state, record.queues)]
     if event.at < record.kept_from:
         return None
-    stint = Stint(event.at, event.event_id, event.state or "offline", tuple(sorted(set(event.queues or ()))),
-                  event.reason)  # fmt: skip
+    stint = Stint(event.at, event.event_id, shared(event.state or "offline"),
+                  shared(tuple(sorted(set(event.queues or ())))), shared(event.reason))  # fmt: skip
     found = insert_at(record.history, stint)
     latest = record.history[-1]
     record.at, record.event_id, record.state, record.queues = latest.at, latest.event_id, latest.state, latest.queues

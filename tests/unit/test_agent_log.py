@@ -90,3 +90,22 @@ def test_a_head_of_the_earlier_kind_is_read_whole_and_then_written_in_hours() ->
     last = Event("s3", "agent.state_changed", 3 * HOUR_US, agent_id="a0", state="away", queues=("q0",))
     out = writes.on_batch([(1, Routed("0:1", last))], wall=0.0)
     assert [key for key in out.writes if key.startswith(b"stints")] == [b"stints\x1f10800000000\x1fa0"]
+
+
+def test_stints_share_their_states_reasons_and_queues_held_and_restored() -> None:
+    """A week of stints per agent is most of the worker's memory: each names its state, reason and
+    queues through one object per distinct value, not the decoded copy each event brought."""
+
+    def copy(text: str) -> str:
+        return "".join(list(text))  # an equal string, another object (as each decoded event has)
+
+    events = [Event(f"e{n}", "agent.state_changed", n * MINUTE_US, agent_id=f"a{n % 2}", state=copy("away"),
+                    queues=(copy("q1"), copy("q0")), reason=copy("lunch")) for n in range(6)]  # fmt: skip
+    live = a_pass()
+    writes = live.on_batch([(n, Routed(f"0:{n}", event)) for n, event in enumerate(events)], wall=0.0).writes
+    for contact_pass in (live, restored(list(writes.items()))):
+        stints = [stint for agent in contact_pass.agent_records.values() for stint in agent.history]
+        assert len(stints) == 6
+        assert len({id(stint.state) for stint in stints}) == 1
+        assert len({id(stint.reason) for stint in stints}) == 1
+        assert len({id(stint.queues) for stint in stints}) == 1 and stints[0].queues == ("q0", "q1")
