@@ -32,10 +32,10 @@ T = TypeVar("T")
 class Stint(Struct, array_like=True, frozen=True, gc=False):
     """One ``agent.state_changed``: the state from ``at`` until the agent's next stint.
 
-    An agent's history holds every stint of the contact retention (a week by default: ~0.4 stints
-    per input event), so a stint names its state, queues and reason through :func:`shared` (one
-    object per distinct value), and the collector does not track it (it holds no container that
-    could make a cycle)."""
+    An agent's history holds every stint of the contact retention (26 hours by default; the
+    simulator sends ~0.4 per input event), so a stint names its state, queues and reason through
+    :func:`shared` (one object per distinct value), and the collector does not track it (it holds
+    no container that could make a cycle)."""
 
     at: int
     event_id: str
