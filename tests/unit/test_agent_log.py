@@ -93,8 +93,8 @@ def test_a_head_of_the_earlier_kind_is_read_whole_and_then_written_in_hours() ->
 
 
 def test_stints_share_their_states_reasons_and_queues_held_and_restored() -> None:
-    """A week of stints per agent is most of the worker's memory: each names its state, reason and
-    queues through one object per distinct value, not the decoded copy each event brought."""
+    """An agent holds every stint of the contact retention: each names its state, reason and queues
+    through one object per distinct value, not the decoded copy each event brought."""
 
     def copy(text: str) -> str:
         return "".join(list(text))  # an equal string, another object (as each decoded event has)
