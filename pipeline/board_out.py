@@ -11,6 +11,7 @@ all acknowledged before any batch of that partition is processed.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
@@ -44,6 +45,24 @@ class TakenOver(HasPartials, Protocol):
 
     @property
     def fence(self) -> Fence: ...
+
+
+class TakesOver(Protocol):
+    """A pass restored from its changelog (``ContactPass``, ``IssuePass``)."""
+
+    def take_over(self, now_us: int, log_end: int = 0) -> TakenOver: ...
+
+
+async def taken_over(passes: Mapping[int, TakesOver], ends: Mapping[int, int]) -> dict[int, TakenOver]:
+    """Each pass's ``take_over`` (``ends``: its partition's end offset now) at the wall clock now,
+    computed in a worker thread: summing a restored state takes seconds on a day's contacts, and
+    the event loop must keep heartbeating for the worker's consumer groups meanwhile (a member
+    silent for the group session is evicted, and every partition is handed over again). The stage
+    publishes the passes only after this returns, so nothing else touches them meanwhile."""
+    now_us = time.time_ns() // 1000
+    return await asyncio.to_thread(
+        lambda: {partition: each.take_over(now_us, ends.get(partition, 0)) for partition, each in passes.items()}
+    )
 
 
 async def fence(producer: Any, board_topic: str, partitions: int, state_topic: str,

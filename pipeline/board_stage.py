@@ -24,6 +24,7 @@ with the version the board has replaces it with itself, a report replaces itself
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import defaultdict
@@ -181,7 +182,9 @@ class BoardStage(StageRunner):
     # ------------------------------------------------------------------ hand-overs
     def forget(self, partition: int) -> None:
         self.partitions.pop(partition, None)
-        self._rebuild()
+
+    async def handed_over(self) -> None:
+        await self._rebuild()
 
     async def take_over(self, tps: list[TopicPartition]) -> None:
         assert self.consumer is not None
@@ -204,7 +207,7 @@ class BoardStage(StageRunner):
             else:
                 await self.consumer.seek_to_beginning(tp)
         self.partitions.update(taken)
-        self._rebuild()
+        await self._rebuild()
         log.info("board owns partitions %s: %d partials and reports restored from %d changelog records in %.1f s%s",
                  partitions, sum(len(each.records) for each in taken.values()), records, time.monotonic() - began,
                  f" ({len(self.legacy)} reports from before December 2026 ignored)"
@@ -224,21 +227,31 @@ class BoardStage(StageRunner):
         else:
             state.clocks = found
 
-    def _rebuild(self) -> None:
-        """The board of the owned partitions from their records: fences first, then partials and
-        reports (swapped in whole)."""
-        fresh, legacy = Board(), list[str]()
-        for state in self.partitions.values():
-            for source, epoch in state.fences.items():
-                fresh.fences[source] = max(fresh.fences.get(source, 0), epoch)
-        for state in self.partitions.values():
-            for key, value in state.records.items():
-                kind = partial_kind(key)
-                if kind is not None:
-                    fresh.apply_partial(msgspec.msgpack.decode(value, type=kind))
-                else:  # a report (contact, agent or issue key) of a version before December 2026
-                    legacy.append(key)
-        self.board, self.legacy = fresh, legacy
+    async def _rebuild(self) -> None:
+        """The board of the owned partitions, built off the event loop (:func:`rebuilt`) and swapped
+        in whole. Summing every partial held takes seconds on a day's state, and the loop must not
+        wait for it: it heartbeats for the worker's three consumer groups, and a member silent for
+        the group session is evicted, which hands every partition over again (docs/operations.md,
+        "Hand-overs")."""
+        states = list(self.partitions.values())
+        self.board, self.legacy = await asyncio.to_thread(rebuilt, states)
+
+
+def rebuilt(states: list[BoardPartition]) -> tuple[Board, list[str]]:
+    """The board of these partitions' records: fences first, then partials; and the keys of reports
+    of versions before December 2026 (ignored)."""
+    fresh, legacy = Board(), list[str]()
+    for state in states:
+        for source, epoch in state.fences.items():
+            fresh.fences[source] = max(fresh.fences.get(source, 0), epoch)
+    for state in states:
+        for key, value in state.records.items():
+            kind = partial_kind(key)
+            if kind is not None:
+                fresh.apply_partial(msgspec.msgpack.decode(value, type=kind))
+            else:  # a report (contact, agent or issue key) of a version before December 2026
+                legacy.append(key)
+    return fresh, legacy
 
 
 def _named(values: dict[int, int]) -> dict[str, int]:

@@ -41,7 +41,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from pipeline.board_out import fence, send_partials
+from pipeline.board_out import fence, send_partials, taken_over
 from pipeline.changelog import send_records
 from pipeline.core.contact_pass import ContactPass, PassOutput, legacy_owner
 from pipeline.core.intake import Intake, ahead, commit_metadata, progress_from_metadata, take
@@ -198,7 +198,7 @@ class IngestStage(StageRunner):
 
     async def take_over(self, tps: list[TopicPartition]) -> None:
         assert self.consumer is not None
-        await self._restore([tp.partition for tp in tps])
+        passes = await self._restore([tp.partition for tp in tps])
         found = await committed_with_metadata(self.consumer, tps)
         for tp in tps:
             stored = found.get(tp)
@@ -212,24 +212,27 @@ class IngestStage(StageRunner):
             self.committed[tp] = committed
             if committed is not None:
                 self.consumer.seek(tp, committed.offset)
-        await self._fence([tp.partition for tp in tps])
+        await self._fence(passes)
         starts = {tp.partition: (c.offset if (c := self.committed[tp]) is not None else "start") for tp in tps}
         log.info("ingest owns input partitions %s (from offsets %s)", [tp.partition for tp in tps], starts)
 
-    async def _fence(self, partitions: list[int]) -> None:
+    async def _fence(self, passes: dict[int, ContactPass]) -> None:
         """Each restored pass's new epoch, its fence and every partial it holds
-        (``pipeline.board_out.fence``), before any batch of them is processed."""
+        (``pipeline.board_out.fence``), before any batch of them is processed; then the passes are
+        the stage's."""
         began = time.monotonic()
         assert self.consumer is not None
+        partitions = sorted(passes)
         tps = [TopicPartition(self.settings.topic, p) for p in partitions]
         ends = {tp.partition: offset for tp, offset in (await self.consumer.end_offsets(tps)).items()}
-        taken = {p: self.passes[p].take_over(time.time_ns() // 1000, ends.get(p, 0)) for p in partitions}
+        taken = await taken_over(passes, ends)
         await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.state_topic, taken)
+        self.passes.update(passes)
         log.info("contacts pass: input partitions %s taken over: %d minute sums and %d live states sent to the "
                  "board in %.1f s", partitions, sum(len(each.minutes) for each in taken.values()),
                  sum(len(each.live) for each in taken.values()), time.monotonic() - began)  # fmt: skip
 
-    async def _restore(self, partitions: list[int]) -> None:
+    async def _restore(self, partitions: list[int]) -> dict[int, ContactPass]:
         """Each partition's contacts pass from its changelog partition, read whole (compacted); a
         partition whose changelog is empty takes its contacts from the Faust tables of versions
         before December 2026, if their changelogs are there (an upgrade: :meth:`_upgrade`)."""
@@ -245,10 +248,10 @@ class IngestStage(StageRunner):
         records, empty = await self.read_whole(tps, restore)
         if empty:
             records += await self._upgrade({p: passes[p] for p in empty})
-        self.passes.update(passes)
         log.info("contacts pass: restored %d contacts and %d agents of partitions %s from %d changelog records "
                  "in %.1f s", sum(p.contacts() for p in passes.values()), sum(p.agents() for p in passes.values()),
                  partitions, records, time.monotonic() - began)  # fmt: skip
+        return passes
 
     async def _upgrade(self, passes: dict[int, ContactPass]) -> int:
         """Contacts and agents of the Faust tables the contacts stage kept before December 2026,

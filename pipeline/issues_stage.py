@@ -34,7 +34,7 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from pipeline.board_out import fence, send_partials
+from pipeline.board_out import fence, send_partials, taken_over
 from pipeline.changelog import changelog_key, send_records
 from pipeline.core.issue_pass import IssueOutput, IssuePass
 from pipeline.core.targets import Targets
@@ -129,11 +129,11 @@ class IssuesStage(StageRunner):
             else:
                 await self.consumer.seek_to_beginning(tp)
                 starts[tp.partition] = "start"
-        self.passes.update(passes)
         ends = {tp.partition: offset for tp, offset in (await self.consumer.end_offsets(tps)).items()}
-        taken = {p: passes[p].take_over(time.time_ns() // 1000, ends.get(p, 0)) for p in partitions}
+        taken = await taken_over(passes, ends)
         await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.changelog, taken,
                     key=changelog_key)  # fmt: skip
+        self.passes.update(passes)
         log.info("issues stage owns issue-updates partitions %s (from offsets %s): %d issue keys restored from %d "
                  "changelog records in %.1f s", partitions, starts, sum(p.keys() for p in passes.values()), records,
                  time.monotonic() - began)  # fmt: skip

@@ -19,7 +19,13 @@ needs the same way:
 
 A subclass says what a batch does (:meth:`StageRunner.process`), how partitions are taken over
 (:meth:`StageRunner.take_over`) and what it forgets of partitions handed over
-(:meth:`StageRunner.forget`) or rewound (:meth:`StageRunner.rewound`).
+(:meth:`StageRunner.forget`, then :meth:`StageRunner.handed_over`) or rewound
+(:meth:`StageRunner.rewound`).
+
+A take-over's long computations (summing a restored state, rebuilding the board) run in a worker
+thread (``asyncio.to_thread``) on state no batch touches meanwhile, and the changelog is read in
+steps of ``RESTORE_RECORDS``: the loop must answer within the group session, for it heartbeats for
+the worker's three consumer groups (docs/operations.md, "Hand-overs").
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ log = logging.getLogger("ccpulse.stages")
 MAX_IN_FLIGHT = 128  # batches read and processed but not yet committed (their rows wait in the sink, bounded there)
 REVOKE_WAIT_SECONDS = 10.0  # how long a hand-over waits for in-flight batches to be committed
 FETCH_BYTES_PER_PARTITION = 1024 * 1024  # aiokafka's default: a batch (CCPULSE_BATCH_SIZE) is far smaller
+RESTORE_RECORDS = 5_000  # changelog records read and applied per step of a restore (~50 ms; the loop answers between)
 
 
 @dataclass
@@ -101,6 +108,9 @@ class StageRunner(Service):
 
     def forget(self, partition: int) -> None:
         """A partition was handed over: drop what the stage keeps of it."""
+
+    async def handed_over(self) -> None:
+        """After a hand-over's partitions are forgotten (the board is rebuilt without them)."""
 
     def rewound(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
         """Reading goes on from ``committed`` again: reset what the stage counted since."""
@@ -332,6 +342,8 @@ class StageRunner(Service):
         for tp in partitions:
             self.committed.pop(tp, None)
             self.forget(tp.partition)
+        if partitions:
+            await self.handed_over()
         self._changed.set()
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
@@ -357,7 +369,7 @@ class StageRunner(Service):
         pending = {tp for tp in tps if ends.get(tp, 0) > 0}
         records = 0
         while pending:
-            fetched = await self.restorer.getmany(*pending, timeout_ms=500, max_records=20_000)
+            fetched = await self.restorer.getmany(*pending, timeout_ms=500, max_records=RESTORE_RECORDS)
             for tp, found in fetched.items():
                 for record in found:
                     apply(tp, record.key, record.value)
