@@ -198,6 +198,10 @@ class StageRunner(Service):
     async def _read_batches(self) -> None:
         assert self.consumer is not None
         while not self._stopping:
+            # getmany returns records already fetched without suspending, and a send suspends only
+            # when the producer's buffer is full: on a backlog this loop would run batch after
+            # batch and hold the event loop for seconds (heartbeats, the other stages, /metrics)
+            await asyncio.sleep(0)
             if len(self._in_flight) >= MAX_IN_FLIGHT:
                 await self._wait_for_change()
                 continue
@@ -377,6 +381,7 @@ class StageRunner(Service):
             for tp in list(pending):
                 if await self.restorer.position(tp) >= ends[tp]:
                     pending.discard(tp)
+            await asyncio.sleep(0)  # as in _read_batches: the loop answers between steps
         self.restorer.assign([])
         return records, [tp.partition for tp in tps if ends.get(tp, 0) == 0]
 

@@ -1,0 +1,103 @@
+"""The stage runner gives the event loop a turn between batches, against a real broker.
+
+aiokafka's ``getmany`` returns records it has already fetched without suspending, and a send
+suspends only when the producer's buffer is full: on a backlog a stage ran batch after batch and
+held the worker's one event loop for seconds — the heartbeats of its three consumer groups, the
+other stages and /metrics waited, and on a busy machine the broker evicted the silent members
+(docs/operations.md, "Hand-overs"). A ticker on the same loop must run between any two batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from pipeline.settings import Settings
+from pipeline.sink import SinkBatch
+from pipeline.stage_runner import StageRunner
+from tests.worker_process import Deployment
+
+pytestmark = pytest.mark.integration
+
+RECORDS, PER_BATCH = 2_000, 50  # one fetch brings them all: most batches come from aiokafka's buffer
+
+
+class Crashes:
+    """The runner's app: it is only asked to crash, which must not happen here."""
+
+    def __init__(self) -> None:
+        self.problems: list[BaseException] = []
+
+    async def crash(self, problem: BaseException) -> None:
+        self.problems.append(problem)
+
+
+class CountingStage(StageRunner):
+    """A stage whose batch takes a little CPU (as a real one does) and notes the ticker's count."""
+
+    def __init__(self, ticks: list[int], **options: Any) -> None:
+        super().__init__(**options)
+        self.ticks = ticks
+        self.seen_at: list[int] = []  # the ticker's count as each batch began
+        self.read = 0
+
+    async def process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        self.seen_at.append(self.ticks[0])
+        time.sleep(0.002)  # a batch's own work holds the loop, as the contacts pass does
+        self.read += sum(len(records) for records in fetched.values())
+        commit = {tp: OffsetAndMetadata(records[-1].offset + 1, "") for tp, records in fetched.items()}
+        self.queue(await self.rows_first(commit, SinkBatch()))
+
+    async def take_over(self, tps: list[TopicPartition]) -> None:
+        assert self.consumer is not None
+        for tp in tps:
+            self.committed[tp] = None
+            await self.consumer.seek_to_beginning(tp)
+
+
+def test_a_stage_on_a_backlog_lets_the_loop_run_between_its_batches(kafka_bootstrap: str, tmp_path: Path) -> None:
+    from kafka import KafkaAdminClient, KafkaProducer
+
+    settings = Settings.from_env(Deployment(kafka_bootstrap, tmp_path).env(), env_file=None)
+    topic = f"{settings.app_id}-backlog"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=50)
+    for number in range(RECORDS):
+        producer.send(topic, value=f"{number}".encode())
+    producer.flush()
+    producer.close()
+
+    async def scenario() -> tuple[CountingStage, Crashes]:
+        ticks, app = [0], Crashes()
+
+        async def tick() -> None:
+            while True:
+                ticks[0] += 1
+                await asyncio.sleep(0)
+
+        ticker = asyncio.get_running_loop().create_task(tick())
+        stage = CountingStage(ticks, app=app, settings=settings, sink=None, stage="probe", topic=topic,
+                              max_records=PER_BATCH)  # fmt: skip
+        await stage.start()
+        deadline = time.monotonic() + 60
+        while stage.read < RECORDS and time.monotonic() < deadline and not app.problems:
+            await asyncio.sleep(0.05)
+        await stage.stop()
+        ticker.cancel()
+        return stage, app
+
+    stage, app = asyncio.run(scenario())
+    assert not app.problems
+    assert stage.read == RECORDS
+    between = [later - earlier for earlier, later in itertools.pairwise(stage.seen_at)]
+    assert len(between) >= RECORDS // PER_BATCH - 1
+    assert min(between) > 0, f"the loop got no turn between {between.count(0)} of {len(between)} pairs of batches"
