@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import orjson
 from kafka import KafkaAdminClient, KafkaProducer  # type: ignore[attr-defined]
-from kafka.admin import NewPartitions
+from kafka.admin import ConfigResource, ConfigResourceType, NewPartitions
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from pipeline.settings import Settings
@@ -23,6 +23,17 @@ log = logging.getLogger("ccpulse.kafka")
 # The broker's default message.max.bytes is ~1 MiB; the contract's own limit (64 KiB) is
 # enforced by the worker, which must receive over-size messages to dead-letter them.
 MAX_REQUEST_BYTES = 1_000_000
+
+
+# The stages' changelogs are compacted, and a take-over reads a changelog partition whole. The
+# broker compacts only segments that have rolled: by Kafka's defaults at 1 GiB or after 7 days, so
+# a restart read everything written since the topic began (a board changelog held 1.8 records per
+# input event). Rolled hourly or at 128 MiB, all but the newest segment shrink to each key's latest
+# record (and its tombstones for delete.retention.ms) once the cleaner comes by.
+COMPACTED: dict[str, str] = {"cleanup.policy": "compact", "segment.ms": str(3600 * 1000),
+                             "segment.bytes": str(128 * 1024 * 1024)}  # fmt: skip
+ROLLING = ("segment.ms", "segment.bytes")
+COMPACTED_ROLLING_TEXT = ", ".join(f"{key}={COMPACTED[key]}" for key in ROLLING)
 
 
 class KafkaUnavailable(RuntimeError):
@@ -63,7 +74,7 @@ def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: t
         for name in compacted:
             if name not in existing:
                 wanted[name] = {"num_partitions": settings.partitions, "replication_factor": -1,
-                                "configs": {"cleanup.policy": "compact"}}  # fmt: skip
+                                "configs": dict(COMPACTED)}  # fmt: skip
         if wanted:
             try:
                 admin.create_topics(wanted, timeout_ms=int(timeout_seconds * 1000), wait_for_metadata=True)
@@ -72,8 +83,36 @@ def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: t
                 pass  # another process created it first
         if per_input:
             _ensure_per_input(admin, settings, per_input, timeout_seconds)
+        _roll_sooner(admin, [name for name in (*compacted, *per_input) if name in existing])
     finally:
         admin.close()
+
+
+def _roll_sooner(admin: KafkaAdminClient, names: list[str]) -> None:
+    """Changelogs created before ccpulse set ``ROLLING`` get it, where nobody has set it (neither
+    on the topic nor in the broker's configuration); a broker that refuses (an ACL) is logged."""
+    if not names:
+        return
+    found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+    modified = found.get("topic", {})  # only what is set: on the topic, or in the broker's configuration
+    unset = {name: {key: COMPACTED[key] for key in ROLLING if key not in modified.get(name, {})} for name in names}
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=configs) for name, configs in unset.items()
+                 if configs]  # fmt: skip
+    if not resources:
+        return
+    try:
+        results = admin.alter_configs(resources).get("topic", {})
+    except KafkaError as problem:
+        results = {resource.name: str(problem) for resource in resources}
+    refused = {name: result for name, result in results.items() if result != "OK"}
+    if refused:
+        log.warning("could not set %s on the changelogs %s (%s): a take-over reads everything they hold since "
+                    "they began; set them with kafka-configs.sh (docs/operations.md, \"Hand-overs\")",
+                    COMPACTED_ROLLING_TEXT, sorted(refused), next(iter(refused.values())))  # fmt: skip
+    done = sorted(set(results) - set(refused))
+    if done:
+        log.info("changelogs %s now roll their segments hourly or at 128 MiB (%s), so the broker compacts them",
+                 done, COMPACTED_ROLLING_TEXT)  # fmt: skip
 
 
 def partition_counts(settings: Settings, names: list[str], timeout_seconds: float = 30.0) -> dict[str, int]:
@@ -94,7 +133,7 @@ def _ensure_per_input(admin: KafkaAdminClient, settings: Settings, names: tuple[
     topics = admin.describe_topics([settings.topic, *names])
     described = {t.get("topic") or t["name"]: len(t["partitions"]) for t in topics if not t.get("error_code")}
     wanted = max(described.get(settings.topic, 0), settings.partitions)
-    missing = {name: {"num_partitions": wanted, "replication_factor": -1, "configs": {"cleanup.policy": "compact"}}
+    missing = {name: {"num_partitions": wanted, "replication_factor": -1, "configs": dict(COMPACTED)}
                for name in names if name not in described}  # fmt: skip
     if missing:
         try:
