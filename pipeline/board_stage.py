@@ -52,7 +52,7 @@ from pipeline.stage_runner import StageRunner
 log = logging.getLogger("ccpulse.board")
 
 # A board message holds one ingest (or issues) batch's partials, reports or clock ticks for one
-# board partition; one per MESSAGE_SHARE events of CCPULSE_BATCH_SIZE makes a batch (500 by default).
+# board partition; one per MESSAGE_SHARE events of CCPULSE_BATCH_SIZE makes a batch (2,000 by default).
 MESSAGE_SHARE = 4
 
 

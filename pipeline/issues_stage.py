@@ -47,7 +47,7 @@ log = logging.getLogger("ccpulse.issues")
 
 # The stage takes blocks, not updates: each holds one ingest batch's issue updates for one issue
 # partition (up to ITEMS_PER_MESSAGE; ~160 on a backlog). One block per BLOCK_SHARE events of
-# CCPULSE_BATCH_SIZE keeps a batch near the work of a few ingest batches (100 blocks by default).
+# CCPULSE_BATCH_SIZE keeps a batch near the work of a few ingest batches (400 blocks by default).
 BLOCK_SHARE = 20
 
 

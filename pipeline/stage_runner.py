@@ -50,7 +50,7 @@ log = logging.getLogger("ccpulse.stages")
 
 MAX_IN_FLIGHT = 128  # batches read and processed but not yet committed (their rows wait in the sink, bounded there)
 REVOKE_WAIT_SECONDS = 10.0  # how long a hand-over waits for in-flight batches to be committed
-FETCH_BYTES_PER_PARTITION = 1024 * 1024  # aiokafka's default: a batch (CCPULSE_BATCH_SIZE) is far smaller
+FETCH_BYTES_PER_PARTITION = 1024 * 1024  # aiokafka's default: ~3,000 simulator events a partition per fetch
 RESTORE_RECORDS = 5_000  # changelog records read and applied per step of a restore (~50 ms; the loop answers between)
 
 
