@@ -93,17 +93,15 @@ def _roll_sooner(admin: KafkaAdminClient, names: list[str]) -> None:
     on the topic nor in the broker's configuration); a broker that refuses (an ACL) is logged."""
     if not names:
         return
-    found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
-    modified = found.get("topic", {})  # only what is set: on the topic, or in the broker's configuration
-    unset = {name: {key: COMPACTED[key] for key in ROLLING if key not in modified.get(name, {})} for name in names}
-    resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=configs) for name, configs in unset.items()
-                 if configs]  # fmt: skip
-    if not resources:
-        return
     try:
-        results = admin.alter_configs(resources).get("topic", {})
+        found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+        modified = found.get("topic", {})  # only what is set: on the topic, or in the broker's configuration
+        unset = {name: {key: COMPACTED[key] for key in ROLLING if key not in modified.get(name, {})} for name in names}
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=configs)
+                     for name, configs in unset.items() if configs]  # fmt: skip
+        results = admin.alter_configs(resources).get("topic", {}) if resources else {}
     except KafkaError as problem:
-        results = {resource.name: str(problem) for resource in resources}
+        results = dict.fromkeys(names, f"{type(problem).__name__}: {problem}")
     refused = {name: result for name, result in results.items() if result != "OK"}
     if refused:
         log.warning("could not set %s on the changelogs %s (%s): a take-over reads everything they hold since "

@@ -66,3 +66,28 @@ def test_changelogs_made_before_roll_sooner_unless_an_operator_set_it(kafka_boot
     assert (found[old]["segment.ms"], found[old]["segment.bytes"]) == (HOUR_MS, SEGMENT_BYTES)
     assert (found[tuned]["segment.ms"], found[tuned]["segment.bytes"]) == ("600000", SEGMENT_BYTES)
     assert found[old]["cleanup.policy"] == found[tuned]["cleanup.policy"] == COMPACTED["cleanup.policy"]
+
+
+class RefusingAdmin:
+    """A broker whose ACLs refuse topic configuration changes (the real one cannot on demand)."""
+
+    def describe_configs(self, resources: list[object]) -> dict[str, dict[str, dict[str, object]]]:
+        return {"topic": {"app-issues-changelog": {"cleanup.policy": {"value": "compact"}}}}
+
+    def alter_configs(self, resources: list[object]) -> dict[str, dict[str, str]]:
+        from kafka.errors import TopicAuthorizationFailedError
+
+        raise TopicAuthorizationFailedError("denied")
+
+
+def test_a_broker_that_refuses_is_told_of_not_crashed(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from pipeline.kafka_io import _roll_sooner
+
+    with caplog.at_level(logging.WARNING, logger="ccpulse.kafka"):
+        _roll_sooner(RefusingAdmin(), ["app-issues-changelog"])  # type: ignore[arg-type]
+    [warning] = [record.getMessage() for record in caplog.records]
+    assert "could not set segment.ms=3600000, segment.bytes=134217728" in warning
+    assert "app-issues-changelog" in warning and "TopicAuthorizationFailedError" in warning
+    assert "kafka-configs.sh" in warning
