@@ -1,7 +1,7 @@
 """The worker's pure steps on a backlog, in one process, without Kafka or ClickHouse: where the
 worker's CPU per event goes, step by step.
 
-    python -m bench.passes --events 200000 [--profile out.html] [--gc worker|default|off]
+    python -m bench.passes --events 200000 [--batch-size 8000] [--profile out.html] [--gc worker|default|off]
 
 On a shared machine two runs of one build can differ by a third, CPU time too. To compare two
 builds, count instructions instead: the same events give the same count to a few hundred
@@ -25,6 +25,7 @@ Kafka clients, the event loop and the writer process come on top (``make bench``
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import time
 from collections import defaultdict
@@ -171,8 +172,11 @@ def main() -> None:
     parser.add_argument("--gc", choices=("worker", "default", "off"), default="worker",
                         help="the collector as the worker tunes it, Python's defaults, or off (with expiry by "
                              "event time only: the same instructions on every run, for callgrind)")  # fmt: skip
+    parser.add_argument("--batch-size", type=int, default=Settings.batch_size,
+                        help="input events per fetch, as CCPULSE_BATCH_SIZE sets it in the worker (default: the "
+                             "worker's default; the environment is not read here)")  # fmt: skip
     args = parser.parse_args()
-    settings = Settings.from_env({}, env_file=None)
+    settings = dataclasses.replace(Settings.from_env({}, env_file=None), batch_size=args.batch_size)
     profiler = None
     if args.profile:
         from pyinstrument import Profiler
