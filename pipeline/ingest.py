@@ -212,6 +212,8 @@ class IngestStage(StageRunner):
             self.committed[tp] = committed
             if committed is not None:
                 self.consumer.seek(tp, committed.offset)
+            else:
+                await self.consumer.seek_to_beginning(tp)
         await self._fence(passes)
         starts = {tp.partition: (c.offset if (c := self.committed[tp]) is not None else "start") for tp in tps}
         log.info("ingest owns input partitions %s (from offsets %s)", [tp.partition for tp in tps], starts)

@@ -14,7 +14,10 @@ needs the same way:
   batch fetched before it is dropped unprocessed (the partitions' next owner reads it again); an
   assignment takes the partitions over — their state from their changelog, read whole by a
   group-less consumer (:meth:`StageRunner.read_whole`) — before any batch of theirs is processed
-  (records fetched meanwhile wait);
+  (the partitions are paused meanwhile). The take-over runs in a task of its own, not in
+  aiokafka's assignment callback: aiokafka starts a member's heartbeats only once that callback
+  has returned, so a take-over longer than the group session inside it got the member evicted,
+  and its group handed everything over again;
 - **lag**: messages not yet committed over the owned partitions.
 
 A subclass says what a batch does (:meth:`StageRunner.process`), how partitions are taken over
@@ -50,6 +53,11 @@ log = logging.getLogger("ccpulse.stages")
 
 MAX_IN_FLIGHT = 128  # batches read and processed but not yet committed (their rows wait in the sink, bounded there)
 REVOKE_WAIT_SECONDS = 10.0  # how long a hand-over waits for in-flight batches to be committed
+# How long a group waits for its members to rejoin once a rebalance has begun (aiokafka's default is
+# the session, 6-10 s): a revocation waits for a take-over under way and then for the batches in
+# flight (REVOKE_WAIT_SECONDS); a member later than this is dropped from the group, whose partitions
+# are then handed over once more. A dead member is still noticed after the session.
+REBALANCE_TIMEOUT_SECONDS = 60.0
 FETCH_BYTES_PER_PARTITION = 1024 * 1024  # aiokafka's default: ~3,000 simulator events a partition per fetch
 RESTORE_RECORDS = 5_000  # changelog records read and applied per step of a restore (~50 ms; the loop answers between)
 
@@ -92,7 +100,8 @@ class StageRunner(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self._in_flight: deque[InFlight] = deque()
         self._changed = asyncio.Event()  # a batch was added or finished
-        self._batch = asyncio.Lock()  # held while a batch is read into the in-flight queue
+        self._batch = asyncio.Lock()  # held while a batch is fetched and read into the in-flight queue
+        self._taking: asyncio.Task[None] | None = None  # the take-over of the latest assignment
         self._generation = 0  # moves on with every hand-over and rewind: older batches never commit
         self._stopping = False
 
@@ -152,6 +161,7 @@ class StageRunner(Service):
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,
             session_timeout_ms=int(settings.session_timeout_seconds * 1000),
+            rebalance_timeout_ms=int(max(REBALANCE_TIMEOUT_SECONDS, settings.session_timeout_seconds) * 1000),
             heartbeat_interval_ms=int(min(3.0, settings.session_timeout_seconds / 3) * 1000),
             metadata_max_age_ms=15_000,
             **settings.kafka_security.aiokafka_options(),  # type: ignore[arg-type]
@@ -173,6 +183,8 @@ class StageRunner(Service):
     async def on_stop(self) -> None:
         """Finish the batch in hand, commit what is finished (briefly), leave the group."""
         self._stopping = True
+        if self._taking is not None:
+            self._taking.cancel()  # its partitions' next owner (this worker too) takes them over again
         try:
             await asyncio.wait_for(self._settle(), REVOKE_WAIT_SECONDS)
         except TimeoutError:
@@ -202,17 +214,18 @@ class StageRunner(Service):
             # when the producer's buffer is full: on a backlog this loop would run batch after
             # batch and hold the event loop for seconds (heartbeats, the other stages, /metrics)
             await asyncio.sleep(0)
-            if len(self._in_flight) >= MAX_IN_FLIGHT:
+            if len(self._in_flight) >= MAX_IN_FLIGHT or self.taking_over:
                 await self._wait_for_change()
                 continue
-            fetched = await self._fetch()
-            if not fetched:
-                continue
-            async with self._batch:
+            async with self._batch:  # a hand-over or a take-over comes between batches, never within one
+                fetched = await self._fetch()
+                if not fetched:
+                    continue
                 if self.handing_over:
-                    # Fetched before a revocation that has settled since: its partitions may be
-                    # another worker's now. Dropped unsent; whoever owns them next (this worker
-                    # too) reads them again from their last commit (take_over seeks there).
+                    # Fetched during a revocation, or before the take-over that ends it: its
+                    # partitions may be another worker's now, or read from before the take-over's
+                    # seek. Dropped unsent; whoever owns them next (this worker too) reads them
+                    # again from their last commit (take_over seeks there).
                     continue
                 await self.process(fetched)
             self.after_batch()
@@ -334,6 +347,8 @@ class StageRunner(Service):
     # ------------------------------------------------------------------ hand-overs
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         self.handing_over = True
+        if self._taking is not None:
+            await asyncio.wait([self._taking])  # the take-over of these partitions ends first
         began = time.monotonic()
         try:
             await asyncio.wait_for(self._settle(), REVOKE_WAIT_SECONDS)
@@ -351,16 +366,34 @@ class StageRunner(Service):
         self._changed.set()
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
-        """Take the partitions over; no batch is processed meanwhile (records fetched already wait):
-        a partition's messages are never applied before its state is whole."""
+        """aiokafka's assignment callback: start taking the partitions over, and return at once.
+        aiokafka heartbeats for the member only after this returns; the take-over may take longer
+        than the group session (a large state). The partitions stay paused until it is done."""
+        assert self.consumer is not None
         self.taking_over = True
+        self.consumer.pause(*partitions)
+        self._taking = asyncio.get_running_loop().create_task(self._take_over(sorted(partitions)))
+
+    async def _take_over(self, tps: list[TopicPartition]) -> None:
+        """No batch is fetched or processed meanwhile: a partition's messages are never applied
+        before its state is whole. A failure stops the worker (its supervisor starts it again)."""
+        assert self.consumer is not None
         try:
             async with self._batch:
-                await self.take_over(sorted(partitions))
+                await self.take_over(tps)
                 self.handing_over = False
-                self._changed.set()
+                self.consumer.resume(*tps)
+        except asyncio.CancelledError:
+            raise
+        except Exception as problem:
+            if not self._stopping:
+                log.critical("%s: taking partitions %s over failed: %s: %s; stopping the worker (the supervisor "
+                             "restarts it; it goes on from the last commit)", self.stage, [tp.partition for tp in tps],
+                             type(problem).__name__, problem, exc_info=True)  # fmt: skip
+                await self.app.crash(problem)
         finally:
             self.taking_over = False
+            self._changed.set()
 
     async def read_whole(
         self, tps: list[TopicPartition], apply: Callable[[TopicPartition, bytes | None, bytes | None], None]

@@ -1,10 +1,15 @@
-"""The stage runner gives the event loop a turn between batches, against a real broker.
+"""The stage runner keeps its consumer in its group, against a real broker.
 
 aiokafka's ``getmany`` returns records it has already fetched without suspending, and a send
 suspends only when the producer's buffer is full: on a backlog a stage ran batch after batch and
 held the worker's one event loop for seconds — the heartbeats of its three consumer groups, the
 other stages and /metrics waited, and on a busy machine the broker evicted the silent members
 (docs/operations.md, "Hand-overs"). A ticker on the same loop must run between any two batches.
+
+aiokafka heartbeats for a member only once its assignment callback has returned: a take-over
+inside that callback that lasted longer than the group session got the member evicted, and every
+eviction brought another take-over. A take-over longer than the session must leave the member in
+its group.
 """
 
 from __future__ import annotations
@@ -62,11 +67,26 @@ class CountingStage(StageRunner):
             await self.consumer.seek_to_beginning(tp)
 
 
-def test_a_stage_on_a_backlog_lets_the_loop_run_between_its_batches(kafka_bootstrap: str, tmp_path: Path) -> None:
+class SlowTakeOver(CountingStage):
+    """A stage whose take-over lasts longer than the group session (the loop stays free)."""
+
+    def __init__(self, seconds: float, **options: Any) -> None:
+        super().__init__([0], **options)
+        self.seconds = seconds
+        self.take_overs = 0
+
+    async def take_over(self, tps: list[TopicPartition]) -> None:
+        self.take_overs += 1
+        await asyncio.sleep(self.seconds)
+        await super().take_over(tps)
+
+
+def backlog(kafka_bootstrap: str, tmp_path: Path, name: str) -> tuple[Settings, str]:
+    """Settings for a stage (the tests' 6 s group session) and a topic of RECORDS records."""
     from kafka import KafkaAdminClient, KafkaProducer
 
     settings = Settings.from_env(Deployment(kafka_bootstrap, tmp_path).env(), env_file=None)
-    topic = f"{settings.app_id}-backlog"
+    topic = f"{settings.app_id}-{name}"
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
     admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
     admin.close()
@@ -75,6 +95,34 @@ def test_a_stage_on_a_backlog_lets_the_loop_run_between_its_batches(kafka_bootst
         producer.send(topic, value=f"{number}".encode())
     producer.flush()
     producer.close()
+    return settings, topic
+
+
+def test_a_take_over_longer_than_the_session_keeps_the_member_in_its_group(kafka_bootstrap: str,
+                                                                            tmp_path: Path) -> None:  # fmt: skip
+    settings, topic = backlog(kafka_bootstrap, tmp_path, "slow-take-over")
+    seconds = settings.session_timeout_seconds + 3
+
+    async def scenario() -> tuple[SlowTakeOver, Crashes]:
+        app = Crashes()
+        stage = SlowTakeOver(seconds, app=app, settings=settings, sink=None, stage="slow", topic=topic,
+                             max_records=PER_BATCH)  # fmt: skip
+        await stage.start()
+        deadline = time.monotonic() + seconds + 30
+        while stage.read < RECORDS and time.monotonic() < deadline and not app.problems:
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(settings.session_timeout_seconds)  # an eviction would show by now
+        await stage.stop()
+        return stage, app
+
+    stage, app = asyncio.run(scenario())
+    assert not app.problems
+    assert stage.take_overs == 1, f"the member was evicted and took its partition over {stage.take_overs} times"
+    assert stage.read == RECORDS
+
+
+def test_a_stage_on_a_backlog_lets_the_loop_run_between_its_batches(kafka_bootstrap: str, tmp_path: Path) -> None:
+    settings, topic = backlog(kafka_bootstrap, tmp_path, "backlog")
 
     async def scenario() -> tuple[CountingStage, Crashes]:
         ticks, app = [0], Crashes()
