@@ -100,7 +100,7 @@ class StageRunner(Service):
         self.consumer: AIOKafkaConsumer | None = None
         self._in_flight: deque[InFlight] = deque()
         self._changed = asyncio.Event()  # a batch was added or finished
-        self._batch = asyncio.Lock()  # held while a batch is fetched and read into the in-flight queue
+        self._batch = asyncio.Lock()  # held while a batch is read into the in-flight queue
         self._taking: asyncio.Task[None] | None = None  # the take-over of the latest assignment
         self._generation = 0  # moves on with every hand-over and rewind: older batches never commit
         self._stopping = False
@@ -217,15 +217,17 @@ class StageRunner(Service):
             if len(self._in_flight) >= MAX_IN_FLIGHT or self.taking_over:
                 await self._wait_for_change()
                 continue
-            async with self._batch:  # a hand-over or a take-over comes between batches, never within one
-                fetched = await self._fetch()
-                if not fetched:
-                    continue
+            # Not under the batch lock: during a rebalance getmany waits for the next assignment,
+            # which waits for the revocation, which waits for the lock. Records fetched before a
+            # take-over's pause or seek are not returned after it (aiokafka drops them).
+            fetched = await self._fetch()
+            if not fetched:
+                continue
+            async with self._batch:
                 if self.handing_over:
-                    # Fetched during a revocation, or before the take-over that ends it: its
-                    # partitions may be another worker's now, or read from before the take-over's
-                    # seek. Dropped unsent; whoever owns them next (this worker too) reads them
-                    # again from their last commit (take_over seeks there).
+                    # Fetched before a revocation that has settled since: its partitions may be
+                    # another worker's now. Dropped unsent; whoever owns them next (this worker
+                    # too) reads them again from their last commit (take_over seeks there).
                     continue
                 await self.process(fetched)
             self.after_batch()
@@ -349,6 +351,7 @@ class StageRunner(Service):
         self.handing_over = True
         if self._taking is not None:
             await asyncio.wait([self._taking])  # the take-over of these partitions ends first
+            self.handing_over = True  # (its end let batches go on)
         began = time.monotonic()
         try:
             await asyncio.wait_for(self._settle(), REVOKE_WAIT_SECONDS)
