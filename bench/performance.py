@@ -334,6 +334,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     rows = [row for row in results["throughput"] if "events_per_second" in row]  # failed peers: no bar
     names = [row["name"] for row in rows]
@@ -351,6 +352,8 @@ def plot(results: dict[str, Any], path: Path) -> None:
     bars = left.barh(names, [row["events_per_second"] for row in rows], color=colours)
     left.bar_label(bars, labels=[f"{row['events_per_second']:,.0f}" for row in rows], padding=3)
     left.set_xscale("log")
+    left.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # 2x10^4, 3x10^4, ... overlapped
+    left.set_xlim(right=max(row["events_per_second"] for row in rows) * 4)  # room for the largest bar's label
     left.set_xlabel("events per second, log scale (higher is better)")
     left.invert_yaxis()
     left.set_title(f"{results['events']:,} simulator events, one process each")

@@ -351,7 +351,7 @@ class StageRunner(Service):
         self.handing_over = True
         if self._taking is not None:
             await asyncio.wait([self._taking])  # the take-over of these partitions ends first
-            self.handing_over = True  # (its end let batches go on)
+            self.handing_over = True  # the take-over's end cleared it
         began = time.monotonic()
         try:
             await asyncio.wait_for(self._settle(), REVOKE_WAIT_SECONDS)
@@ -386,9 +386,7 @@ class StageRunner(Service):
                 await self.take_over(tps)
                 self.handing_over = False
                 self.consumer.resume(*tps)
-        except asyncio.CancelledError:
-            raise
-        except Exception as problem:
+        except Exception as problem:  # not a cancellation (on_stop): that is a BaseException
             if not self._stopping:
                 log.critical("%s: taking partitions %s over failed: %s: %s; stopping the worker (the supervisor "
                              "restarts it; it goes on from the last commit)", self.stage, [tp.partition for tp in tps],
