@@ -37,7 +37,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,7 +95,6 @@ class StageRunner(Service):
         self.max_records = max_records
         self.restorer: AIOKafkaConsumer | None = None  # reads the state changelog (no group)
         self.handing_over = False  # between a revocation and the next assignment's take-over
-        self.taking_over = False  # while an assignment's partitions are taken over
         self.committed: dict[TopicPartition, OffsetAndMetadata | None] = {}  # per owned partition
         self.consumer: AIOKafkaConsumer | None = None
         self._in_flight: deque[InFlight] = deque()
@@ -128,6 +127,11 @@ class StageRunner(Service):
         """Called after every processed batch (the ingest stage aligns partitions here)."""
 
     # ------------------------------------------------------------------ what the worker reads
+    @property
+    def taking_over(self) -> bool:
+        """While an assignment's partitions are taken over."""
+        return self._taking is not None and not self._taking.done()
+
     def in_flight(self) -> int:
         return len(self._in_flight)
 
@@ -177,8 +181,8 @@ class StageRunner(Service):
         await self.restorer.start()
         self.consumer.subscribe([self.topic], listener=_HandOver(self))
         await self.consumer.start()
-        self.add_future(self._read())
-        self.add_future(self._commit())
+        self.add_future(self._or_stop("stopped", self._read_batches()))
+        self.add_future(self._or_stop("commits stopped", self._commit_in_order()))
 
     async def on_stop(self) -> None:
         """Finish the batch in hand, commit what is finished (briefly), leave the group."""
@@ -196,15 +200,17 @@ class StageRunner(Service):
             await self.restorer.stop()
 
     # ------------------------------------------------------------------ reading
-    async def _read(self) -> None:
+    async def _or_stop(self, what: str, work: Awaitable[None]) -> None:
+        """``work``; if it fails (a bug, or a Kafka error the client does not retry), stop the
+        worker: its supervisor starts it again, and it goes on from the last commit. A
+        cancellation (on_stop) is a BaseException and passes."""
         try:
-            await self._read_batches()
-        except Exception as problem:  # a bug, or a Kafka error the client does not retry: stop the worker
+            await work
+        except Exception as problem:
             if self._stopping:
                 return
-            log.critical("%s stopped: %s: %s; stopping the worker (the supervisor restarts it; it goes on "
-                         "from the last commit)", self.stage, type(problem).__name__, problem,
-                         exc_info=True)  # fmt: skip
+            log.critical("%s %s: %s: %s; stopping the worker (the supervisor restarts it; it goes on from the "
+                         "last commit)", self.stage, what, type(problem).__name__, problem, exc_info=True)  # fmt: skip
             await self.app.crash(problem)
 
     async def _read_batches(self) -> None:
@@ -275,16 +281,6 @@ class StageRunner(Service):
         self._changed.set()
 
     # ------------------------------------------------------------------ committing, in order
-    async def _commit(self) -> None:
-        try:
-            await self._commit_in_order()
-        except Exception as problem:
-            if self._stopping:
-                return
-            log.critical("%s commits stopped: %s: %s; stopping the worker", self.stage, type(problem).__name__,
-                         problem, exc_info=True)  # fmt: skip
-            await self.app.crash(problem)
-
     async def _commit_in_order(self) -> None:
         assert self.consumer is not None
         while True:
@@ -373,28 +369,23 @@ class StageRunner(Service):
         aiokafka heartbeats for the member only after this returns; the take-over may take longer
         than the group session (a large state). The partitions stay paused until it is done."""
         assert self.consumer is not None
-        self.taking_over = True
         self.consumer.pause(*partitions)
-        self._taking = asyncio.get_running_loop().create_task(self._take_over(sorted(partitions)))
+        tps = sorted(partitions)
+        self._taking = asyncio.get_running_loop().create_task(
+            self._or_stop(f"taking partitions {[tp.partition for tp in tps]} over failed", self._take_over(tps))
+        )
 
     async def _take_over(self, tps: list[TopicPartition]) -> None:
         """No batch is fetched or processed meanwhile: a partition's messages are never applied
-        before its state is whole. A failure stops the worker (its supervisor starts it again)."""
+        before its state is whole."""
         assert self.consumer is not None
         try:
             async with self._batch:
                 await self.take_over(tps)
                 self.handing_over = False
                 self.consumer.resume(*tps)
-        except Exception as problem:  # not a cancellation (on_stop): that is a BaseException
-            if not self._stopping:
-                log.critical("%s: taking partitions %s over failed: %s: %s; stopping the worker (the supervisor "
-                             "restarts it; it goes on from the last commit)", self.stage, [tp.partition for tp in tps],
-                             type(problem).__name__, problem, exc_info=True)  # fmt: skip
-                await self.app.crash(problem)
         finally:
-            self.taking_over = False
-            self._changed.set()
+            self._changed.set()  # the read loop looks again (taking_over is false once this returns)
 
     async def read_whole(
         self, tps: list[TopicPartition], apply: Callable[[TopicPartition, bytes | None, bytes | None], None]
