@@ -36,6 +36,7 @@ from typing import Any
 import orjson
 from kafka.partitioner.default import murmur2
 
+from pipeline.collector import tune_garbage_collection
 from pipeline.core.board import Board, MinutePartial
 from pipeline.core.contact_pass import ContactPass
 from pipeline.core.facts import board_minutes
@@ -49,7 +50,6 @@ from pipeline.kafka_io import message_key
 from pipeline.settings import Settings
 from pipeline.simulation import Simulation
 from pipeline.warehouse_process import pack_write
-from pipeline.worker import tune_garbage_collection
 
 
 @dataclass
@@ -115,7 +115,7 @@ def run(count: int, settings: Settings, gc_mode: str = "worker") -> Timings:
     retention_us = int(settings.contact_retention_hours * 3600 * 1_000_000)
     logs = partitioned(events(count), partitions)
     if gc_mode == "worker":
-        tune_garbage_collection()  # as the worker does (pipeline/worker.py): the input is frozen with it
+        tune_garbage_collection()  # as the worker does (pipeline/collector.py): the input is frozen with it
     elif gc_mode == "off":
         gc.disable()
     wall = (lambda: 0.0) if gc_mode == "off" else time.monotonic  # 0: expiry by event time only

@@ -31,6 +31,7 @@ from typing import Any
 import msgspec
 
 from pipeline import console
+from pipeline.collector import tune_garbage_collection
 from pipeline.core.facts import Minute, MinuteSums, Row
 from pipeline.warehouse import Migration, Warehouse, WarehouseError, connect
 
@@ -210,6 +211,7 @@ def serve(writes: Connection, queries: Connection, url: str, database: str, migr
             return
     writes.send(("ready", applied))
     threading.Thread(target=_answer_queries, args=(queries, url, database), name="queries", daemon=True).start()
+    tune_garbage_collection()  # as the worker's: a flush decodes into ~60,000 lists (pipeline/collector.py)
     while True:
         try:
             request = writes.recv()

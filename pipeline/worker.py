@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import atexit
-import gc
 import logging
 
 from faust.worker import Worker
 
 from pipeline import console
 from pipeline.board_stage import board_changelogs
+from pipeline.collector import tune_garbage_collection
 from pipeline.core.targets import Targets
 from pipeline.issues_stage import issues_changelog
 from pipeline.kafka_io import ensure_topics
@@ -20,24 +20,6 @@ from pipeline.warehouse import Warehouse, WarehouseError, connect, database_of, 
 from pipeline.warehouse_process import WarehouseProcess
 
 log = logging.getLogger("ccpulse.worker")
-
-
-# Python's cyclic garbage collector, as the worker needs it. With the defaults (700, 10, 10) a
-# backlog of 1 M events spent 13.5 µs per event in it, 10.2 of them in full collections that walk
-# every object the passes and the board hold (the state grows with the contacts kept, so each one
-# costs more); with these, 0.8, and the pure steps took 44.4 µs per event instead of 57.3
-# (bench/passes.py, docs/performance.md). The state is freed by reference counting (records are
-# bytes, sums plain objects); the cycles the event loop and the Kafka clients make mostly die
-# young, in the young generations, which still run every GC_THRESHOLDS[0] allocations; a full
-# collection still comes, rarely (tests/integration/test_memory.py: RSS stays flat for days).
-GC_THRESHOLDS = (50_000, 20, 100)
-
-
-def tune_garbage_collection() -> None:
-    """Fewer collections, and none of what start-up built (imports, the app) walked again."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(*GC_THRESHOLDS)
 
 
 def run_worker(settings: Settings, verbose: bool = False) -> int:
