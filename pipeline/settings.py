@@ -120,6 +120,7 @@ class Settings:
     # that went silent after a coordinator change has been seen): the worker exits with code 3 so
     # that its supervisor restarts it; state is restored from the changelogs. 0 turns this off.
     stall_seconds: float = 120.0
+    stop_seconds: float = 25.0  # a stop that takes longer (Kafka unreachable) ends the process: nothing is lost
     kafka_security: KafkaSecurity = KafkaSecurity()
     clickhouse_database: str = "ccpulse"
     # The sink: rows are written when this many are pending, or when the oldest has waited this
@@ -253,6 +254,7 @@ class Settings:
             ),
             session_timeout_seconds=number("CCPULSE_KAFKA_SESSION_TIMEOUT", cls.session_timeout_seconds, 6.0, 300.0),
             stall_seconds=number("CCPULSE_STALL_SECONDS", cls.stall_seconds, 0.0, 86_400.0),
+            stop_seconds=number("CCPULSE_STOP_SECONDS", cls.stop_seconds, 0.0, 86_400.0),
             kafka_security=security,
         )
 
