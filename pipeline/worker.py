@@ -6,6 +6,7 @@ import atexit
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from faust.worker import Worker
@@ -55,7 +56,7 @@ def run_worker(settings: Settings, verbose: bool = False) -> int:
     worker.spinner = None  # its terminal codes would land in every log file
 
     async def deadline(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:  # as the stop begins
-        stop_deadline(settings.stop_seconds)
+        stop_deadline(settings.stop_seconds, crashed=lambda: app.crash_reason is not None)
 
     app.on_before_shutdown.connect(deadline)  # type: ignore[arg-type]  # mypy: a coroutine function is an Awaitable one
 
@@ -64,8 +65,9 @@ def run_worker(settings: Settings, verbose: bool = False) -> int:
     return 0
 
 
-def stop_deadline(seconds: float) -> None:
-    """End the process if its stop takes longer than ``seconds`` (0: wait as long as it takes).
+def stop_deadline(seconds: float, crashed: Callable[[], bool]) -> None:
+    """End the process if its stop takes longer than ``seconds`` (0: wait as long as it takes):
+    with code 0, or 1 if the stop follows a crash (``crashed()``), as the stop would have.
 
     With Kafka unreachable a stop can wait for ever: Faust flushes its producer, and aiokafka
     retries a batch for ever while its partition's leader is known but unreachable (measured: a
@@ -80,7 +82,7 @@ def stop_deadline(seconds: float) -> None:
         log.warning("worker: the stop took longer than %.0f s (CCPULSE_STOP_SECONDS; is Kafka reachable?): "
                     "exiting now. Nothing is lost: the next start goes on from the last commit", seconds)  # fmt: skip
         logging.shutdown()
-        os._exit(0)
+        os._exit(1 if crashed() else 0)
 
     timer = threading.Timer(seconds, cut_short)
     timer.daemon = True
