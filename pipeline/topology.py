@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import secrets
 import time
 from collections.abc import Callable
@@ -292,8 +291,7 @@ def _watch_lag(app: faust.App, wiring: Wiring) -> None:
     def stalled(message: str, *args: Any) -> None:
         log.critical(message, *args)
         _log_stall_report(sink, stages, app)
-        logging.shutdown()
-        os._exit(EXIT_STALLED)
+        console.exit_now(EXIT_STALLED)
 
     @app.timer(interval=1.0)
     async def measure_lag() -> None:

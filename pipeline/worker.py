@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -81,8 +80,7 @@ def stop_deadline(seconds: float, crashed: Callable[[], bool]) -> None:
     def cut_short() -> None:
         log.warning("worker: the stop took longer than %.0f s (CCPULSE_STOP_SECONDS; is Kafka reachable?): "
                     "exiting now. Nothing is lost: the next start goes on from the last commit", seconds)  # fmt: skip
-        logging.shutdown()
-        os._exit(1 if crashed() else 0)
+        console.exit_now(1 if crashed() else 0)
 
     timer = threading.Timer(seconds, cut_short)
     timer.daemon = True

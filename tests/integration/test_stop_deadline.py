@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.local_broker import launcher
 from tests.worker_process import Deployment
 
 pytestmark = pytest.mark.integration
@@ -21,8 +20,8 @@ pytestmark = pytest.mark.integration
 STOP_SECONDS = 5
 
 
-def test_a_worker_whose_broker_is_gone_stops_within_its_deadline_and_says_why(tmp_path: Path) -> None:
-    kafka = launcher()
+def test_a_worker_whose_broker_is_gone_stops_within_its_deadline_and_says_why(kafka_launcher, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
+    kafka = kafka_launcher
     broker = kafka.start(tmp_path / "broker", port=0)
     try:
         deployment = Deployment(broker.bootstrap, tmp_path / "run", partitions=2,
