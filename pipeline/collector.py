@@ -16,7 +16,12 @@ again: 24 young collections on 200,000 events, 4.2 µs per event (bench/passes.p
 ``gc.callbacks`` timer), against 2 and 0.7 µs with 200,000. End to end on a 1 M-event backlog
 (alternated, two runs each): worker 56.0 / 55.8 → 50.9 / 52.5 µs per event, writer 21.2 / 21.2 →
 19.6 / 19.6, 15,779 / 16,385 → 17,387 / 17,391 events/s, peak RSS unchanged (423–433 MiB worker).
-500,000 gained no more and held 25–40 MiB more.
+500,000 gained no more and held 25–40 MiB more. The price is a longer pause now and then: the board's
+partials and the passes' sums are replaced, not added to (no *net* allocation), so their new
+versions pile up in the young generation between collections, and the collection that comes walks
+them all — the longest 385 ms on a 2 M-event backlog (143 ms before), a few such per million events
+(docs/performance.md, "The young generation's threshold"). ``gc=False`` on the msgspec structs
+did not shorten it (the tuples inside them stay tracked).
 
 The writer process decodes each flush into lists (~60,000 rows while catching up): with the
 defaults, collections walked them over and over as they were built (23% of the writer's profile
