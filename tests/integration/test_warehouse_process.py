@@ -63,12 +63,21 @@ def test_a_killed_writer_process_is_replaced_and_nothing_is_lost_or_counted_twic
                         break
                     await asyncio.sleep(0.02)
                 os.kill(first_pid or 0, signal.SIGKILL)
+                for _ in range(500):  # until it has ended, every thread of it (a zombie leader is not enough)
+                    if writer.pid is None:
+                        break
+                    await asyncio.sleep(0.02)
+                assert writer.pid is None, "the killed writer process is still running after 10 s"
         for _ in range(500):
             if len(durable) == 6:
                 break
             await asyncio.sleep(0.05)
         assert durable == [0, 1, 2, 3, 4, 5]  # in order, every one
-        assert sink.health.errors >= 1 and not sink.health.failing  # it failed once, was retried, recovered
+        # Dead before the next flush, it is noticed and replaced before that write: no write failed.
+        # (Which of the two happens was left to timing until 2026-12-06, and the test flaked: a
+        # process that dies *during* a write fails that write, which is retried -- the path
+        # test_a_hung_writer_process_is_replaced takes every time.)
+        assert sink.health.errors == 0 and not sink.health.failing
         sink.stop()
 
     asyncio.run(scenario())
