@@ -65,6 +65,11 @@ class BoardMessage(Struct, array_like=True, frozen=True):
 # at most ITEMS_PER_MESSAGE items, instead of one message per item (a send costs far more
 # than an item). Order within a partition is kept, and every item is idempotent on its own.
 ITEMS_PER_MESSAGE = 1000
+# ... and at most MAX_MESSAGE_BYTES each, well under the producer's request limit (Faust's
+# producer_max_request_size, 1,000,000 bytes; the broker's message.max.bytes, ~1 MiB): items differ
+# in size (an agent's recent intervals run to ~1 KB), and 1,000 of them once made a message of
+# 1,025,719 bytes that the producer refused, which stopped the worker (docs/operations.md).
+MAX_MESSAGE_BYTES = 512 * 1024
 
 _encoder = msgspec.msgpack.Encoder()
 issue_update_decoder = msgspec.msgpack.Decoder(list[IssueUpdate])
@@ -112,4 +117,17 @@ def _messages(items: Iterable[T], key: Callable[[T], str], partitions: int,
         by_partition[partition_of(key(item), partitions)].append(item)
     for destination, found in by_partition.items():
         for chunk in chunks(found):
-            yield destination, encode(message(chunk))
+            for encoded in _within_limit(chunk, message):
+                yield destination, encoded
+
+
+def _within_limit(items: list[T], message: Callable[[list[T]], object]) -> Iterator[bytes]:
+    """``items`` as one message, or halved (in order) until each is at most MAX_MESSAGE_BYTES; a
+    single item over it goes alone (no item comes near: the largest seen is ~5 KB)."""
+    encoded = encode(message(items))
+    if len(encoded) <= MAX_MESSAGE_BYTES or len(items) == 1:
+        yield encoded
+        return
+    half = len(items) // 2
+    yield from _within_limit(items[:half], message)
+    yield from _within_limit(items[half:], message)
