@@ -10,14 +10,14 @@ needs the same way:
 - **commits in order**: a batch's offsets are committed only once every message it produced is
   acknowledged by the broker and its rows are durable in ClickHouse, and never before an earlier
   batch's; a send that failed for good reads everything again from the last commit (a rewind);
-- **hand-overs**: a revocation waits (briefly) for the batches in flight to be committed, and a
-  batch fetched before it is dropped unprocessed (the partitions' next owner reads it again); an
-  assignment takes the partitions over — their state from their changelog, read whole by a
-  group-less consumer (:meth:`StageRunner.read_whole`) — before any batch of theirs is processed
-  (the partitions are paused meanwhile). The take-over runs in a task of its own, not in
-  aiokafka's assignment callback: aiokafka starts a member's heartbeats only once that callback
-  has returned, so a take-over longer than the group session inside it got the member evicted,
-  and its group handed everything over again;
+- **hand-overs**: a revocation cancels a take-over under way and waits (briefly) for the batches
+  in flight to be committed, and a batch fetched before it is dropped unprocessed (the
+  partitions' next owner reads it again); an assignment takes the partitions over — their state
+  from their changelog, read whole by a group-less consumer (:meth:`StageRunner.read_whole`) —
+  before any batch of theirs is processed (the partitions are paused meanwhile). The take-over
+  runs in a task of its own, not in aiokafka's assignment callback: aiokafka starts a member's
+  heartbeats only once that callback has returned, so a take-over longer than the group session
+  inside it got the member evicted, and its group handed everything over again;
 - **lag**: messages not yet committed over the owned partitions.
 
 A subclass says what a batch does (:meth:`StageRunner.process`), how partitions are taken over
@@ -54,7 +54,7 @@ log = logging.getLogger("ccpulse.stages")
 MAX_IN_FLIGHT = 128  # batches read and processed but not yet committed (their rows wait in the sink, bounded there)
 REVOKE_WAIT_SECONDS = 10.0  # how long a hand-over waits for in-flight batches to be committed
 # How long a group waits for its members to rejoin once a rebalance has begun (aiokafka's default is
-# the session, 6-10 s): a revocation waits for a take-over under way and then for the batches in
+# the session, 6-10 s): a revocation cancels a take-over under way and waits for the batches in
 # flight (REVOKE_WAIT_SECONDS); a member later than this is dropped from the group, whose partitions
 # are then handed over once more. A dead member is still noticed after the session.
 REBALANCE_TIMEOUT_SECONDS = 60.0
@@ -344,10 +344,20 @@ class StageRunner(Service):
 
     # ------------------------------------------------------------------ hand-overs
     async def revoked(self, partitions: set[TopicPartition]) -> None:
+        """aiokafka's revocation callback (every owned partition: its rebalances are eager). A
+        take-over still under way is cancelled, not waited for: its partitions are being handed over
+        and their next owner (this worker too) takes them over again from the changelogs, so waiting
+        only held the whole group's rebalance for as long as the take-over had left (a large state:
+        minutes, beyond REBALANCE_TIMEOUT_SECONDS, and the member was dropped from its group).
+        Cancelled at any await it leaves what a crash leaves, and less: what it restored is not
+        the stage's yet, or is forgotten below; its thread (a sum over restored state) ends on
+        its own, its result unused."""
         self.handing_over = True
-        if self._taking is not None:
-            await asyncio.wait([self._taking])  # the take-over of these partitions ends first
-            self.handing_over = True  # the take-over's end cleared it
+        if self._taking is not None and not self._taking.done():
+            self._taking.cancel()
+            await asyncio.wait([self._taking])
+            log.info("%s hand-over: the take-over of partitions under way was cancelled", self.stage)
+        self.handing_over = True  # a take-over's end clears it
         began = time.monotonic()
         try:
             await asyncio.wait_for(self._settle(), REVOKE_WAIT_SECONDS)

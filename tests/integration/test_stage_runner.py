@@ -67,6 +67,23 @@ class CountingStage(StageRunner):
             await self.consumer.seek_to_beginning(tp)
 
 
+class FirstTakeOverSlow(CountingStage):
+    """A stage whose first take-over would last ``seconds`` (a large state); the next ones are quick."""
+
+    def __init__(self, seconds: float, **options: Any) -> None:
+        super().__init__([0], **options)
+        self.seconds = seconds
+        self.take_overs = 0
+        self.finished_take_overs = 0
+
+    async def take_over(self, tps: list[TopicPartition]) -> None:
+        self.take_overs += 1
+        if self.take_overs == 1:
+            await asyncio.sleep(self.seconds)
+        await super().take_over(tps)
+        self.finished_take_overs += 1
+
+
 class SlowTakeOver(CountingStage):
     """A stage whose take-over lasts longer than the group session (the loop stays free)."""
 
@@ -81,18 +98,18 @@ class SlowTakeOver(CountingStage):
         await super().take_over(tps)
 
 
-def backlog(kafka_bootstrap: str, tmp_path: Path, name: str) -> tuple[Settings, str]:
+def backlog(kafka_bootstrap: str, tmp_path: Path, name: str, partitions: int = 1) -> tuple[Settings, str]:
     """Settings for a stage (the tests' 6 s group session) and a topic of RECORDS records."""
     from kafka import KafkaAdminClient, KafkaProducer
 
     settings = Settings.from_env(Deployment(kafka_bootstrap, tmp_path).env(), env_file=None)
     topic = f"{settings.app_id}-{name}"
     admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
+    admin.create_topics({topic: {"num_partitions": partitions, "replication_factor": 1}}, wait_for_metadata=True)
     admin.close()
     producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=50)
     for number in range(RECORDS):
-        producer.send(topic, value=f"{number}".encode())
+        producer.send(topic, value=f"{number}".encode(), partition=number % partitions)
     producer.flush()
     producer.close()
     return settings, topic
@@ -119,6 +136,42 @@ def test_a_take_over_longer_than_the_session_keeps_the_member_in_its_group(kafka
     assert not app.problems
     assert stage.take_overs == 1, f"the member was evicted and took its partition over {stage.take_overs} times"
     assert stage.read == RECORDS
+
+
+def test_a_rebalance_during_a_long_take_over_cancels_it_instead_of_holding_the_group(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """A second member joins while the first is in a take-over that would last 120 s: the first
+    member's revocation cancels it (before, it waited for it, and the group's rebalance with it,
+    up to the 60 s rebalance timeout), and the two share the partitions within seconds."""
+    settings, topic = backlog(kafka_bootstrap, tmp_path, "rebalance-during-take-over", partitions=2)
+
+    async def scenario() -> tuple[FirstTakeOverSlow, CountingStage, Crashes, float]:
+        app = Crashes()
+        first = FirstTakeOverSlow(120, app=app, settings=settings, sink=None, stage="shared", topic=topic,
+                                  max_records=PER_BATCH)  # fmt: skip
+        await first.start()
+        deadline = time.monotonic() + 30
+        while first.take_overs == 0 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert first.taking_over
+        joined = time.monotonic()
+        second = CountingStage([0], app=app, settings=settings, sink=None, stage="shared", topic=topic,
+                               max_records=PER_BATCH)  # fmt: skip
+        await second.start()
+        deadline = time.monotonic() + 40
+        while first.read + second.read < RECORDS and time.monotonic() < deadline and not app.problems:
+            await asyncio.sleep(0.05)
+        shared = time.monotonic() - joined
+        await second.stop()
+        await first.stop()
+        return first, second, app, shared
+
+    first, second, app, shared = asyncio.run(scenario())
+    assert not app.problems
+    assert first.read + second.read == RECORDS, f"read {first.read} + {second.read} in {shared:.0f} s"
+    assert first.finished_take_overs >= 1 and first.read > 0 and second.read > 0  # both took a partition
+    assert shared < 40
 
 
 def test_a_stage_on_a_backlog_lets_the_loop_run_between_its_batches(kafka_bootstrap: str, tmp_path: Path) -> None:
