@@ -107,6 +107,9 @@ class Settings:
     # the stages give the loop a turn between batches (pipeline/stage_runner.py).
     batch_size: int = 8000
     batch_seconds: float = 0.1
+    # The same wait for the board and the issues stage while caught up (live traffic): fewer, fuller
+    # batches for a few ms of freshness (docs/performance.md, "The stages' live linger"). 0: no wait.
+    live_batch_seconds: float = 0.03
     log_level: str = "info"
     # How long the group waits for a silent worker before handing its partitions to others:
     # the recovery time after a crash. Lower is faster recovery; too low evicts a busy worker.
@@ -248,6 +251,7 @@ class Settings:
             targets_file=Path(targets) if targets else None,
             batch_size=integer("CCPULSE_BATCH_SIZE", cls.batch_size, 1, 1_000_000),
             batch_seconds=number("CCPULSE_BATCH_SECONDS", cls.batch_seconds, 0.001, 60.0),
+            live_batch_seconds=number("CCPULSE_LIVE_BATCH_SECONDS", cls.live_batch_seconds, 0.0, 60.0),
             log_level=log_level,
             contact_retention_hours=number(
                 "CCPULSE_CONTACT_RETENTION_HOURS", cls.contact_retention_hours, 1.0, 24 * 90

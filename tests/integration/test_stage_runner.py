@@ -202,3 +202,65 @@ def test_a_stage_on_a_backlog_lets_the_loop_run_between_its_batches(kafka_bootst
     between = [later - earlier for earlier, later in itertools.pairwise(stage.seen_at)]
     assert len(between) >= RECORDS // PER_BATCH - 1
     assert min(between) > 0, f"the loop got no turn between {between.count(0)} of {len(between)} pairs of batches"
+
+
+class BatchSizes(CountingStage):
+    """A stage that notes how many records each batch held."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__([0], **options)
+        self.sizes: list[int] = []
+
+    async def process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
+        self.sizes.append(sum(len(records) for records in fetched.values()))
+        await super().process(fetched)
+
+
+def test_a_caught_up_stage_waits_the_live_linger_not_the_backlogs_for_a_fuller_batch(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """Live traffic a record every 20 ms for 3 s: with the live linger (0.2 s) a batch holds what
+    came within 0.2 s of its first record, so the 150 records come in at most ~15 batches plus the
+    ones a slow machine splits; with the backlog's wait (5 s here) they would come in one."""
+    from kafka import KafkaAdminClient, KafkaProducer
+
+    settings = Settings.from_env(Deployment(kafka_bootstrap, tmp_path,
+                                            extra_env={"CCPULSE_BATCH_SECONDS": "5",
+                                                       "CCPULSE_LIVE_BATCH_SECONDS": "0.2"}).env(),
+                                 env_file=None)  # fmt: skip
+    topic = f"{settings.app_id}-live"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics({topic: {"num_partitions": 1, "replication_factor": 1}}, wait_for_metadata=True)
+    admin.close()
+    records, spacing = 150, 0.02
+
+    async def scenario() -> tuple[BatchSizes, Crashes]:
+        app = Crashes()
+        stage = BatchSizes(app=app, settings=settings, sink=None, stage="live", topic=topic,
+                           max_records=10_000, linger=True)  # fmt: skip
+        await stage.start()
+        deadline = time.monotonic() + 30
+        while (not stage.committed or stage.taking_over) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)  # live from its first record: the partition is taken over
+        producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, linger_ms=0)
+
+        def trickle() -> None:
+            for number in range(records):
+                producer.send(topic, value=f"{number}".encode())
+                producer.flush()
+                time.sleep(spacing)
+
+        await asyncio.get_running_loop().run_in_executor(None, trickle)
+        producer.close()
+        deadline = time.monotonic() + 30
+        while stage.read < records and time.monotonic() < deadline and not app.problems:
+            await asyncio.sleep(0.05)
+        await stage.stop()
+        return stage, app
+
+    stage, app = asyncio.run(scenario())
+    assert not app.problems
+    assert stage.read == records
+    assert not stage.catching_up
+    assert len(stage.sizes) <= 25, f"no live linger: {len(stage.sizes)} batches of {stage.sizes}"
+    assert len(stage.sizes) >= 8, f"the backlog's wait, not the live one: {len(stage.sizes)} batches of {stage.sizes}"

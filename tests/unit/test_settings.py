@@ -36,6 +36,7 @@ def test_environment_overrides_and_env_file(tmp_path: Path) -> None:
         ("CCPULSE_TIMEZONE", "Mars/Olympus", "IANA"),
         ("CCPULSE_TARGETS", "/no/such/targets.yaml", "no such file"),
         ("CCPULSE_KAFKA_SECURITY_PROTOCOL", "carrier-pigeon", "SASL_SSL"),
+        ("CCPULSE_LIVE_BATCH_SECONDS", "-0.5", "0.0..60.0"),
     ],
 )
 def test_a_wrong_value_names_the_variable_and_what_it_takes(variable: str, value: str, says: str) -> None:
