@@ -13,6 +13,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -42,6 +43,14 @@ def minutes(writer: WarehouseProcess) -> list[dict]:  # type: ignore[type-arg]
     return [orjson.loads(line) for line in text.splitlines()]
 
 
+async def until(condition: Callable[[], bool], seconds: float) -> bool:
+    """Whether ``condition`` came true within ``seconds`` (looked at every 20 ms)."""
+    deadline = time.monotonic() + seconds
+    while not condition() and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    return condition()
+
+
 def test_a_killed_writer_process_is_replaced_and_nothing_is_lost_or_counted_twice(tmp_path: Path) -> None:
     writer = WarehouseProcess(f"chdb://{tmp_path / 'clickhouse'}", "ccpulse_test", load_migrations(migrations_dir()))
     writer.start()
@@ -58,20 +67,11 @@ def test_a_killed_writer_process_is_replaced_and_nothing_is_lost_or_counted_twic
             batch.on_durable = lambda number=number: durable.append(number)  # type: ignore[misc]
             await sink.write(batch)
             if number == 2:  # the writer process dies (OOM killer, a crash) between two flushes
-                for _ in range(200):
-                    if durable == [0, 1, 2]:
-                        break
-                    await asyncio.sleep(0.02)
+                assert await until(lambda: durable == [0, 1, 2], 10), f"durable: {durable}"
                 os.kill(first_pid or 0, signal.SIGKILL)
-                for _ in range(500):  # until it has ended, every thread of it (a zombie leader is not enough)
-                    if writer.pid is None:
-                        break
-                    await asyncio.sleep(0.02)
-                assert writer.pid is None, "the killed writer process is still running after 10 s"
-        for _ in range(500):
-            if len(durable) == 6:
-                break
-            await asyncio.sleep(0.05)
+                # until it has ended, every thread of it (a zombie leader is not enough)
+                assert await until(lambda: writer.pid is None, 10), "the killed writer process still runs after 10 s"
+        await until(lambda: len(durable) == 6, 25)
         assert durable == [0, 1, 2, 3, 4, 5]  # in order, every one
         # Dead before the next flush, it is noticed and replaced before that write: no write failed.
         # (Which of the two happens was left to timing until 2026-12-06, and the test flaked: a
