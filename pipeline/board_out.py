@@ -16,13 +16,13 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from pipeline.changelog import send_records
-from pipeline.core.board import Fence, LivePartial, MinutePartial
+from pipeline.core.board import Fence, MinutePartial, QueuePartial
 from pipeline.core.wire import BoardMessage, encode, partial_messages
 
 
 class HasPartials(Protocol):
     minutes: list[MinutePartial]
-    live: list[LivePartial]
+    live: list[QueuePartial]
 
 
 async def send_partials(producer: Any, board_topic: str, partitions: int,

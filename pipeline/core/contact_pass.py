@@ -33,7 +33,7 @@ import orjson
 
 from pipeline.core import agent_log
 from pipeline.core.agent_time import Stint, changed_from, changes, stint_at
-from pipeline.core.board import AgentSide, Fence, LivePartial, MinutePartial
+from pipeline.core.board import AgentSide, Fence, MinutePartial, QueuePartial
 from pipeline.core.engine import (
     AgentRecord,
     ContactBatch,
@@ -105,7 +105,7 @@ def legacy_owner(key: bytes | None, partitions: int) -> tuple[bytes, int] | None
 class PassOutput:
     writes: dict[bytes, bytes | None] = field(default_factory=dict)  # changelog; None deletes; progress first
     minutes: list[MinutePartial] = field(default_factory=list)  # to the board
-    live: list[LivePartial] = field(default_factory=list)  # to the board
+    live: list[QueuePartial] = field(default_factory=list)  # to the board
     agents: list[AgentSide] = field(default_factory=list)  # to the board: time in state, the agent list
     issue_updates: list[IssueUpdate] = field(default_factory=list)
     contact_rows: list[Row] = field(default_factory=list)  # contact_facts
@@ -122,7 +122,7 @@ class TakeOver:
     writes: dict[bytes, bytes | None]  # the changelog record that keeps the new epoch
     fence: Fence  # to every board partition
     minutes: list[MinutePartial]
-    live: list[LivePartial]
+    live: list[QueuePartial]
     agents: list[AgentSide] = field(default_factory=list)
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 import msgspec
 import orjson
 
-from pipeline.core.board import Fence, LivePartial, MinutePartial, issue_source
+from pipeline.core.board import Fence, MinutePartial, QueuePartial, issue_source
 from pipeline.core.engine import IssueBatch, IssueGroup, IssueOutcome
 from pipeline.core.expiry import EXPIRE_AT_ONCE, ExpiryClock
 from pipeline.core.facts import Minute, Row, contact_issue_rows, issue_contribution_rows, issue_rows
@@ -71,7 +71,7 @@ class IssueOutput:
 
     writes: dict[str, bytes | None] = field(default_factory=dict)  # changelog, progress record first
     minutes: list[MinutePartial] = field(default_factory=list)  # to the board
-    live: list[LivePartial] = field(default_factory=list)  # none: issue keys have no live state
+    live: list[QueuePartial] = field(default_factory=list)  # none: issue keys have no live state
     rows: dict[str, list[Row]] = field(
         default_factory=lambda: {"issues": [], "contact_issues": [], "contributions": []})  # fmt: skip
     touched: set[Minute] = field(default_factory=set)  # every minute the contributions rows change
@@ -86,7 +86,7 @@ class IssueTakeOver:
     writes: dict[str, bytes | None]  # the progress record that keeps the new epoch
     fence: Fence  # to every board partition
     minutes: list[MinutePartial]
-    live: list[LivePartial]  # none: issue keys have no live state (kept for the board's message shape)
+    live: list[QueuePartial]  # none: issue keys have no live state (kept for the board's message shape)
 
 
 @dataclass

@@ -35,6 +35,8 @@ from pipeline.core.board import (
     AgentWorkPartial,
     LivePartial,
     MinutePartial,
+    QueuePartial,
+    WaitingPartial,
 )
 from pipeline.core.counts import Counts
 from pipeline.core.lifecycle import Contribution
@@ -56,7 +58,8 @@ class Touched:
     """What a batch touched: the sums to send as partials, and the closed minutes to re-sum."""
 
     minutes: set[Minute] = field(default_factory=set)
-    queues: set[str] = field(default_factory=set)  # live state: waiting contacts, agents
+    queues: set[str] = field(default_factory=set)  # live state: agents by state
+    waiting: set[tuple[str, str]] = field(default_factory=set)  # (queue, contact key): its WaitingPartial
     closed: set[Minute] = field(default_factory=set)
     agent_days: set[tuple[str, int]] = field(default_factory=set)  # (queue, day start) of agent time
     recent: set[tuple[str, str]] = field(default_factory=set)  # (queue, agent key): its recent intervals
@@ -115,7 +118,7 @@ class PartitionSums:
         self._add(before, -1, touched)
         self._add(after, +1, touched)
         if replayed or _waits(before) != _waits(after):
-            touched.queues.update(found.queue for found in (before, after) if found.queue is not None)
+            touched.waiting.update((found.queue, key) for found in (before, after) if found.queue is not None)
         self._unwait(before, key)
         if after.queue is not None and after.channel is not None and after.waiting_since is not None:
             self.waiting.setdefault(after.queue, {})[key] = (after.channel, after.waiting_since)
@@ -293,7 +296,7 @@ class PartitionSums:
         """An expired contact: it can only still be waiting (offered over 7 days ago)."""
         for queue, waiting in list(self.waiting.items()):
             if waiting.pop(key, None) is not None:
-                touched.queues.add(queue)
+                touched.waiting.add((queue, key))
                 if not waiting:
                     del self.waiting[queue]
 
@@ -341,7 +344,7 @@ class PartitionSums:
                 del self.waiting[found.queue]
 
     # ------------------------------------------------------------------ partials
-    def partials(self, touched: Touched, epoch: int, version: int) -> tuple[list[MinutePartial], list[LivePartial]]:
+    def partials(self, touched: Touched, epoch: int, version: int) -> tuple[list[MinutePartial], list[QueuePartial]]:
         """The partials of what ``touched`` names, as the sums stand, with ``epoch`` and ``version``."""
         minutes = []
         for key in sorted(touched.minutes):
@@ -350,17 +353,30 @@ class PartitionSums:
             counts = self.minutes.get(key)
             values = counts.as_tuple() if counts is not None else ()
             minutes.append(MinutePartial(self.source, *key, values, epoch, version))
-        return minutes, [self.live(queue, epoch, version) for queue in sorted(touched.queues)]
+        live: list[QueuePartial] = [self.live(queue, epoch, version) for queue in sorted(touched.queues)]
+        live += [self.waits(queue, key, epoch, version) for queue, key in sorted(touched.waiting)]
+        return minutes, live
 
-    def everything(self, epoch: int) -> tuple[list[MinutePartial], list[LivePartial]]:
-        """Every sum held, as partials of version 0 (a take-over sends them all once)."""
+    def everything(self, epoch: int) -> tuple[list[MinutePartial], list[QueuePartial]]:
+        """Every sum held, as partials of version 0 (a take-over sends them all once). Every queue's
+        LivePartial goes, without waiting contacts: it replaces a list a worker before 2026-12-06
+        sent (one the fence has not dropped already)."""
         queues = set(self.waiting) | set(self.staff) | {queue for queue, _, _ in self.minutes}
-        return self.partials(Touched(set(self.minutes), queues), epoch, 0)
+        waiting = {(queue, key) for queue, contacts in self.waiting.items() for key in contacts}
+        return self.partials(Touched(set(self.minutes), queues, waiting), epoch, 0)
 
     def live(self, queue: str, epoch: int, version: int) -> LivePartial:
-        waiting = tuple(sorted(self.waiting.get(queue, {}).values()))
+        """A queue's agents by state (its waiting contacts go one by one: :meth:`waits`)."""
         agents = tuple(sorted(self.staff.get(queue, {}).items()))
-        return LivePartial(self.source, queue, waiting, agents, epoch, version)
+        return LivePartial(self.source, queue, (), agents, epoch, version)
+
+    def waits(self, queue: str, key: str, epoch: int, version: int) -> WaitingPartial:
+        """Whether and since when a contact waits in ``queue`` (empty: it does not)."""
+        found = self.waiting.get(queue, {}).get(key)
+        if found is None:
+            return WaitingPartial(self.source, queue, key, epoch=epoch, version=version)
+        channel, offered_at = found
+        return WaitingPartial(self.source, queue, key, channel, offered_at, epoch, version)
 
     def agent_partials(self, touched: Touched, epoch: int, version: int) -> list[AgentSide]:
         """The agent-side partials of what ``touched`` names, as the sums stand."""

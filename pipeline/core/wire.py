@@ -23,7 +23,9 @@ from pipeline.core.board import (
     Fence,
     LivePartial,
     MinutePartial,
+    QueuePartial,
     Report,
+    WaitingPartial,
 )
 from pipeline.core.contract import Event
 from pipeline.core.engine import IssueUpdate
@@ -55,9 +57,10 @@ class BoardMessage(Struct, array_like=True, frozen=True):
     agent_recent: list[AgentRecentPartial] = []
     agent_states: list[AgentPartial] = []
     agent_work: list[AgentWorkPartial] = []
+    waiting: list[WaitingPartial] = []  # since 2026-12-06: last, so that older messages decode
 
-    def partials(self) -> list[MinutePartial | LivePartial | AgentSide]:
-        return [*self.minutes, *self.live, *self.agent_days, *self.agent_recent, *self.agent_states,
+    def partials(self) -> list[MinutePartial | LivePartial | WaitingPartial | AgentSide]:
+        return [*self.minutes, *self.live, *self.waiting, *self.agent_days, *self.agent_recent, *self.agent_states,
                 *self.agent_work]  # fmt: skip
 
 
@@ -86,11 +89,15 @@ def board_messages(reports: Iterable[Report], partitions: int) -> Iterator[tuple
     return _messages(reports, lambda report: report.queue, partitions, lambda chunk: BoardMessage(reports=chunk))
 
 
-def partial_messages(minutes: Iterable[MinutePartial], live: Iterable[LivePartial], partitions: int,
+def partial_messages(minutes: Iterable[MinutePartial], live: Iterable[QueuePartial], partitions: int,
                      agents: Iterable[AgentSide] = ()) -> Iterator[tuple[int, bytes]]:  # fmt: skip
     """A pass's partials as messages to the board: (partition of the partial's queue, or agent, message)."""
     yield from _messages(minutes, lambda partial: partial.queue, partitions, lambda chunk: BoardMessage(minutes=chunk))
-    yield from _messages(live, lambda partial: partial.queue, partitions, lambda chunk: BoardMessage(live=chunk))
+    queues = [partial for partial in live if isinstance(partial, LivePartial)]
+    waiting = [partial for partial in live if isinstance(partial, WaitingPartial)]
+    yield from _messages(queues, lambda partial: partial.queue, partitions, lambda chunk: BoardMessage(live=chunk))
+    yield from _messages(waiting, lambda partial: partial.queue, partitions,
+                         lambda chunk: BoardMessage(waiting=chunk))  # fmt: skip
     by_kind: dict[type, list[AgentSide]] = defaultdict(list)
     for partial in agents:
         by_kind[type(partial)].append(partial)
