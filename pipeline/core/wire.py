@@ -130,9 +130,9 @@ def _messages(items: Iterable[T], key: Callable[[T], str], partitions: int,
 
 def _within_limit(items: list[T], message: Callable[[list[T]], object]) -> Iterator[bytes]:
     """``items`` as one message, or halved (in order) until each is at most MAX_MESSAGE_BYTES; a
-    single item over it goes alone. The largest kind is a queue's waiting list (``LivePartial``,
-    16 bytes a waiting contact): the producer would refuse one of ~62,000 contacts waiting in one
-    queue from one input partition (docs/performance.md, "A live worker with a day's state")."""
+    single item over it goes alone. The largest kind is an agent's intervals of the last hour
+    (``AgentRecentPartial``, 20 bytes an interval: the producer would refuse one only past ~50,000
+    state changes of one agent in an hour); a queue's waiting contacts go one by one."""
     encoded = encode(message(items))
     if len(encoded) <= MAX_MESSAGE_BYTES or len(items) == 1:
         yield encoded
