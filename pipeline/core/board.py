@@ -161,7 +161,7 @@ class WaitingPartial(Struct, array_like=True, frozen=True):
     """One contact waiting in one queue, from the input partition that holds it: its channel and
     when it was offered (None: it waits no more). Sent when a contact starts or stops waiting, so a
     live event costs the contacts it changes: a queue's whole list in its ``LivePartial`` on every
-    change cost 189 µs at 1,000 waiting and 2.8 ms at 10,000 (docs/performance.md, "A live worker
+    change cost 195 µs at 1,000 waiting and 3.4 ms at 10,000 (docs/performance.md, "A live worker
     with a day's state"). Workers before 2026-12-06 sent the list; the board still reads it."""
 
     source: int
