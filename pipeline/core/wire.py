@@ -23,6 +23,7 @@ from pipeline.core.board import (
     Fence,
     LivePartial,
     MinutePartial,
+    Partial,
     QueuePartial,
     Report,
     WaitingPartial,
@@ -59,7 +60,7 @@ class BoardMessage(Struct, array_like=True, frozen=True):
     agent_work: list[AgentWorkPartial] = []
     waiting: list[WaitingPartial] = []  # since 2026-12-06: last, so that older messages decode
 
-    def partials(self) -> list[MinutePartial | LivePartial | WaitingPartial | AgentSide]:
+    def partials(self) -> list[Partial]:
         return [*self.minutes, *self.live, *self.waiting, *self.agent_days, *self.agent_recent, *self.agent_states,
                 *self.agent_work]  # fmt: skip
 
@@ -89,27 +90,32 @@ def board_messages(reports: Iterable[Report], partitions: int) -> Iterator[tuple
     return _messages(reports, lambda report: report.queue, partitions, lambda chunk: BoardMessage(reports=chunk))
 
 
+def _queue_of(partial: QueuePartial | AgentSide) -> str:
+    return partial.queue  # type: ignore[union-attr]
+
+
+def _stored_under(partial: QueuePartial | AgentSide) -> str:
+    return partial.key.split("\x1f", 1)[0]  # as the board stores its key: a queue, or an agent
+
+
+# The board message's field for each kind of a queue's or an agent's partial, and how it is routed.
+_SIDE_FIELDS: tuple[tuple[type, str, Callable[[QueuePartial | AgentSide], str]], ...] = (
+    (LivePartial, "live", _queue_of), (WaitingPartial, "waiting", _queue_of),
+    (AgentDayPartial, "agent_days", _stored_under), (AgentRecentPartial, "agent_recent", _stored_under),
+    (AgentPartial, "agent_states", _stored_under), (AgentWorkPartial, "agent_work", _stored_under),
+)  # fmt: skip
+
+
 def partial_messages(minutes: Iterable[MinutePartial], live: Iterable[QueuePartial], partitions: int,
                      agents: Iterable[AgentSide] = ()) -> Iterator[tuple[int, bytes]]:  # fmt: skip
     """A pass's partials as messages to the board: (partition of the partial's queue, or agent, message)."""
     yield from _messages(minutes, lambda partial: partial.queue, partitions, lambda chunk: BoardMessage(minutes=chunk))
-    queues = [partial for partial in live if isinstance(partial, LivePartial)]
-    waiting = [partial for partial in live if isinstance(partial, WaitingPartial)]
-    yield from _messages(queues, lambda partial: partial.queue, partitions, lambda chunk: BoardMessage(live=chunk))
-    yield from _messages(waiting, lambda partial: partial.queue, partitions,
-                         lambda chunk: BoardMessage(waiting=chunk))  # fmt: skip
-    by_kind: dict[type, list[AgentSide]] = defaultdict(list)
-    for partial in agents:
+    by_kind: dict[type, list[QueuePartial | AgentSide]] = defaultdict(list)
+    for partial in (*live, *agents):
         by_kind[type(partial)].append(partial)
-    routed = lambda partial: partial.key.split("\x1f", 1)[0]  # noqa: E731 - as the board stores its key
-    yield from _messages(by_kind[AgentDayPartial], routed, partitions,
-                         lambda chunk: BoardMessage(agent_days=chunk))  # type: ignore[arg-type]  # fmt: skip
-    yield from _messages(by_kind[AgentRecentPartial], routed, partitions,
-                         lambda chunk: BoardMessage(agent_recent=chunk))  # type: ignore[arg-type]  # fmt: skip
-    yield from _messages(by_kind[AgentPartial], routed, partitions,
-                         lambda chunk: BoardMessage(agent_states=chunk))  # type: ignore[arg-type]  # fmt: skip
-    yield from _messages(by_kind[AgentWorkPartial], routed, partitions,
-                         lambda chunk: BoardMessage(agent_work=chunk))  # type: ignore[arg-type]  # fmt: skip
+    for kind, name, route in _SIDE_FIELDS:
+        yield from _messages(by_kind[kind], route, partitions,
+                             lambda chunk, name=name: BoardMessage(**{name: chunk}))  # type: ignore[misc]  # fmt: skip
 
 
 def issue_messages(updates: Iterable[IssueUpdate], partitions: int) -> Iterator[tuple[int, bytes]]:

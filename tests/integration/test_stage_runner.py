@@ -67,23 +67,6 @@ class CountingStage(StageRunner):
             await self.consumer.seek_to_beginning(tp)
 
 
-class FirstTakeOverSlow(CountingStage):
-    """A stage whose first take-over would last ``seconds`` (a large state); the next ones are quick."""
-
-    def __init__(self, seconds: float, **options: Any) -> None:
-        super().__init__([0], **options)
-        self.seconds = seconds
-        self.take_overs = 0
-        self.finished_take_overs = 0
-
-    async def take_over(self, tps: list[TopicPartition]) -> None:
-        self.take_overs += 1
-        if self.take_overs == 1:
-            await asyncio.sleep(self.seconds)
-        await super().take_over(tps)
-        self.finished_take_overs += 1
-
-
 class SlowTakeOver(CountingStage):
     """A stage whose take-over lasts longer than the group session (the loop stays free)."""
 
@@ -96,6 +79,21 @@ class SlowTakeOver(CountingStage):
         self.take_overs += 1
         await asyncio.sleep(self.seconds)
         await super().take_over(tps)
+
+
+class FirstTakeOverSlow(SlowTakeOver):
+    """A stage whose first take-over would last ``seconds`` (a large state); the next ones are quick."""
+
+    def __init__(self, seconds: float, **options: Any) -> None:
+        super().__init__(seconds, **options)
+        self.finished_take_overs = 0
+
+    async def take_over(self, tps: list[TopicPartition]) -> None:
+        self.take_overs += 1
+        if self.take_overs == 1:
+            await asyncio.sleep(self.seconds)
+        await CountingStage.take_over(self, tps)
+        self.finished_take_overs += 1
 
 
 def backlog(kafka_bootstrap: str, tmp_path: Path, name: str, partitions: int = 1) -> tuple[Settings, str]:
