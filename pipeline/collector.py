@@ -21,7 +21,10 @@ partials and the passes' sums are replaced, not added to (no *net* allocation), 
 versions pile up in the young generation between collections, and the collection that comes walks
 them all — the longest 385 ms on a 2 M-event backlog (143 ms before), a few such per million events
 (docs/performance.md, "The young generation's threshold"). ``gc=False`` on the msgspec structs
-did not shorten it (the tuples inside them stay tracked).
+did not shorten it (the tuples inside them stay tracked). The middle and full collections walk
+what survived: there the board's partials were half of the objects tracked in bench.passes' state,
+and no kind of partial is tracked since (a full collection 288 -> 140 ms; docs/performance.md,
+"What the collector walks").
 
 The writer process decodes each flush into lists (~60,000 rows while catching up): with the
 defaults, collections walked them over and over as they were built (23% of the writer's profile

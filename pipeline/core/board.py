@@ -72,9 +72,14 @@ def issue_source(partition: int) -> int:
     return -1 - partition
 
 
-class MinutePartial(Struct, array_like=True, frozen=True):
+class MinutePartial(Struct, array_like=True, frozen=True, gc=False):
     """One input partition's sum of its contacts' contributions (or one issue-updates partition's
-    sum of its issue keys') to one minute of a queue and channel."""
+    sum of its issue keys') to one minute of a queue and channel.
+
+    Not tracked by Python's collector (``gc=False``), as every kind of partial: numbers, strings
+    and tuples of them, in no cycle. The board holds one per key, the passes send new versions all
+    the time, and they were half of the objects a full collection walked in bench.passes' state
+    (docs/performance.md, "What the collector walks")."""
 
     source: int  # the input partition, or issue_source(issue-updates partition)
     queue: str
@@ -93,7 +98,7 @@ class MinutePartial(Struct, array_like=True, frozen=True):
         return not self.counts
 
 
-class LivePartial(Struct, array_like=True, frozen=True):
+class LivePartial(Struct, array_like=True, frozen=True, gc=False):  # untracked: see MinutePartial
     """One input partition's live state of one queue: its waiting contacts and its agents by state."""
 
     source: int
@@ -116,7 +121,7 @@ class LivePartial(Struct, array_like=True, frozen=True):
         return not self.waiting and not self.agents
 
 
-class AgentDayPartial(Struct, array_like=True, frozen=True):
+class AgentDayPartial(Struct, array_like=True, frozen=True, gc=False):  # untracked: see MinutePartial
     """One input partition's sum of its agents' closed intervals in one day of a queue (the
     queue's own day): µs per timed state (``agent_time.TIMED``)."""
 
@@ -136,7 +141,7 @@ class AgentDayPartial(Struct, array_like=True, frozen=True):
         return not self.seconds
 
 
-class AgentRecentPartial(Struct, array_like=True, frozen=True):
+class AgentRecentPartial(Struct, array_like=True, frozen=True, gc=False):  # untracked: see MinutePartial
     """One agent's closed intervals in one queue that ended within the last hour or so, from the
     input partition that holds its state events: the ``15m`` and ``1h`` windows' agent time is their
     overlap with the window, taken at read time."""
@@ -157,7 +162,7 @@ class AgentRecentPartial(Struct, array_like=True, frozen=True):
         return not self.intervals
 
 
-class WaitingPartial(Struct, array_like=True, frozen=True):
+class WaitingPartial(Struct, array_like=True, frozen=True, gc=False):  # untracked: see MinutePartial
     """One contact waiting in one queue, from the input partition that holds it: its channel and
     when it was offered (None: it waits no more). Sent when a contact starts or stops waiting, so a
     live event costs the contacts it changes: a queue's whole list in its ``LivePartial`` on every
@@ -181,7 +186,7 @@ class WaitingPartial(Struct, array_like=True, frozen=True):
         return self.offered_at is None
 
 
-class AgentPartial(Struct, array_like=True, frozen=True):
+class AgentPartial(Struct, array_like=True, frozen=True, gc=False):  # untracked: see MinutePartial
     """One agent, from the input partition that holds its state events: its state now and its
     closed time per state in each of its recent days (the worker's day: ``CCPULSE_TIMEZONE``)."""
 
@@ -204,7 +209,7 @@ class AgentPartial(Struct, array_like=True, frozen=True):
         return not self.state
 
 
-class AgentWorkPartial(Struct, array_like=True, frozen=True):
+class AgentWorkPartial(Struct, array_like=True, frozen=True, gc=False):  # untracked: see MinutePartial
     """What one input partition's contacts say of one agent: the contacts it is on now (answered
     by it, not ended) and the contacts it handled in each recent day (count, handle µs)."""
 

@@ -15,3 +15,23 @@ def test_the_worker_collects_rarely_and_never_walks_what_start_up_built_again() 
     )
     shown = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
     assert shown.split() == ["True", "True"]
+
+
+def test_the_minute_partials_the_board_holds_cost_the_collector_nothing() -> None:
+    # The board holds one MinutePartial per source, queue, channel and minute: half of the objects a
+    # full collection walked in bench.passes' state of 600,000 events (docs/performance.md,
+    # "What the collector walks").
+    import gc
+
+    from pipeline.core.board import Board, MinutePartial
+    from pipeline.core.counts import FIELDS
+
+    board = Board()
+    gc.collect()
+    tracked_before = len(gc.get_objects())
+    for source in range(10_000):
+        board.apply_partial(MinutePartial(source, "support", "voice", 29_000_000, tuple(range(len(FIELDS))), 1, 1))
+    gc.collect()
+    assert len(board.partials) == 10_000 and board.minute("support", "voice", 29_000_000) is not None
+    grown = len(gc.get_objects()) - tracked_before
+    assert grown < 100  # the board's own dicts and sums, not one per partial
