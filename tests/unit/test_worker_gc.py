@@ -35,3 +35,26 @@ def test_the_minute_partials_the_board_holds_cost_the_collector_nothing() -> Non
     assert len(board.partials) == 10_000 and board.minute("support", "voice", 29_000_000) is not None
     grown = len(gc.get_objects()) - tracked_before
     assert grown < 100  # the board's own dicts and sums, not one per partial
+
+
+def test_no_kind_of_partial_is_tracked_by_the_collector_as_the_board_decodes_it() -> None:
+    import gc
+    import typing
+
+    import msgspec
+
+    from pipeline.core import board
+
+    examples = [
+        board.MinutePartial(1, "support", "voice", 29_000_000, (1, 2)),
+        board.LivePartial(1, "support", (("voice", 5),), (("available", 2),)),
+        board.WaitingPartial(1, "support", "c1", "voice", 5),
+        board.AgentDayPartial(1, "support", 0, (1, 2)),
+        board.AgentRecentPartial(1, "support", "a1", ((1, 2, 0),)),
+        board.AgentPartial(1, "a1", "available", 0, ("support",), None, ((0, (1, 2)),)),
+        board.AgentWorkPartial(1, "a1", (("c1", "support", "voice", 1),), ((0, 1, 2),)),
+    ]
+    assert {type(each) for each in examples} == set(typing.get_args(board.Partial))
+    for each in examples:
+        decoded = msgspec.msgpack.decode(msgspec.msgpack.encode(each), type=type(each))
+        assert decoded == each and not gc.is_tracked(decoded), type(each).__name__
