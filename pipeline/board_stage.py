@@ -63,12 +63,17 @@ def board_changelogs(app_id: str) -> tuple[str, str, str]:
 
 @dataclass
 class BoardPartition:
-    """What one board partition keeps: records by key (partials and issue-key reports), the epoch
-    of each input partition's owner, the latest event time of each input partition."""
+    """What one board partition keeps besides its partials on the board: the epoch of each input
+    partition's owner, the latest event time of each input partition, and the keys of reports of
+    versions before December 2026 (deleted bit by bit). ``records`` holds the changelog's values by
+    key only from a take-over's restore to the rebuild that decodes them onto the board: the board
+    keeps each partial once, decoded (a hand-over rebuilds from the board's partials)."""
 
     records: dict[str, bytes] = field(default_factory=dict)
     fences: dict[int, int] = field(default_factory=dict)
     clocks: dict[int, int] = field(default_factory=dict)
+    legacy: set[str] = field(default_factory=set)
+    restored: bool = True  # restored from the changelog, not yet on the board
 
 
 class BoardStage(StageRunner):
@@ -88,7 +93,7 @@ class BoardStage(StageRunner):
         return sorted(self.partitions)
 
     def keys(self) -> int:
-        return sum(len(each.records) for each in list(self.partitions.values()))
+        return len(self.board.partials) + sum(len(each.legacy) for each in list(self.partitions.values()))
 
     def latest_event_us(self) -> int:
         """The latest event time any input partition has reached, over the owned board partitions."""
@@ -144,11 +149,8 @@ class BoardStage(StageRunner):
     def _put(self, writes: dict[tuple[str, int], dict[bytes, bytes | None]], key: str, value: bytes | None) -> None:
         partition = self._partition_of(key)
         state = self.partitions.get(partition)
-        if state is not None:
-            if value is None:
-                state.records.pop(key, None)
-            else:
-                state.records[key] = value
+        if state is not None and value is None:
+            state.legacy.discard(key)
         writes[(self.reports_log, partition)][changelog_key(key)] = value
 
     def _rows(self, changed: dict[str, Partial | None], now_us: int) -> SinkBatch:
@@ -206,10 +208,11 @@ class BoardStage(StageRunner):
                 self.consumer.seek(tp, offset)
             else:
                 await self.consumer.seek_to_beginning(tp)
+        held = sum(len(each.records) for each in taken.values())
         self.partitions.update(taken)
         await self._rebuild()
         log.info("board owns partitions %s: %d partials and reports restored from %d changelog records in %.1f s%s",
-                 partitions, sum(len(each.records) for each in taken.values()), records, time.monotonic() - began,
+                 partitions, held, records, time.monotonic() - began,
                  f" ({len(self.legacy)} reports from before December 2026 ignored)"
                  if self.legacy else "")  # fmt: skip
 
@@ -233,24 +236,38 @@ class BoardStage(StageRunner):
         wait for it: it heartbeats for the worker's three consumer groups, and a member silent for
         the group session is evicted, which hands every partition over again (docs/operations.md,
         "Hand-overs")."""
+        restored = frozenset(partition for partition, state in self.partitions.items() if state.restored)
+        keep = frozenset(self.partitions) - restored
         states = list(self.partitions.values())
-        self.board, self.legacy = await asyncio.to_thread(rebuilt, states)
+        self.board, found = await asyncio.to_thread(rebuilt, states, self.board,
+                                                    lambda key: self._partition_of(key) in keep)  # fmt: skip
+        for state, legacy in zip(states, found, strict=True):
+            if state.restored:  # on the board now: its records are let go
+                state.records, state.legacy, state.restored = {}, legacy, False
+        self.legacy = [key for state in states for key in state.legacy]
 
 
-def rebuilt(states: list[BoardPartition]) -> tuple[Board, list[str]]:
-    """The board of these partitions' records: fences first, then partials; and the keys of reports
-    of versions before December 2026 (ignored)."""
-    fresh, legacy = Board(), list[str]()
+def rebuilt(states: list[BoardPartition], board: Board, keep: Callable[[str], bool]) -> tuple[Board, list[set[str]]]:
+    """The board of these partitions: fences first, then the partials of ``board`` whose key
+    ``keep`` says (the partitions it held and still does) and those of the restored partitions'
+    records; and, per partition, the keys of reports of versions before December 2026 among its
+    records (ignored). Reads only: a take-over cancelled meanwhile leaves the states as they were."""
+    fresh, legacy = Board(), [set[str]() for _ in states]
     for state in states:
         for source, epoch in state.fences.items():
             fresh.fences[source] = max(fresh.fences.get(source, 0), epoch)
-    for state in states:
+    for key, partial in board.partials.items():
+        if keep(key):
+            fresh.apply_partial(partial)
+    for state, found in zip(states, legacy, strict=True):
+        if not state.restored:
+            continue
         for key, value in state.records.items():
             kind = partial_kind(key)
             if kind is not None:
                 fresh.apply_partial(msgspec.msgpack.decode(value, type=kind))
             else:  # a report (contact, agent or issue key) of a version before December 2026
-                legacy.append(key)
+                found.add(key)
     return fresh, legacy
 
 

@@ -70,9 +70,9 @@ def test_passes_take_over_beside_the_loop_with_their_partitions_end_offsets() ->
 def test_the_board_is_rebuilt_beside_the_loop_after_a_hand_over(monkeypatch: Any) -> None:
     ran: list[bool] = []
 
-    def slow_rebuilt(states: list[BoardPartition]) -> tuple[Board, list[str]]:
+    def slow_rebuilt(states: list[BoardPartition], board: Board, keep: Any) -> tuple[Board, list[set[str]]]:
         ran.append(answers.waited_for())
-        return Board(), [f"{len(states)} partitions"]
+        return Board(), [{f"{len(states)} partitions"} for _ in states]
 
     async def scenario() -> BoardStage:
         nonlocal answers
