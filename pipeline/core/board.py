@@ -266,7 +266,39 @@ def partial_minute(key: str) -> tuple[str, str, int]:
 @dataclass
 class QueueChannel:
     minutes: dict[int, Counts] = field(default_factory=dict)
+    # minute // 60 -> the sum of its minutes, taken when a window read the whole hour and dropped
+    # when one of its minutes changes (none kept for an hour without minutes): a window reads its
+    # whole hours here and only its edges' minutes one by one. A day's window read ~1,500 minutes
+    # per queue and channel, on every scrape and every wallboard tick (docs/performance.md, "A
+    # scrape with a day's state"); a change costs one dict.pop on the board's path.
+    hours: dict[int, Counts] = field(default_factory=dict)
     waiting: dict[str, tuple[int, ...]] = field(default_factory=dict)  # source or partial -> offered_at
+
+    def window(self, first: int, last: int) -> Counts:
+        """The sum of the minutes from ``first`` to ``last``, both included."""
+        total = Counts()
+        whole_from, whole_to = -(-first // 60), (last + 1) // 60  # the hours wholly inside: [from, to)
+        if whole_from >= whole_to:
+            whole_from = whole_to = last + 1  # none: every minute one by one
+        self._add_minutes(total, range(first, min(whole_from * 60, last + 1)))
+        self._add_minutes(total, range(whole_to * 60, last + 1))
+        for hour in range(whole_from, whole_to):
+            summed = self.hours.get(hour)
+            if summed is None:
+                summed = self._add_minutes(Counts(), range(hour * 60, hour * 60 + 60))
+                if summed.is_zero():
+                    continue
+                self.hours[hour] = summed
+            total.add(summed)
+        return total
+
+    def _add_minutes(self, total: Counts, minutes: range) -> Counts:
+        found = self.minutes
+        for minute in minutes:
+            counts = found.get(minute)
+            if counts is not None:
+                total.add(counts)
+        return total
 
 
 @dataclass
@@ -426,6 +458,7 @@ class Board:
         if counts is None:
             counts = line.minutes[minute] = Counts()
         counts.add(Counts.from_tuple(values), sign)
+        line.hours.pop(minute // 60, None)  # its sum, if taken, is no longer the hour's
         if counts.is_zero():
             del line.minutes[minute]
             self._drop_if_unused(queue, channel, line)
@@ -491,13 +524,8 @@ class Board:
         for (queue, channel), line in sorted(self.lines.items()):
             day = day_of(queue)
             ranges = by_day.get(day) or by_day.setdefault(day, window_minutes(now_us, day))
-            sums = {window: Counts() for window in WINDOWS}
-            for minute, counts in line.minutes.items():
-                for window, (first, last) in ranges.items():
-                    if first <= minute <= last:
-                        sums[window].add(counts)
             for window in WINDOWS:
-                yield queue, channel, window, sums[window]
+                yield queue, channel, window, line.window(*ranges[window])
 
     def waiting(self, now_us: int) -> Iterator[tuple[str, str, int, int | None]]:
         """(queue, channel, waiting, oldest wait in µs or None) per queue and channel."""
