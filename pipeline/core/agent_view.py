@@ -61,11 +61,14 @@ def agent_list(board: Board, now_us: int, day: Day) -> list[dict[str, Any]]:
     for agent_id in sorted(board.agent_states.keys() | board.agent_work.keys()):
         states = board.agent_states.get(agent_id, {})
         latest = max(states.values(), key=lambda each: each.since, default=None)
-        work = list(board.agent_work.get(agent_id, {}).values())
-        on = sorted(contact for each in work for contact in each.contacts)
+        work = board.agent_work.get(agent_id, {}).values()
+        on = sorted(contact for each in work for contact in each.contacts)  # ties: the first in order
         current = max(on, key=lambda contact: (contact[3], contact[0]), default=None)
-        handled = sum(n for each in work for start, n, _ in each.days if start == today)
-        handle_us = sum(us for each in work for start, _, us in each.days if start == today)
+        handled = handle_us = 0
+        for worked in work:
+            for start, count, us in worked.days:
+                if start == today:
+                    handled, handle_us = handled + count, handle_us + us
         seconds = [0] * len(TIMED)
         for each in states.values():
             for start, spent in each.days:
