@@ -68,7 +68,8 @@ def agent_list(board: Board, now_us: int, day: Day) -> list[dict[str, Any]]:
         for worked in work:
             for start, count, us in worked.days:
                 if start == today:
-                    handled, handle_us = handled + count, handle_us + us
+                    handled += count
+                    handle_us += us
         seconds = [0] * len(TIMED)
         for each in states.values():
             for start, spent in each.days:

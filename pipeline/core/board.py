@@ -276,21 +276,26 @@ class QueueChannel:
 
     def window(self, first: int, last: int) -> Counts:
         """The sum of the minutes from ``first`` to ``last``, both included."""
-        total = Counts()
         whole_from, whole_to = -(-first // 60), (last + 1) // 60  # the hours wholly inside: [from, to)
         if whole_from >= whole_to:
-            whole_from = whole_to = last + 1  # none: every minute one by one
-        self._add_minutes(total, range(first, min(whole_from * 60, last + 1)))
+            return self._add_minutes(Counts(), range(first, last + 1))
+        total = self._add_minutes(Counts(), range(first, whole_from * 60))
         self._add_minutes(total, range(whole_to * 60, last + 1))
         for hour in range(whole_from, whole_to):
-            summed = self.hours.get(hour)
-            if summed is None:
-                summed = self._add_minutes(Counts(), range(hour * 60, hour * 60 + 60))
-                if summed.is_zero():
-                    continue
-                self.hours[hour] = summed
-            total.add(summed)
+            summed = self._hour(hour)
+            if summed is not None:
+                total.add(summed)
         return total
+
+    def _hour(self, hour: int) -> Counts | None:
+        """The hour's sum, taken now if not kept (None: none of its minutes holds anything)."""
+        summed = self.hours.get(hour)
+        if summed is None:
+            summed = self._add_minutes(Counts(), range(hour * 60, hour * 60 + 60))
+            if summed.is_zero():
+                return None
+            self.hours[hour] = summed
+        return summed
 
     def _add_minutes(self, total: Counts, minutes: range) -> Counts:
         found = self.minutes
