@@ -37,7 +37,7 @@ from prometheus_client import CollectorRegistry
 from pipeline import console
 from pipeline.board_stage import BoardStage
 from pipeline.changelog import RECORD_BATCH_BYTES
-from pipeline.core.agent_view import agent_list
+from pipeline.core.agent_view import agent_list, agents_offline
 from pipeline.core.drilldown import contacts_list, contacts_sql
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
@@ -224,11 +224,11 @@ class Wiring:
     def drilldown(self) -> bool:
         return self.settings.drilldown and self.sink is not None and self.sink.query is not None
 
-    def agents_document(self) -> dict[str, Any]:
-        now = self.clock_us()
-        agents = agent_list(self.board.board, now, self.targets.agent_day(self.settings.zone))
-        return {"agents": agents, "now": now / 1_000_000, "zone": self.settings.zone.key,
-                "input_idle_seconds": self.idle_seconds()}  # fmt: skip
+    def agents_document(self, queues: frozenset[str] = frozenset()) -> dict[str, Any]:
+        now, board = self.clock_us(), self.board.board
+        agents = agent_list(board, now, self.targets.agent_day(self.settings.zone), queues)
+        return {"agents": agents, "offline": agents_offline(board), "now": now / 1_000_000,
+                "zone": self.settings.zone.key, "input_idle_seconds": self.idle_seconds()}  # fmt: skip
 
     def contacts_document(self, state: str, queue: str, channel: str) -> dict[str, Any]:
         assert self.sink is not None and self.sink.query is not None

@@ -50,7 +50,7 @@ class Views:
     stopping: Callable[[], bool]
     # platforms' webhooks by name (POST /sources/<name>, pipeline.webhooks); only those configured
     sources: dict[str, Callable[[web.Request], Awaitable[web.Response]]] = field(default_factory=dict)
-    agents_document: Callable[[], dict[str, Any]] = lambda: {"agents": []}  # noqa: E731
+    agents_document: Callable[[frozenset[str]], dict[str, Any]] = lambda queues: {"agents": []}  # noqa: E731
     # (state, queue, channel) -> the contacts behind a figure; None: drill-down is off (CCPULSE_DRILLDOWN)
     contacts_document: Callable[[str, str, str], dict[str, Any]] | None = None
 
@@ -148,8 +148,10 @@ def application(views: Views) -> web.Application:
 
     @routes.get("/api/agents")
     async def api_agents(request: web.Request) -> web.Response:
-        """The live agent list (docs/wallboard-api.md)."""
-        return _json(views.agents_document())
+        """The live agent list (docs/wallboard-api.md); ``?queue=billing,sales``: only agents serving
+        one of them (a large floor's TV reads its team's, not every agent's)."""
+        queues = frozenset(queue.strip() for queue in request.query.get("queue", "").split(",") if queue.strip())
+        return _json(views.agents_document(queues))
 
     @routes.get("/api/contacts")
     async def api_contacts(request: web.Request) -> web.Response:

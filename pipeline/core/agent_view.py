@@ -11,11 +11,11 @@ Time in a window = the closed intervals' microseconds in the window's minutes (t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Set
 from typing import Any
 
 from pipeline.core.agent_time import SLOT, TIMED, open_time, overlap
-from pipeline.core.board import Board
+from pipeline.core.board import AgentPartial, Board
 from pipeline.core.counts import MICROS
 from pipeline.core.windows import MINUTE_US, WINDOWS, Day, window_minutes
 
@@ -54,13 +54,16 @@ def queue_time(board: Board, now_us: int, day_of: Callable[[str], Day]) -> Itera
             yield queue, window, total
 
 
-def agent_list(board: Board, now_us: int, day: Day) -> list[dict[str, Any]]:
-    """``GET /api/agents``: every agent the board knows, by id (docs/wallboard-api.md)."""
+def agent_list(board: Board, now_us: int, day: Day, queues: Set[str] = frozenset()) -> list[dict[str, Any]]:
+    """``GET /api/agents``: every agent the board knows, by id (docs/wallboard-api.md); with
+    ``queues``, only those whose latest state lists one of them (as the agents' page filters)."""
     today = day.start_us(now_us)
     found = []
     for agent_id in sorted(board.agent_states.keys() | board.agent_work.keys()):
         states = board.agent_states.get(agent_id, {})
-        latest = max(states.values(), key=lambda each: each.since, default=None)
+        latest = _latest(states)
+        if queues and (latest is None or queues.isdisjoint(latest.queues)):
+            continue
         work = board.agent_work.get(agent_id, {}).values()
         on = sorted(contact for each in work for contact in each.contacts)  # ties: the first in order
         current = max(on, key=lambda contact: (contact[3], contact[0]), default=None)
@@ -94,3 +97,13 @@ def agent_list(board: Board, now_us: int, day: Day) -> list[dict[str, Any]]:
             },
         })  # fmt: skip
     return found
+
+
+def agents_offline(board: Board) -> int:
+    """How many agents the board knows are offline now (the agents' page's count)."""
+    return sum(1 for states in board.agent_states.values() if (latest := _latest(states)) and latest.state == "offline")
+
+
+def _latest(states: Mapping[int, AgentPartial]) -> AgentPartial | None:
+    """An agent's latest state: the latest of its partitions' (a moved agent keeps one per source)."""
+    return max(states.values(), key=lambda each: each.since, default=None)

@@ -14,6 +14,8 @@ const IDLE_EVENTS_SECONDS = Number(params.get("idle")) > 0 ? Number(params.get("
 const lang = ["en", "ja", "ko"].includes(params.get("lang")) ? params.get("lang") : "en";
 const queues = (params.get("queue") || "").split(",").map((s) => s.trim()).filter(Boolean);
 const showOffline = params.get("offline") === "1";
+// the worker lists only these queues' agents (a large floor's list is megabytes); "offline" counts every agent
+const AGENTS_URL = queues.length ? `/api/agents?queue=${encodeURIComponent(queues.join(","))}` : "/api/agents";
 const LONG = { away: 900, after_contact_work: 300, on_contact: 1200 };
 for (const pair of (params.get("long") || "").split(",").filter(Boolean)) {
   const [state, seconds] = pair.split(":");
@@ -91,7 +93,7 @@ function render() {
   } else {
     main.replaceChildren(...headings, ...elements);
   }
-  const offline = doc.agents.filter((a) => a.state === "offline").length;
+  const offline = doc.offline ?? doc.agents.filter((a) => a.state === "offline").length;
   document.getElementById("summary").textContent = showOffline ? "" : t("offline_count").replace("{n}", offline);
   const clock = new Intl.DateTimeFormat(lang, {
     timeZone: doc.zone || undefined, hour: "2-digit", minute: "2-digit", second: "2-digit",
@@ -113,7 +115,7 @@ function checkFreshness() {
 
 async function refresh() {
   try {
-    const response = await fetch("/api/agents", { cache: "no-store" });
+    const response = await fetch(AGENTS_URL, { cache: "no-store" });
     if (response.ok) {
       lastDocument = await response.json();
       lastDocumentAt = performance.now();

@@ -308,6 +308,16 @@ def test_the_agent_list_shows_the_api_marks_long_states_and_speaks_three_languag
             assert all(not card["clipped"] for card in shown), (lang, [c["clipped"] for c in shown if c["clipped"]])
             assert browser.execute_script("return document.documentElement.lang") == lang
             browser.save_screenshot(str(ARTIFACTS / f"wallboard-agents-{lang}.png"))
+        # a team's TV: the worker lists only the agents serving its queues; the offline count is everyone's
+        assert document["offline"] == sum(agent["state"] == "offline" for agent in document["agents"])
+        support = sorted(a["agent_id"] for a in document["agents"] if "support" in a["queues"])
+        assert "wb-lunch" in support and len(support) < len(document["agents"])
+        assert [a["agent_id"] for a in worker.get_json("/api/agents?queue=support")["agents"]] == support
+        browser.get(f"{worker.url}/wallboard/agents?queue=support")
+        on_support = {agent_id for agent_id in support if agent_id in at_work}
+        until(lambda: {card["agent_id"] for card in agent_cards(browser)} == on_support, 30, "support's cards")
+        summary = browser.execute_script("return document.getElementById('summary').textContent")
+        assert str(document["offline"]) in summary, summary
         worker.kill()
         until(lambda: browser.execute_script("return document.body.dataset.stale") == "connection", 15,
               "the stale-data warning")  # fmt: skip

@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipeline.core.agent_time import Stint, changes, day_pieces, insert, intervals, open_time, overlap
-from pipeline.core.agent_view import agent_list, occupancy, queue_time, utilisation
+from pipeline.core.agent_view import agent_list, agents_offline, occupancy, queue_time, utilisation
 from pipeline.core.board import AgentRecentPartial, Board
 from pipeline.core.contact_pass import ContactPass
 from pipeline.core.contract import Event
@@ -142,6 +142,24 @@ def test_the_agent_list_equals_the_model(scenario: tuple[list[tuple[Event, str]]
         aht = want["handle_us"] / 1e6 / want["handled"] if want["handled"] else None
         assert got["today"]["aht_seconds"] == aht
         assert got["today"]["occupancy"] == occupancy(want["spent"])
+
+
+@SETTINGS
+@given(scenarios(), st.data())
+def test_the_agent_list_of_some_queues_and_the_offline_count_equal_the_model(
+    scenario: tuple[list[tuple[Event, str]], int, ZoneInfo], data: st.DataObject
+) -> None:
+    messages, now, zone = scenario
+    board = through_the_pass(messages, zone, data)
+    expected = metrics_model.agent_list(messages, now, zone, TARGETS)
+    queues = frozenset(data.draw(st.lists(st.sampled_from(["q0", "q1", "nobody's"]), min_size=1), label="queues"))
+    shown = agent_list(board, now, TARGETS.agent_day(zone), queues)
+    assert [each["agent_id"] for each in shown] == sorted(
+        agent_id for agent_id, want in expected.items() if queues & set(want["queues"])
+    )
+    everyone = shown_agents(board, now, zone)
+    assert all(each == everyone[each["agent_id"]] for each in shown)  # the same entries, only fewer
+    assert agents_offline(board) == sum(want["state"] == "offline" for want in expected.values())
 
 
 def test_occupancy_and_utilisation_follow_their_definitions() -> None:
