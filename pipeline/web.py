@@ -58,7 +58,7 @@ class Views:
 class BoardFeed:
     """The board's document for every open ``/api/stream``, built once a tick whoever listens: a
     floor with twenty wallboards open costs the loop what one costs (each stream built its own
-    before: +22% of a core at 1,000 events/s with twenty open, docs/performance.md).
+    before: twenty open took a worker at 1,000 events/s from 28% to 48% of a core, docs/performance.md).
 
     A tick's frame is the document encoded twice: without ``generated_at`` (``same``, to tell an
     unchanged board) and as the event a stream sends. Ticks run only while a stream listens; a

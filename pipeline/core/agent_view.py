@@ -101,7 +101,8 @@ def agent_list(board: Board, now_us: int, day: Day, queues: Set[str] = frozenset
 
 def agents_offline(board: Board) -> int:
     """How many agents the board knows are offline now (the agents' page's count)."""
-    return sum(1 for states in board.agent_states.values() if (latest := _latest(states)) and latest.state == "offline")
+    latest = (_latest(states) for states in board.agent_states.values())
+    return sum(1 for each in latest if each is not None and each.state == "offline")
 
 
 def _latest(states: Mapping[int, AgentPartial]) -> AgentPartial | None:
