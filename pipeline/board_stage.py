@@ -174,7 +174,9 @@ class BoardStage(StageRunner):
     def _expire(self, now_us: int, writes: dict[tuple[str, int], dict[bytes, bytes | None]]) -> None:
         """Reports and minute partials no window can reach any more, and a few legacy reports."""
         board = self.board
-        for key in board.expired_partials(now_us)[:EXPIRE_AT_ONCE]:
+        expired = board.expired_partials(now_us)[: self._expiry.at_once]
+        self._expiry.ran(len(expired))
+        for key in expired:
             board.forget(key)
             self._put(writes, key, None)
         for key in self.legacy[:EXPIRE_AT_ONCE]:

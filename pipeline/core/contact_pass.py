@@ -43,7 +43,7 @@ from pipeline.core.engine import (
     contact_minutes,
     routing_key,
 )
-from pipeline.core.expiry import EXPIRE_AT_ONCE, ExpiryClock, contact_expired, contact_kept_until
+from pipeline.core.expiry import ExpiryClock, contact_expired, contact_kept_until
 from pipeline.core.facts import Row, contact_contribution_rows, contact_row
 from pipeline.core.intake import owner_partition
 from pipeline.core.json_bytes import json_bytes
@@ -289,7 +289,9 @@ class ContactPass:
         if self.latest_at and self._expiry.due(self.latest_at, wall):
             sums.close(first_open_minute(self.latest_at, self.retention_us))
             sums.prune_recent(touched)
-            for key in list(self._expired()):
+            expired = list(self._expired())
+            self._expiry.ran(len(expired))
+            for key in expired:
                 self._kept_until.pop(key, None)
                 if key.startswith(AGENT_PREFIX):
                     out.writes.update(agent_log.forgotten(key, self.agent_records.pop(key)))
@@ -393,17 +395,17 @@ class ContactPass:
     # ------------------------------------------------------------------ forgetting
     def _expired(self) -> Iterator[str]:
         """Contacts past the retention that wait for nothing, and agents offline that long; at
-        most EXPIRE_AT_ONCE keys a run."""
-        latest, retention = self.latest_at, self.retention_us
+        most ``at_once`` keys a run."""
+        latest, retention, at_once = self.latest_at, self.retention_us, self._expiry.at_once
         found = 0
         for key, agent in self.agent_records.items():
-            if found >= EXPIRE_AT_ONCE:
+            if found >= at_once:
                 return
             if agent.state == "offline" and agent.at < latest - retention:
                 found += 1
                 yield key
         for key, value in self.contact_records.items():
-            if found >= EXPIRE_AT_ONCE:
+            if found >= at_once:
                 return
             until = self._kept_until.get(key)
             state = None

@@ -39,7 +39,7 @@ import orjson
 
 from pipeline.core.board import Fence, MinutePartial, QueuePartial, issue_source
 from pipeline.core.engine import IssueBatch, IssueGroup, IssueOutcome
-from pipeline.core.expiry import EXPIRE_AT_ONCE, ExpiryClock
+from pipeline.core.expiry import ExpiryClock
 from pipeline.core.facts import Minute, Row, contact_issue_rows, issue_contribution_rows, issue_rows
 from pipeline.core.issues import contributions, group
 from pipeline.core.json_bytes import json_bytes
@@ -188,7 +188,9 @@ class IssuePass:
             self._last_at[key] = group.last_at
         if self.latest_at and self._expiry.due(self.latest_at, wall):
             sums.close(first_open_minute(self.latest_at, self.targets.fcr_window_us + self.retention_us))
-            for key in self._expired():
+            expired = self._expired()
+            self._expiry.ran(len(expired))
+            for key in expired:
                 self.groups.pop(key, None)
                 self._last_at.pop(key, None)
                 out.writes[key] = None
@@ -212,7 +214,7 @@ class IssuePass:
     # ------------------------------------------------------------------ forgetting
     def _expired(self) -> list[str]:
         """Keys whose last contact is older than the FCR window plus the contact retention before
-        the latest: no contact that can still arrive joins them. At most EXPIRE_AT_ONCE a run."""
+        the latest: no contact that can still arrive joins them. At most ``at_once`` a run."""
         horizon = self.latest_at - self.targets.fcr_window_us - self.retention_us
         stale = []
         for key, value in self.groups.items():
@@ -221,7 +223,7 @@ class IssuePass:
                 last_at = self._last_at[key] = msgspec.msgpack.decode(value, type=IssueGroup).last_at
             if last_at < horizon:
                 stale.append(key)
-                if len(stale) >= EXPIRE_AT_ONCE:
+                if len(stale) >= self._expiry.at_once:
                     break
         return stale
 

@@ -24,6 +24,45 @@ def test_no_run_while_event_time_stands_still() -> None:
     assert clock.due(2 * HOUR_US, wall=10_001)
 
 
+def test_a_run_cut_short_is_followed_by_a_larger_one_at_the_next_batch() -> None:
+    clock = ExpiryClock(at_once=3, most=10)
+    assert not clock.due(0, wall=0)
+    assert clock.due(HOUR_US, wall=0)
+    taken = []
+    for expired in (3, 6, 10, 10, 4):  # each run as many as it may take, but the last
+        taken.append(clock.at_once)
+        clock.ran(expired)
+        assert clock.due(HOUR_US + len(taken), wall=0) == (expired == taken[-1])
+    assert taken == [3, 6, 10, 10, 10]
+    assert clock.at_once == 3  # back to the least once a run found fewer
+
+
+def test_contacts_past_the_retention_all_go_while_catching_up() -> None:
+    """More contacts expire in an hour of event time than one run takes: the next batches take
+    the rest, not one run an event hour (the heap of expired state grew while catching up)."""
+    from pipeline.core.contact_pass import ContactPass
+    from pipeline.core.contract import Event
+    from pipeline.core.wire import Routed
+    from tests.unit.test_metrics_core import MODEL_TARGETS
+
+    contact_pass = ContactPass(MODEL_TARGETS, HOUR_US)
+    contact_pass._expiry = ExpiryClock(at_once=3, most=6)
+    early = [Event(f"o{n}", "contact.offered", n, f"c{n}", "voice", "q0", "cu0", "r0", None) for n in range(10)]
+    early += [Event(f"a{n}", "contact.abandoned", 100 + n, f"c{n}") for n in range(10)]  # waiting for nothing
+    offset = 0
+
+    def batch(events: list[Event]) -> set[str]:
+        nonlocal offset
+        contact_pass.on_batch([(offset + n, Routed("0:0", event)) for n, event in enumerate(events)], wall=0.0)
+        offset += len(events)
+        return {key.split("\x1f", 1)[1] for key in contact_pass.contact_records}
+
+    assert batch(early) == {f"c{n}" for n in range(10)}
+    kept = [batch([Event(f"late{n}", "contact.offered", 3 * HOUR_US + n, f"late{n}", "voice", "q0", "cu0", "r0",
+                         None)]) for n in range(4)]  # fmt: skip
+    assert [len(each - {f"late{n}" for n in range(4)}) for each in kept] == [7, 1, 0, 0]  # 3, then 6
+
+
 # ------------------------------------------------------------------ per-contact deadlines
 from hypothesis import given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
