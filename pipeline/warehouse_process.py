@@ -39,6 +39,11 @@ log = logging.getLogger("ccpulse.clickhouse")
 START_SECONDS = 120.0  # to import ClickHouse's client, open the engine and migrate
 PARENT_CHECK_SECONDS = 0.2
 WRITE_SECONDS = 300.0  # a flush not answered by then: the writer process is hung, and is replaced
+# The embedded engine's allocator (chDB's jemalloc) keeps freed pages 5 s before it gives them back
+# to the system. A writer catching up frees and allocates all the time (inserts, merges, re-sums), so
+# its RSS stood ~60 MiB above what it used. 1 s, set before the engine loads; an operator's
+# JE_MALLOC_CONF wins (docs/operations.md, "The writer's memory").
+ALLOCATOR = "dirty_decay_ms:1000"
 
 
 class WriterGone(ConnectionError):
@@ -199,6 +204,7 @@ def serve(writes: Connection, queries: Connection, url: str, database: str, migr
     """The writer process: one write at a time from ``writes``, one query at a time from
     ``queries`` (in a thread; the embedded engine takes one call at a time, see Warehouse)."""
     _die_with_parent(worker_pid)
+    os.environ.setdefault("JE_MALLOC_CONF", ALLOCATOR)  # read once, when the engine's library loads
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle; it stops us in turn
     console.configure(log_level.lower(), verbose=False)
     writer: Warehouse | None = None

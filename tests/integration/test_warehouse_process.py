@@ -127,6 +127,26 @@ def test_the_writer_process_dies_with_its_worker_and_frees_the_engine(tmp_path: 
     writer.stop()
 
 
+@pytest.mark.parametrize("operator", [None, "dirty_decay_ms:3000"])
+def test_the_writer_engine_gives_freed_memory_back_within_a_second(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, operator: str | None
+) -> None:
+    """chDB's allocator keeps freed pages 5 s by default; the writer process sets 1 s before the
+    engine loads (its peak RSS on a backlog: docs/operations.md), unless the operator set their own."""
+    if operator is None:
+        monkeypatch.delenv("JE_MALLOC_CONF", raising=False)
+    else:
+        monkeypatch.setenv("JE_MALLOC_CONF", operator)
+    writer = WarehouseProcess(f"chdb://{tmp_path / 'clickhouse'}", "ccpulse_test", load_migrations(migrations_dir()))
+    writer.start()
+    try:
+        stats = writer.query("SELECT * FROM system.jemalloc_stats", "csv").decode()
+    finally:
+        writer.stop()
+    wanted = "3000" if operator else "1000"
+    assert f"opt.dirty_decay_ms: {wanted} " in stats, stats[:3000]
+
+
 def test_an_engine_held_by_another_process_fails_the_start_with_a_reason(tmp_path: Path) -> None:
     url = f"chdb://{tmp_path / 'clickhouse'}"
     holder = WarehouseProcess(url, "ccpulse_test", load_migrations(migrations_dir()))
