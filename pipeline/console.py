@@ -10,12 +10,16 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 QUIET_FORMAT = "%(asctime)s %(message)s"
 DATE_FORMAT = "%H:%M:%S"
 PROGRESS_SECONDS = 5.0
+REPEAT_SECONDS = 10.0  # a library's line said again within this long is counted, not shown
 
 
 class OperatorFormatter(logging.Formatter):
@@ -56,6 +60,38 @@ class LibraryChatter(logging.Filter):
         return "[Flight Recorder-" in record.getMessage()
 
 
+class LibraryRepeats(logging.Filter):
+    """A library's line said again and again is shown once per ``seconds``, with how many times it
+    was said meanwhile. While the broker is down, aiokafka retries without pause (its known busy
+    loop, aio-libs/aiokafka#496 and #1014) and logs two errors per try: 12,000 lines a second from a
+    busy worker, measured (docs/operations.md, "When the broker restarts"). Lines are alike when
+    their logger, level and text before its arguments are (``Unable connect to node with id %s:
+    %s``). Warnings and errors only: ccpulse's own lines and a library's information always pass."""
+
+    def __init__(self, seconds: float = REPEAT_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.seconds = seconds
+        self.clock = clock
+        self._shown: dict[tuple[str, int, str], tuple[float, int]] = {}  # kind -> (shown at, said since)
+        self._lock = threading.Lock()  # records come from the sink's and the writer's threads too
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or record.name.startswith("ccpulse"):
+            return True
+        kind, now = (record.name, record.levelno, str(record.msg)), self.clock()
+        with self._lock:
+            shown_at, since = self._shown.get(kind, (now - self.seconds, 0))
+            if now - shown_at < self.seconds:
+                self._shown[kind] = (shown_at, since + 1)
+                return False
+            self._shown[kind] = (now, 0)
+        if since:
+            times = "once more" if since == 1 else f"{since:,} more times"
+            record.msg = f"{record.getMessage()} [said {times} in the last {now - shown_at:.0f} s, not shown]"
+            record.args = None
+        return True
+
+
 def logging_config(level: str, verbose: bool) -> dict[str, object]:
     """A ``logging.config.dictConfig`` document: ccpulse's loggers at ``level``, the libraries at
     :func:`library_level` (the Kafka clients never below warning: they log every connection). Faust's
@@ -65,13 +101,13 @@ def logging_config(level: str, verbose: bool) -> dict[str, object]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"plain": {"format": FORMAT} if chatty else {"()": OperatorFormatter}},
-        "filters": {} if chatty else {"chatter": {"()": LibraryChatter}},
+        "filters": {"repeats": {"()": LibraryRepeats}, **({} if chatty else {"chatter": {"()": LibraryChatter}})},
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",
                 "formatter": "plain",
                 "stream": "ext://sys.stdout",
-                "filters": [] if chatty else ["chatter"],
+                "filters": ["repeats"] if chatty else ["chatter", "repeats"],
             }  # fmt: skip
         },
         # libraries at INFO even when quiet: the filter keeps their flight recorders' replays

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import logging
 
-from pipeline.console import LibraryChatter, OperatorFormatter, Reading, library_level, logging_config, progress_line
+from pipeline.console import (
+    LibraryChatter,
+    LibraryRepeats,
+    OperatorFormatter,
+    Reading,
+    library_level,
+    logging_config,
+    progress_line,
+)
 
 
 def test_the_progress_line_gives_rate_lag_backlog_and_dead_letters() -> None:
@@ -31,8 +39,8 @@ def test_faust_speaks_at_info_only_when_asked() -> None:
     assert library_level("debug", verbose=False) == "debug"
     quiet = logging_config("info", verbose=False)
     assert quiet["root"] == {"level": "INFO", "handlers": ["console"]}  # type: ignore[comparison-overlap]
-    assert quiet["handlers"]["console"]["filters"] == ["chatter"]  # type: ignore[index]
-    assert logging_config("info", verbose=True)["handlers"]["console"]["filters"] == []  # type: ignore[index]
+    assert quiet["handlers"]["console"]["filters"] == ["chatter", "repeats"]  # type: ignore[index]
+    assert logging_config("info", verbose=True)["handlers"]["console"]["filters"] == ["repeats"]  # type: ignore[index]
     assert quiet["loggers"]["ccpulse"] == {"level": "INFO"}  # type: ignore[index]
     assert quiet["formatters"] == {"plain": {"()": OperatorFormatter}}
 
@@ -61,3 +69,38 @@ def test_warnings_say_their_level_and_source_and_plain_lines_do_not() -> None:
 
     assert line(logging.INFO, "ccpulse.progress", "events 0/s") == "events 0/s"
     assert line(logging.WARNING, "aiokafka", "lost the connection") == "WARNING aiokafka: lost the connection"
+
+
+def test_a_library_line_said_again_and_again_is_shown_once_per_ten_seconds_with_its_count() -> None:
+    now = [100.0]
+    repeats = LibraryRepeats(seconds=10, clock=lambda: now[0])
+
+    def shown(name: str, level: int, text: str, *args: object) -> str | None:
+        record = logging.LogRecord(name, level, __file__, 1, text, args, None)
+        return record.getMessage() if repeats.filter(record) else None
+
+    connect = "Unable connect to node with id %s: %s"
+    assert shown("aiokafka", logging.ERROR, connect, 1, "refused") == "Unable connect to node with id 1: refused"
+    for _ in range(11_999):  # aiokafka's busy loop while the broker is down
+        now[0] += 0.0008
+        assert shown("aiokafka", logging.ERROR, connect, 1, "refused") is None
+    # another line, another logger, another level, ccpulse's own lines and information: not held back
+    assert shown("aiokafka", logging.ERROR, "Unable to update metadata from %s", [1]) is not None
+    assert shown("aiokafka.consumer.fetcher", logging.ERROR, connect, 1, "refused") is not None
+    assert shown("aiokafka", logging.WARNING, connect, 1, "refused") is not None
+    assert shown("ccpulse.worker", logging.WARNING, "Kafka: no answer") == "Kafka: no answer"
+    assert shown("ccpulse.worker", logging.WARNING, "Kafka: no answer") == "Kafka: no answer"
+    assert shown("faust.app", logging.INFO, "[^-App]: Starting...") is not None
+    assert shown("faust.app", logging.INFO, "[^-App]: Starting...") is not None
+    now[0] = 110.5  # ten seconds after it was shown: shown again, with the count
+    assert shown("aiokafka", logging.ERROR, connect, 1, "timed out") == (
+        "Unable connect to node with id 1: timed out [said 11,999 more times in the last 10 s, not shown]"
+    )
+    now[0] += 1
+    assert shown("aiokafka", logging.ERROR, connect, 1, "refused") is None
+    now[0] += 10
+    assert shown("aiokafka", logging.ERROR, connect, 1, "refused") == (
+        "Unable connect to node with id 1: refused [said once more in the last 11 s, not shown]"
+    )
+    now[0] += 20  # quiet since: shown as it is
+    assert shown("aiokafka", logging.ERROR, connect, 1, "refused") == "Unable connect to node with id 1: refused"
