@@ -1,7 +1,8 @@
 """A restarted broker loses nothing: every gauge of a real worker equals the brute-force model after
 the broker under it was stopped, or killed, while the worker caught up a backlog, and then started
-again on the same data; and the worker's console is not flooded meanwhile. The broker here is the
-test's own, so that stopping it touches no other test."""
+again on the same data (and every ClickHouse table equals the definitions); and the worker's
+console is not flooded meanwhile. The broker here is the test's own, so that stopping it touches no
+other test."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 
 from pipeline.core.targets import Targets
 from tests.gauges import agents_differences, expected_samples, model_of, simulated
+from tests.integration.test_clickhouse import gauge_problems, wait_for_tables
 from tests.integration.test_metrics_end_to_end import HOURS, MESSY, wait_until_exact
 from tests.worker_process import Deployment
 
@@ -60,6 +62,8 @@ def test_gauges_stay_exact_when_the_broker_restarts_under_a_busy_worker(kafka_la
         assert produced.returncode == 0, produced.stderr.decode()
         wait_until_exact([worker], expected_samples(expected, Targets()), timeout=240)
         assert agents_differences(worker.get_json("/api/agents"), lines, Targets()) == []
+        wait_for_tables(worker, lines, Targets(), timeout=180)  # every row, as the definitions have it
+        assert gauge_problems(worker, lines, Targets()) == []  # metrics_minute equals the gauges
         # aiokafka retried without pause meanwhile, two errors a try (thousands a second): the
         # console showed each kind of line once per 10 s, with its count (pipeline/console.py)
         log = worker.log_path.read_text(errors="replace").splitlines()
