@@ -19,6 +19,7 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 QUIET_FORMAT = "%(asctime)s %(message)s"
 DATE_FORMAT = "%H:%M:%S"
 PROGRESS_SECONDS = 5.0
+KAFKA_SILENT_SECONDS = 10.0  # Kafka answers the worker's questions in milliseconds; this long is an outage
 REPEAT_SECONDS = 10.0  # a library's line said again within this long is counted, not shown
 
 
@@ -138,6 +139,8 @@ class Reading:
     stage_lag: int  # messages waiting in the internal stages' topics
     sink_backlog: int | None  # rows waiting for ClickHouse; None without a sink
     sink_failing: bool = False
+    kafka_silent: float | None = None  # seconds Kafka has not answered (None: it answers)
+    kafka: str = ""  # its address, for the line that says it does not answer
 
 
 def progress_line(previous: Reading | None, current: Reading) -> str:
@@ -156,4 +159,9 @@ def progress_line(previous: Reading | None, current: Reading) -> str:
         failing = " (ClickHouse is failing: see the warnings)" if current.sink_failing else ""
         parts.append(f"ClickHouse backlog {current.sink_backlog:,} rows{failing}")
     parts.append(f"dead letters {current.dead_letters:,}")
+    if current.kafka_silent is not None and current.kafka_silent >= KAFKA_SILENT_SECONDS:
+        measured = " (the lag is the last one measured)" if current.lag is not None else ""
+        where = f" ({current.kafka})" if current.kafka else ""
+        parts.append(f"Kafka{where} has not answered for {current.kafka_silent:,.0f} s: retrying, "
+                     f"nothing is lost{measured}")  # fmt: skip
     return " · ".join(parts)

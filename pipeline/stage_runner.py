@@ -98,6 +98,8 @@ class StageRunner(Service):
         self.committed: dict[TopicPartition, OffsetAndMetadata | None] = {}  # per owned partition
         self.consumer: AIOKafkaConsumer | None = None
         self._in_flight: deque[InFlight] = deque()
+        self._asked_since: float | None = None  # an end-offsets question to Kafka not answered yet
+        self._failing_since: float | None = None  # the first unanswered question since the last answer
         self._changed = asyncio.Event()  # a batch was added or finished
         self._batch = asyncio.Lock()  # held while a batch is read into the in-flight queue
         self._taking: asyncio.Task[None] | None = None  # the take-over of the latest assignment
@@ -135,6 +137,11 @@ class StageRunner(Service):
     def in_flight(self) -> int:
         return len(self._in_flight)
 
+    def kafka_silent_since(self) -> float | None:
+        """When Kafka last left a question of :meth:`lag` unanswered, if it has not answered one
+        since (monotonic seconds); None while it answers."""
+        return self._failing_since or self._asked_since
+
     async def lag(self) -> tuple[int, int] | None:
         """(messages not yet committed, sum of committed offsets) over the owned partitions; None
         while not known: before the first assignment is taken over, during a hand-over or a
@@ -142,10 +149,15 @@ class StageRunner(Service):
         if self.consumer is None or not self.committed or self.handing_over or self.taking_over:
             return None
         tps = list(self.committed)
+        self._asked_since = time.monotonic()
         try:
             ends = await self.consumer.end_offsets(tps)
         except KafkaError:
+            self._failing_since = self._failing_since or self._asked_since
             return None
+        finally:
+            self._asked_since = None
+        self._failing_since = None
         waiting = done = 0
         for tp in tps:
             committed = self.committed.get(tp)

@@ -329,13 +329,15 @@ def _watch_the_rest(app: faust.App, wiring: Wiring) -> None:
     @app.timer(interval=console.PROGRESS_SECONDS)
     async def report_progress() -> None:
         """The operator's progress line on the console (pipeline/console.py)."""
-        progress, lag = wiring.ingest_progress(), wiring.lag
+        progress, lag, now = wiring.ingest_progress(), wiring.lag, time.monotonic()
         health = sink.health if sink is not None else None
+        silent = [since for stage in wiring.stages.values() if (since := stage.kafka_silent_since()) is not None]
         reading = console.Reading(
-            at=time.monotonic(), events=sum(progress.events_by_type.values()),
+            at=now, events=sum(progress.events_by_type.values()),
             dead_letters=sum(progress.invalid_by_reason.values()), lag=lag.get("ingest"),
             stage_lag=sum(waiting for stage, waiting in lag.items() if stage != "ingest"),
             sink_backlog=health.backlog_rows if health else None, sink_failing=bool(health and health.failing),
+            kafka_silent=now - min(silent) if silent else None, kafka=wiring.settings.kafka_bootstrap,
         )  # fmt: skip
         progress_log.info("%s", console.progress_line(last_reading[-1] if last_reading else None, reading))
         last_reading[:] = [reading]

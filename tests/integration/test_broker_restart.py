@@ -56,7 +56,7 @@ def test_gauges_stay_exact_when_the_broker_restarts_under_a_busy_worker(kafka_la
         (kafka_launcher.kill if how == "killed" else kafka_launcher.stop)(data_dir)
         # mid-way: sends, commits and the sink's rows in flight (~2,000 of ~18,000 counted, measured)
         assert before < backlog * 3 // 4, f"the worker had counted {before:.0f} of {backlog} events already"
-        time.sleep(8)  # longer than the worker's session timeout (6 s in tests)
+        time.sleep(12)  # longer than the worker's session timeout (6 s in tests)
         kafka_launcher.start(data_dir)
         produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines[backlog:]) + b"\n")
         assert produced.returncode == 0, produced.stderr.decode()
@@ -70,5 +70,7 @@ def test_gauges_stay_exact_when_the_broker_restarts_under_a_busy_worker(kafka_la
         tries = [line for line in log if "Unable connect to node with id" in line]
         assert 1 <= len(tries) <= 6, "\n".join(tries[:10])
         assert len([line for line in log if " aiokafka" in line and ("ERROR" in line or "WARNING" in line)]) < 100
+        # and the progress line said what was going on
+        assert any(f"Kafka ({bootstrap}) has not answered for" in line for line in log), "\n".join(log[-40:])
     finally:
         worker.stop()

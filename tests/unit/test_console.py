@@ -33,6 +33,21 @@ def test_a_failing_sink_and_lag_between_stages_are_said() -> None:
                     "ClickHouse backlog 9 rows (ClickHouse is failing: see the warnings) · dead letters 0")  # fmt: skip
 
 
+def test_kafka_silent_for_ten_seconds_is_said_on_the_progress_line() -> None:
+    first = Reading(at=0.0, events=10, dead_letters=0, lag=7, stage_lag=0, sink_backlog=None)
+    quiet = Reading(at=5.0, events=10, dead_letters=0, lag=7, stage_lag=0, sink_backlog=None, kafka_silent=9.9)
+    assert progress_line(first, quiet) == "events 0/s (10 in all) · lag 7 · dead letters 0"
+    silent = Reading(at=10.0, events=10, dead_letters=0, lag=7, stage_lag=0, sink_backlog=None, kafka_silent=25.4,
+                     kafka="broker-1:9092")  # fmt: skip
+    assert progress_line(quiet, silent) == (
+        "events 0/s (10 in all) · lag 7 · dead letters 0 · Kafka (broker-1:9092) has not answered for 25 s: "
+        "retrying, nothing is lost (the lag is the last one measured)"
+    )
+    unknown = Reading(at=15.0, events=10, dead_letters=0, lag=None, stage_lag=0, sink_backlog=None, kafka_silent=30)
+    assert progress_line(silent, unknown).endswith("lag unknown · dead letters 0 · Kafka has not answered "
+                                                   "for 30 s: retrying, nothing is lost")  # fmt: skip
+
+
 def test_faust_speaks_at_info_only_when_asked() -> None:
     assert library_level("info", verbose=False) == "warning"
     assert library_level("info", verbose=True) == "info"
