@@ -1,0 +1,79 @@
+"""Faults in a row, as a bad night brings them: while traffic arrives in parts, the worker is killed
+twice, its ClickHouse writer process is killed, ClickHouse fails and recovers (fault injected: the
+embedded engine cannot fail on demand), and the broker is stopped and then killed, each restarted.
+Afterwards every gauge, the agents' list and every ClickHouse table equal the definitions. The
+order is drawn from a fixed seed; the effect of each fault depends on where the worker was, and
+exactness must not. The broker is the test's own (``test_broker_restart.own_broker``)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from pipeline.core.targets import Targets
+from tests.gauges import agents_differences, expected_samples, model_of, simulated
+from tests.integration.test_broker_restart import own_broker  # noqa: F401 - the fixture
+from tests.integration.test_clickhouse import gauge_problems, wait_for_tables
+from tests.integration.test_metrics_end_to_end import HOURS, MESSY, wait_until_exact
+from tests.worker_process import Deployment, WorkerProcess
+
+pytestmark = pytest.mark.integration
+
+# ClickHouse fails until the fault after it has happened too
+FAULTS = ["kill worker", "kill writer", "clickhouse fails", "broker stop", "broker kill", "kill worker"]
+
+
+def writer_process(worker: WorkerProcess) -> int:
+    """The pid of the worker's ClickHouse writer process (a multiprocessing child of the worker)."""
+    assert worker.process is not None
+    for child in Path(f"/proc/{worker.process.pid}/task/{worker.process.pid}/children").read_text().split():
+        if b"multiprocessing" in Path(f"/proc/{child}/cmdline").read_bytes():
+            return int(child)
+    raise AssertionError(f"worker {worker.name} has no writer process")
+
+
+def test_every_count_and_table_is_exact_after_faults_in_a_row(kafka_launcher, own_broker: tuple[Path, str],  # noqa: F811
+                                                               tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    draw = random.Random(61)
+    lines = simulated(HOURS * 3, seed=61, faults=MESSY)
+    targets = Targets()
+    expected, _ = model_of(lines, targets)
+    data_dir, bootstrap = own_broker
+    failing = tmp_path / "clickhouse-down"
+    deployment = Deployment(bootstrap, tmp_path / "run", extra_env={
+        "CCPULSE_CLOCK": "event", "CCPULSE_BATCH_SIZE": "400",  # small batches: faults land mid-backlog
+        "CCPULSE_SINK_FAULT_FILE": str(failing), "CCPULSE_SINK_MAX_ROWS": "3000"})  # fmt: skip
+    deployment.root.mkdir()
+    faults = draw.sample(FAULTS, len(FAULTS))
+    parts = [lines[i * len(lines) // len(faults) : (i + 1) * len(lines) // len(faults)] for i in range(len(faults))]
+    worker = deployment.worker().start()
+    try:
+        for part, fault, before in zip(parts, faults, [None, *faults[:-1]], strict=True):
+            produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(part) + b"\n")
+            assert produced.returncode == 0, produced.stderr.decode()
+            time.sleep(draw.uniform(0.2, 3))
+            if fault == "kill worker":
+                worker.kill()
+                worker.start()
+            elif fault == "kill writer":
+                os.kill(writer_process(worker), signal.SIGKILL)
+            elif fault == "clickhouse fails":
+                failing.touch()
+            else:
+                (kafka_launcher.kill if fault == "broker kill" else kafka_launcher.stop)(data_dir)
+                time.sleep(draw.uniform(2, 12))
+                kafka_launcher.start(data_dir)
+            if before == "clickhouse fails":
+                failing.unlink()  # after the next part and the fault after it: they landed while it failed
+        failing.unlink(missing_ok=True)
+        wait_until_exact([worker], expected_samples(expected, targets), timeout=300)
+        assert agents_differences(worker.get_json("/api/agents"), lines, targets) == []
+        wait_for_tables(worker, lines, targets, timeout=240)
+        assert gauge_problems(worker, lines, targets) == []
+    finally:
+        worker.stop()
