@@ -316,13 +316,15 @@ class StateSizeCollector(Collector):
 
 
 class LagCollector(Collector):
-    """Per stage, the messages of this worker's partitions not yet processed and committed."""
+    """Per stage, the messages of this worker's partitions not yet processed and committed; and how
+    long Kafka has left the worker's questions unanswered (0 while it answers)."""
 
-    def __init__(self, lags: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, lags: Callable[[], dict[str, int]], kafka_silent: Callable[[], float | None]) -> None:
         self._lags = lags
+        self._kafka_silent = kafka_silent
 
     def describe(self) -> list[Metric]:
-        return described(["ccpulse_consumer_lag"])
+        return described(["ccpulse_consumer_lag", "ccpulse_kafka_silent_seconds"])
 
     def collect(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily(
@@ -332,6 +334,9 @@ class LagCollector(Collector):
         for stage, messages in sorted(self._lags().items()):
             lag.add_metric([stage], messages)
         yield lag
+        yield GaugeMetricFamily("ccpulse_kafka_silent_seconds",
+                                "Seconds Kafka has left this worker's questions unanswered (0: it answers).",
+                                value=self._kafka_silent() or 0.0)  # fmt: skip
 
 
 class SinkCollector(Collector):

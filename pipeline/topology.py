@@ -182,6 +182,12 @@ class Wiring:
     def idle_seconds(self) -> float:
         return round(max(0.0, time.time() - self.input_seen[0]), 1)
 
+    def kafka_silent(self, now: float | None = None) -> float | None:
+        """Seconds since a stage's question to Kafka went unanswered, if none was answered since
+        (``StageRunner.kafka_silent_since``); None while Kafka answers."""
+        silent = [since for stage in self.stages.values() if (since := stage.kafka_silent_since()) is not None]
+        return (time.monotonic() if now is None else now) - min(silent) if silent else None
+
     # ---------------------------------------------------------------- counters, steady across restores
     def steady(self, name: str, read: Callable[[], Any]) -> Any:
         """``read()``, or while tables are being restored (or the ingest stage takes partitions
@@ -279,7 +285,7 @@ def _register(registry: CollectorRegistry, wiring: Wiring) -> None:
     registry.register(StateSizeCollector(wiring.state_sizes))
     registry.register(BoardCollector(lambda: wiring.board.board, wiring.clock_us, settings.zone, wiring.targets,
                                      settings.max_queue_labels))  # fmt: skip
-    registry.register(LagCollector(lambda: dict(wiring.lag)))
+    registry.register(LagCollector(lambda: dict(wiring.lag), wiring.kafka_silent))
     if sink is not None:
         registry.register(SinkCollector(lambda: sink.health))
 
@@ -331,13 +337,12 @@ def _watch_the_rest(app: faust.App, wiring: Wiring) -> None:
         """The operator's progress line on the console (pipeline/console.py)."""
         progress, lag, now = wiring.ingest_progress(), wiring.lag, time.monotonic()
         health = sink.health if sink is not None else None
-        silent = [since for stage in wiring.stages.values() if (since := stage.kafka_silent_since()) is not None]
         reading = console.Reading(
             at=now, events=sum(progress.events_by_type.values()),
             dead_letters=sum(progress.invalid_by_reason.values()), lag=lag.get("ingest"),
             stage_lag=sum(waiting for stage, waiting in lag.items() if stage != "ingest"),
             sink_backlog=health.backlog_rows if health else None, sink_failing=bool(health and health.failing),
-            kafka_silent=now - min(silent) if silent else None, kafka=wiring.settings.kafka_bootstrap,
+            kafka_silent=wiring.kafka_silent(now), kafka=wiring.settings.kafka_bootstrap,
         )  # fmt: skip
         progress_log.info("%s", console.progress_line(last_reading[-1] if last_reading else None, reading))
         last_reading[:] = [reading]

@@ -57,10 +57,13 @@ def test_gauges_stay_exact_when_the_broker_restarts_under_a_busy_worker(kafka_la
         # mid-way: sends, commits and the sink's rows in flight (~2,000 of ~18,000 counted, measured)
         assert before < backlog * 3 // 4, f"the worker had counted {before:.0f} of {backlog} events already"
         time.sleep(12)  # longer than the worker's session timeout (6 s in tests)
+        silent = worker.scrape("ccpulse_kafka_silent_seconds")[("ccpulse_kafka_silent_seconds", ())]
+        assert silent > 5, f"Kafka silent for {silent} s on /metrics, 12 s into the outage"
         kafka_launcher.start(data_dir)
         produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines[backlog:]) + b"\n")
         assert produced.returncode == 0, produced.stderr.decode()
         wait_until_exact([worker], expected_samples(expected, Targets()), timeout=240)
+        assert worker.scrape("ccpulse_kafka_silent_seconds")[("ccpulse_kafka_silent_seconds", ())] == 0
         assert agents_differences(worker.get_json("/api/agents"), lines, Targets()) == []
         wait_for_tables(worker, lines, Targets(), timeout=180)  # every row, as the definitions have it
         assert gauge_problems(worker, lines, Targets()) == []  # metrics_minute equals the gauges

@@ -64,6 +64,7 @@ def amtool() -> str:
     [
         (["severity=critical", "alertname=ServiceLevelFarBelowTarget", "queue=billing"], "on-call"),
         (["severity=critical", "alertname=WorkerDown", "instance=w1"], "on-call"),
+        (["severity=critical", "alertname=KafkaUnreachable", "instance=w1"], "on-call"),
         (["severity=warning", "alertname=ServiceLevelBelowTarget", "queue=billing"], "supervisors"),
         (["severity=warning", "alertname=ClickHouseSinkBacklogged", "instance=w1"], "platform"),
         (["severity=warning", "alertname=DeadLettersRising", "reason=schema"], "platform"),
