@@ -311,7 +311,9 @@ def _watch_lag(app: faust.App, wiring: Wiring) -> None:
         if watch.settled_too_long(settling, now):
             stalled("a hand-over of partitions has not finished for %.0f s; exiting (code 3) so that the supervisor "
                     "restarts the worker", watch.settle_limit_seconds)  # fmt: skip
-        found = {name: await stage.lag() for name, stage in stages.items()}
+        # together: a stage's question waits behind its consumer's fetch on the same connection (up to
+        # fetch_max_wait_ms, 500 ms), so one after another the round outlasted the timer's second
+        found = dict(zip(stages, await asyncio.gather(*(stage.lag() for stage in stages.values())), strict=True))
         measured = {name: each for name, each in found.items() if each is not None}  # unknown: the last value holds
         behind = sum(waiting for waiting, _ in measured.values()) >= wiring.settings.catch_up_lag
         if sink is not None:
