@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import logging.config
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -21,6 +22,8 @@ DATE_FORMAT = "%H:%M:%S"
 PROGRESS_SECONDS = 5.0
 KAFKA_SILENT_SECONDS = 10.0  # Kafka answers the worker's questions in milliseconds; this long is an outage
 REPEAT_SECONDS = 10.0  # a library's line said again within this long is counted, not shown
+REPEAT_KINDS = 1000  # kinds of line remembered at most (a library may put varying text in its message)
+DIGITS = re.compile(r"\d+")
 
 
 class OperatorFormatter(logging.Formatter):
@@ -67,7 +70,10 @@ class LibraryRepeats(logging.Filter):
     loop, aio-libs/aiokafka#496 and #1014) and logs two errors per try: 12,000 lines a second from a
     busy worker, measured (docs/operations.md, "When the broker restarts"). Lines are alike when
     their logger, level and text before its arguments are (``Unable connect to node with id %s:
-    %s``). Warnings and errors only: ccpulse's own lines and a library's information always pass."""
+    %s``), numbers aside (some libraries format their text first). Warnings and errors only:
+    ccpulse's own lines and a library's information always pass. At most ``REPEAT_KINDS`` kinds are
+    remembered: past that, those shown longer than ``seconds`` ago are forgotten (a count not yet
+    said goes with them)."""
 
     def __init__(self, seconds: float = REPEAT_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
@@ -76,11 +82,17 @@ class LibraryRepeats(logging.Filter):
         self._shown: dict[tuple[str, int, str], tuple[float, int]] = {}  # kind -> (shown at, said since)
         self._lock = threading.Lock()  # records come from the sink's and the writer's threads too
 
+    def __len__(self) -> int:
+        """Kinds of line remembered now."""
+        return len(self._shown)
+
     def filter(self, record: logging.LogRecord) -> bool:
         if record.levelno < logging.WARNING or record.name.startswith("ccpulse"):
             return True
-        kind, now = (record.name, record.levelno, str(record.msg)), self.clock()
+        kind, now = (record.name, record.levelno, DIGITS.sub("#", str(record.msg))), self.clock()
         with self._lock:
+            if len(self._shown) >= REPEAT_KINDS:
+                self._shown = {k: v for k, v in self._shown.items() if now - v[0] < self.seconds}
             shown_at, since = self._shown.get(kind, (now - self.seconds, 0))
             if now - shown_at < self.seconds:
                 self._shown[kind] = (shown_at, since + 1)

@@ -119,3 +119,19 @@ def test_a_library_line_said_again_and_again_is_shown_once_per_ten_seconds_with_
     )
     now[0] += 20  # quiet since: shown as it is
     assert shown("aiokafka", logging.ERROR, connect, 1, "refused") == "Unable connect to node with id 1: refused"
+
+
+def test_lines_that_differ_only_in_numbers_are_alike_and_old_kinds_are_forgotten() -> None:
+    now = [0.0]
+    repeats = LibraryRepeats(seconds=10, clock=lambda: now[0])
+
+    def shown(text: str) -> bool:
+        return repeats.filter(logging.LogRecord("aiokafka", logging.WARNING, __file__, 1, text, None, None))
+
+    assert shown("Got error produce response on partition 3, retrying (took 1.25 s)")
+    assert not shown("Got error produce response on partition 7, retrying (took 0.5 s)")
+    assert shown("Got error for another reason")
+    for number in range(3000):  # formatted text of ever new kinds: remembered a while, not for ever
+        now[0] += 0.01
+        shown(f"Got record {chr(65 + number % 26)}{chr(65 + number // 26 % 26)}{chr(65 + number // 676)}")
+    assert len(repeats) <= 1000
