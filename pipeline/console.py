@@ -16,11 +16,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pipeline.core.stall import QUIET_SECONDS
+
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 QUIET_FORMAT = "%(asctime)s %(message)s"
 DATE_FORMAT = "%H:%M:%S"
 PROGRESS_SECONDS = 5.0
-KAFKA_SILENT_SECONDS = 10.0  # Kafka answers the worker's questions in milliseconds; this long is an outage
+KAFKA_SILENT_SECONDS = QUIET_SECONDS  # Kafka unanswered this long is an outage: the progress line says so
 REPEAT_SECONDS = 10.0  # a library's line said again within this long is counted, not shown
 REPEAT_KINDS = 1000  # kinds of line remembered at most (a library may put varying text in its message)
 DIGITS = re.compile(r"\d+")

@@ -145,10 +145,13 @@ class StageRunner(Service):
     async def lag(self) -> tuple[int, int] | None:
         """(messages not yet committed, sum of committed offsets) over the owned partitions; None
         while not known: before the first assignment is taken over, during a hand-over or a
-        take-over, or when the broker does not answer (a lag of 0 would read "caught up")."""
-        if self.consumer is None or not self.committed or self.handing_over or self.taking_over:
+        take-over, or when the broker does not answer (a lag of 0 would read "caught up"). Kafka is
+        asked all the same (for the stage topic's first partition when none is owned), so that
+        :meth:`kafka_silent_since` knows whether it answers: a broker's orderly stop starts with
+        every group's hand-over."""
+        if self.consumer is None:
             return None
-        tps = list(self.committed)
+        tps = list(self.committed) or [TopicPartition(self.topic, 0)]
         self._asked_since = time.monotonic()
         try:
             ends = await self.consumer.end_offsets(tps)
@@ -158,6 +161,8 @@ class StageRunner(Service):
         finally:
             self._asked_since = None
         self._failing_since = None
+        if not self.committed or self.handing_over or self.taking_over:
+            return None
         waiting = done = 0
         for tp in tps:
             committed = self.committed.get(tp)

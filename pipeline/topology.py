@@ -42,7 +42,7 @@ from pipeline.core.drilldown import contacts_list, contacts_sql
 from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress, StageProgress, total
 from pipeline.core.snapshot import snapshot
-from pipeline.core.stall import StallWatch
+from pipeline.core.stall import StallWatch, kafka_quiet
 from pipeline.core.targets import Targets
 from pipeline.exposition import (
     BoardCollector,
@@ -303,17 +303,21 @@ def _watch_lag(app: faust.App, wiring: Wiring) -> None:
     async def measure_lag() -> None:
         """Messages not yet processed and committed, per stage, over this worker's partitions;
         a stage that has them but commits nothing for CCPULSE_STALL_SECONDS stops the worker."""
-        now = time.monotonic()
-        held_back = sink is not None and (sink.health.failing or sink.health.blocked)
+        asked = time.monotonic()
         settling = any(stage.handing_over for stage in stages.values())
-        if settling or held_back:
-            watch.reset(now)  # waiting for ClickHouse is backpressure, not a stuck consumer
-        if watch.settled_too_long(settling, now):
-            stalled("a hand-over of partitions has not finished for %.0f s; exiting (code 3) so that the supervisor "
-                    "restarts the worker", watch.settle_limit_seconds)  # fmt: skip
         # together: a stage's question waits behind its consumer's fetch on the same connection (up to
         # fetch_max_wait_ms, 500 ms), so one after another the round outlasted the timer's second
         found = dict(zip(stages, await asyncio.gather(*(stage.lag() for stage in stages.values())), strict=True))
+        now = time.monotonic()
+        settling = settling or any(stage.handing_over for stage in stages.values())
+        held_back = sink is not None and (sink.health.failing or sink.health.blocked)
+        quiet = kafka_quiet(asked, now, wiring.kafka_silent(now))
+        if settling or held_back or quiet:
+            watch.reset(now)  # a hand-over, backpressure from ClickHouse, Kafka out of reach: not stuck
+        if watch.settled_too_long(settling or quiet, now):
+            what = "Kafka has not answered" if quiet else "a hand-over of partitions has not finished"
+            stalled("%s for %.0f s; exiting (code 3) so that the supervisor restarts the worker",
+                    what, watch.settle_limit_seconds)  # fmt: skip
         measured = {name: each for name, each in found.items() if each is not None}  # unknown: the last value holds
         behind = sum(waiting for waiting, _ in measured.values()) >= wiring.settings.catch_up_lag
         if sink is not None:
@@ -322,7 +326,7 @@ def _watch_lag(app: faust.App, wiring: Wiring) -> None:
             stage.catching_up = behind
         for name, (waiting, done) in measured.items():
             wiring.lag[name] = waiting
-            if not settling and watch.stuck(name, waiting, done, now):
+            if not (settling or quiet) and watch.stuck(name, waiting, done, now):
                 stalled("stage %s has %d messages waiting and has committed nothing for %.0f s: the consumer is "
                         "stuck; exiting (code 3) so that the supervisor restarts the worker, which restores its "
                         "state from the changelogs and goes on from the last commit (CCPULSE_STALL_SECONDS sets "

@@ -13,6 +13,17 @@ from dataclasses import dataclass, field
 
 SETTLE_FACTOR = 10  # a rebalance with its table recovery may take this many stall limits
 SETTLE_FLOOR_SECONDS = 600.0  # and at least this long (a large changelog is read from its start)
+QUIET_SECONDS = 10.0  # Kafka answers the lag's questions in milliseconds; this long is an outage
+
+
+def kafka_quiet(asked: float, answered: float, silent: float | None) -> bool:
+    """Whether Kafka was out of reach in a round of lag questions asked at ``asked`` and over at
+    ``answered`` (monotonic seconds): the round took ``QUIET_SECONDS`` or more, or a stage's
+    question has had no answer since ``silent`` seconds. A stage cannot commit without Kafka, so
+    such time is an outage to ride out, not a stuck consumer: it is not counted towards a stall
+    (measured 2026-12-07: a 150 s broker outage made the worker exit with code 3, "the consumer is
+    stuck", the moment the broker answered again)."""
+    return answered - asked >= QUIET_SECONDS or silent is not None
 
 
 @dataclass

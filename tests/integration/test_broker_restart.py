@@ -45,7 +45,8 @@ def test_gauges_stay_exact_when_the_broker_restarts_under_a_busy_worker(kafka_la
     data_dir, bootstrap = own_broker
     # small batches: the worker counts its backlog bit by bit, so the broker goes mid-way through it
     deployment = Deployment(bootstrap, tmp_path / "run", extra_env={"CCPULSE_CLOCK": "event",
-                                                                    "CCPULSE_BATCH_SIZE": "400"})  # fmt: skip
+                                                                    "CCPULSE_BATCH_SIZE": "400",
+                                                                    "CCPULSE_STALL_SECONDS": "5"})  # fmt: skip
     deployment.root.mkdir()
     backlog = len(lines) * 3 // 4
     produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines[:backlog]) + b"\n")
@@ -63,7 +64,8 @@ def test_gauges_stay_exact_when_the_broker_restarts_under_a_busy_worker(kafka_la
         produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines[backlog:]) + b"\n")
         assert produced.returncode == 0, produced.stderr.decode()
         wait_until_exact([worker], expected_samples(expected, Targets()), timeout=240)
-        assert worker.scrape("ccpulse_kafka_silent_seconds")[("ccpulse_kafka_silent_seconds", ())] == 0
+        # answered again: at most a question asked a moment ago is pending
+        assert worker.scrape("ccpulse_kafka_silent_seconds")[("ccpulse_kafka_silent_seconds", ())] < 5
         assert agents_differences(worker.get_json("/api/agents"), lines, Targets()) == []
         wait_for_tables(worker, lines, Targets(), timeout=180)  # every row, as the definitions have it
         assert gauge_problems(worker, lines, Targets()) == []  # metrics_minute equals the gauges

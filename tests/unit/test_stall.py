@@ -99,3 +99,11 @@ def test_a_rebalance_that_never_ends_is_a_stall_after_the_settle_limit() -> None
     assert not watch.settled_too_long(False, now=2000.0)  # it ended: the clock starts again
     assert not watch.settled_too_long(True, now=2001.0)
     assert not StallWatch(0).settled_too_long(True, now=1e9) and not StallWatch(0).settled_too_long(True, now=2e9)
+
+
+def test_a_round_of_lag_questions_kafka_left_unanswered_is_an_outage_not_a_stall() -> None:
+    from pipeline.core.stall import QUIET_SECONDS, kafka_quiet
+
+    assert not kafka_quiet(100.0, 100.4, None)  # answered within the fetch's long poll
+    assert kafka_quiet(100.0, 100.0 + QUIET_SECONDS, None)  # the round waited for the broker to come back
+    assert kafka_quiet(100.0, 100.1, 95.0)  # another stage's question is still unanswered
