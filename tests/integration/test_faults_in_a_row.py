@@ -29,10 +29,11 @@ FAULTS = ["kill worker", "kill writer", "clickhouse fails", "broker stop", "brok
 
 
 def writer_process(worker: WorkerProcess) -> int:
-    """The pid of the worker's ClickHouse writer process (a multiprocessing child of the worker)."""
+    """The pid of the worker's ClickHouse writer process: its child started by multiprocessing's
+    spawn (the other child, multiprocessing's resource tracker, is not it)."""
     assert worker.process is not None
     for child in Path(f"/proc/{worker.process.pid}/task/{worker.process.pid}/children").read_text().split():
-        if b"multiprocessing" in Path(f"/proc/{child}/cmdline").read_bytes():
+        if b"multiprocessing.spawn import spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
             return int(child)
     raise AssertionError(f"worker {worker.name} has no writer process")
 
@@ -61,7 +62,7 @@ def test_every_count_and_table_is_exact_after_faults_in_a_row(kafka_launcher, ow
                 worker.kill()
                 worker.start()
             elif fault == "kill writer":
-                os.kill(writer_process(worker), signal.SIGKILL)
+                os.kill(writer_process(worker), signal.SIGKILL)  # the next write starts another
             elif fault == "clickhouse fails":
                 failing.touch()
             else:
