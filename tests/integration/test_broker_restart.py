@@ -61,6 +61,10 @@ def test_gauges_stay_exact_when_the_broker_restarts_under_a_busy_worker(kafka_la
         time.sleep(12)  # longer than the worker's session timeout (6 s in tests)
         silent = worker.scrape("ccpulse_kafka_silent_seconds")[("ccpulse_kafka_silent_seconds", ())]
         assert silent > 5, f"Kafka silent for {silent} s on /metrics, 12 s into the outage"
+        said = f"Kafka ({bootstrap}) has not answered for"  # the progress line, every 5 s, from 10 s on
+        deadline = time.monotonic() + 30
+        while said not in worker.log_path.read_text(errors="replace") and time.monotonic() < deadline:
+            time.sleep(0.5)
         kafka_launcher.start(data_dir)
         produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines[backlog:]) + b"\n")
         assert produced.returncode == 0, produced.stderr.decode()
@@ -77,6 +81,6 @@ def test_gauges_stay_exact_when_the_broker_restarts_under_a_busy_worker(kafka_la
         assert 1 <= len(tries) <= 6, "\n".join(tries[:10])
         assert len([line for line in log if " aiokafka" in line and ("ERROR" in line or "WARNING" in line)]) < 100
         # and the progress line said what was going on
-        assert any(f"Kafka ({bootstrap}) has not answered for" in line for line in log), "\n".join(log[-40:])
+        assert any(said in line for line in log), "\n".join(log[-40:])
     finally:
         worker.stop()
