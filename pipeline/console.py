@@ -22,7 +22,6 @@ FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 QUIET_FORMAT = "%(asctime)s %(message)s"
 DATE_FORMAT = "%H:%M:%S"
 PROGRESS_SECONDS = 5.0
-KAFKA_SILENT_SECONDS = QUIET_SECONDS  # Kafka unanswered this long is an outage: the progress line says so
 REPEAT_SECONDS = 10.0  # a library's line said again within this long is counted, not shown
 REPEAT_KINDS = 1000  # kinds of line remembered at most (a library may put varying text in its message)
 DIGITS = re.compile(r"\d+")
@@ -173,7 +172,7 @@ def progress_line(previous: Reading | None, current: Reading) -> str:
         failing = " (ClickHouse is failing: see the warnings)" if current.sink_failing else ""
         parts.append(f"ClickHouse backlog {current.sink_backlog:,} rows{failing}")
     parts.append(f"dead letters {current.dead_letters:,}")
-    if current.kafka_silent is not None and current.kafka_silent >= KAFKA_SILENT_SECONDS:
+    if current.kafka_silent is not None and current.kafka_silent >= QUIET_SECONDS:  # an outage: the line says so
         measured = " (the lag is the last one measured)" if current.lag is not None else ""
         where = f" ({current.kafka})" if current.kafka else ""
         parts.append(f"Kafka{where} has not answered for {current.kafka_silent:,.0f} s: retrying, "

@@ -65,6 +65,18 @@ def kafka_launcher():  # type: ignore[no-untyped-def]
 
 
 @pytest.fixture
+def own_broker(kafka_launcher, tmp_path: Path) -> Iterator[tuple[Path, str]]:  # type: ignore[no-untyped-def]
+    """A broker of the test's own, for tests that stop or kill it (no other test loses its broker):
+    its data dir (to stop, kill or start it again with ``kafka_launcher``) and its address."""
+    data_dir = tmp_path / "broker"
+    broker = kafka_launcher.start(data_dir, port=0)
+    try:
+        yield data_dir, broker.bootstrap
+    finally:
+        kafka_launcher.stop(data_dir)
+
+
+@pytest.fixture
 def browser() -> Iterator[Any]:
     """Debian's Chromium, headless, a 1080p screen (skips with a reason when it is not installed)."""
     chromium = debian_tool("chromium", "chromium")

@@ -9,7 +9,6 @@ The broker here is the test's own, so that stopping it touches no other test."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,17 +25,6 @@ pytestmark = pytest.mark.integration
 def counted(samples: dict) -> float:  # type: ignore[type-arg]
     """Valid events counted so far (``ccpulse_events_total`` of every type)."""
     return sum(value for (name, _), value in samples.items() if name == "ccpulse_events_total")
-
-
-@pytest.fixture
-def own_broker(kafka_launcher, tmp_path: Path) -> Iterator[tuple[Path, str]]:  # type: ignore[no-untyped-def]
-    """A broker of this test's own: its data dir (to restart it with ``kafka_launcher``) and address."""
-    data_dir = tmp_path / "broker"
-    broker = kafka_launcher.start(data_dir, port=0)
-    try:
-        yield data_dir, broker.bootstrap
-    finally:
-        kafka_launcher.stop(data_dir)
 
 
 def test_gauges_stay_exact_when_the_broker_restarts_under_a_busy_worker(kafka_launcher, own_broker: tuple[Path, str],

@@ -3,7 +3,7 @@ twice, its ClickHouse writer process is killed, ClickHouse fails and recovers (f
 embedded engine cannot fail on demand), and the broker is stopped and then killed, each restarted.
 Afterwards every gauge, the agents' list and every ClickHouse table equal the definitions. The
 order is drawn from a fixed seed; the effect of each fault depends on where the worker was, and
-exactness must not. The broker is the test's own (``test_broker_restart.own_broker``)."""
+exactness must not. The broker is the test's own (the ``own_broker`` fixture)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import pytest
 
 from pipeline.core.targets import Targets
 from tests.gauges import agents_differences, expected_samples, model_of, simulated
-from tests.integration.test_broker_restart import own_broker  # noqa: F401 - the fixture
 from tests.integration.test_clickhouse import gauge_problems, wait_for_tables
 from tests.integration.test_metrics_end_to_end import HOURS, MESSY, wait_until_exact
 from tests.worker_process import Deployment, WorkerProcess
@@ -38,7 +37,7 @@ def writer_process(worker: WorkerProcess) -> int:
     raise AssertionError(f"worker {worker.name} has no writer process")
 
 
-def test_every_count_and_table_is_exact_after_faults_in_a_row(kafka_launcher, own_broker: tuple[Path, str],  # noqa: F811
+def test_every_count_and_table_is_exact_after_faults_in_a_row(kafka_launcher, own_broker: tuple[Path, str],
                                                                tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
     draw = random.Random(61)
     lines = simulated(HOURS * 3, seed=61, faults=MESSY)

@@ -20,17 +20,15 @@ pytestmark = pytest.mark.integration
 STOP_SECONDS = 5
 
 
-def test_a_worker_whose_broker_is_gone_stops_within_its_deadline_and_says_why(kafka_launcher, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: E501
-    kafka = kafka_launcher
-    broker = kafka.start(tmp_path / "broker", port=0)
-    try:
-        deployment = Deployment(broker.bootstrap, tmp_path / "run", partitions=2,
-                                extra_env={"CCPULSE_STOP_SECONDS": str(STOP_SECONDS)})  # fmt: skip
-        deployment.root.mkdir()
-        worker = deployment.worker("w").start()
-        worker.wait_for(lambda samples: any(name == "ccpulse_consumer_lag" for name, _ in samples), timeout=60)
-    finally:
-        kafka.stop(tmp_path / "broker")
+def test_a_worker_whose_broker_is_gone_stops_within_its_deadline_and_says_why(kafka_launcher, own_broker,  # type: ignore[no-untyped-def]
+                                                                            tmp_path: Path) -> None:  # fmt: skip
+    data_dir, bootstrap = own_broker
+    deployment = Deployment(bootstrap, tmp_path / "run", partitions=2,
+                            extra_env={"CCPULSE_STOP_SECONDS": str(STOP_SECONDS)})  # fmt: skip
+    deployment.root.mkdir()
+    worker = deployment.worker("w").start()
+    worker.wait_for(lambda samples: any(name == "ccpulse_consumer_lag" for name, _ in samples), timeout=60)
+    kafka_launcher.stop(data_dir)
     assert worker.process is not None
     worker.process.send_signal(signal.SIGTERM)
     began = time.monotonic()
