@@ -37,7 +37,7 @@ import orjson
 from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from pipeline.changelog import changelog_key, send_records
+from pipeline.changelog import changelog_key
 from pipeline.core.board import Board, MinutePartial, Partial, partial_kind, partial_minute
 from pipeline.core.expiry import EXPIRE_AT_ONCE, ExpiryClock
 from pipeline.core.facts import board_minutes
@@ -84,6 +84,7 @@ class BoardStage(StageRunner):
         self.clock = clock  # the worker's now (µs): wall time, or the event clock of this board
         self.reports_log, self.fences_log, self.clocks_log = board_changelogs(settings.app_id)
         self.partitions: dict[int, BoardPartition] = {}  # per owned board partition
+        self.parked: dict[int, BoardPartition] = {}  # handed over, until the next assignment (park)
         self.board = Board()  # of the owned partitions, rebuilt whole at every hand-over
         self.legacy: list[str] = []  # keys of reports of versions before December 2026 (deleted bit by bit)
         self.ignored_reports = 0  # reports read in messages of such versions (the passes send partials now)
@@ -143,7 +144,7 @@ class BoardStage(StageRunner):
         batch = await self.rows_first(commit, self._rows(changed, now_us))
         producer = aiokafka_producer(self.app)
         for (topic, partition), written in writes.items():
-            batch.deliveries += await send_records(producer, topic, partition, written)
+            batch.deliveries += await self.send_state(producer, topic, partition, written)
         self.queue(batch)
 
     def _put(self, writes: dict[tuple[str, int], dict[bytes, bytes | None]], key: str, value: bytes | None) -> None:
@@ -186,12 +187,37 @@ class BoardStage(StageRunner):
     # ------------------------------------------------------------------ hand-overs
     def forget(self, partition: int) -> None:
         self.partitions.pop(partition, None)
+        self.parked.pop(partition, None)
+
+    def changelogs(self, partition: int) -> list[TopicPartition]:
+        return [TopicPartition(topic, partition) for topic in (self.reports_log, self.fences_log, self.clocks_log)]
+
+    def park(self, partition: int) -> bool:
+        """A parked partition's partials stay on the board (and on the wallboard) until the next
+        assignment: given back, nothing was lost meanwhile; given to another worker, they go then."""
+        found = self.partitions.pop(partition, None)
+        if found is not None:
+            self.parked[partition] = found
+        return found is not None
+
+    def unpark(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
+        self.partitions[tp.partition] = self.parked.pop(tp.partition)
 
     async def handed_over(self) -> None:
         await self._rebuild()
 
     async def take_over(self, tps: list[TopicPartition]) -> None:
         assert self.consumer is not None
+        parked_before = set(self.parked)
+        kept = await self.keep_parked(tps)
+        if kept:
+            log.info("board keeps partitions %s as they were (given back by the hand-over, nothing changed "
+                     "meanwhile: no changelog read again)", [tp.partition for tp in kept])  # fmt: skip
+        tps = [tp for tp in tps if tp not in kept]
+        if not tps:
+            if parked_before - set(self.partitions):  # parked partitions given to another worker: off the board
+                await self._rebuild()
+            return
         began = time.monotonic()
         partitions = [tp.partition for tp in tps]
         taken = {p: BoardPartition() for p in partitions}
@@ -239,8 +265,8 @@ class BoardStage(StageRunner):
         the group session is evicted, which hands every partition over again (docs/operations.md,
         "Hand-overs")."""
         restored = frozenset(partition for partition, state in self.partitions.items() if state.restored)
-        keep = frozenset(self.partitions) - restored
-        states = list(self.partitions.values())
+        keep = (frozenset(self.partitions) | frozenset(self.parked)) - restored
+        states = [*self.partitions.values(), *self.parked.values()]
         self.board, found = await asyncio.to_thread(rebuilt, states, self.board,
                                                     lambda key: self._partition_of(key) in keep)  # fmt: skip
         for state, legacy in zip(states, found, strict=True):

@@ -42,7 +42,6 @@ from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from pipeline.board_out import fence, send_partials, taken_over
-from pipeline.changelog import send_records
 from pipeline.core.contact_pass import ContactPass, PassOutput, legacy_owner
 from pipeline.core.intake import Intake, ahead, commit_metadata, progress_from_metadata, take
 from pipeline.core.privacy import Pseudonyms
@@ -84,6 +83,7 @@ class IngestStage(StageRunner):
         self.on_batch = on_batch
         self.progress: dict[int, PartitionProgress] = {}  # per owned input partition, applied so far
         self.passes: dict[int, ContactPass] = {}  # per owned input partition: its contacts and agents
+        self.parked: dict[int, ContactPass] = {}  # handed over, until the next assignment (StageRunner.park)
 
     # ------------------------------------------------------------------ what the worker reads
     def owned(self) -> list[int]:
@@ -175,7 +175,7 @@ class IngestStage(StageRunner):
         """The passes' changelog records, then their partials and issue updates of the whole batch."""
         deliveries: list[asyncio.Future[Any]] = []
         for partition, out in outputs.items():
-            deliveries += await send_records(producer, self.state_topic, partition, out.writes)
+            deliveries += await self.send_state(producer, self.state_topic, partition, out.writes)
         deliveries += await send_partials(producer, self.board_topic, self.settings.partitions, outputs.values())
         updates = [update for out in outputs.values() for update in out.issue_updates]
         for destination, message in issue_messages(updates, self.settings.partitions):
@@ -191,6 +191,27 @@ class IngestStage(StageRunner):
     def forget(self, partition: int) -> None:
         self.progress.pop(partition, None)
         self.passes.pop(partition, None)
+        self.parked.pop(partition, None)
+
+    def changelogs(self, partition: int) -> list[TopicPartition]:
+        return [TopicPartition(self.state_topic, partition)]
+
+    def park(self, partition: int) -> bool:
+        self.progress.pop(partition, None)
+        found = self.passes.pop(partition, None)
+        if found is not None:
+            self.parked[partition] = found
+        return found is not None
+
+    def unpark(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
+        self.passes[tp.partition] = self.parked.pop(tp.partition)
+        self.progress[tp.partition] = progress_from_metadata(
+            committed.metadata if committed else None, committed.offset if committed else None)  # fmt: skip
+
+    async def committed_now(self, tps: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata | None]:
+        assert self.consumer is not None
+        found = await committed_with_metadata(self.consumer, tps)
+        return {tp: stored if (stored := found.get(tp)) is not None and stored.offset >= 0 else None for tp in tps}
 
     def rewound(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
         self.progress[tp.partition] = progress_from_metadata(
@@ -198,6 +219,13 @@ class IngestStage(StageRunner):
 
     async def take_over(self, tps: list[TopicPartition]) -> None:
         assert self.consumer is not None
+        kept = await self.keep_parked(tps)
+        if kept:
+            log.info("ingest keeps input partitions %s as they were (given back by the hand-over, nothing "
+                     "changed meanwhile: no changelog read again)", [tp.partition for tp in kept])  # fmt: skip
+        tps = [tp for tp in tps if tp not in kept]
+        if not tps:
+            return
         passes = await self._restore([tp.partition for tp in tps])
         found = await committed_with_metadata(self.consumer, tps)
         for tp in tps:
@@ -229,6 +257,8 @@ class IngestStage(StageRunner):
         ends = {tp.partition: offset for tp, offset in (await self.consumer.end_offsets(tps)).items()}
         taken = await taken_over(passes, ends)
         await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.state_topic, taken)
+        for partition, each in taken.items():
+            self.wrote(TopicPartition(self.state_topic, partition), len(each.writes))
         self.passes.update(passes)
         log.info("contacts pass: input partitions %s taken over: %d minute sums and %d live states sent to the "
                  "board in %.1f s", partitions, sum(len(each.minutes) for each in taken.values()),
@@ -280,7 +310,7 @@ class IngestStage(StageRunner):
         for partition, written in taken.items():
             kept: dict[bytes, bytes | None] = {key: value for key, value in written.items() if value is not None}
             if kept:
-                deliveries += await send_records(producer, self.state_topic, partition, kept)
+                deliveries += await self.send_state(producer, self.state_topic, partition, kept)
         await asyncio.gather(*deliveries)
         moved = sum(len(w) for w in taken.values())
         log.warning("contacts pass: upgrade from the Faust contacts stage: %d contacts and agents taken over from "

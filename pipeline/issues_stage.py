@@ -35,7 +35,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from pipeline.board_out import fence, send_partials, taken_over
-from pipeline.changelog import changelog_key, send_records
+from pipeline.changelog import changelog_key
 from pipeline.core.issue_pass import IssueOutput, IssuePass
 from pipeline.core.targets import Targets
 from pipeline.kafka_edge import aiokafka_producer
@@ -66,6 +66,7 @@ class IssuesStage(StageRunner):
         self.changelog = issues_changelog(settings.app_id)
         self.retention_us = int(settings.contact_retention_hours * 3600 * 1_000_000)
         self.passes: dict[int, IssuePass] = {}  # per owned issue-updates partition
+        self.parked: dict[int, IssuePass] = {}  # handed over, until the next assignment (StageRunner.park)
 
     def keys(self) -> int:
         return sum(each.keys() for each in list(self.passes.values()))
@@ -98,7 +99,7 @@ class IssuesStage(StageRunner):
         producer = aiokafka_producer(self.app)
         for partition, out in outputs.items():
             writes = {changelog_key(key): value for key, value in out.writes.items()}
-            batch.deliveries += await send_records(producer, self.changelog, partition, writes)
+            batch.deliveries += await self.send_state(producer, self.changelog, partition, writes)
         batch.deliveries += await send_partials(producer, self.board_topic, self.settings.partitions,
                                                 outputs.values())  # fmt: skip
         self.queue(batch)
@@ -106,9 +107,29 @@ class IssuesStage(StageRunner):
     # ------------------------------------------------------------------ hand-overs
     def forget(self, partition: int) -> None:
         self.passes.pop(partition, None)
+        self.parked.pop(partition, None)
+
+    def changelogs(self, partition: int) -> list[TopicPartition]:
+        return [TopicPartition(self.changelog, partition)]
+
+    def park(self, partition: int) -> bool:
+        found = self.passes.pop(partition, None)
+        if found is not None:
+            self.parked[partition] = found
+        return found is not None
+
+    def unpark(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
+        self.passes[tp.partition] = self.parked.pop(tp.partition)
 
     async def take_over(self, tps: list[TopicPartition]) -> None:
         assert self.consumer is not None
+        kept = await self.keep_parked(tps)
+        if kept:
+            log.info("issues stage keeps issue-updates partitions %s as they were (given back by the hand-over, "
+                     "nothing changed meanwhile: no changelog read again)", [tp.partition for tp in kept])  # fmt: skip
+        tps = [tp for tp in tps if tp not in kept]
+        if not tps:
+            return
         began = time.monotonic()
         partitions = [tp.partition for tp in tps]
         passes = {p: IssuePass(self.targets, self.retention_us, partition=p) for p in partitions}
@@ -133,6 +154,8 @@ class IssuesStage(StageRunner):
         taken = await taken_over(passes, ends)
         await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.changelog, taken,
                     key=changelog_key)  # fmt: skip
+        for partition, each in taken.items():
+            self.wrote(TopicPartition(self.changelog, partition), len(each.writes))
         self.passes.update(passes)
         log.info("issues stage owns issue-updates partitions %s (from offsets %s): %d issue keys restored from %d "
                  "changelog records in %.1f s", partitions, starts, sum(p.keys() for p in passes.values()), records,

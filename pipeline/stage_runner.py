@@ -18,12 +18,23 @@ needs the same way:
   runs in a task of its own, not in aiokafka's assignment callback: aiokafka starts a member's
   heartbeats only once that callback has returned, so a take-over longer than the group session
   inside it got the member evicted, and its group handed everything over again;
+- **state kept across a hand-over that gives it back**: a revocation whose batches were all
+  committed parks each partition's state instead of dropping it; if the next assignment gives the
+  partition back and Kafka holds what it held then — the same committed offset, and every
+  changelog partition of it ending where this stage's own last write left it (no other owner wrote
+  a record since: a take-over writes one first) — the state is used as it is: no changelog is read
+  again, no fence or partial is sent (:meth:`StageRunner.keep_parked`). Anything else (a commit or
+  a send that failed, a revocation that could not wait for its batches, a changelog that moved)
+  takes the partition over from its changelog, as a new owner would;
 - **lag**: messages not yet committed over the owned partitions.
 
 A subclass says what a batch does (:meth:`StageRunner.process`), how partitions are taken over
-(:meth:`StageRunner.take_over`) and what it forgets of partitions handed over
-(:meth:`StageRunner.forget`, then :meth:`StageRunner.handed_over`) or rewound
-(:meth:`StageRunner.rewound`).
+(:meth:`StageRunner.take_over`, which first asks :meth:`StageRunner.keep_parked`), which changelog
+partitions hold a partition's state (:meth:`StageRunner.changelogs`), how it parks a partition's
+state and takes it back (:meth:`StageRunner.park`, :meth:`StageRunner.unpark`), what it forgets
+of partitions handed over for good (:meth:`StageRunner.forget`, then
+:meth:`StageRunner.handed_over`) or rewound (:meth:`StageRunner.rewound`). Changelog records go
+through :meth:`StageRunner.send_state`, which counts them.
 
 A take-over's long computations (summing a restored state, rebuilding the board) run in a worker
 thread (``asyncio.to_thread``) on state no batch touches meanwhile, and the changelog is read in
@@ -34,6 +45,7 @@ the worker's three consumer groups (docs/operations.md, "Hand-overs").
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import deque
@@ -42,10 +54,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
 from aiokafka.errors import KafkaError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
+from pipeline.assignor import StickyAssignor
+from pipeline.changelog import send_records
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
 
@@ -105,6 +120,17 @@ class StageRunner(Service):
         self._taking: asyncio.Task[None] | None = None  # the take-over of the latest assignment
         self._generation = 0  # moves on with every hand-over and rewind: older batches never commit
         self._stopping = False
+        self._committing = False  # a commit request is on its way (a hand-over waits for it)
+        # Kept across a hand-over (see the module's text): the committed offset of each parked
+        # partition, and where each changelog partition of the owned or parked partitions ends
+        # after this stage's own writes (its end at the take-over's read, plus the records sent since).
+        self._parked: dict[TopicPartition, OffsetAndMetadata | None] = {}
+        self._log_ends: dict[TopicPartition, int] = {}
+        self._unsure = False  # since the last hand-over, a commit or send failed: park nothing
+        # when the group last said this consumer is a member (a commit, an assignment), and how long
+        # a silence makes _still_member ask it again (the consumer's heartbeat interval)
+        self._confirmed_at = 0.0
+        self._confirm_after = min(3.0, settings.session_timeout_seconds / 3)
 
     # ------------------------------------------------------------------ what a stage does
     async def process(self, fetched: dict[TopicPartition, list[Any]]) -> None:
@@ -117,7 +143,30 @@ class StageRunner(Service):
         raise NotImplementedError
 
     def forget(self, partition: int) -> None:
-        """A partition was handed over: drop what the stage keeps of it."""
+        """A partition was handed over: drop what the stage keeps of it (parked too)."""
+
+    def changelogs(self, partition: int) -> list[TopicPartition]:
+        """The changelog partitions that hold ``partition``'s state (none: nothing is parked)."""
+        return []
+
+    def park(self, partition: int) -> bool:
+        """A partition was handed over with every batch committed: set its state aside (False:
+        the stage holds none of it) until the next assignment says whether it comes back."""
+        return False
+
+    def unpark(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
+        """A parked partition came back as it was: its state is the stage's again, reading goes on
+        from ``committed``."""
+
+    async def committed_now(self, tps: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata | None]:
+        """The group's committed offsets of ``tps`` now, as :attr:`committed` keeps them (with the
+        metadata the stage commits; the ingest stage's counts)."""
+        assert self.consumer is not None
+        found: dict[TopicPartition, OffsetAndMetadata | None] = {}
+        for tp in tps:
+            offset = await self.consumer.committed(tp)
+            found[tp] = OffsetAndMetadata(offset, "") if offset is not None and offset >= 0 else None
+        return found
 
     async def handed_over(self) -> None:
         """After a hand-over's partitions are forgotten (the board is rebuilt without them)."""
@@ -183,8 +232,11 @@ class StageRunner(Service):
             max_partition_fetch_bytes=FETCH_BYTES_PER_PARTITION,
             session_timeout_ms=int(settings.session_timeout_seconds * 1000),
             rebalance_timeout_ms=int(max(REBALANCE_TIMEOUT_SECONDS, settings.session_timeout_seconds) * 1000),
-            heartbeat_interval_ms=int(min(3.0, settings.session_timeout_seconds / 3) * 1000),
+            heartbeat_interval_ms=int(self._confirm_after * 1000),
             metadata_max_age_ms=15_000,
+            # each member keeps what it owned (its state with it); round robin while a worker of an
+            # earlier version is in the group (pipeline/assignor.py)
+            partition_assignment_strategy=(StickyAssignor(), RoundRobinPartitionAssignor),
             **settings.kafka_security.aiokafka_options(),  # type: ignore[arg-type]
         )
         self.restorer = AIOKafkaConsumer(
@@ -252,8 +304,44 @@ class StageRunner(Service):
                     # another worker's now. Dropped unsent; whoever owns them next (this worker
                     # too) reads them again from their last commit (take_over seeks there).
                     continue
+                if not await self._still_member(fetched):
+                    continue
                 await self.process(fetched)
             self.after_batch()
+
+    async def _still_member(self, fetched: dict[TopicPartition, list[Any]]) -> bool:
+        """Whether the group still counts this consumer as the owner of its partitions, asked only
+        when nothing has said so for a heartbeat interval: a process frozen past its group session
+        (a stopped container, a stalled VM) is evicted, its partitions given to another worker, and
+        when it runs again its consumer returns what it fetched before it learns that. Processing
+        that batch would write changelog records of its stale state after the new owner's (seen:
+        ``tests/integration/test_hand_overs.py``). So after such a silence the batches in flight are
+        committed first and then the committed offsets once more (a commit is refused to a member
+        the group has dropped); refused, the batch is put back unprocessed (its partitions' next
+        owner reads it) and the revocation that follows hands everything over."""
+        if time.monotonic() - self._confirmed_at < self._confirm_after:
+            return True
+        while self._in_flight or self._committing:  # their commits answer it too
+            await self._wait_for_change()
+        if time.monotonic() - self._confirmed_at < self._confirm_after:
+            return True
+        assert self.consumer is not None
+        offsets = {tp: committed for tp, committed in self.committed.items() if committed is not None}
+        try:
+            if offsets:
+                await self.consumer.commit(offsets)
+        except KafkaError as problem:
+            self._unsure = True
+            log.warning("%s: the group refused a commit after %.0f s without one (%s: %s): this worker may have "
+                        "been dropped from its group; the batch fetched is put back unprocessed",
+                        self.stage, time.monotonic() - self._confirmed_at, type(problem).__name__, problem)  # fmt: skip
+            for tp, records in fetched.items():
+                with contextlib.suppress(KafkaError):  # no longer assigned: its next owner reads it
+                    self.consumer.seek(tp, records[0].offset)
+            await self._wait_for_change()
+            return False
+        self._confirmed_at = time.monotonic()
+        return True
 
     async def _fetch(self) -> dict[TopicPartition, list[Any]]:
         """A batch: what the consumer has (up to ``max_records``); with ``linger``, what comes within
@@ -322,13 +410,19 @@ class StageRunner(Service):
             offsets = {tp: value for tp, value in offsets.items() if tp in self.committed}
             if not offsets:
                 continue
+            self._committing = True
             try:
                 await self.consumer.commit(offsets)
             except KafkaError as problem:
                 # a hand-over under way: the new owner reads from the last commit (counted once)
+                self._unsure = True
                 log.warning("%s commit failed (%s: %s); the partitions' next owner reads again from "
                             "their last commit", self.stage, type(problem).__name__, problem)  # fmt: skip
                 continue
+            finally:
+                self._committing = False
+                self._changed.set()
+            self._confirmed_at = time.monotonic()
             for tp, value in offsets.items():
                 if tp in self.committed:
                     self.committed[tp] = value
@@ -339,6 +433,7 @@ class StageRunner(Service):
         async with self._batch:
             self._generation += 1
             self._in_flight.clear()
+            self._unsure = True  # the state may hold what the failed batch's records did not keep
             for tp, committed in self.committed.items():
                 self.rewound(tp, committed)
                 if committed is not None:
@@ -359,7 +454,7 @@ class StageRunner(Service):
     async def _settle(self) -> None:
         """Wait until no batch is being read and every batch in flight is committed (or dropped)."""
         async with self._batch:
-            while self._in_flight:
+            while self._in_flight or self._committing:
                 await self._wait_for_change()
 
     # ------------------------------------------------------------------ hand-overs
@@ -382,15 +477,22 @@ class StageRunner(Service):
         try:
             await asyncio.wait_for(self._settle(), REVOKE_WAIT_SECONDS)
         except TimeoutError:
+            self._unsure = True
             log.warning("%s hand-over: %d batches not committed after %.0f s; the partitions' next owner "
                         "reads them again (counted once)", self.stage, len(self._in_flight),
                         time.monotonic() - began)  # fmt: skip
         self._generation += 1
         self._in_flight.clear()
+        forgotten = False
         for tp in partitions:
-            self.committed.pop(tp, None)
-            self.forget(tp.partition)
-        if partitions:
+            committed = self.committed.pop(tp, None)
+            if not self._unsure and self.park(tp.partition):
+                self._parked[tp] = committed
+            else:
+                self._drop(tp.partition)
+                forgotten = True
+        self._unsure = False  # what is parked was whole; the next owner of the rest reads it again
+        if forgotten:
             await self.handed_over()
         self._changed.set()
 
@@ -413,9 +515,66 @@ class StageRunner(Service):
             async with self._batch:
                 await self.take_over(tps)
                 self.handing_over = False
+                self._confirmed_at = time.monotonic()
                 self.consumer.resume(*tps)
         finally:
             self._changed.set()  # the read loop looks again (taking_over is false once this returns)
+
+    async def keep_parked(self, tps: list[TopicPartition]) -> list[TopicPartition]:
+        """Of the partitions just assigned, those whose parked state is still what Kafka holds, taken
+        back (committed offset recorded, the consumer sought there); every other parked partition
+        is forgotten. Kept: the group's committed offset is the one it had when the state was parked,
+        and each of its changelog partitions ends where this stage's own writes left it — no other
+        owner took it over meanwhile (a take-over writes its progress record first) nor committed
+        anything. Without an answer from Kafka nothing is kept."""
+        assert self.consumer is not None and self.restorer is not None
+        parked = {tp: self._parked.pop(tp) for tp in tps if tp in self._parked}
+        for tp in list(self._parked):
+            self._drop(tp.partition)
+        self._parked.clear()
+        if not parked:
+            return []
+        logs = [log for tp in parked for log in self.changelogs(tp.partition)]
+        try:
+            committed = await self.committed_now(list(parked))
+            ends = await self.restorer.end_offsets(logs)
+        except KafkaError as problem:
+            log.info("%s: could not check the parked partitions (%s: %s); reading their changelogs again",
+                     self.stage, type(problem).__name__, problem)  # fmt: skip
+            committed, ends = {}, {}
+        kept = []
+        for tp, was in parked.items():
+            own = self.changelogs(tp.partition)
+            if committed.get(tp, -1) == was and all(ends.get(log) == self._log_ends.get(log) for log in own):
+                self.committed[tp] = was
+                if was is not None:
+                    self.consumer.seek(tp, was.offset)
+                else:
+                    await self.consumer.seek_to_beginning(tp)
+                self.unpark(tp, was)
+                kept.append(tp)
+            else:
+                self._drop(tp.partition)
+        return kept
+
+    def _drop(self, partition: int) -> None:
+        """Forget a partition for good, and where its changelogs ended."""
+        self.forget(partition)
+        for log in self.changelogs(partition):
+            self._log_ends.pop(log, None)
+
+    async def send_state(self, producer: Any, topic: str, partition: int,
+                         records: dict[bytes, bytes | None]) -> list[asyncio.Future[Any]]:  # fmt: skip
+        """:func:`pipeline.changelog.send_records`, counted: where the changelog partition ends after
+        this stage's own writes (:meth:`keep_parked`)."""
+        deliveries = await send_records(producer, topic, partition, records)
+        self.wrote(TopicPartition(topic, partition), len(records))
+        return deliveries
+
+    def wrote(self, tp: TopicPartition, records: int) -> None:
+        """``records`` records were sent to the changelog partition ``tp``."""
+        if tp in self._log_ends:
+            self._log_ends[tp] += records
 
     async def read_whole(
         self, tps: list[TopicPartition], apply: Callable[[TopicPartition, bytes | None, bytes | None], None]
@@ -425,6 +584,7 @@ class StageRunner(Service):
         self.restorer.assign(tps)
         await self.restorer.seek_to_beginning(*tps)
         ends = await self.restorer.end_offsets(tps)
+        self._log_ends.update(ends)
         pending = {tp for tp in tps if ends.get(tp, 0) > 0}
         records = 0
         while pending:

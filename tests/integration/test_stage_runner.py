@@ -262,3 +262,75 @@ def test_a_caught_up_stage_waits_the_live_linger_not_the_backlogs_for_a_fuller_b
     assert not stage.catching_up
     assert len(stage.sizes) <= 25, f"no live linger: {len(stage.sizes)} batches of {stage.sizes}"
     assert len(stage.sizes) >= 8, f"the backlog's wait, not the live one: {len(stage.sizes)} batches of {stage.sizes}"
+
+
+def test_a_member_dropped_by_its_group_while_frozen_does_not_process_what_it_fetched(kafka_bootstrap: str,
+                                                                                   tmp_path: Path) -> None:  # fmt: skip
+    """A process frozen past its group session (a stopped container, a stalled VM; here the loop
+    blocked) is dropped from its group, and when it runs again its consumer hands out records it
+    fetched before it learns that: the stage must ask the group first (a commit, refused to a
+    dropped member) and put the batch back, not process it as the partition's owner."""
+    settings, topic = backlog(kafka_bootstrap, tmp_path, "frozen")
+
+    async def scenario() -> tuple[CountingStage, Crashes, bool, bool]:
+        app = Crashes()
+        stage = CountingStage([0], app=app, settings=settings, sink=None, stage="frozen", topic=topic,
+                              max_records=PER_BATCH)  # fmt: skip
+        await stage.start()
+        try:
+            deadline = time.monotonic() + 30
+            while (stage.read < RECORDS or stage.in_flight()) and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert stage.read == RECORDS
+            await asyncio.sleep(stage._confirm_after + 0.5)  # a silence: the next batch asks the group
+            member = await stage._still_member({})  # still the owner: the commit is taken
+            time.sleep(settings.session_timeout_seconds + 4)  # frozen: no heartbeat, dropped from the group
+            dropped = await stage._still_member({})  # asked before the consumer learns it was dropped
+        finally:
+            await stage.stop()
+        return stage, app, member, dropped
+
+    stage, app, member, dropped = asyncio.run(scenario())
+    assert not app.problems
+    assert member, "a member whose group still holds it was taken for a dropped one"
+    assert not dropped, "a member dropped from its group would have processed its fetched batch"
+
+
+def test_a_member_joining_takes_its_share_and_nothing_else_moves(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """The stages' sticky assignment (pipeline/assignor.py): two members share four partitions, a
+    third joins and takes one; the other three stay where they were (round robin deals them out
+    again in member-id order, and a partition that moves is read again from its changelog)."""
+    settings, topic = backlog(kafka_bootstrap, tmp_path, "sticky", partitions=4)
+
+    async def settled(stages: list[CountingStage]) -> dict[int, set[int]]:
+        deadline, last, since = time.monotonic() + 60, None, time.monotonic()
+        while time.monotonic() < deadline:
+            owned = {n: {tp.partition for tp in stage.committed} for n, stage in enumerate(stages)}
+            whole = sorted(p for each in owned.values() for p in each) == [0, 1, 2, 3] and all(owned.values())
+            if owned != last:
+                last, since = owned, time.monotonic()
+            elif whole and not any(stage.handing_over or stage.taking_over for stage in stages):
+                if time.monotonic() - since > 2:
+                    return owned
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"the group did not settle: {last}")
+
+    async def scenario() -> tuple[dict[int, set[int]], dict[int, set[int]], Crashes]:
+        app = Crashes()
+        stages = [CountingStage([0], app=app, settings=settings, sink=None, stage="sticky", topic=topic,
+                                max_records=PER_BATCH) for _ in range(3)]  # fmt: skip
+        try:
+            for stage in stages[:2]:
+                await stage.start()
+            two = await settled(stages[:2])
+            await stages[2].start()
+            three = await settled(stages)
+        finally:
+            for stage in stages:
+                await stage.stop()
+        return two, three, app
+
+    two, three, app = asyncio.run(scenario())
+    assert not app.problems
+    moved = [p for n in (0, 1) for p in two[n] - three[n]]
+    assert len(moved) == 1 and three[2] == set(moved), f"two members {two}, then three {three}"
