@@ -321,8 +321,10 @@ class StageRunner(Service):
         owner reads it) and the revocation that follows hands everything over."""
         if time.monotonic() - self._confirmed_at < self._confirm_after:
             return True
-        while self._in_flight or self._committing:  # their commits answer it too
+        while (self._in_flight or self._committing) and not self.handing_over:  # their commits answer it too
             await self._wait_for_change()
+        if self.handing_over:  # a revocation came meanwhile: its take-over seeks to the last commit
+            return False
         if time.monotonic() - self._confirmed_at < self._confirm_after:
             return True
         assert self.consumer is not None
