@@ -84,7 +84,6 @@ class BoardStage(StageRunner):
         self.clock = clock  # the worker's now (µs): wall time, or the event clock of this board
         self.reports_log, self.fences_log, self.clocks_log = board_changelogs(settings.app_id)
         self.partitions: dict[int, BoardPartition] = {}  # per owned board partition
-        self.parked: dict[int, BoardPartition] = {}  # handed over, until the next assignment (park)
         self.board = Board()  # of the owned partitions, rebuilt whole at every hand-over
         self.legacy: list[str] = []  # keys of reports of versions before December 2026 (deleted bit by bit)
         self.ignored_reports = 0  # reports read in messages of such versions (the passes send partials now)
@@ -187,7 +186,6 @@ class BoardStage(StageRunner):
     # ------------------------------------------------------------------ hand-overs
     def forget(self, partition: int) -> None:
         self.partitions.pop(partition, None)
-        self.parked.pop(partition, None)
 
     def changelogs(self, partition: int) -> list[TopicPartition]:
         return [TopicPartition(topic, partition) for topic in (self.reports_log, self.fences_log, self.clocks_log)]
@@ -195,25 +193,18 @@ class BoardStage(StageRunner):
     def park(self, partition: int) -> bool:
         """A parked partition's partials stay on the board (and on the wallboard) until the next
         assignment: given back, nothing was lost meanwhile; given to another worker, they go then."""
-        found = self.partitions.pop(partition, None)
-        if found is not None:
-            self.parked[partition] = found
-        return found is not None
+        return self.set_aside(self.partitions, partition)
 
     def unpark(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
-        self.partitions[tp.partition] = self.parked.pop(tp.partition)
+        self.partitions[tp.partition] = self.parked_state.pop(tp.partition)
 
     async def handed_over(self) -> None:
         await self._rebuild()
 
     async def take_over(self, tps: list[TopicPartition]) -> None:
         assert self.consumer is not None
-        parked_before = set(self.parked)
-        kept = await self.keep_parked(tps)
-        if kept:
-            log.info("board keeps partitions %s as they were (given back by the hand-over, nothing changed "
-                     "meanwhile: no changelog read again)", [tp.partition for tp in kept])  # fmt: skip
-        tps = [tp for tp in tps if tp not in kept]
+        parked_before = set(self.parked_state)
+        tps = await self.keep_parked(tps)
         if not tps:
             if parked_before - set(self.partitions):  # parked partitions given to another worker: off the board
                 await self._rebuild()
@@ -265,8 +256,8 @@ class BoardStage(StageRunner):
         the group session is evicted, which hands every partition over again (docs/operations.md,
         "Hand-overs")."""
         restored = frozenset(partition for partition, state in self.partitions.items() if state.restored)
-        keep = (frozenset(self.partitions) | frozenset(self.parked)) - restored
-        states = [*self.partitions.values(), *self.parked.values()]
+        keep = (frozenset(self.partitions) | frozenset(self.parked_state)) - restored
+        states: list[BoardPartition] = [*self.partitions.values(), *self.parked_state.values()]
         self.board, found = await asyncio.to_thread(rebuilt, states, self.board,
                                                     lambda key: self._partition_of(key) in keep)  # fmt: skip
         for state, legacy in zip(states, found, strict=True):

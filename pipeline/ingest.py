@@ -83,7 +83,6 @@ class IngestStage(StageRunner):
         self.on_batch = on_batch
         self.progress: dict[int, PartitionProgress] = {}  # per owned input partition, applied so far
         self.passes: dict[int, ContactPass] = {}  # per owned input partition: its contacts and agents
-        self.parked: dict[int, ContactPass] = {}  # handed over, until the next assignment (StageRunner.park)
 
     # ------------------------------------------------------------------ what the worker reads
     def owned(self) -> list[int]:
@@ -191,20 +190,16 @@ class IngestStage(StageRunner):
     def forget(self, partition: int) -> None:
         self.progress.pop(partition, None)
         self.passes.pop(partition, None)
-        self.parked.pop(partition, None)
 
     def changelogs(self, partition: int) -> list[TopicPartition]:
         return [TopicPartition(self.state_topic, partition)]
 
     def park(self, partition: int) -> bool:
         self.progress.pop(partition, None)
-        found = self.passes.pop(partition, None)
-        if found is not None:
-            self.parked[partition] = found
-        return found is not None
+        return self.set_aside(self.passes, partition)
 
     def unpark(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
-        self.passes[tp.partition] = self.parked.pop(tp.partition)
+        self.passes[tp.partition] = self.parked_state.pop(tp.partition)
         self.progress[tp.partition] = progress_from_metadata(
             committed.metadata if committed else None, committed.offset if committed else None)  # fmt: skip
 
@@ -219,11 +214,7 @@ class IngestStage(StageRunner):
 
     async def take_over(self, tps: list[TopicPartition]) -> None:
         assert self.consumer is not None
-        kept = await self.keep_parked(tps)
-        if kept:
-            log.info("ingest keeps input partitions %s as they were (given back by the hand-over, nothing "
-                     "changed meanwhile: no changelog read again)", [tp.partition for tp in kept])  # fmt: skip
-        tps = [tp for tp in tps if tp not in kept]
+        tps = await self.keep_parked(tps)
         if not tps:
             return
         passes = await self._restore([tp.partition for tp in tps])

@@ -66,7 +66,6 @@ class IssuesStage(StageRunner):
         self.changelog = issues_changelog(settings.app_id)
         self.retention_us = int(settings.contact_retention_hours * 3600 * 1_000_000)
         self.passes: dict[int, IssuePass] = {}  # per owned issue-updates partition
-        self.parked: dict[int, IssuePass] = {}  # handed over, until the next assignment (StageRunner.park)
 
     def keys(self) -> int:
         return sum(each.keys() for each in list(self.passes.values()))
@@ -107,27 +106,19 @@ class IssuesStage(StageRunner):
     # ------------------------------------------------------------------ hand-overs
     def forget(self, partition: int) -> None:
         self.passes.pop(partition, None)
-        self.parked.pop(partition, None)
 
     def changelogs(self, partition: int) -> list[TopicPartition]:
         return [TopicPartition(self.changelog, partition)]
 
     def park(self, partition: int) -> bool:
-        found = self.passes.pop(partition, None)
-        if found is not None:
-            self.parked[partition] = found
-        return found is not None
+        return self.set_aside(self.passes, partition)
 
     def unpark(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
-        self.passes[tp.partition] = self.parked.pop(tp.partition)
+        self.passes[tp.partition] = self.parked_state.pop(tp.partition)
 
     async def take_over(self, tps: list[TopicPartition]) -> None:
         assert self.consumer is not None
-        kept = await self.keep_parked(tps)
-        if kept:
-            log.info("issues stage keeps issue-updates partitions %s as they were (given back by the hand-over, "
-                     "nothing changed meanwhile: no changelog read again)", [tp.partition for tp in kept])  # fmt: skip
-        tps = [tp for tp in tps if tp not in kept]
+        tps = await self.keep_parked(tps)
         if not tps:
             return
         began = time.monotonic()

@@ -125,6 +125,7 @@ class StageRunner(Service):
         # partition, and where each changelog partition of the owned or parked partitions ends
         # after this stage's own writes (its end at the take-over's read, plus the records sent since).
         self._parked: dict[TopicPartition, OffsetAndMetadata | None] = {}
+        self.parked_state: dict[int, Any] = {}  # partition -> the stage's state of it, parked
         self._log_ends: dict[TopicPartition, int] = {}
         self._unsure = False  # since the last hand-over, a commit or send failed: park nothing
         # when the group last said this consumer is a member (a commit, an assignment), and how long
@@ -143,20 +144,28 @@ class StageRunner(Service):
         raise NotImplementedError
 
     def forget(self, partition: int) -> None:
-        """A partition was handed over: drop what the stage keeps of it (parked too)."""
+        """A partition was handed over: drop what the stage keeps of it (its parked state goes too)."""
 
     def changelogs(self, partition: int) -> list[TopicPartition]:
         """The changelog partitions that hold ``partition``'s state (none: nothing is parked)."""
         return []
 
     def park(self, partition: int) -> bool:
-        """A partition was handed over with every batch committed: set its state aside (False:
-        the stage holds none of it) until the next assignment says whether it comes back."""
+        """A partition was handed over with every batch committed: set its state aside into
+        :attr:`parked_state` (:meth:`set_aside`; False: the stage holds none of it) until the next
+        assignment says whether it comes back."""
         return False
 
     def unpark(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
-        """A parked partition came back as it was: its state is the stage's again, reading goes on
-        from ``committed``."""
+        """A parked partition came back as it was: its state (``self.parked_state.pop``) is the
+        stage's again, reading goes on from ``committed``."""
+
+    def set_aside(self, held: dict[int, Any], partition: int) -> bool:
+        """Move a partition's state from ``held`` to :attr:`parked_state`; False if there is none."""
+        found = held.pop(partition, None)
+        if found is not None:
+            self.parked_state[partition] = found
+        return found is not None
 
     async def committed_now(self, tps: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata | None]:
         """The group's committed offsets of ``tps`` now, as :attr:`committed` keeps them (with the
@@ -523,20 +532,21 @@ class StageRunner(Service):
             self._changed.set()  # the read loop looks again (taking_over is false once this returns)
 
     async def keep_parked(self, tps: list[TopicPartition]) -> list[TopicPartition]:
-        """Of the partitions just assigned, those whose parked state is still what Kafka holds, taken
-        back (committed offset recorded, the consumer sought there); every other parked partition
-        is forgotten. Kept: the group's committed offset is the one it had when the state was parked,
-        and each of its changelog partitions ends where this stage's own writes left it — no other
-        owner took it over meanwhile (a take-over writes its progress record first) nor committed
-        anything. Without an answer from Kafka nothing is kept."""
+        """Of the partitions just assigned, those left to take over from their changelogs. The others'
+        parked state is still what Kafka holds, and is taken back (committed offset recorded, the
+        consumer sought there); every other parked partition is forgotten. Kept: the group's
+        committed offset is the one it had when the state was parked, and each of its changelog
+        partitions ends where this stage's own writes left it — no other owner took it over
+        meanwhile (a take-over writes its progress record first) nor committed anything. Without
+        an answer from Kafka nothing is kept."""
         assert self.consumer is not None and self.restorer is not None
         parked = {tp: self._parked.pop(tp) for tp in tps if tp in self._parked}
         for tp in list(self._parked):
             self._drop(tp.partition)
         self._parked.clear()
         if not parked:
-            return []
-        logs = [log for tp in parked for log in self.changelogs(tp.partition)]
+            return tps
+        logs = [changelog for tp in parked for changelog in self.changelogs(tp.partition)]
         try:
             committed = await self.committed_now(list(parked))
             ends = await self.restorer.end_offsets(logs)
@@ -547,7 +557,7 @@ class StageRunner(Service):
         kept = []
         for tp, was in parked.items():
             own = self.changelogs(tp.partition)
-            if committed.get(tp, -1) == was and all(ends.get(log) == self._log_ends.get(log) for log in own):
+            if committed.get(tp, -1) == was and all(ends.get(each) == self._log_ends.get(each) for each in own):
                 self.committed[tp] = was
                 if was is not None:
                     self.consumer.seek(tp, was.offset)
@@ -557,13 +567,18 @@ class StageRunner(Service):
                 kept.append(tp)
             else:
                 self._drop(tp.partition)
-        return kept
+        if kept:
+            log.info("%s keeps partitions %s of %s as they were (given back by the hand-over, nothing changed "
+                     "meanwhile: no changelog read again)",
+                     self.stage, [tp.partition for tp in kept], self.topic)  # fmt: skip
+        return [tp for tp in tps if tp not in kept]
 
     def _drop(self, partition: int) -> None:
         """Forget a partition for good, and where its changelogs ended."""
         self.forget(partition)
-        for log in self.changelogs(partition):
-            self._log_ends.pop(log, None)
+        self.parked_state.pop(partition, None)
+        for changelog in self.changelogs(partition):
+            self._log_ends.pop(changelog, None)
 
     async def send_state(self, producer: Any, topic: str, partition: int,
                          records: dict[bytes, bytes | None]) -> list[asyncio.Future[Any]]:  # fmt: skip

@@ -29,8 +29,7 @@ from tests.worker_process import STAGES, Deployment, WorkerProcess, caught_up
 
 pytestmark = pytest.mark.integration
 
-KEPT = {"ingest": "ingest keeps input partitions", "issues": "issues stage keeps issue-updates partitions",
-        "board": "board keeps partitions"}  # fmt: skip
+KEPT = {stage: f"{stage} keeps partitions" for stage in STAGES}  # the log's line when a stage keeps them
 RESTORED = "contacts pass: restored"
 
 
@@ -53,6 +52,22 @@ def visit(bootstrap: str, deployment: Deployment, stay: threading.Event, joined:
     asyncio.run(members())
 
 
+def scenario(seed: int, bootstrap: str, root: Path) -> tuple[list[bytes], Targets, dict, Deployment, list[list[bytes]]]:  # type: ignore[type-arg]
+    """Simulated traffic with its faults, the model's gauges, a deployment reading small batches
+    (hand-overs land mid-backlog), and the traffic in three parts."""
+    lines = simulated(HOURS, seed=seed, faults=MESSY)
+    targets = Targets()
+    expected, _ = model_of(lines, targets)
+    deployment = Deployment(bootstrap, root, extra_env={"CCPULSE_CLOCK": "event", "CCPULSE_BATCH_SIZE": "400"})
+    return (
+        lines,
+        targets,
+        expected,
+        deployment,
+        [lines[i * len(lines) // 3 : (i + 1) * len(lines) // 3] for i in range(3)],
+    )
+
+
 def produce(deployment: Deployment, lines: list[bytes]) -> None:
     produced = deployment.ccpulse("produce", "-", input_bytes=b"\n".join(lines) + b"\n")
     assert produced.returncode == 0, produced.stderr.decode()
@@ -63,12 +78,7 @@ def log_of(worker: WorkerProcess, since: int = 0) -> str:
 
 
 def test_a_hand_over_that_gives_the_partitions_back_keeps_their_state(kafka_bootstrap: str, tmp_path: Path) -> None:
-    lines = simulated(HOURS, seed=71, faults=MESSY)
-    targets = Targets()
-    expected, _ = model_of(lines, targets)
-    deployment = Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event",
-                                                                   "CCPULSE_BATCH_SIZE": "400"})  # fmt: skip
-    parts = [lines[i * len(lines) // 3 : (i + 1) * len(lines) // 3] for i in range(3)]
+    lines, targets, expected, deployment, parts = scenario(71, kafka_bootstrap, tmp_path)
     worker = deployment.worker().start()
     try:
         produce(deployment, parts[0])
@@ -97,12 +107,7 @@ def test_a_hand_over_that_gives_the_partitions_back_keeps_their_state(kafka_boot
 
 def test_state_parked_while_another_worker_owned_the_partitions_is_read_again(kafka_bootstrap: str,
                                                                               tmp_path: Path) -> None:  # fmt: skip
-    lines = simulated(HOURS, seed=72, faults=MESSY)
-    targets = Targets()
-    expected, _ = model_of(lines, targets)
-    deployment = Deployment(kafka_bootstrap, tmp_path, extra_env={"CCPULSE_CLOCK": "event",
-                                                                   "CCPULSE_BATCH_SIZE": "400"})  # fmt: skip
-    parts = [lines[i * len(lines) // 3 : (i + 1) * len(lines) // 3] for i in range(3)]
+    lines, targets, expected, deployment, parts = scenario(72, kafka_bootstrap, tmp_path)
     first = deployment.worker("a").start()
     second: WorkerProcess | None = None
     try:
