@@ -23,9 +23,11 @@ needs the same way:
   partition back and Kafka holds what it held then — the same committed offset, and every
   changelog partition of it ending where this stage's own last write left it (no other owner wrote
   a record since: a take-over writes one first) — the state is used as it is: no changelog is read
-  again, no fence or partial is sent (:meth:`StageRunner.keep_parked`). Anything else (a commit or
-  a send that failed, a revocation that could not wait for its batches, a changelog that moved)
-  takes the partition over from its changelog, as a new owner would;
+  again, no fence or partial is sent (:meth:`StageRunner.keep_parked`). Anything else (a send that
+  failed, a revocation that could not wait for its batches, a changelog that moved) takes the
+  partition over from its changelog, as a new owner would. A commit that failed does not stop a
+  partition from being parked: every record of its batches was acknowledged, so the state is what
+  the changelog holds, ahead of the commit as a restored state would be;
 - **lag**: messages not yet committed over the owned partitions.
 
 A subclass says what a batch does (:meth:`StageRunner.process`), how partitions are taken over
@@ -127,7 +129,7 @@ class StageRunner(Service):
         self._parked: dict[TopicPartition, OffsetAndMetadata | None] = {}
         self.parked_state: dict[int, Any] = {}  # partition -> the stage's state of it, parked
         self._log_ends: dict[TopicPartition, int] = {}
-        self._unsure = False  # since the last hand-over, a commit or send failed: park nothing
+        self._unsure = False  # since the last hand-over, a send failed or a batch was not settled: park nothing
         # when the group last said this consumer is a member (a commit, an assignment), and how long
         # a silence makes _still_member ask it again (the consumer's heartbeat interval)
         self._confirmed_at = 0.0
@@ -425,8 +427,9 @@ class StageRunner(Service):
             try:
                 await self.consumer.commit(offsets)
             except KafkaError as problem:
-                # a hand-over under way: the new owner reads from the last commit (counted once)
-                self._unsure = True
+                # a hand-over under way: the new owner reads from the last commit (counted once).
+                # The state may be parked all the same: its records are acknowledged, so it is what
+                # the changelog holds — ahead of the commit, as a restore would be (keep_parked)
                 log.warning("%s commit failed (%s: %s); the partitions' next owner reads again from "
                             "their last commit", self.stage, type(problem).__name__, problem)  # fmt: skip
                 continue
