@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from pipeline.changelog import send_records
@@ -66,10 +66,12 @@ async def taken_over(passes: Mapping[int, TakesOver], ends: Mapping[int, int]) -
 
 
 async def fence(producer: Any, board_topic: str, partitions: int, state_topic: str,
-                taken: Mapping[int, TakenOver], key: Callable[[Any], bytes] = bytes) -> None:  # fmt: skip
+                taken: Mapping[int, TakenOver], key: Callable[[Any], bytes] = bytes,
+                send: Callable[..., Awaitable[list[asyncio.Future[Any]]]] = send_records) -> None:  # fmt: skip
     """A take-over, in order: each pass's records (its new epoch; ``key`` makes a changelog key of
-    a written key) acknowledged, then the fences to every board partition, then the partials."""
-    kept = [await send_records(producer, state_topic, partition, {key(k): v for k, v in each.writes.items()})
+    a written key; ``send`` sends them: the stage's ``send_state``, which counts them) acknowledged,
+    then the fences to every board partition, then the partials."""
+    kept = [await send(producer, state_topic, partition, {key(k): v for k, v in each.writes.items()})
             for partition, each in taken.items()]  # fmt: skip
     await asyncio.gather(*(delivery for deliveries in kept for delivery in deliveries))
     message = encode(BoardMessage(fences=[each.fence for each in taken.values()]))

@@ -212,21 +212,15 @@ class BoardStage(StageRunner):
         began = time.monotonic()
         partitions = [tp.partition for tp in tps]
         taken = {p: BoardPartition() for p in partitions}
-        logs = [TopicPartition(topic, p) for topic in (self.reports_log, self.fences_log, self.clocks_log)
-                for p in partitions]  # fmt: skip
+        logs = [changelog for p in partitions for changelog in self.changelogs(p)]
 
         def restore(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:
             if key is not None:
                 self._restore(taken[tp.partition], tp.topic, orjson.loads(key), value)
 
         records, _ = await self.read_whole(logs, restore)
-        for tp in tps:
-            offset = await self.consumer.committed(tp)
-            self.committed[tp] = OffsetAndMetadata(offset, "") if offset is not None and offset >= 0 else None
-            if offset is not None and offset >= 0:
-                self.consumer.seek(tp, offset)
-            else:
-                await self.consumer.seek_to_beginning(tp)
+        for tp, committed in (await self.committed_now(tps)).items():
+            await self.start_from(tp, committed)
         held = sum(len(each.records) for each in taken.values())
         self.partitions.update(taken)
         await self._rebuild()

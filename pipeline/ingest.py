@@ -200,8 +200,7 @@ class IngestStage(StageRunner):
 
     def unpark(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
         self.passes[tp.partition] = self.parked_state.pop(tp.partition)
-        self.progress[tp.partition] = progress_from_metadata(
-            committed.metadata if committed else None, committed.offset if committed else None)  # fmt: skip
+        self.rewound(tp, committed)
 
     async def committed_now(self, tps: list[TopicPartition]) -> dict[TopicPartition, OffsetAndMetadata | None]:
         assert self.consumer is not None
@@ -218,21 +217,15 @@ class IngestStage(StageRunner):
         if not tps:
             return
         passes = await self._restore([tp.partition for tp in tps])
-        found = await committed_with_metadata(self.consumer, tps)
+        found = await self.committed_now(tps)
         for tp in tps:
-            stored = found.get(tp)
-            committed = stored if stored is not None and stored.offset >= 0 else None
+            committed = found[tp]
             if committed is not None and not committed.metadata:
                 log.warning("%s partition %d: committed offset %d has no counts with it (offsets reset by a "
                             "tool?): counting starts from zero there",
                             tp.topic, tp.partition, committed.offset)  # fmt: skip
-            self.progress[tp.partition] = progress_from_metadata(
-                committed.metadata if committed else None, committed.offset if committed else None)  # fmt: skip
-            self.committed[tp] = committed
-            if committed is not None:
-                self.consumer.seek(tp, committed.offset)
-            else:
-                await self.consumer.seek_to_beginning(tp)
+            self.rewound(tp, committed)
+            await self.start_from(tp, committed)
         await self._fence(passes)
         starts = {tp.partition: (c.offset if (c := self.committed[tp]) is not None else "start") for tp in tps}
         log.info("ingest owns input partitions %s (from offsets %s)", [tp.partition for tp in tps], starts)
@@ -247,9 +240,8 @@ class IngestStage(StageRunner):
         tps = [TopicPartition(self.settings.topic, p) for p in partitions]
         ends = {tp.partition: offset for tp, offset in (await self.consumer.end_offsets(tps)).items()}
         taken = await taken_over(passes, ends)
-        await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.state_topic, taken)
-        for partition, each in taken.items():
-            self.wrote(TopicPartition(self.state_topic, partition), len(each.writes))
+        await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.state_topic, taken,
+                    send=self.send_state)  # fmt: skip
         self.passes.update(passes)
         log.info("contacts pass: input partitions %s taken over: %d minute sums and %d live states sent to the "
                  "board in %.1f s", partitions, sum(len(each.minutes) for each in taken.values()),
@@ -263,7 +255,7 @@ class IngestStage(StageRunner):
         retention_us = int(self.settings.contact_retention_hours * 3600 * 1_000_000)
         day = self.targets.agent_day(self.settings.zone)
         passes = {p: ContactPass(self.targets, retention_us, source=p, day=day) for p in partitions}
-        tps = [TopicPartition(self.state_topic, p) for p in partitions]
+        tps = [changelog for p in partitions for changelog in self.changelogs(p)]
 
         def restore(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:
             passes[tp.partition].restore(key or b"", value)

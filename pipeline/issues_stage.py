@@ -129,24 +129,17 @@ class IssuesStage(StageRunner):
             if key is not None:
                 passes[tp.partition].restore(key, value)
 
-        records, _ = await self.read_whole([TopicPartition(self.changelog, p) for p in partitions], restore)
+        records, _ = await self.read_whole([changelog for p in partitions for changelog in self.changelogs(p)], restore)
         starts: dict[int, int | str] = {}
         for tp in tps:
             offset = await self.consumer.committed(tp)
             start = offset if offset is not None and offset >= 0 else passes[tp.partition].next_offset
-            self.committed[tp] = OffsetAndMetadata(start, "") if start is not None else None
-            if start is not None:
-                self.consumer.seek(tp, start)
-                starts[tp.partition] = start
-            else:
-                await self.consumer.seek_to_beginning(tp)
-                starts[tp.partition] = "start"
+            await self.start_from(tp, OffsetAndMetadata(start, "") if start is not None else None)
+            starts[tp.partition] = start if start is not None else "start"
         ends = {tp.partition: offset for tp, offset in (await self.consumer.end_offsets(tps)).items()}
         taken = await taken_over(passes, ends)
         await fence(aiokafka_producer(self.app), self.board_topic, self.settings.partitions, self.changelog, taken,
-                    key=changelog_key)  # fmt: skip
-        for partition, each in taken.items():
-            self.wrote(TopicPartition(self.changelog, partition), len(each.writes))
+                    key=changelog_key, send=self.send_state)  # fmt: skip
         self.passes.update(passes)
         log.info("issues stage owns issue-updates partitions %s (from offsets %s): %d issue keys restored from %d "
                  "changelog records in %.1f s", partitions, starts, sum(p.keys() for p in passes.values()), records,

@@ -450,10 +450,7 @@ class StageRunner(Service):
             self._unsure = True  # the state may hold what the failed batch's records did not keep
             for tp, committed in self.committed.items():
                 self.rewound(tp, committed)
-                if committed is not None:
-                    self.consumer.seek(tp, committed.offset)
-                else:
-                    await self.consumer.seek_to_beginning(tp)
+                await self.start_from(tp, committed)
             log.error("%s: %s; reading again from the last commit %s", self.stage, why,
                       {tp.partition: c.offset if c else None for tp, c in self.committed.items()})  # fmt: skip
             self._changed.set()
@@ -561,11 +558,7 @@ class StageRunner(Service):
         for tp, was in parked.items():
             own = self.changelogs(tp.partition)
             if committed.get(tp, -1) == was and all(ends.get(each) == self._log_ends.get(each) for each in own):
-                self.committed[tp] = was
-                if was is not None:
-                    self.consumer.seek(tp, was.offset)
-                else:
-                    await self.consumer.seek_to_beginning(tp)
+                await self.start_from(tp, was)
                 self.unpark(tp, was)
                 kept.append(tp)
             else:
@@ -588,13 +581,20 @@ class StageRunner(Service):
         """:func:`pipeline.changelog.send_records`, counted: where the changelog partition ends after
         this stage's own writes (:meth:`keep_parked`)."""
         deliveries = await send_records(producer, topic, partition, records)
-        self.wrote(TopicPartition(topic, partition), len(records))
+        tp = TopicPartition(topic, partition)
+        if tp in self._log_ends:
+            self._log_ends[tp] += len(records)
         return deliveries
 
-    def wrote(self, tp: TopicPartition, records: int) -> None:
-        """``records`` records were sent to the changelog partition ``tp``."""
-        if tp in self._log_ends:
-            self._log_ends[tp] += records
+    async def start_from(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
+        """An owned partition is read from ``committed`` (None: from its beginning), recorded as its
+        last commit."""
+        assert self.consumer is not None
+        self.committed[tp] = committed
+        if committed is not None:
+            self.consumer.seek(tp, committed.offset)
+        else:
+            await self.consumer.seek_to_beginning(tp)
 
     async def read_whole(
         self, tps: list[TopicPartition], apply: Callable[[TopicPartition, bytes | None, bytes | None], None]
