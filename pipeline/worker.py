@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import logging
 import threading
 from collections.abc import Callable
@@ -26,6 +27,9 @@ log = logging.getLogger("ccpulse.worker")
 
 
 def run_worker(settings: Settings, verbose: bool = False) -> int:
+    # a worker that dies of a signal in C code (a segfault, an abort) leaves every thread's Python
+    # stack on stderr, instead of ending without a line
+    faulthandler.enable()
     logging_config = console.configure(settings.log_level, verbose)
     Targets.load(settings.targets_file, settings.zone)  # a wrong targets file stops us before anything else
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)

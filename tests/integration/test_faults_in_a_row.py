@@ -27,14 +27,24 @@ pytestmark = pytest.mark.integration
 FAULTS = ["kill worker", "kill writer", "clickhouse fails", "broker stop", "broker kill", "kill worker"]
 
 
-def writer_process(worker: WorkerProcess) -> int:
+def writer_process(worker: WorkerProcess, timeout: float = 10) -> int:
     """The pid of the worker's ClickHouse writer process: its child started by multiprocessing's
-    spawn (the other child, multiprocessing's resource tracker, is not it)."""
+    spawn (the other child, multiprocessing's resource tracker, is not it), whichever of the worker's
+    threads started it (a writer started again after a failed write is the sink thread's child)."""
     assert worker.process is not None
-    for child in Path(f"/proc/{worker.process.pid}/task/{worker.process.pid}/children").read_text().split():
-        if b"multiprocessing.spawn import spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
-            return int(child)
-    raise AssertionError(f"worker {worker.name} has no writer process")
+    pid = worker.process.pid
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and worker.exited() is None:
+        for children in Path(f"/proc/{pid}/task").glob("*/children"):
+            try:
+                for child in children.read_text().split():
+                    if b"multiprocessing.spawn import spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                        return int(child)
+            except OSError:  # a thread or a child that has just exited
+                continue
+        time.sleep(0.2)
+    raise AssertionError(f"worker {worker.name} has no writer process (worker exit code {worker.exited()}):\n"
+                         f"{worker.log_tail()}")  # fmt: skip
 
 
 def test_every_count_and_table_is_exact_after_faults_in_a_row(kafka_launcher, own_broker: tuple[Path, str],
@@ -70,6 +80,7 @@ def test_every_count_and_table_is_exact_after_faults_in_a_row(kafka_launcher, ow
                 kafka_launcher.start(data_dir)
             if before == "clickhouse fails":
                 failing.unlink()  # after the next part and the fault after it: they landed while it failed
+            assert worker.exited() is None, f"worker exited with {worker.exited()} after {fault}:\n{worker.log_tail()}"
         failing.unlink(missing_ok=True)
         wait_until_exact([worker], expected_samples(expected, targets), timeout=300)
         assert agents_differences(worker.get_json("/api/agents"), lines, targets) == []

@@ -91,6 +91,26 @@ def test_a_killed_writer_process_is_replaced_and_nothing_is_lost_or_counted_twic
     assert writer.pid is None
 
 
+def test_a_writer_process_that_crashes_ends_with_its_stack_in_the_log_and_is_replaced(tmp_path: Path, capfd) -> None:  # type: ignore[no-untyped-def]  # fmt: skip
+    """A crash in the embedded engine's C++ cannot be had on demand; the signal it dies of can. The
+    engine's own handler of that signal left the process alive and answering nothing (the sink's
+    write would have waited WRITE_SECONDS for it)."""
+    writer = WarehouseProcess(f"chdb://{tmp_path / 'clickhouse'}", "ccpulse_test", load_migrations(migrations_dir()))
+    writer.start()
+    crashed = writer.pid
+    assert crashed is not None
+    os.kill(crashed, signal.SIGSEGV)
+    deadline = time.monotonic() + 10
+    while writer.pid is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert writer.pid is None, "the writer process still runs 10 s after its crash"
+    log = capfd.readouterr().err  # the writer's stderr is its worker's
+    assert "Fatal Python error: Segmentation fault" in log and "most recent call first" in log, log
+    assert writer.query("SELECT 1 AS one") == b'{"one":1}\n'  # answered by a new process
+    assert writer.pid not in (None, crashed)
+    writer.stop()
+
+
 def test_the_writer_process_dies_with_its_worker_and_frees_the_engine(tmp_path: Path) -> None:
     # a "worker" that starts the writer process, prints its pid, and then waits to be killed
     worker = subprocess.Popen(
