@@ -140,7 +140,9 @@ def run_sql(sql: str, output: str, timeout: float) -> bytes:
 def command_query(args: argparse.Namespace) -> int:
     sql = sys.stdin.read() if args.sql == "-" else args.sql
     try:
-        sys.stdout.buffer.write(run_sql(sql, args.format, args.timeout))
+        found = run_sql(sql, args.format, args.timeout)
+        _quiet_when_the_reader_leaves()
+        sys.stdout.buffer.write(found)
     except QueryFailed as problem:
         print(f"ccpulse query: {problem}", file=sys.stderr)
         return 1 if "is off" not in str(problem) else 2
@@ -167,6 +169,7 @@ def command_report(args: argparse.Namespace) -> int:
         print(f"ccpulse report: {problem}", file=sys.stderr)
         return 1
     rows = list(report_rows([orjson.loads(line) for line in found.splitlines() if line.strip()], targets))
+    _quiet_when_the_reader_leaves()
     write_report(rows, args.format, sys.stdout)
     print(f"ccpulse report: {len(rows)} rows ({args.interval} intervals from {args.start} to {args.end})",
           file=sys.stderr)  # fmt: skip
@@ -267,6 +270,8 @@ def command_simulate(args: argparse.Namespace) -> int:
             print(f"ccpulse simulate: {problem}", file=sys.stderr)
             return 1
     out = None if sender else (open(args.output, "wb") if args.output != "-" else sys.stdout.buffer)
+    if out is sys.stdout.buffer:
+        _quiet_when_the_reader_leaves()
     show = sys.stderr.isatty() and args.speed == 0 and (sender is not None or args.output != "-")
     total = duration.total_seconds()
     counts = {"events": 0, "hostile": 0}
@@ -318,6 +323,8 @@ def _simulate_as(args: argparse.Namespace, events: Iterator[dict[str, object]], 
               "injected faults; send it with: ccpulse produce --from FORMAT FILE", file=sys.stderr)  # fmt: skip
         return 2
     out = open(args.output, "w") if args.output != "-" else sys.stdout
+    if out is sys.stdout:
+        _quiet_when_the_reader_leaves()
     written = 0
     try:
         lines = writers[args.as_format](events)
@@ -474,6 +481,7 @@ def command_convert(args: argparse.Namespace) -> int:
     from pipeline.sources import Summary
 
     out = sys.stdout.buffer
+    _quiet_when_the_reader_leaves()
     summary = Summary()
     with _input(args.file) as stream:
         for line in _converted(args, stream, summary):
@@ -532,6 +540,7 @@ def command_validate(args: argparse.Namespace) -> int:
     from pipeline.core.contract import check
 
     out = sys.stdout.buffer
+    _quiet_when_the_reader_leaves()
     tally: Counter[str] = Counter()
     lines = 0
     with _input(args.file) as stream:
@@ -908,8 +917,17 @@ shows today's figures within seconds), then its traffic goes on in real time for
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)  # `ccpulse simulate | head` ends quietly
     return int(args.run(args))
+
+
+def _quiet_when_the_reader_leaves() -> None:
+    """For a command about to write its output to standard output: a reader that stops early
+    (``ccpulse simulate | head``) ends it quietly, as SIGPIPE's default action does. Only then,
+    never for a command that talks to a server: with that default, a write to a socket whose peer
+    has gone ends the process without a line — the worker died so when its broker stopped (exit
+    -13, CI 2026-12-07; every command had it until then). Python ignores SIGPIPE and raises
+    BrokenPipeError instead, which the Kafka and HTTP clients handle."""
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
 
 
 if __name__ == "__main__":

@@ -57,7 +57,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
-from aiokafka.errors import KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
@@ -76,6 +76,11 @@ REVOKE_WAIT_SECONDS = 10.0  # how long a hand-over waits for in-flight batches t
 # are then handed over once more. A dead member is still noticed after the session.
 REBALANCE_TIMEOUT_SECONDS = 60.0
 FETCH_BYTES_PER_PARTITION = 1024 * 1024  # aiokafka's default: ~3,000 simulator events a partition per fetch
+# A take-over that Kafka fails (a broker restarting, a leader moving) is tried again, its partitions
+# still paused, with pauses doubling from the first to the last, for up to TAKE_OVER_SECONDS; then
+# the worker stops (its supervisor starts it again)
+TAKE_OVER_PAUSES = (0.5, 10.0)
+TAKE_OVER_SECONDS = 300.0
 RESTORE_RECORDS = 5_000  # changelog records read and applied per step of a restore (~50 ms; the loop answers between)
 
 
@@ -524,12 +529,33 @@ class StageRunner(Service):
         assert self.consumer is not None
         try:
             async with self._batch:
-                await self.take_over(tps)
+                await self._take_over_again_if_kafka_fails(tps)
                 self.handing_over = False
                 self._confirmed_at = time.monotonic()
                 self.consumer.resume(*tps)
         finally:
             self._changed.set()  # the read loop looks again (taking_over is false once this returns)
+
+    async def _take_over_again_if_kafka_fails(self, tps: list[TopicPartition]) -> None:
+        """:meth:`take_over`; a Kafka error that may pass (a broker restarting, a leader not yet
+        elected, a request timed out) is tried again from the start, rather than stopping the worker
+        and reading every partition's state again after its restart. A revocation meanwhile cancels
+        the wait. Other errors, and Kafka's beyond TAKE_OVER_SECONDS, stop the worker (_or_stop)."""
+        began, pause = time.monotonic(), TAKE_OVER_PAUSES[0]
+        while True:
+            try:
+                await self.take_over(tps)
+                return
+            except KafkaError as problem:
+                passing = problem.retriable or isinstance(problem, (KafkaTimeoutError, KafkaConnectionError))
+                if not passing or time.monotonic() + pause - began > TAKE_OVER_SECONDS:
+                    raise
+                log.warning("%s: taking partitions %s over failed (%s: %s); trying again in %.1f s", self.stage,
+                            [tp.partition for tp in tps], type(problem).__name__, problem, pause)  # fmt: skip
+            for tp in tps:
+                self._drop(tp.partition)  # restored again in full
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, TAKE_OVER_PAUSES[1])
 
     async def keep_parked(self, tps: list[TopicPartition]) -> list[TopicPartition]:
         """Of the partitions just assigned, those left to take over from their changelogs. The others'

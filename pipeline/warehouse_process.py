@@ -276,9 +276,9 @@ FATAL_SIGNALS = (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, si
 def _crash_ends_the_process() -> None:
     """The embedded engine takes the fatal signals as it loads, and in this process its handler
     ends nothing: sent SIGSEGV, the writer stayed alive and answered no query for 40 s (measured
-    2026-12-07), so a crash would hang the sink's write for WRITE_SECONDS. With the default action
-    back, Python's handler writes every thread's stack to the worker's log and the process ends;
-    the sink's next write replaces it."""
+    2026-12-07; a real fault was not tried), so a crash could hang the sink's write for
+    WRITE_SECONDS. With the default action back, Python's handler writes every thread's stack to
+    the worker's log and the process ends; the sink's next write replaces it."""
     faulthandler.disable()
     for number in FATAL_SIGNALS:
         signal.signal(number, signal.SIG_DFL)

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
 from aiokafka.structs import OffsetAndMetadata
 
 from pipeline.settings import Settings
@@ -94,6 +95,22 @@ class FirstTakeOverSlow(SlowTakeOver):
             await asyncio.sleep(self.seconds)
         await CountingStage.take_over(self, tps)
         self.finished_take_overs += 1
+
+
+class FailingTakeOver(CountingStage):
+    """A stage whose first take-over fails with ``problem`` half-way (fault injected: a broker cannot
+    be made to fail at the moment of a take-over)."""
+
+    def __init__(self, problem: KafkaError, **options: Any) -> None:
+        super().__init__([0], **options)
+        self.problem = problem
+        self.take_overs = 0
+
+    async def take_over(self, tps: list[TopicPartition]) -> None:
+        self.take_overs += 1
+        await super().take_over(tps)
+        if self.take_overs == 1:
+            raise self.problem
 
 
 def backlog(kafka_bootstrap: str, tmp_path: Path, name: str, partitions: int = 1) -> tuple[Settings, str]:
@@ -334,3 +351,33 @@ def test_a_member_joining_takes_its_share_and_nothing_else_moves(kafka_bootstrap
     assert not app.problems
     moved = [p for n in (0, 1) for p in two[n] - three[n]]
     assert len(moved) == 1 and three[2] == set(moved), f"two members {two}, then three {three}"
+
+
+@pytest.mark.parametrize(("problem", "passes"), [(KafkaConnectionError("broker restarting"), True),
+                                                 (TopicAuthorizationFailedError(), False)])  # fmt: skip
+def test_a_take_over_that_kafka_fails_is_tried_again_unless_the_error_stays(
+    kafka_bootstrap: str, tmp_path: Path, problem: KafkaError, passes: bool
+) -> None:
+    """A Kafka error that may pass (a broker restarting) makes the stage take its partitions over
+    again after a pause; before, every such error stopped the worker. One that stays (not allowed
+    to read the topic) still stops it, with its reason."""
+    settings, topic = backlog(kafka_bootstrap, tmp_path, f"failing-take-over-{passes}")
+
+    async def scenario() -> tuple[FailingTakeOver, Crashes]:
+        app = Crashes()
+        stage = FailingTakeOver(problem, app=app, settings=settings, sink=None, stage="failing", topic=topic,
+                                max_records=PER_BATCH)  # fmt: skip
+        await stage.start()
+        deadline = time.monotonic() + 30
+        while stage.read < RECORDS and time.monotonic() < deadline and not app.problems:
+            await asyncio.sleep(0.05)
+        await stage.stop()
+        return stage, app
+
+    stage, app = asyncio.run(scenario())
+    if passes:
+        assert not app.problems
+        assert stage.take_overs == 2 and stage.read == RECORDS
+    else:
+        assert app.problems == [problem]
+        assert stage.take_overs == 1 and stage.read == 0

@@ -1,11 +1,20 @@
-"""A worker that dies of a signal in C code (a segmentation fault in a library) leaves the Python
-stack of each of its threads in its log, not an end without a line (docs/operations.md, "A worker
-or writer that dies of a signal"). The fault is injected: no library crashes on demand, the signal
-it would die of can be sent."""
+"""A worker ends only when it must, and then says why.
+
+- SIGPIPE does not end it: a write to a socket whose peer has gone (a broker stopping) must be an
+  error its Kafka client handles. Every ``ccpulse`` command restored SIGPIPE's default action until
+  2026-12-07 (for ``ccpulse simulate | head``), and a worker died of it, without a line, when its
+  broker stopped (exit -13; CI, ``test_faults_in_a_row.py``).
+- A worker that dies of a signal in C code (a segmentation fault in a library) leaves the Python
+  stack of each of its threads in its log, not an end without a line (docs/operations.md, "A worker
+  or writer that dies of a signal").
+
+The signals are sent: no broker closes a socket at the moment of a write on demand, and no library
+crashes on demand."""
 
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -15,10 +24,15 @@ from tests.worker_process import Deployment
 pytestmark = pytest.mark.integration
 
 
-def test_a_worker_that_crashes_leaves_every_threads_stack_in_its_log(kafka_bootstrap: str, tmp_path: Path) -> None:
+def test_sigpipe_does_not_end_a_worker_and_a_crash_leaves_every_threads_stack(kafka_bootstrap: str,
+                                                                               tmp_path: Path) -> None:  # fmt: skip
     deployment = Deployment(kafka_bootstrap, tmp_path, partitions=1)
     worker = deployment.worker().start()
     assert worker.process is not None
+    worker.process.send_signal(signal.SIGPIPE)
+    time.sleep(1)
+    assert worker.exited() is None, f"SIGPIPE ended the worker ({worker.exited()})"
+    assert worker.scrape("ccpulse_consumer_lag") is not None  # and it still answers
     worker.process.send_signal(signal.SIGSEGV)
     assert worker.process.wait(timeout=30) == -signal.SIGSEGV
     log = worker.log_path.read_text(errors="replace")

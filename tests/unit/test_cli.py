@@ -88,3 +88,15 @@ def test_up_starts_the_simulated_center_at_its_midnight_in_its_zone() -> None:
     command = _traffic_command(center, speed=1.0)
     assert command[3:] == ["simulate", "--to-kafka", "--backfill", "--start", "2026-12-01T16:00:00Z", "--days", "7",
                            "--utc-offset", "8.0", "--speed", "1.0"]  # fmt: skip
+
+
+def test_a_reader_that_stops_early_ends_simulate_quietly() -> None:
+    """``ccpulse simulate | head``: no traceback when head has read its lines and gone."""
+    simulate = subprocess.Popen([sys.executable, "-m", "pipeline", "simulate", "--hours", "24"],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    assert simulate.stdout is not None and simulate.stderr is not None
+    first = simulate.stdout.readline()
+    simulate.stdout.close()  # the reader leaves
+    code = simulate.wait(timeout=60)
+    error = simulate.stderr.read().decode()
+    assert first.startswith(b"{") and code == -13 and "Traceback" not in error, (code, error)
