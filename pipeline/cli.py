@@ -926,8 +926,11 @@ def _quiet_when_the_reader_leaves() -> None:
     never for a command that talks to a server: with that default, a write to a socket whose peer
     has gone ends the process without a line — the worker died so when its broker stopped (exit
     -13, CI 2026-12-07; every command had it until then). Python ignores SIGPIPE and raises
-    BrokenPipeError instead, which the Kafka and HTTP clients handle."""
+    BrokenPipeError instead, which the Kafka and HTTP clients handle. Unblocked too: a process
+    that loaded the embedded engine blocks SIGPIPE (chDB does so as it loads), and the commands it
+    starts inherit the block."""
     signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGPIPE})
 
 
 if __name__ == "__main__":

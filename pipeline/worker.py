@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import faulthandler
 import logging
+import signal
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +31,9 @@ def run_worker(settings: Settings, verbose: bool = False) -> int:
     # a worker that dies of a signal in C code (a segfault, an abort) leaves every thread's Python
     # stack on stderr, instead of ending without a line
     faulthandler.enable()
+    # no signal blocked, whatever the starting process blocked: one that loaded the embedded engine
+    # blocks SIGPIPE (chDB does so as it loads), and a blocked SIGTERM would make the worker unstoppable
+    signal.pthread_sigmask(signal.SIG_SETMASK, set())
     logging_config = console.configure(settings.log_level, verbose)
     Targets.load(settings.targets_file, settings.zone)  # a wrong targets file stops us before anything else
     (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
