@@ -117,7 +117,10 @@ def run_sql(sql: str, output: str, timeout: float) -> bytes:
                 return response.read()  # type: ignore[no-any-return]
         except urllib.error.HTTPError as refused:
             raise QueryFailed(refused.read().decode("utf-8", "replace").strip()) from None
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
+        except TimeoutError:  # a worker answered the connection but not the query (a connect timeout is a URLError)
+            raise QueryFailed(f"the worker at {settings.web_url} did not answer in {timeout:.0f} s (--timeout); "
+                              "it stops a query after CCPULSE_QUERY_SECONDS") from None  # fmt: skip
+        except (urllib.error.URLError, ConnectionError):
             pass  # no worker: open the engine ourselves
     from pipeline.worker import warehouse_opener
 
@@ -845,7 +848,9 @@ def _query_command(commands: Any) -> None:
     query.add_argument("sql", metavar="SQL|-", help="the query (- reads it from standard input)")
     query.add_argument("--format", choices=["jsonl", "csv", "table"], default="jsonl",
                        help="output: JSON Lines (default), CSV with a header, or a text table")  # fmt: skip
-    query.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the worker's answer")
+    query.add_argument("--timeout", type=float, default=300.0,
+                       help="seconds to wait for the worker's answer (the worker itself stops a query after "
+                       "CCPULSE_QUERY_SECONDS, 120 by default)")  # fmt: skip
     query.set_defaults(run=command_query)
 
 

@@ -139,6 +139,10 @@ class Settings:
     # HMAC-SHA256 key for customer ids (CCPULSE_CUSTOMER_KEY or CCPULSE_CUSTOMER_KEY_FILE)
     customer_key: Secret | None = None
     query_token: Secret | None = None  # CCPULSE_QUERY_TOKEN: required by /query when set
+    # A read-only query (/query, ccpulse query, the drill-down) that runs longer is stopped by
+    # ClickHouse (max_execution_time): with the embedded engine, a query holds the engine the sink's
+    # writes need (docs/operations.md, "Queries and the worker")
+    query_seconds: float = 120.0
     # TaskRouter event callbacks (docs/sources.md): CCPULSE_TWILIO_AUTH_TOKEN or ..._FILE; the
     # public URL Twilio posts to, when a proxy changes it (CCPULSE_TWILIO_WEBHOOK_URL)
     twilio_auth_token: Secret | None = None
@@ -234,6 +238,7 @@ class Settings:
             sink_fault_file=get("CCPULSE_SINK_FAULT_FILE", "") or None,
             customer_key=Secret(customer_key) if customer_key else None,
             query_token=Secret(token) if token else None,
+            query_seconds=number("CCPULSE_QUERY_SECONDS", cls.query_seconds, 1.0, 86_400.0),
             twilio_auth_token=Secret(twilio_token) if twilio_token else None,
             twilio_webhook_url=get("CCPULSE_TWILIO_WEBHOOK_URL", "") or None,
             kafka_bootstrap=get("CCPULSE_KAFKA_BOOTSTRAP", cls.kafka_bootstrap),

@@ -82,11 +82,17 @@ def load_migrations(directory: Path) -> list[Migration]:
     return found
 
 
-def connect(url: str, readonly: bool = False) -> Any:
-    """A clickhouse-connect client for ``url`` (``chdb://...`` or ``http(s)://...``)."""
+def connect(url: str, readonly: bool = False, query_seconds: float | None = None) -> Any:
+    """A clickhouse-connect client for ``url`` (``chdb://...`` or ``http(s)://...``); ``readonly``:
+    ClickHouse refuses writes, DDL and setting changes; ``query_seconds``: ClickHouse stops a query
+    that runs longer (``max_execution_time``)."""
     import clickhouse_connect
 
-    settings = {"readonly": 1} if readonly else {}
+    settings: dict[str, Any] = {}
+    if query_seconds is not None:  # before readonly, which forbids changing any setting after it
+        settings["max_execution_time"] = query_seconds
+    if readonly:
+        settings["readonly"] = 1
     parts = urlsplit(url)
     if parts.scheme == "chdb":
         location = unquote(parts.path) if not parts.netloc else unquote(parts.netloc + parts.path)
@@ -103,7 +109,7 @@ def connect(url: str, readonly: bool = False) -> Any:
             secure=parts.scheme == "https",
             settings=settings,
             connect_timeout=5,
-            send_receive_timeout=30,
+            send_receive_timeout=30 if query_seconds is None else max(30, query_seconds + 10),
         )
     raise WarehouseError(
         f"CCPULSE_CLICKHOUSE_URL has scheme {parts.scheme!r}: expected chdb:///path/to/dir (the embedded engine) "

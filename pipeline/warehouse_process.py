@@ -40,6 +40,11 @@ log = logging.getLogger("ccpulse.clickhouse")
 START_SECONDS = 120.0  # to import ClickHouse's client, open the engine and migrate
 PARENT_CHECK_SECONDS = 0.2
 WRITE_SECONDS = 300.0  # a flush not answered by then: the writer process is hung, and is replaced
+QUERY_SECONDS = 120.0  # ClickHouse stops a read-only query that runs longer (CCPULSE_QUERY_SECONDS)
+# A query not answered QUERY_SECONDS + this after it was asked: the writer process is hung (ClickHouse
+# would have stopped the query), and is replaced. The margin covers the engine call a write may be in
+# (one insert or one re-sum chunk: well under a second) before the query gets its turn.
+QUERY_GRACE_SECONDS = 30.0
 # The embedded engine's allocator (chDB's jemalloc) keeps freed pages 5 s before it gives them back
 # to the system. A writer catching up frees and allocates all the time (inserts, merges, re-sums), so
 # its RSS stood ~60 MiB above what it used. 1 s, set before the engine loads; an operator's
@@ -56,9 +61,12 @@ class WarehouseProcess:
     child process. One write and one query may run at once (each has its own pipe)."""
 
     def __init__(self, url: str, database: str, migrations: Sequence[Migration], log_level: str = "INFO",
-                 write_seconds: float = WRITE_SECONDS) -> None:  # fmt: skip
+                 write_seconds: float = WRITE_SECONDS, query_seconds: float = QUERY_SECONDS,
+                 query_grace: float = QUERY_GRACE_SECONDS) -> None:  # fmt: skip
         self.url = url
         self.write_seconds = write_seconds
+        self.query_seconds = query_seconds
+        self.query_grace = query_grace
         self.database = database
         self.migrations = list(migrations)
         self.log_level = log_level
@@ -90,6 +98,7 @@ class WarehouseProcess:
                     self.migrations,
                     self.log_level,
                     os.getpid(),
+                    self.query_seconds,
                 ),
                 name="ccpulse-clickhouse",
                 daemon=True,
@@ -127,11 +136,13 @@ class WarehouseProcess:
         return written
 
     def query(self, sql: str, output: str = "jsonl") -> bytes:
-        """:meth:`Warehouse.query` on a read-only client in the writer process."""
+        """:meth:`Warehouse.query` on a read-only client in the writer process. ClickHouse stops a
+        query past ``query_seconds``; no answer ``query_grace`` later: the writer process is hung
+        (an idle worker writes nothing, so no write would find out), and it is replaced."""
         with self._query_turn:
             self._ensure_running()
             assert self._queries is not None
-            status, detail = self._ask(self._queries, ("query", sql, output))
+            status, detail = self._ask(self._queries, ("query", sql, output), self.query_seconds + self.query_grace)
         if status != "ok":
             raise WarehouseError(detail)
         result: bytes = detail
@@ -201,7 +212,7 @@ class WarehouseProcess:
 
 # ---------------------------------------------------------------------- the writer process
 def serve(writes: Connection, queries: Connection, url: str, database: str, migrations: list[Migration],
-          log_level: str, worker_pid: int) -> None:  # fmt: skip
+          log_level: str, worker_pid: int, query_seconds: float = QUERY_SECONDS) -> None:  # fmt: skip
     """The writer process: one write at a time from ``writes``, one query at a time from
     ``queries`` (in a thread; the embedded engine takes one call at a time, see Warehouse)."""
     _die_with_parent(worker_pid)
@@ -217,7 +228,8 @@ def serve(writes: Connection, queries: Connection, url: str, database: str, migr
             writes.send(("failed", f"{type(problem).__name__}: {problem}"))
             return
     writes.send(("ready", applied))
-    threading.Thread(target=_answer_queries, args=(queries, url, database), name="queries", daemon=True).start()
+    threading.Thread(target=_answer_queries, args=(queries, url, database, query_seconds), name="queries",
+                     daemon=True).start()  # fmt: skip
     tune_garbage_collection()  # as the worker's: a flush decodes into ~60,000 lists (pipeline/collector.py)
     while True:
         try:
@@ -285,7 +297,7 @@ def _crash_ends_the_process() -> None:
     faulthandler.enable()
 
 
-def _answer_queries(queries: Connection, url: str, database: str) -> None:
+def _answer_queries(queries: Connection, url: str, database: str, query_seconds: float) -> None:
     reader: Warehouse | None = None
     while True:
         try:
@@ -294,7 +306,7 @@ def _answer_queries(queries: Connection, url: str, database: str) -> None:
             return
         try:
             if reader is None:
-                reader = Warehouse(connect(url, readonly=True), database)
+                reader = Warehouse(connect(url, readonly=True, query_seconds=query_seconds), database)
             queries.send(("ok", reader.query(sql, output)))
         except Exception as problem:  # noqa: BLE001 - the caller's SQL is wrong, or the engine refused it
             queries.send(("failed", str(problem)))

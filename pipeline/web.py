@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,11 @@ from pipeline.settings import Secret
 log = logging.getLogger("ccpulse.web")
 
 STREAM_TICK_SECONDS = 0.25  # how often /api/stream looks for a changed board
+# Threads for the views' blocking calls (SQL through the writer process: /query, /api/contacts), apart
+# from the event loop's default executor, which the stages' take-overs use (asyncio.to_thread): queries
+# waiting on a slow or hung ClickHouse must not hold the threads a take-over needs. The writer answers
+# one query at a time, so more threads would only wait.
+QUERY_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -122,11 +128,13 @@ def application(views: Views) -> web.Application:
     app = web.Application()
     routes = web.RouteTableDef()
     feed = BoardFeed(views.board_document)
+    blocking = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="ccpulse-query")
 
-    async def close_feed(app: web.Application) -> None:
+    async def close(app: web.Application) -> None:
         await feed.close()
+        blocking.shutdown(wait=False, cancel_futures=True)
 
-    app.on_cleanup.append(close_feed)
+    app.on_cleanup.append(close)
 
     @routes.get("/metrics")
     async def metrics(request: web.Request) -> web.Response:
@@ -156,19 +164,19 @@ def application(views: Views) -> web.Application:
     @routes.get("/api/contacts")
     async def api_contacts(request: web.Request) -> web.Response:
         """The contacts behind a tile's figures (docs/wallboard-api.md): off unless CCPULSE_DRILLDOWN=on."""
-        return await _contacts(request, views)
+        return await _contacts(request, views, blocking)
 
     @routes.get("/api/stream")
     async def api_stream(request: web.Request) -> web.StreamResponse:
         return await _board_stream(request, views, feed)
 
     @routes.get("/query")
-    async def query_get(request: web.Request) -> web.Response:
-        return await _query(request, views, request.query.get("sql", ""))
-
     @routes.post("/query")
-    async def query_post(request: web.Request) -> web.Response:
-        return await _query(request, views, (await request.read()).decode("utf-8", "replace"))
+    async def query(request: web.Request) -> web.Response:
+        """Read-only SQL: POSTed as the body, or ``?sql=`` (docs/analysts.md)."""
+        posted = request.method == "POST"
+        sql = (await request.read()).decode("utf-8", "replace") if posted else request.query.get("sql", "")
+        return await _query(request, views, blocking, sql)
 
     @routes.post("/sources/{name}")
     async def source(request: web.Request) -> web.Response:
@@ -235,7 +243,7 @@ async def _board_stream(request: web.Request, views: Views, feed: BoardFeed) -> 
     return response
 
 
-async def _contacts(request: web.Request, views: Views) -> web.Response:
+async def _contacts(request: web.Request, views: Views, blocking: Executor) -> web.Response:
     listing = views.contacts_document
     if listing is None:
         return web.Response(text="contacts: the drill-down is off; it shows customer data: set CCPULSE_DRILLDOWN=on "
@@ -246,13 +254,13 @@ async def _contacts(request: web.Request, views: Views) -> web.Response:
         return web.Response(text=f"contacts: give queue=, channel= and state= (one of {', '.join(STATES)}), e.g. "
                             "/api/contacts?queue=billing&channel=voice&state=waiting\n", status=400)  # fmt: skip
     try:
-        document = await asyncio.get_running_loop().run_in_executor(None, listing, state, queue, channel)
+        document = await asyncio.get_running_loop().run_in_executor(blocking, listing, state, queue, channel)
     except Exception as problem:  # noqa: BLE001 - ClickHouse down or refusing: say so, the board goes on
         return web.Response(text=f"contacts: ClickHouse did not answer: {problem}\n", status=503)
     return _json(document)
 
 
-async def _query(request: web.Request, views: Views, sql: str) -> web.Response:
+async def _query(request: web.Request, views: Views, blocking: Executor, sql: str) -> web.Response:
     """Read-only SQL on the worker's ClickHouse (``ccpulse query`` uses it while this worker holds
     the embedded engine). Loopback clients only, unless CCPULSE_QUERY_TOKEN is set: then any client
     with ``Authorization: Bearer <token>``. Read-only is enforced by ClickHouse itself
@@ -273,8 +281,13 @@ async def _query(request: web.Request, views: Views, sql: str) -> web.Response:
         return web.Response(text="query: no SQL given (POST it as the body, or GET ?sql=...)\n", status=400)
     output = request.query.get("format", "jsonl")
     try:
-        result = await asyncio.get_running_loop().run_in_executor(None, run_query, sql, output)
+        result = await asyncio.get_running_loop().run_in_executor(blocking, run_query, sql, output)
+    except ConnectionError as problem:  # the writer process died or hung: replaced, the query may be asked again
+        return web.Response(text=f"query failed: {problem}; ask again\n", status=503)
     except Exception as problem:  # noqa: BLE001 - the caller's SQL is wrong, or the engine refused it
+        if "TIMEOUT_EXCEEDED" in str(problem):
+            return web.Response(text=f"query failed: {problem}\nThe worker's limit is CCPULSE_QUERY_SECONDS: narrow "
+                                "the query (fewer days, a queue), or raise the limit\n", status=504)  # fmt: skip
         return web.Response(text=f"query failed: {problem}\n", status=400)
     return web.Response(body=result, content_type="text/plain" if output != "jsonl" else "application/x-ndjson")
 

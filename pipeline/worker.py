@@ -112,7 +112,8 @@ def warehouse_opener(settings: Settings, readonly: bool = False):  # type: ignor
     database = database_of(url, settings.clickhouse_database)
 
     def open_warehouse() -> Warehouse:
-        return Warehouse(connect(url, readonly=readonly), database)
+        return Warehouse(connect(url, readonly=readonly, query_seconds=settings.query_seconds if readonly else None),
+                         database)  # fmt: skip
 
     return open_warehouse
 
@@ -127,7 +128,7 @@ def open_sink(settings: Settings) -> Sink | None:
         return None
     url = settings.effective_clickhouse_url.reveal()
     writer = WarehouseProcess(url, database_of(url, settings.clickhouse_database), load_migrations(migrations_dir()),
-                              settings.log_level)  # fmt: skip
+                              settings.log_level, query_seconds=settings.query_seconds)  # fmt: skip
     try:
         writer.start()
     except Exception as problem:  # noqa: BLE001

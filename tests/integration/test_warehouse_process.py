@@ -22,7 +22,7 @@ import pytest
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
 from pipeline.warehouse import WarehouseError, load_migrations, migrations_dir
-from pipeline.warehouse_process import WarehouseProcess
+from pipeline.warehouse_process import WarehouseProcess, WriterGone
 from pipeline.worker import open_sink
 
 pytestmark = pytest.mark.integration
@@ -114,7 +114,7 @@ def test_the_writer_process_dies_with_its_worker_and_frees_the_engine(tmp_path: 
         [sys.executable, "-c", textwrap.dedent(f"""
             import time
             from pipeline.warehouse import load_migrations, migrations_dir
-            from pipeline.warehouse_process import WarehouseProcess
+            from pipeline.warehouse_process import WarehouseProcess, WriterGone
             url = "chdb://{tmp_path / 'clickhouse'}"
             writer = WarehouseProcess(url, "ccpulse_test", load_migrations(migrations_dir()))
             writer.start()
@@ -205,6 +205,43 @@ def test_a_hung_writer_process_is_replaced(tmp_path: Path) -> None:
     asyncio.run(scenario())
     assert writer.pid != hung and not Path(f"/proc/{hung}").exists()  # killed and reaped, not left stopped
     assert minutes(writer) == [{"m": 29_000_000, "offered": 1}]
+    writer.stop()
+
+
+# a query that would run for minutes (sipHash64 of ten billion numbers) unless stopped
+ENDLESS = "SELECT count() AS n FROM numbers(10000000000) WHERE sipHash64(number) = 1"
+
+
+def test_clickhouse_stops_a_query_past_the_limit_and_the_writer_goes_on(tmp_path: Path) -> None:
+    writer = WarehouseProcess(f"chdb://{tmp_path / 'clickhouse'}", "ccpulse_test", load_migrations(migrations_dir()),
+                              query_seconds=1.0)  # fmt: skip
+    writer.start()
+    started, pid = time.monotonic(), writer.pid
+    with pytest.raises(WarehouseError, match="TIMEOUT_EXCEEDED") as stopped:
+        writer.query(ENDLESS)
+    assert time.monotonic() - started < 10, "the query ran past its limit"
+    assert "maximum: 1000" in str(stopped.value)  # the limit given, in ms
+    with pytest.raises(WarehouseError, match="(?i)readonly"):  # the limit does not lift read-only
+        writer.query("DROP TABLE ccpulse_test.contributions")
+    assert writer.query("SELECT 1 AS one") == b'{"one":1}\n' and writer.pid == pid  # the same process goes on
+    writer.stop()
+
+
+def test_a_hung_writer_process_is_found_by_a_query_and_replaced(tmp_path: Path) -> None:
+    """An idle worker writes nothing, so only a query can find its writer process hung: no answer
+    ``query_seconds + query_grace`` after the question (ClickHouse would have stopped the query)."""
+    writer = WarehouseProcess(f"chdb://{tmp_path / 'clickhouse'}", "ccpulse_test", load_migrations(migrations_dir()),
+                              query_seconds=1.0, query_grace=1.0)  # fmt: skip
+    writer.start()
+    hung = writer.pid
+    os.kill(hung or 0, signal.SIGSTOP)
+    started = time.monotonic()
+    with pytest.raises(WriterGone, match="did not answer in 2 s"):
+        writer.query("SELECT 1 AS one")
+    assert 1.9 < time.monotonic() - started < 10
+    assert not Path(f"/proc/{hung}").exists()  # killed and reaped, not left stopped
+    assert writer.query("SELECT 1 AS one") == b'{"one":1}\n'  # a new writer process answers
+    assert writer.pid not in (None, hung)
     writer.stop()
 
 

@@ -14,6 +14,7 @@ def test_defaults_are_the_documented_local_ones() -> None:
     assert (settings.http_host, settings.http_port) == ("127.0.0.1", 6066)
     assert (settings.clock, settings.timezone) == ("wall", "UTC")
     assert settings.data_dir == Path(".ccpulse")
+    assert settings.query_seconds == 120.0
     assert settings.effective_clickhouse_url.reveal().startswith("chdb://")
     assert settings.effective_clickhouse_url.reveal().endswith("/.ccpulse/clickhouse")
 
@@ -37,6 +38,7 @@ def test_environment_overrides_and_env_file(tmp_path: Path) -> None:
         ("CCPULSE_TARGETS", "/no/such/targets.yaml", "no such file"),
         ("CCPULSE_KAFKA_SECURITY_PROTOCOL", "carrier-pigeon", "SASL_SSL"),
         ("CCPULSE_LIVE_BATCH_SECONDS", "-0.5", "0.0..60.0"),
+        ("CCPULSE_QUERY_SECONDS", "0", "1.0..86400.0"),
     ],
 )
 def test_a_wrong_value_names_the_variable_and_what_it_takes(variable: str, value: str, says: str) -> None:
