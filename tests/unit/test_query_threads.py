@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from typing import Any
 
 from aiohttp import ClientSession
@@ -52,8 +53,10 @@ def test_queries_waiting_on_clickhouse_leave_the_take_overs_their_threads() -> N
                 asked = [asyncio.create_task(ask("/query?sql=SELECT%201" if n % 2 else
                                                  "/api/contacts?queue=q&channel=voice&state=waiting"))
                          for n in range(WAITING)]  # fmt: skip
-                while clickhouse.asked == 0:
+                deadline = time.monotonic() + 10
+                while clickhouse.asked == 0 and time.monotonic() < deadline:
                     await asyncio.sleep(0.01)
+                assert clickhouse.asked, "no query reached ClickHouse in 10 s"
                 # a take-over's work in the default executor runs at once, queries waiting or not
                 assert await asyncio.wait_for(asyncio.to_thread(lambda: "taken over"), 5) == "taken over"
                 assert clickhouse.asked <= 2  # the others wait for a turn, not in a thread each
