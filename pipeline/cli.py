@@ -122,6 +122,7 @@ def run_sql(sql: str, output: str, timeout: float) -> bytes:
                               "it stops a query after CCPULSE_QUERY_SECONDS") from None  # fmt: skip
         except (urllib.error.URLError, ConnectionError):
             pass  # no worker: open the engine ourselves
+    from pipeline.warehouse import with_limit_hint
     from pipeline.worker import warehouse_opener
 
     try:
@@ -135,7 +136,7 @@ def run_sql(sql: str, output: str, timeout: float) -> bytes:
     try:
         return warehouse.query(sql, output)
     except Exception as problem:  # noqa: BLE001
-        raise QueryFailed(str(problem)) from None
+        raise QueryFailed(with_limit_hint(str(problem))) from None
     finally:
         warehouse.close()
 

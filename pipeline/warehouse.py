@@ -117,6 +117,14 @@ def connect(url: str, readonly: bool = False, query_seconds: float | None = None
     )
 
 
+def with_limit_hint(message: str) -> str:
+    """A query's error, with what to do when ClickHouse stopped it at ``CCPULSE_QUERY_SECONDS``."""
+    if "TIMEOUT_EXCEEDED" not in message:
+        return message
+    return (f"{message.rstrip()}\nThe limit is CCPULSE_QUERY_SECONDS: narrow the query (fewer days, one queue, "
+            "metrics_minute rather than contacts), or raise the limit")  # fmt: skip
+
+
 def database_of(url: str, default: str) -> str:
     parts = urlsplit(url)
     name = parts.path.strip("/") if parts.scheme in ("http", "https") and parts.path.strip("/") else default

@@ -196,6 +196,16 @@ def test_tables_equal_the_definitions_and_the_live_gauges(deployment: Deployment
     )  # fmt: skip
     assert rows.returncode == 0, rows.stderr.decode()
     assert int(__import__("json").loads(rows.stdout)["n"]) > 0
+    # ... with the same limit a worker puts on queries, and the same advice
+    endless_sql = "SELECT count() FROM numbers(10000000000) WHERE sipHash64(number) = 1"
+    endless = subprocess.run(
+        [sys.executable, "-m", "pipeline", "query", endless_sql],
+        env=deployment.env(CCPULSE_HTTP_PORT=str(worker.port), CCPULSE_DATA_DIR=str(worker.data_dir),
+                           CCPULSE_QUERY_SECONDS="1"),
+        capture_output=True, cwd=deployment.root, timeout=60,
+    )  # fmt: skip
+    assert endless.returncode == 1 and b"TIMEOUT_EXCEEDED" in endless.stderr, endless.stderr
+    assert b"The limit is CCPULSE_QUERY_SECONDS" in endless.stderr, endless.stderr
 
 
 def late_traffic() -> tuple[list[bytes], list[bytes], list[bytes], list[bytes]]:
