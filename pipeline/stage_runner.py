@@ -119,6 +119,7 @@ class StageRunner(Service):
         self.handing_over = False  # between a revocation and the next assignment's take-over
         self.committed: dict[TopicPartition, OffsetAndMetadata | None] = {}  # per owned partition
         self.consumer: AIOKafkaConsumer | None = None
+        self._asking = False  # the consumer has started and is not stopping: Kafka may be asked (lag)
         self._in_flight: deque[InFlight] = deque()
         self._asked_since: float | None = None  # an end-offsets question to Kafka not answered yet
         self._failing_since: float | None = None  # the first unanswered question since the last answer
@@ -214,7 +215,7 @@ class StageRunner(Service):
         asked all the same (for the stage topic's first partition when none is owned), so that
         :meth:`kafka_silent_since` knows whether it answers: a broker's orderly stop starts with
         every group's hand-over."""
-        if self.consumer is None:
+        if self.consumer is None or not self._asking:  # the timer asks from the worker's start on
             return None
         tps = list(self.committed) or [TopicPartition(self.topic, 0)]
         self._asked_since = time.monotonic()
@@ -266,12 +267,14 @@ class StageRunner(Service):
         await self.restorer.start()
         self.consumer.subscribe([self.topic], listener=_HandOver(self))
         await self.consumer.start()
+        self._asking = True
         self.add_future(self._or_stop("stopped", self._read_batches()))
         self.add_future(self._or_stop("commits stopped", self._commit_in_order()))
 
     async def on_stop(self) -> None:
         """Finish the batch in hand, commit what is finished (briefly), leave the group."""
         self._stopping = True
+        self._asking = False
         if self._taking is not None:
             self._taking.cancel()  # its partitions' next owner (this worker too) takes them over again
         try:

@@ -130,6 +130,36 @@ def backlog(kafka_bootstrap: str, tmp_path: Path, name: str, partitions: int = 1
     return settings, topic
 
 
+def test_the_lag_asked_while_the_stage_starts_is_unknown_not_a_crash(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """The worker's lag timer runs from its start on; a stage's consumer exists before it has started
+    (its restorer connects first), and aiokafka's ``end_offsets`` on a consumer not started raised
+    AttributeError, which crashed the worker (seen in ``make bench``'s 4 workers on 2 cores,
+    2026-12-07: "Crashed reason=AttributeError(\"'NoneType' object has no attribute 'end_offsets'\")")."""
+    settings, topic = backlog(kafka_bootstrap, tmp_path, "lag-at-start")
+
+    async def scenario() -> tuple[list[Any], list[Any]]:
+        app = Crashes()
+        stage = CountingStage([0], app=app, settings=settings, sink=None, stage="starting", topic=topic,
+                              max_records=100)  # fmt: skip
+        starting = asyncio.create_task(stage.start())
+        while stage.consumer is None and not starting.done():
+            await asyncio.sleep(0)
+        during = [await stage.lag()]  # the consumer exists; its start is after the restorer's
+        await starting
+        deadline = time.monotonic() + 30
+        after = [await stage.lag()]
+        while after[-1] is None and time.monotonic() < deadline:  # known once the partition is taken over
+            await asyncio.sleep(0.2)
+            after.append(await stage.lag())
+        await stage.stop()
+        after.append(await stage.lag())  # stopped: unknown again, not a question to a closed client
+        return during, after
+
+    during, after = asyncio.run(scenario())
+    assert during == [None]
+    assert after[-2] is not None and after[-1] is None, after
+
+
 def test_a_take_over_longer_than_the_session_keeps_the_member_in_its_group(kafka_bootstrap: str,
                                                                             tmp_path: Path) -> None:  # fmt: skip
     settings, topic = backlog(kafka_bootstrap, tmp_path, "slow-take-over")
