@@ -174,10 +174,7 @@ def application(views: Views) -> web.Application:
     @routes.get("/query")
     @routes.post("/query")
     async def query(request: web.Request) -> web.Response:
-        """Read-only SQL: POSTed as the body, or ``?sql=`` (docs/analysts.md)."""
-        posted = request.method == "POST"
-        sql = (await request.read()).decode("utf-8", "replace") if posted else request.query.get("sql", "")
-        return await _query(request, views, blocking, sql)
+        return await _query(request, views, blocking)
 
     @routes.post("/sources/{name}")
     async def source(request: web.Request) -> web.Response:
@@ -261,11 +258,11 @@ async def _contacts(request: web.Request, views: Views, blocking: Executor) -> w
     return _json(document)
 
 
-async def _query(request: web.Request, views: Views, blocking: Executor, sql: str) -> web.Response:
-    """Read-only SQL on the worker's ClickHouse (``ccpulse query`` uses it while this worker holds
-    the embedded engine). Loopback clients only, unless CCPULSE_QUERY_TOKEN is set: then any client
-    with ``Authorization: Bearer <token>``. Read-only is enforced by ClickHouse itself
-    (``readonly=1``: no writes, no DDL, no setting changes)."""
+async def _query(request: web.Request, views: Views, blocking: Executor) -> web.Response:
+    """Read-only SQL, POSTed as the body or given as ``?sql=``, on the worker's ClickHouse
+    (``ccpulse query`` uses it while this worker holds the embedded engine). Loopback clients only,
+    unless CCPULSE_QUERY_TOKEN is set: then any client with ``Authorization: Bearer <token>``.
+    Read-only is enforced by ClickHouse itself (``readonly=1``: no writes, no DDL, no setting changes)."""
     token = views.query_token
     if token is not None:
         given = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
@@ -275,6 +272,8 @@ async def _query(request: web.Request, views: Views, blocking: Executor, sql: st
     elif request.remote not in ("127.0.0.1", "::1"):
         return web.Response(text="query: only from this host; set CCPULSE_QUERY_TOKEN to allow other hosts\n",
                             status=403)  # fmt: skip
+    posted = request.method == "POST"
+    sql = (await request.read()).decode("utf-8", "replace") if posted else request.query.get("sql", "")
     run_query = views.query
     if run_query is None:
         return web.Response(text="query: ClickHouse is off (CCPULSE_CLICKHOUSE_URL=off)\n", status=503)
