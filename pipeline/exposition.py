@@ -316,15 +316,19 @@ class StateSizeCollector(Collector):
 
 
 class LagCollector(Collector):
-    """Per stage, the messages of this worker's partitions not yet processed and committed; and how
-    long Kafka has left the worker's questions unanswered (0 while it answers)."""
+    """Per stage, the messages of this worker's partitions not yet processed and committed; the
+    rounds of that measure in which every stage answered (the lag holds its last round's value, so a
+    reader who must know it is newer than something counts rounds); and how long Kafka has left the
+    worker's questions unanswered (0 while it answers)."""
 
-    def __init__(self, lags: Callable[[], dict[str, int]], kafka_silent: Callable[[], float | None]) -> None:
+    def __init__(self, lags: Callable[[], dict[str, int]], kafka_silent: Callable[[], float | None],
+                 rounds: Callable[[], int]) -> None:  # fmt: skip
         self._lags = lags
         self._kafka_silent = kafka_silent
+        self._rounds = rounds
 
     def describe(self) -> list[Metric]:
-        return described(["ccpulse_consumer_lag", "ccpulse_kafka_silent_seconds"])
+        return described(["ccpulse_consumer_lag", "ccpulse_kafka_silent_seconds"], ["ccpulse_consumer_lag_rounds"])
 
     def collect(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily(
@@ -334,6 +338,11 @@ class LagCollector(Collector):
         for stage, messages in sorted(self._lags().items()):
             lag.add_metric([stage], messages)
         yield lag
+        yield CounterMetricFamily(
+            "ccpulse_consumer_lag_rounds",
+            "Rounds of ccpulse_consumer_lag (one a second) in which every stage's lag was measured.",
+            value=self._rounds(),
+        )
         yield GaugeMetricFamily("ccpulse_kafka_silent_seconds",
                                 "Seconds Kafka has left this worker's questions unanswered (0: it answers).",
                                 value=self._kafka_silent() or 0.0)  # fmt: skip

@@ -146,6 +146,7 @@ class Wiring:
     board: BoardStage
     input_seen: list[float]  # wall time the ingest stage last took a batch (or the start)
     lag: dict[str, int] = field(default_factory=dict)  # messages waiting, per stage
+    lag_rounds: int = 0  # rounds of measure_lag in which every stage's lag was known
     last_complete: dict[str, Any] = field(default_factory=dict)
     shown_customer: Callable[[str], str] = str  # customer ids on the contact lists
 
@@ -285,7 +286,7 @@ def _register(registry: CollectorRegistry, wiring: Wiring) -> None:
     registry.register(StateSizeCollector(wiring.state_sizes))
     registry.register(BoardCollector(lambda: wiring.board.board, wiring.clock_us, settings.zone, wiring.targets,
                                      settings.max_queue_labels))  # fmt: skip
-    registry.register(LagCollector(lambda: dict(wiring.lag), wiring.kafka_silent))
+    registry.register(LagCollector(lambda: dict(wiring.lag), wiring.kafka_silent, lambda: wiring.lag_rounds))
     if sink is not None:
         registry.register(SinkCollector(lambda: sink.health))
 
@@ -331,6 +332,8 @@ def _watch_lag(app: faust.App, wiring: Wiring) -> None:
                         "stuck; exiting (code 3) so that the supervisor restarts the worker, which restores its "
                         "state from the changelogs and goes on from the last commit (CCPULSE_STALL_SECONDS sets "
                         "the limit)", name, waiting, wiring.settings.stall_seconds)  # fmt: skip
+        if len(measured) == len(found):
+            wiring.lag_rounds += 1
 
 
 def _watch_the_rest(app: faust.App, wiring: Wiring) -> None:

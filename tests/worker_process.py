@@ -172,6 +172,33 @@ class WorkerProcess:
             time.sleep(interval)
         raise AssertionError(f"condition not met within {timeout}s; last scrape: {samples}\n{self.log_tail()}")
 
+    def settled(self, predicate=lambda samples: True, timeout: float = 120):  # type: ignore[no-untyped-def]
+        """Scrape until ``predicate`` holds and every stage's lag reads 0 in :data:`SETTLING_ROUNDS`
+        rounds of the lag in a row, all begun after ``predicate`` first held; return the last samples.
+
+        ``caught_up`` alone is not that: the lag is measured once a second and its gauge holds the
+        last round's value, so a scrape can pair the last events' count (taken as the ingest stage
+        reads them) with a lag of 0 from before they were read (CI, 2026-12-07). And a stage's 0
+        counts what the stage before it had sent when it was asked: ingest → issues → board takes
+        three rounds. ``ccpulse_consumer_lag_rounds_total`` numbers the rounds."""
+        deadline = time.monotonic() + timeout
+        samples = self.wait_for(predicate, timeout)
+        since = counter(samples, LAG_ROUNDS) + 2  # round N+1 may have begun before this scrape
+        last, run = None, 0
+        while run < SETTLING_ROUNDS:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"not settled within {timeout}s ({run} rounds of {SETTLING_ROUNDS}); "
+                                     f"last scrape: {samples}\n{self.log_tail()}")  # fmt: skip
+            time.sleep(0.1)
+            samples = self.scrape()
+            rounds = counter(samples, LAG_ROUNDS)
+            if rounds == last:
+                continue
+            good = rounds >= since and caught_up(samples) and predicate(samples)
+            run = (run + 1 if last is not None and rounds == last + 1 else 1) if good else 0
+            last = rounds
+        return samples
+
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, no final commit."""
         assert self.process is not None
@@ -217,6 +244,8 @@ def counter(samples: dict, name: str, **labels: str) -> float:
 
 
 STAGES = ("ingest", "issues", "board")
+LAG_ROUNDS = "ccpulse_consumer_lag_rounds_total"
+SETTLING_ROUNDS = len(STAGES)  # WorkerProcess.settled
 
 
 def caught_up(samples: dict, stages: tuple[str, ...] = STAGES) -> bool:  # type: ignore[type-arg]

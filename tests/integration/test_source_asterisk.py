@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker_process import Deployment, caught_up, counter
+from tests.worker_process import Deployment, counter
 
 pytestmark = pytest.mark.integration
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "asterisk" / "queue_log"
@@ -22,7 +22,7 @@ TODAY = {"window": "today", "channel": "voice"}
 
 
 def settled(samples: dict) -> bool:  # type: ignore[type-arg]
-    return (caught_up(samples) and counter(samples, "ccpulse_events_total", type="contact.ended") == 6
+    return (counter(samples, "ccpulse_events_total", type="contact.ended") == 6
             and counter(samples, "ccpulse_handled", queue="billing", **TODAY) == 2
             and counter(samples, "ccpulse_handled", queue="support", **TODAY) == 2)  # fmt: skip
 
@@ -58,7 +58,7 @@ def test_a_queue_log_gives_the_gauges_of_its_calls(kafka_bootstrap: str, tmp_pat
         produced = deployment.ccpulse("produce", "--from", "asterisk-queue-log", str(FIXTURE))
         assert produced.returncode == 0, produced.stderr.decode()
         assert "0 rejected" in produced.stderr.decode()
-        assert_the_fixture_s_gauges(worker.wait_for(settled))
+        assert_the_fixture_s_gauges(worker.settled(settled))
 
 
 def test_follow_survives_rotation_and_a_kill_and_counts_every_call_once(kafka_bootstrap: str, tmp_path: Path) -> None:
@@ -92,7 +92,7 @@ def test_follow_survives_rotation_and_a_kill_and_counts_every_call_once(kafka_bo
             time.sleep(2)
             log_file.rename(tmp_path / "queue_log.2")  # and is rotated while followed
             log_file.write_bytes(b"".join(lines[27:]))
-            assert_the_fixture_s_gauges(worker.wait_for(settled))
+            assert_the_fixture_s_gauges(worker.settled(settled))
         finally:
             follow.send_signal(signal.SIGTERM)
             output, errors = (part.decode() for part in follow.communicate(timeout=30))
@@ -162,8 +162,8 @@ def test_a_simulated_queue_log_followed_gives_the_gauges_of_the_same_calls_sent_
                                            str(log_file)], env=deployment.env(), stdout=subprocess.DEVNULL,
                                           stderr=subprocess.PIPE)  # fmt: skip
             try:
-                samples = worker.wait_for(lambda s: caught_up(s) and counter(s, "ccpulse_events_total",
-                                          type="contact.offered") == len(voice), timeout=120)  # fmt: skip
+                samples = worker.settled(lambda s: counter(s, "ccpulse_events_total",
+                                                           type="contact.offered") == len(voice))  # fmt: skip
             finally:
                 if way == "follow":
                     follow.send_signal(signal.SIGTERM)

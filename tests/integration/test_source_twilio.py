@@ -24,7 +24,7 @@ import pytest
 
 from pipeline.sources.twilio import signature
 from tests.integration.test_source_asterisk import dead_letters
-from tests.worker_process import Deployment, WorkerProcess, caught_up, counter
+from tests.worker_process import Deployment, WorkerProcess, counter
 
 pytestmark = pytest.mark.integration
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "twilio" / "taskrouter_events.txt"
@@ -52,26 +52,11 @@ def post(worker: WorkerProcess, line: bytes, token: str | None = TOKEN) -> int:
         return int(refused.code)
 
 
-def settled(samples: dict) -> bool:  # type: ignore[type-arg]
-    return caught_up(samples) and counter(samples, "ccpulse_events_total", type="contact.ended") == 3
-
-
-def settled_gauges(worker: WorkerProcess, seconds: float = 30) -> dict:  # type: ignore[type-arg]
-    """The samples once every event is counted, every stage caught up and the fixture's gauges show.
-    The lag is measured once a second, so a scrape can pair the last events' count with a lag of 0
-    from before they reached the board (CI, 2026-12-07: the social contact's AHT not shown yet); the
-    gauges are awaited for up to ``seconds`` more and then asserted, with their own message."""
-    samples = worker.wait_for(settled)
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            assert_the_fixture_s_gauges(samples)
-            return samples
-        except AssertionError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.3)
-        samples = worker.scrape()
+def settled(worker: WorkerProcess) -> dict:  # type: ignore[type-arg]
+    """The samples once every event is counted and has reached the board (``WorkerProcess.settled``:
+    CI, 2026-12-07, a scrape paired the last count with a lag of 0 from before the social contact's
+    handle time reached the board)."""
+    return worker.settled(lambda s: counter(s, "ccpulse_events_total", type="contact.ended") == 3)  # type: ignore[no-any-return]
 
 
 def assert_the_fixture_s_gauges(samples: dict) -> None:  # type: ignore[type-arg]
@@ -111,7 +96,7 @@ def test_signed_callbacks_count_unsigned_ones_are_refused_and_a_kill_loses_nothi
         worker.start()
         for line in lines[accepted_at:]:
             assert post(worker, line) == 204
-        samples = settled_gauges(worker)
+        samples = settled(worker)
 
     assert_the_fixture_s_gauges(samples)
     verdicts = {verdict: counter(samples, "ccpulse_source_requests_total", source="twilio-taskrouter", verdict=verdict)
@@ -162,7 +147,7 @@ def test_the_bridge_reads_a_topic_of_taskrouter_events_and_a_kill_loses_nothing(
         write(lines[accepted_at:])
         bridge = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         try:
-            samples = settled_gauges(worker)
+            samples = settled(worker)
         finally:
             bridge.send_signal(signal.SIGTERM)
             output, errors = bridge.communicate(timeout=30)

@@ -16,7 +16,7 @@ import pytest
 
 from pipeline.simulation import Faults
 from tests.gauges import simulated
-from tests.worker_process import Deployment, WorkerProcess, caught_up
+from tests.worker_process import Deployment
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,13 +93,6 @@ def produce(deployment: Deployment, lines: list[bytes]) -> None:
     assert produced.returncode == 0, produced.stderr.decode()
 
 
-def settled(worker: WorkerProcess) -> dict:  # type: ignore[type-arg]
-    def done(samples: dict) -> bool:  # type: ignore[type-arg]
-        return caught_up(samples)
-
-    return worker.wait_for(done, timeout=120)  # type: ignore[no-any-return]
-
-
 def test_the_board_shows_the_gauges_fits_a_tv_and_speaks_three_languages(
     kafka_bootstrap: str, tmp_path: Path, browser: Any
 ) -> None:
@@ -114,7 +107,7 @@ def test_the_board_shows_the_gauges_fits_a_tv_and_speaks_three_languages(
         lines += contact(last - timedelta(minutes=5), queue, n, wait_seconds=8 + 10 * n)
     with deployment.worker() as worker:
         produce(deployment, lines)
-        settled(worker)
+        worker.settled()
         browser.get(f"{worker.url}/wallboard")
         shown = until(lambda: len(tiles(browser)) == 12 and tiles(browser), 30, "twelve tiles")
         samples = worker.scrape()  # the event clock stands still: page and gauges share one moment
@@ -176,7 +169,7 @@ def test_a_tile_turns_red_when_its_queue_breaches_within_a_second_of_the_gauge(
     quick = [line for n in range(10) for line in contact(START + timedelta(seconds=10 * n), queue, n, wait_seconds=5)]
     with deployment.worker() as worker:
         produce(deployment, quick)
-        settled(worker)
+        worker.settled()
         browser.get(f"{worker.url}/wallboard?queue={queue}")
         until(lambda: [t["status"] for t in tiles(browser)] == ["on_target"], 30, "the tile on target")
         assert tiles(browser)[0]["badge"] == f"▲ {LABELS['en']['on_target']}"
@@ -210,7 +203,7 @@ def test_the_board_warns_when_data_stops_or_the_worker_goes_and_recovers_on_its_
     worker = deployment.worker(keep_port=True).start()  # the page must find it again after the restart
     try:
         produce(deployment, contact(START, queue, 1, wait_seconds=3))
-        settled(worker)
+        worker.settled()
         browser.get(f"{worker.url}/wallboard?idle=4")
         until(lambda: len(tiles(browser)) == 1, 30, "the tile")
 
@@ -273,7 +266,7 @@ def test_the_agent_list_shows_the_api_marks_long_states_and_speaks_three_languag
     ]
     with deployment.worker() as worker:
         produce(deployment, lines)
-        settled(worker)
+        worker.settled()
         document = worker.get_json("/api/agents")
         at_work = {a["agent_id"]: a for a in document["agents"] if a["state"] not in (None, "offline")}
         assert len(at_work) >= 10, len(at_work)
