@@ -317,18 +317,19 @@ class StateSizeCollector(Collector):
 
 class LagCollector(Collector):
     """Per stage, the messages of this worker's partitions not yet processed and committed; the
-    rounds of that measure in which every stage answered (the lag holds its last round's value, so a
-    reader who must know it is newer than something counts rounds); and how long Kafka has left the
-    worker's questions unanswered (0 while it answers)."""
+    rounds of that measure in which every stage answered, and when the latest began (the lag holds
+    its last round's value: a reader who must know it is newer than something counts rounds); and
+    how long Kafka has left the worker's questions unanswered (0 while it answers)."""
 
     def __init__(self, lags: Callable[[], dict[str, int]], kafka_silent: Callable[[], float | None],
-                 rounds: Callable[[], int]) -> None:  # fmt: skip
+                 rounds: Callable[[], tuple[int, float]]) -> None:  # fmt: skip
         self._lags = lags
         self._kafka_silent = kafka_silent
         self._rounds = rounds
 
     def describe(self) -> list[Metric]:
-        return described(["ccpulse_consumer_lag", "ccpulse_kafka_silent_seconds"], ["ccpulse_consumer_lag_rounds"])
+        gauges = ["ccpulse_consumer_lag", "ccpulse_consumer_lag_asked_time_seconds", "ccpulse_kafka_silent_seconds"]
+        return described(gauges, ["ccpulse_consumer_lag_rounds"])
 
     def collect(self) -> Iterator[Metric]:
         lag = GaugeMetricFamily(
@@ -338,10 +339,16 @@ class LagCollector(Collector):
         for stage, messages in sorted(self._lags().items()):
             lag.add_metric([stage], messages)
         yield lag
+        rounds, asked_at = self._rounds()
         yield CounterMetricFamily(
             "ccpulse_consumer_lag_rounds",
             "Rounds of ccpulse_consumer_lag (one a second) in which every stage's lag was measured.",
-            value=self._rounds(),
+            value=rounds,
+        )
+        yield GaugeMetricFamily(
+            "ccpulse_consumer_lag_asked_time_seconds",
+            "When the latest of those rounds began (Unix time; 0: none yet).",
+            value=asked_at,
         )
         yield GaugeMetricFamily("ccpulse_kafka_silent_seconds",
                                 "Seconds Kafka has left this worker's questions unanswered (0: it answers).",

@@ -147,6 +147,7 @@ class Wiring:
     input_seen: list[float]  # wall time the ingest stage last took a batch (or the start)
     lag: dict[str, int] = field(default_factory=dict)  # messages waiting, per stage
     lag_rounds: int = 0  # rounds of measure_lag in which every stage's lag was known
+    lag_asked_at: float = 0.0  # when the latest such round began (Unix time)
     last_complete: dict[str, Any] = field(default_factory=dict)
     shown_customer: Callable[[str], str] = str  # customer ids on the contact lists
 
@@ -286,7 +287,8 @@ def _register(registry: CollectorRegistry, wiring: Wiring) -> None:
     registry.register(StateSizeCollector(wiring.state_sizes))
     registry.register(BoardCollector(lambda: wiring.board.board, wiring.clock_us, settings.zone, wiring.targets,
                                      settings.max_queue_labels))  # fmt: skip
-    registry.register(LagCollector(lambda: dict(wiring.lag), wiring.kafka_silent, lambda: wiring.lag_rounds))
+    registry.register(LagCollector(lambda: dict(wiring.lag), wiring.kafka_silent,
+                                   lambda: (wiring.lag_rounds, wiring.lag_asked_at)))  # fmt: skip
     if sink is not None:
         registry.register(SinkCollector(lambda: sink.health))
 
@@ -304,7 +306,7 @@ def _watch_lag(app: faust.App, wiring: Wiring) -> None:
     async def measure_lag() -> None:
         """Messages not yet processed and committed, per stage, over this worker's partitions;
         a stage that has them but commits nothing for CCPULSE_STALL_SECONDS stops the worker."""
-        asked = time.monotonic()
+        asked, asked_at = time.monotonic(), time.time()
         settling = any(stage.handing_over for stage in stages.values())
         # together: a stage's question waits behind its consumer's fetch on the same connection (up to
         # fetch_max_wait_ms, 500 ms), so one after another the round outlasted the timer's second
@@ -334,6 +336,7 @@ def _watch_lag(app: faust.App, wiring: Wiring) -> None:
                         "the limit)", name, waiting, wiring.settings.stall_seconds)  # fmt: skip
         if len(measured) == len(found):
             wiring.lag_rounds += 1
+            wiring.lag_asked_at = asked_at
 
 
 def _watch_the_rest(app: faust.App, wiring: Wiring) -> None:

@@ -174,29 +174,35 @@ class WorkerProcess:
 
     def settled(self, predicate=lambda samples: True, timeout: float = 120):  # type: ignore[no-untyped-def]
         """Scrape until ``predicate`` holds and every stage's lag reads 0 in :data:`SETTLING_ROUNDS`
-        rounds of the lag in a row, all begun after ``predicate`` first held; return the last samples.
+        rounds of the lag in a row, all begun after a scrape that showed ``predicate`` hold; return
+        the last samples.
 
         ``caught_up`` alone is not that: the lag is measured once a second and its gauge holds the
         last round's value, so a scrape can pair the last events' count (taken as the ingest stage
         reads them) with a lag of 0 from before they were read (CI, 2026-12-07). And a stage's 0
         counts what the stage before it had sent when it was asked: ingest → issues → board takes
-        three rounds. ``ccpulse_consumer_lag_rounds_total`` numbers the rounds."""
+        three rounds. ``ccpulse_consumer_lag_rounds_total`` numbers the rounds,
+        ``ccpulse_consumer_lag_asked_time_seconds`` says when the latest began."""
         deadline = time.monotonic() + timeout
-        samples = self.wait_for(predicate, timeout)
-        since = counter(samples, LAG_ROUNDS) + 2  # round N+1 may have begun before this scrape
-        last, run = None, 0
+        samples: dict = {}  # type: ignore[type-arg]
+        since, last, run = None, None, 0
         while run < SETTLING_ROUNDS:
             if time.monotonic() > deadline:
                 raise AssertionError(f"not settled within {timeout}s ({run} rounds of {SETTLING_ROUNDS}); "
                                      f"last scrape: {samples}\n{self.log_tail()}")  # fmt: skip
-            time.sleep(0.1)
-            samples = self.scrape()
-            rounds = counter(samples, LAG_ROUNDS)
-            if rounds == last:
+            try:
+                samples = self.scrape()
+            except OSError:
                 continue
-            good = rounds >= since and caught_up(samples) and predicate(samples)
-            run = (run + 1 if last is not None and rounds == last + 1 else 1) if good else 0
-            last = rounds
+            held = predicate(samples)
+            if since is None:
+                since = time.time() if held else None  # rounds begun from now on saw what it counted
+            elif counter(samples, LAG_ROUNDS) != last:
+                rounds = counter(samples, LAG_ROUNDS)
+                good = held and caught_up(samples) and counter(samples, LAG_ASKED) >= since
+                run = (run + 1 if last is not None and rounds == last + 1 else 1) if good else 0
+                last = rounds
+            time.sleep(0.1)
         return samples
 
     def kill(self) -> None:
@@ -245,6 +251,7 @@ def counter(samples: dict, name: str, **labels: str) -> float:
 
 STAGES = ("ingest", "issues", "board")
 LAG_ROUNDS = "ccpulse_consumer_lag_rounds_total"
+LAG_ASKED = "ccpulse_consumer_lag_asked_time_seconds"
 SETTLING_ROUNDS = len(STAGES)  # WorkerProcess.settled
 
 

@@ -25,7 +25,7 @@ def collectors(board_collector: type[BoardCollector] = BoardCollector) -> list[C
         PipelineHealthCollector(lambda: progress, StageProgress, lambda: 4),
         board_collector(lambda: board, lambda: NOW_US, ZoneInfo("UTC"), Targets()),
         StateSizeCollector(lambda: {"contacts": 3}),
-        LagCollector(lambda: {"ingest": 5, "board": 0}, lambda: 12.5, lambda: 7),
+        LagCollector(lambda: {"ingest": 5, "board": 0}, lambda: 12.5, lambda: (7, 1.8e9)),
         SinkCollector(SinkHealth),
     ]
 
