@@ -54,12 +54,10 @@ def test_every_query_uses_only_metrics_the_worker_exports(kafka_bootstrap: str, 
             exported.update(name for name, _ in samples)
             return (
                 counter(samples, "ccpulse_events_total", type="contact.offered") > 0
-                and ("ccpulse_consumer_lag", (("stage", "board"),)) in samples
-                and counter(samples, "ccpulse_consumer_lag", stage="board") == 0
                 and counter(samples, "ccpulse_sink_backlog_rows") == 0
             )
 
-        samples = worker.wait_for(settled, timeout=120)
+        samples = worker.settled(settled)
         # the JSON API for wallboards shows the gauges' own numbers (the event clock stands still now)
         with urllib.request.urlopen(f"{worker.url}/api/snapshot", timeout=5) as response:
             tiles = json.loads(response.read())["queues"]
