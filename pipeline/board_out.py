@@ -68,10 +68,12 @@ async def taken_over(passes: Mapping[int, TakesOver], ends: Mapping[int, int]) -
 async def fence(producer: Any, board_topic: str, partitions: int, state_topic: str,
                 taken: Mapping[int, TakenOver], key: Callable[[Any], bytes] = bytes,
                 send: Callable[..., Awaitable[list[asyncio.Future[Any]]]] = send_records) -> None:  # fmt: skip
-    """A take-over, in order: each pass's records (its new epoch; ``key`` makes a changelog key of
-    a written key; ``send`` sends them: the stage's ``send_state``, which counts them) acknowledged,
-    then the fences to every board partition, then the partials."""
-    kept = [await send(producer, state_topic, partition, {key(k): v for k, v in each.writes.items()})
+    """A take-over, in order: each pass's records (its new epoch, and the keys an earlier owner
+    wrote after a later one took over, written again; ``key`` makes a changelog key of a written
+    key; ``send`` sends them with the epoch: the stage's ``send_state``, which counts them)
+    acknowledged, then the fences to every board partition, then the partials."""
+    kept = [await send(producer, state_topic, partition, {key(k): v for k, v in each.writes.items()},
+                       epoch=each.fence.epoch)
             for partition, each in taken.items()]  # fmt: skip
     await asyncio.gather(*(delivery for deliveries in kept for delivery in deliveries))
     message = encode(BoardMessage(fences=[each.fence for each in taken.values()]))

@@ -42,6 +42,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from pipeline.board_out import fence, send_partials, taken_over
+from pipeline.changelog import LateKeys
 from pipeline.core.contact_pass import ContactPass, PassOutput, legacy_owner
 from pipeline.core.intake import Intake, ahead, commit_metadata, progress_from_metadata, take
 from pipeline.core.privacy import Pseudonyms
@@ -174,7 +175,7 @@ class IngestStage(StageRunner):
         """The passes' changelog records, then their partials and issue updates of the whole batch."""
         deliveries: list[asyncio.Future[Any]] = []
         for partition, out in outputs.items():
-            deliveries += await self.send_state(producer, self.state_topic, partition, out.writes)
+            deliveries += await self.send_state(producer, self.state_topic, partition, out.writes, out.epoch)
         deliveries += await send_partials(producer, self.board_topic, self.settings.partitions, outputs.values())
         updates = [update for out in outputs.values() for update in out.issue_updates]
         for destination, message in issue_messages(updates, self.settings.partitions):
@@ -260,7 +261,9 @@ class IngestStage(StageRunner):
         def restore(tp: TopicPartition, key: bytes | None, value: bytes | None) -> None:
             passes[tp.partition].restore(key or b"", value)
 
-        records, empty = await self.read_whole(tps, restore)
+        late = LateKeys()
+        records, empty = await self.read_whole(tps, restore, late)
+        late.write_again(passes, "contacts pass")
         if empty:
             records += await self._upgrade({p: passes[p] for p in empty})
         log.info("contacts pass: restored %d contacts and %d agents of partitions %s from %d changelog records "

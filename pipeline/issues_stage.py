@@ -35,7 +35,7 @@ from aiokafka import TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
 from pipeline.board_out import fence, send_partials, taken_over
-from pipeline.changelog import changelog_key
+from pipeline.changelog import LateKeys, changelog_key
 from pipeline.core.issue_pass import IssueOutput, IssuePass
 from pipeline.core.targets import Targets
 from pipeline.kafka_edge import aiokafka_producer
@@ -98,7 +98,7 @@ class IssuesStage(StageRunner):
         producer = aiokafka_producer(self.app)
         for partition, out in outputs.items():
             writes = {changelog_key(key): value for key, value in out.writes.items()}
-            batch.deliveries += await self.send_state(producer, self.changelog, partition, writes)
+            batch.deliveries += await self.send_state(producer, self.changelog, partition, writes, out.epoch)
         batch.deliveries += await send_partials(producer, self.board_topic, self.settings.partitions,
                                                 outputs.values())  # fmt: skip
         self.queue(batch)
@@ -129,7 +129,10 @@ class IssuesStage(StageRunner):
             if key is not None:
                 passes[tp.partition].restore(key, value)
 
-        records, _ = await self.read_whole([changelog for p in partitions for changelog in self.changelogs(p)], restore)
+        late = LateKeys()
+        records, _ = await self.read_whole([changelog for p in partitions for changelog in self.changelogs(p)], restore,
+                                           late)  # fmt: skip
+        late.write_again(passes, "issues stage")
         starts: dict[int, int | str] = {}
         for tp in tps:
             offset = await self.consumer.committed(tp)

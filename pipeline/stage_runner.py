@@ -62,7 +62,7 @@ from aiokafka.structs import OffsetAndMetadata
 from mode import Service
 
 from pipeline.assignor import StickyAssignor
-from pipeline.changelog import send_records
+from pipeline.changelog import OwnerEpochs, send_records
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
 
@@ -605,11 +605,11 @@ class StageRunner(Service):
         for changelog in self.changelogs(partition):
             self._log_ends.pop(changelog, None)
 
-    async def send_state(self, producer: Any, topic: str, partition: int,
-                         records: dict[bytes, bytes | None]) -> list[asyncio.Future[Any]]:  # fmt: skip
+    async def send_state(self, producer: Any, topic: str, partition: int, records: dict[bytes, bytes | None],
+                         epoch: int | None = None) -> list[asyncio.Future[Any]]:  # fmt: skip
         """:func:`pipeline.changelog.send_records`, counted: where the changelog partition ends after
         this stage's own writes (:meth:`keep_parked`)."""
-        deliveries = await send_records(producer, topic, partition, records)
+        deliveries = await send_records(producer, topic, partition, records, epoch)
         tp = TopicPartition(topic, partition)
         if tp in self._log_ends:
             self._log_ends[tp] += len(records)
@@ -626,20 +626,27 @@ class StageRunner(Service):
             await self.consumer.seek_to_beginning(tp)
 
     async def read_whole(
-        self, tps: list[TopicPartition], apply: Callable[[TopicPartition, bytes | None, bytes | None], None]
-    ) -> tuple[int, list[int]]:
-        """Every record of ``tps`` up to their ends now, in order; (records read, partitions empty)."""
+        self, tps: list[TopicPartition], apply: Callable[[TopicPartition, bytes | None, bytes | None], None],
+        late: Callable[[TopicPartition, bytes | None], None] | None = None,
+    ) -> tuple[int, list[int]]:  # fmt: skip
+        """Every record of ``tps`` up to their ends now, in order, to ``apply``; (records read,
+        partitions empty). A record an earlier owner sent after a later one took the partition over
+        (``pipeline.changelog.OwnerEpochs``) goes to ``late`` instead, which gets its key."""
         assert self.restorer is not None
         self.restorer.assign(tps)
         await self.restorer.seek_to_beginning(*tps)
         ends = await self.restorer.end_offsets(tps)
         self._log_ends.update(ends)
         pending = {tp for tp in tps if ends.get(tp, 0) > 0}
-        records = 0
+        records, epochs = 0, OwnerEpochs()
         while pending:
             fetched = await self.restorer.getmany(*pending, timeout_ms=500, max_records=RESTORE_RECORDS)
             for tp, found in fetched.items():
                 for record in found:
+                    if epochs.late(tp, record.headers):
+                        if late is not None:
+                            late(tp, record.key)
+                        continue
                     apply(tp, record.key, record.value)
                 records += len(found)
             for tp in list(pending):

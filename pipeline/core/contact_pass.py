@@ -113,6 +113,7 @@ class PassOutput:
     agent_rows: list[Row] = field(default_factory=list)  # agent_states
     touched: set[Minute] = field(default_factory=set)  # every minute the contributions rows change
     closed: set[Minute] = field(default_factory=set)  # of those, the closed ones: to re-sum in ClickHouse
+    epoch: int = 0  # the owner's: the changelog records carry it (pipeline/changelog.py)
 
 
 @dataclass
@@ -150,6 +151,7 @@ class ContactPass:
     _unchunked: set[str] = field(default_factory=set)  # agents whose head still holds the whole history
     _orphans: set[str] = field(default_factory=set)  # hours' keys of agents forgotten: to delete
     _days: dict[str, Day] = field(default_factory=dict)  # queue -> where its day begins (_day_of)
+    _again: dict[bytes, bytes | None] = field(default_factory=dict)  # written again by take_over (write_again)
 
     # ------------------------------------------------------------------ recovery
     def restore(self, key: bytes, value: bytes | None) -> None:
@@ -181,6 +183,23 @@ class ContactPass:
         else:
             self.contact_records[name] = value
         self._kept_until.pop(name, None)
+
+    def write_again(self, keys: Iterable[bytes]) -> None:
+        """Keys whose latest changelog record an earlier owner sent after a later one took over
+        (``pipeline.changelog.OwnerEpochs``; not restored): :meth:`take_over` writes their value as
+        restored (None: none) again, so that compaction keeps that one. Called once the changelog
+        is read, before the agents are assembled (their records are still as read)."""
+        for key in keys:
+            name = key.decode()
+            if key == PROGRESS_KEY:
+                continue
+            if name.startswith(agent_log.HOURS_PREFIX):
+                agent_key, hour = agent_log.parse_hours_key(name)
+                self._again[key] = self._hours.get(agent_key, {}).get(hour)
+            elif name.startswith(AGENT_PREFIX):
+                self._again[key] = self._heads.get(name)
+            else:
+                self._again[key] = self.contact_records.get(name)
 
     def _assemble(self) -> None:
         """The agents restored: each head with its hours' records (``agent_log.assemble``)."""
@@ -244,7 +263,9 @@ class ContactPass:
         self._stored_epoch = self.epoch
         minutes, live = self.sums.everything(self.epoch)
         agents = self.sums.everything_of_agents(self.epoch)
-        return TakeOver({PROGRESS_KEY: self._progress_record()}, Fence(self.source, self.epoch), minutes, live, agents)
+        writes = {PROGRESS_KEY: self._progress_record(), **self._again}
+        self._again = {}
+        return TakeOver(writes, Fence(self.source, self.epoch), minutes, live, agents)
 
     def _progress_record(self) -> bytes:
         stored = {**self.progress.to_json(), "closed_before": self.sums.closed_before, "epoch": self.epoch}
@@ -273,7 +294,7 @@ class ContactPass:
         progress.conflicts += batch.conflicts - before[1]
         self.latest_at = max(self.latest_at, batch.latest_at)
         sums.recent_from = self.latest_at - RECENT_US
-        out, touched = PassOutput(), Touched()
+        out, touched = PassOutput(epoch=self.epoch), Touched()
         out.writes[PROGRESS_KEY] = b""  # first: its value once the batch's closing is known
         out.writes.update(dict.fromkeys((key.encode() for key in self._orphans), None))
         self._orphans.clear()

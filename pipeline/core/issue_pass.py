@@ -77,6 +77,7 @@ class IssueOutput:
     touched: set[Minute] = field(default_factory=set)  # every minute the contributions rows change
     closed: set[Minute] = field(default_factory=set)  # of those, the closed ones: to re-sum in ClickHouse
     holes: list[int] = field(default_factory=list)  # offsets that never arrived (given up)
+    epoch: int = 0  # the owner's: the changelog records carry it (pipeline/changelog.py)
 
 
 @dataclass
@@ -105,6 +106,7 @@ class IssuePass:
     _sums: PartitionSums | None = None  # derived from the groups on first use (sums)
     _last_at: dict[str, int] = field(default_factory=dict)  # key -> its group's last_at, once known
     _expiry: ExpiryClock = field(default_factory=ExpiryClock)
+    _again: dict[str, bytes | None] = field(default_factory=dict)  # written again by take_over (write_again)
 
     # ------------------------------------------------------------------ recovery
     def restore(self, key: bytes, value: bytes | None) -> None:
@@ -126,6 +128,15 @@ class IssuePass:
             self.groups.pop(name, None)
         else:
             self.groups[name] = value
+
+    def write_again(self, keys: Iterable[bytes]) -> None:
+        """Keys whose latest changelog record an earlier owner sent after a later one took over
+        (``pipeline.changelog.OwnerEpochs``; not applied): :meth:`take_over` writes their value as
+        restored (None: none) again, so that compaction keeps that one."""
+        for key in keys:
+            name = orjson.loads(key)
+            if isinstance(name, str) and not name.startswith(PROGRESS_PREFIX):
+                self._again[name] = self.groups.get(name)
 
     @property
     def next_offset(self) -> int | None:
@@ -158,7 +169,9 @@ class IssuePass:
         self._stored_epoch = self.epoch
         minutes, _ = self.sums.everything(self.epoch)
         fence = Fence(issue_source(self.partition), self.epoch)
-        return IssueTakeOver({progress_key(self.partition): self._progress_record()}, fence, minutes, [])
+        writes = {progress_key(self.partition): self._progress_record(), **self._again}
+        self._again = {}
+        return IssueTakeOver(writes, fence, minutes, [])
 
     def _progress_record(self) -> bytes:
         return json_bytes({**self.progress.to_json(), "closed_before": self.sums.closed_before, "epoch": self.epoch,
@@ -169,7 +182,7 @@ class IssuePass:
         """``messages``: (offset, issue-updates block) in offset order; ``wall`` a monotonic clock."""
         sums = self.sums
         batch = IssueBatch(self.targets, self._load, reports=False)
-        out, touched = IssueOutput(), Touched()
+        out, touched = IssueOutput(epoch=self.epoch), Touched()
         for offset, value in messages:
             new = self.progress_stored and self.progress.is_new(offset) and offset >= self.replay_until
             for update in issue_update_decoder.decode(value):

@@ -39,3 +39,16 @@ def test_partition_keys_are_serialized_as_faust_does(tables, key: int) -> None: 
 def test_values_are_written_as_they_are(tables) -> None:  # type: ignore[no-untyped-def]
     for table in tables.values():
         assert table.changelog_topic.prepare_value(b"\x93\x00\xff", table.value_serializer)[0] == b"\x93\x00\xff"
+
+
+def test_a_record_of_an_earlier_owner_after_a_later_one_s_is_late() -> None:
+    from pipeline.changelog import EPOCH_HEADER, OwnerEpochs
+
+    def headers(epoch: int | None) -> list[tuple[str, bytes]]:
+        return [] if epoch is None else [("other", b"x"), (EPOCH_HEADER, str(epoch).encode())]
+
+    epochs = OwnerEpochs()
+    read = [(0, None), (0, 5), (0, 5), (1, 3), (0, 7), (0, 5), (1, 2), (0, None), (0, 7), (1, 3), (0, 8), (0, 7)]
+    assert [epochs.late(partition, headers(epoch)) for partition, epoch in read] == [
+        False, False, False, False, False, True, True, False, False, False, False, True,
+    ]  # fmt: skip

@@ -6,9 +6,11 @@ from __future__ import annotations
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from aiokafka import TopicPartition
 from hypothesis import given
 from hypothesis import strategies as st
 
+from pipeline.changelog import EPOCH_HEADER, LateKeys, OwnerEpochs
 from pipeline.core.agent_view import agent_list, queue_time
 from pipeline.core.board import Board
 from pipeline.core.contact_pass import PROGRESS_KEY, ContactPass, PassOutput, agent_state_rows, history_of
@@ -18,6 +20,7 @@ from pipeline.core.wire import Routed
 from tests.unit.test_metrics_core import MODEL_TARGETS, SETTINGS, run, scenarios
 
 NO_EXPIRY_US = 10 * 365 * 86400 * 1_000_000  # the engine forgets nothing: neither does this pass
+Changelog = list[tuple[bytes, bytes | None, int]]  # key, value, the epoch of the owner that wrote it
 
 
 def shown(board: Board) -> dict[str, Any]:
@@ -46,15 +49,29 @@ def send(board: Board, out: PassOutput | IssueOutput | tuple[list[Any], ...]) ->
         board.apply_partial(partial)
 
 
-def restored(changelog: list[tuple[bytes, bytes | None]], board: Board | None = None, now_us: int = 1,
-             log_end: int = 0) -> ContactPass:  # fmt: skip
-    """The pass taken over from ``changelog`` when the input partition ends at ``log_end``; its
-    fence and first partials sent to ``board``."""
-    contact_pass = ContactPass(MODEL_TARGETS, NO_EXPIRY_US)
-    for key, value in changelog:
-        contact_pass.restore(key, value)
+def compacted(changelog: Changelog, before: int) -> Changelog:
+    """The changelog as log compaction may leave it: of the records before ``before``, the latest
+    per key (the rest untouched)."""
+    latest = {key: index for index, (key, _, _) in enumerate(changelog[:before])}
+    kept = [record for index, record in enumerate(changelog[:before]) if latest[record[0]] == index]
+    return kept + changelog[before:]
+
+
+def restored(changelog: Changelog, board: Board | None = None, now_us: int = 1, log_end: int = 0,
+             compact_before: int = 0) -> ContactPass:  # fmt: skip
+    """The pass taken over from ``changelog`` (compacted before ``compact_before``) when the input
+    partition ends at ``log_end``, as the stage restores it (records an earlier owner sent after a
+    later one took over skipped, their keys written again); its fence and first partials sent to
+    ``board``."""
+    contact_pass, epochs, late = ContactPass(MODEL_TARGETS, NO_EXPIRY_US), OwnerEpochs(), LateKeys()
+    for key, value, epoch in compacted(changelog, compact_before):
+        if epochs.late(0, [(EPOCH_HEADER, str(epoch).encode())]):
+            late(TopicPartition("changelog", 0), key)
+        else:
+            contact_pass.restore(key, value)
+    late.write_again({0: contact_pass}, "contacts pass")
     taken = contact_pass.take_over(now_us, log_end)
-    changelog += taken.writes.items()  # acknowledged before the fence is sent
+    changelog += [(key, value, taken.fence.epoch) for key, value in taken.writes.items()]  # acknowledged first
     if board is not None:
         board.fence(taken.fence)
         send(board, (taken.minutes, taken.live, taken.agents))
@@ -70,23 +87,32 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
     # offset is committed after some batches. A kill keeps a prefix of the last batch's records
     # and any of its partials; the next owner restores the whole changelog (state ahead of the
     # committed offset), fences off the earlier owners' partials, sends every partial once
-    # (version 0) and reads again from that offset; the old owner may go on for a batch. The
-    # new owner's clock may be behind the old one's: its epoch comes after all the same.
-    # Board and counts end as one clean run's.
+    # (version 0) and reads again from that offset; the old owner may go on for a batch (a
+    # zombie: a worker frozen past its group session), and its client may send some of that
+    # batch's changelog records after the new owner's take-over record. Compaction may have
+    # cleaned the changelog up to the last take-over's records. The new owner's clock may be
+    # behind the old one's: its epoch comes after all the same. Board and counts end as one clean
+    # run's.
     messages, _, _ = scenario
     log = [(offset, Routed(source, event)) for offset, (event, source) in enumerate(messages)]
-    changelog: list[tuple[bytes, bytes | None]] = []
+    changelog: Changelog = []
     board, contributions, agent_minutes = Board(), {}, {}  # type: ignore[var-annotated]
     contact_pass, committed, position = restored(changelog, board, log_end=len(log)), 0, 0
+    taken_over_at = len(changelog)  # compaction may clean up to here
+    held_back: Changelog = []  # a frozen owner's records, sent when it runs again
     kills = data.draw(st.integers(0, 3), label="kills")
     while position < len(log):
+        if held_back and data.draw(st.booleans(), label="the frozen owner runs again"):
+            changelog += held_back
+            held_back = []
         end = data.draw(st.integers(position + 1, len(log)), label="batch end")
         out = contact_pass.on_batch(log[position:end], wall=0.0)
         writes = list(out.writes.items())
         assert writes[0][0] == PROGRESS_KEY
         if kills and data.draw(st.booleans(), label="killed after this batch"):
             kills -= 1
-            changelog += writes[: data.draw(st.integers(0, len(writes)), label="records that made it")]
+            made_it = writes[: data.draw(st.integers(0, len(writes)), label="records that made it")]
+            changelog += [(key, value, contact_pass.epoch) for key, value in made_it]
             rows = out.contribution_rows
             latest_rows(contributions, rows[: data.draw(st.integers(0, len(rows)), label="rows written")], 4)
             agent_rows = out.agent_rows
@@ -96,18 +122,33 @@ def test_a_pass_killed_anywhere_and_restored_from_its_changelog_counts_every_eve
                          out.agents[: data.draw(st.integers(0, len(out.agents)), label="agent partials")]))  # fmt: skip
             zombie = contact_pass
             # the clock may go back at a take-over: the epoch still moves on
-            contact_pass = restored(changelog, board, data.draw(st.integers(0, 2), label="clock"), len(log))
+            clean_up_to = taken_over_at if data.draw(st.booleans(), label="compacted") else 0
+            clock = data.draw(st.integers(0, 2), label="clock")
+            contact_pass = restored(changelog, board, clock, len(log), clean_up_to)
+            taken_over_at = len(changelog)
             if end < len(log) and data.draw(st.booleans(), label="the old owner goes on (a zombie)"):
-                send(board, zombie.on_batch(log[end : data.draw(st.integers(end + 1, len(log)))], wall=0.0))
+                late_out = zombie.on_batch(log[end : data.draw(st.integers(end + 1, len(log)))], wall=0.0)
+                send(board, late_out)
+                late_writes = list(late_out.writes.items())
+                late_writes = late_writes[: data.draw(st.integers(0, len(late_writes)), label="its late records")]
+                held_back = [(key, value, zombie.epoch) for key, value in late_writes]
             position = committed
             continue
-        changelog += writes
+        changelog += [(key, value, contact_pass.epoch) for key, value in writes]
         send(board, out)
         latest_rows(contributions, out.contribution_rows, 4)
         latest_rows(agent_minutes, out.agent_rows, 3)
         position = end
         if data.draw(st.booleans(), label="commit"):
             committed = position
+    # the frozen owner's last records arrive, then a restart: the changelog must say what was counted
+    changelog += held_back
+    clean_up_to = taken_over_at if data.draw(st.booleans(), label="compacted at the end") else 0
+    contact_pass = restored(changelog, board, now_us=3, log_end=len(log), compact_before=clean_up_to)
+    out = contact_pass.on_batch(log[committed:], wall=0.0)
+    send(board, out)
+    latest_rows(contributions, out.contribution_rows, 4)
+    latest_rows(agent_minutes, out.agent_rows, 3)
     clean = run(messages, MODEL_TARGETS)
     contacts_and_agents = Board()
     contacts_and_agents.load(r for r in clean.board.reports.values() if not r.source.startswith("issue:"))
