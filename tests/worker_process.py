@@ -190,6 +190,7 @@ class WorkerProcess:
             if time.monotonic() > deadline:
                 raise AssertionError(f"not settled within {timeout}s ({run} rounds of {SETTLING_ROUNDS}); "
                                      f"last scrape: {samples}\n{self.log_tail()}")  # fmt: skip
+            time.sleep(0.1)
             try:
                 samples = self.scrape()
             except OSError:
@@ -202,7 +203,6 @@ class WorkerProcess:
                 good = held and caught_up(samples) and counter(samples, LAG_ASKED) >= since
                 run = (run + 1 if last is not None and rounds == last + 1 else 1) if good else 0
                 last = rounds
-            time.sleep(0.1)
         return samples
 
     def kill(self) -> None:
