@@ -117,9 +117,14 @@ def connect(url: str, readonly: bool = False, query_seconds: float | None = None
     )
 
 
+def stopped_at_limit(message: str) -> bool:
+    """A query's error says ClickHouse stopped it at ``CCPULSE_QUERY_SECONDS`` (``max_execution_time``)."""
+    return "TIMEOUT_EXCEEDED" in message
+
+
 def with_limit_hint(message: str) -> str:
     """A query's error, with what to do when ClickHouse stopped it at ``CCPULSE_QUERY_SECONDS``."""
-    if "TIMEOUT_EXCEEDED" not in message:
+    if not stopped_at_limit(message):
         return message
     return (f"{message.rstrip()}\nThe limit is CCPULSE_QUERY_SECONDS: narrow the query (fewer days, one queue, "
             "metrics_minute rather than contacts), or raise the limit")  # fmt: skip

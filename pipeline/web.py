@@ -33,7 +33,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pipeline import wallboard, web_address
 from pipeline.core.drilldown import STATES
 from pipeline.settings import Secret
-from pipeline.warehouse import with_limit_hint
+from pipeline.warehouse import stopped_at_limit, with_limit_hint
 
 log = logging.getLogger("ccpulse.web")
 
@@ -285,8 +285,8 @@ async def _query(request: web.Request, views: Views, blocking: Executor) -> web.
     except ConnectionError as problem:  # the writer process died or hung: replaced, the query may be asked again
         return web.Response(text=f"query failed: {problem}; ask again\n", status=503)
     except Exception as problem:  # noqa: BLE001 - the caller's SQL is wrong, or the engine refused it
-        told = with_limit_hint(str(problem))
-        return web.Response(text=f"query failed: {told}\n", status=504 if told != str(problem) else 400)
+        status = 504 if stopped_at_limit(str(problem)) else 400
+        return web.Response(text=f"query failed: {with_limit_hint(str(problem))}\n", status=status)
     return web.Response(body=result, content_type="text/plain" if output != "jsonl" else "application/x-ndjson")
 
 

@@ -195,11 +195,10 @@ class WorkerProcess:
                 samples = self.scrape()
             except OSError:
                 continue
-            held = predicate(samples)
+            held, rounds = predicate(samples), counter(samples, LAG_ROUNDS)
             if since is None:
                 since = time.time() if held else None  # rounds begun from now on saw what it counted
-            elif counter(samples, LAG_ROUNDS) != last:
-                rounds = counter(samples, LAG_ROUNDS)
+            elif rounds != last:
                 good = held and caught_up(samples) and counter(samples, LAG_ASKED) >= since
                 run = (run + 1 if last is not None and rounds == last + 1 else 1) if good else 0
                 last = rounds

@@ -190,9 +190,9 @@ class ContactPass:
         restored (None: none) again, so that compaction keeps that one. Called once the changelog
         is read, before the agents are assembled (their records are still as read)."""
         for key in keys:
-            name = key.decode()
             if key == PROGRESS_KEY:
-                continue
+                continue  # the take-over writes its own
+            name = key.decode()
             if name.startswith(agent_log.HOURS_PREFIX):
                 agent_key, hour = agent_log.parse_hours_key(name)
                 self._again[key] = self._hours.get(agent_key, {}).get(hour)
