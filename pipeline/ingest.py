@@ -61,6 +61,8 @@ log = logging.getLogger("ccpulse.ingest")
 class IngestStage(StageRunner):
     """Started with the Faust app (after its tables are restored); see the module's text."""
 
+    watches_changelogs = True  # its changelog records carry their owner's epoch
+
     def __init__(
         self,
         *,

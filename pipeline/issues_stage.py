@@ -57,6 +57,8 @@ def issues_changelog(app_id: str) -> str:
 
 
 class IssuesStage(StageRunner):
+    watches_changelogs = True  # its changelog records carry their owner's epoch
+
     def __init__(self, *, app: Any, settings: Settings, sink: Sink | None, targets: Targets, issue_topic: str,
                  board_topic: str) -> None:  # fmt: skip
         super().__init__(app=app, settings=settings, sink=sink, stage="issues", topic=issue_topic,

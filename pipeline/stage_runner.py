@@ -36,7 +36,8 @@ partitions hold a partition's state (:meth:`StageRunner.changelogs`), how it par
 state and takes it back (:meth:`StageRunner.park`, :meth:`StageRunner.unpark`), what it forgets
 of partitions handed over for good (:meth:`StageRunner.forget`, then
 :meth:`StageRunner.handed_over`) or rewound (:meth:`StageRunner.rewound`). Changelog records go
-through :meth:`StageRunner.send_state`, which counts them.
+through :meth:`StageRunner.send_state`, which counts them (before they are sent: a partition's
+end is never past the count unless another writer appended to it).
 
 A take-over's long computations (summing a restored state, rebuilding the board) run in a worker
 thread (``asyncio.to_thread``) on state no batch touches meanwhile, and the changelog is read in
@@ -82,6 +83,10 @@ FETCH_BYTES_PER_PARTITION = 1024 * 1024  # aiokafka's default: ~3,000 simulator 
 TAKE_OVER_PAUSES = (0.5, 10.0)
 TAKE_OVER_SECONDS = 300.0
 RESTORE_RECORDS = 5_000  # changelog records read and applied per step of a restore (~50 ms; the loop answers between)
+# How often a stage whose changelog records carry their owner's epoch asks where its changelog
+# partitions end (StageRunner._watch_changelogs): records another writer appended since are found
+# within this, long before log compaction can reach them (the active segment is never compacted)
+CHANGELOG_WATCH_SECONDS = 10.0
 
 
 @dataclass
@@ -103,6 +108,10 @@ class InFlight:
 class StageRunner(Service):
     """Started with the Faust app; see the module's text. ``stage``: the stage's name (its group is
     ``<app id>-<stage>``); ``topic``: what it reads; ``max_records``: a batch's most messages."""
+
+    # the stage's changelog records carry their owner's epoch: records another writer appends to an
+    # owned changelog partition are found and the partition taken over again (the module's text)
+    watches_changelogs = False
 
     def __init__(self, *, app: Any, settings: Settings, sink: Sink | None, stage: str, topic: str, max_records: int,
                  linger: bool = False) -> None:  # fmt: skip
@@ -136,6 +145,7 @@ class StageRunner(Service):
         self.parked_state: dict[int, Any] = {}  # partition -> the stage's state of it, parked
         self._log_ends: dict[TopicPartition, int] = {}
         self._unsure = False  # since the last hand-over, a send failed or a batch was not settled: park nothing
+        self._written_by_others: set[TopicPartition] = set()  # owned partitions to take over again (_watch_changelogs)
         # when the group last said this consumer is a member (a commit, an assignment), and how long
         # a silence makes _still_member ask it again (the consumer's heartbeat interval)
         self._confirmed_at = 0.0
@@ -270,6 +280,8 @@ class StageRunner(Service):
         self._asking = True
         self.add_future(self._or_stop("stopped", self._read_batches()))
         self.add_future(self._or_stop("commits stopped", self._commit_in_order()))
+        if self.watches_changelogs:
+            self.add_future(self._or_stop("the changelogs' watch stopped", self._watch_changelogs()))
 
     async def on_stop(self) -> None:
         """Finish the batch in hand, commit what is finished (briefly), leave the group."""
@@ -310,6 +322,9 @@ class StageRunner(Service):
             await asyncio.sleep(0)
             if len(self._in_flight) >= MAX_IN_FLIGHT or self.taking_over:
                 await self._wait_for_change()
+                continue
+            if self._written_by_others and not self.handing_over:
+                await self._take_over_again()
                 continue
             # Not under the batch lock: during a rebalance getmany waits for the next assignment,
             # which waits for the revocation, which waits for the lock. Records fetched before a
@@ -598,6 +613,63 @@ class StageRunner(Service):
                      self.stage, [tp.partition for tp in kept], self.topic)  # fmt: skip
         return [tp for tp in tps if tp not in kept]
 
+    # ------------------------------------------------------------------ another writer's records
+    async def _watch_changelogs(self) -> None:
+        """Every CHANGELOG_WATCH_SECONDS: owned partitions whose changelog partition ends past this
+        stage's own writes, for the read loop to take over again (:meth:`_take_over_again`)."""
+        while True:
+            await asyncio.sleep(CHANGELOG_WATCH_SECONDS)
+            found = await self._changelogs_written_by_others()
+            if found:
+                self._written_by_others |= found
+                self._changed.set()
+
+    async def _changelogs_written_by_others(self) -> set[TopicPartition]:
+        """The owned partitions one of whose changelog partitions ends past the records this stage
+        counted (:meth:`send_state` counts before sending, so its own records in flight never make
+        it end past). Nothing during a hand-over or take-over, which read the ends again."""
+        assert self.restorer is not None
+        generation = self._generation
+        logs = {each: tp for tp in self.committed for each in self.changelogs(tp.partition) if each in self._log_ends}
+        if not logs or self.handing_over or self.taking_over:
+            return set()
+        try:
+            ends = await self.restorer.end_offsets(list(logs))
+        except KafkaError:
+            return set()  # asked again at the next round
+        if generation != self._generation or self.handing_over or self.taking_over:
+            return set()
+        found = set()
+        for log_tp, tp in logs.items():
+            past = ends.get(log_tp, 0) - self._log_ends.get(log_tp, ends.get(log_tp, 0))
+            if past > 0 and tp in self.committed:
+                found.add(tp)
+                log.warning("%s: changelog partition %s-%d ends %d records past this worker's own writes: another "
+                            "writer appended to it (a worker frozen past its group session that ran again); taking "
+                            "partition %d over again from its changelog, so that its latest records are this "
+                            "owner's", self.stage, log_tp.topic, log_tp.partition, past, tp.partition)  # fmt: skip
+        return found
+
+    async def _take_over_again(self) -> None:
+        """Take the partitions the watch found over again, as a hand-over that gives them back with
+        their changelog moved would: once every batch in flight is committed, their state is
+        dropped and restored (no batch is fetched meanwhile: this runs in the read loop). A
+        revocation meanwhile hands them over instead (its assignment reads them again)."""
+        assert self.consumer is not None
+        while (self._in_flight or self._committing) and not self.handing_over:
+            await self._wait_for_change()
+        again, self._written_by_others = sorted(self._written_by_others & set(self.committed)), set()
+        if self.handing_over or not again:
+            return
+        async with self._batch:
+            self.consumer.pause(*again)
+            for tp in again:
+                self.committed.pop(tp, None)
+                self._drop(tp.partition)
+            await self.handed_over()
+        what = f"taking partitions {[tp.partition for tp in again]} over again failed"
+        self._taking = asyncio.get_running_loop().create_task(self._or_stop(what, self._take_over(again)))
+
     def _drop(self, partition: int) -> None:
         """Forget a partition for good, and where its changelogs ended."""
         self.forget(partition)
@@ -609,11 +681,10 @@ class StageRunner(Service):
                          epoch: int | None = None) -> list[asyncio.Future[Any]]:  # fmt: skip
         """:func:`pipeline.changelog.send_records`, counted: where the changelog partition ends after
         this stage's own writes (:meth:`keep_parked`)."""
-        deliveries = await send_records(producer, topic, partition, records, epoch)
         tp = TopicPartition(topic, partition)
         if tp in self._log_ends:
             self._log_ends[tp] += len(records)
-        return deliveries
+        return await send_records(producer, topic, partition, records, epoch)
 
     async def start_from(self, tp: TopicPartition, committed: OffsetAndMetadata | None) -> None:
         """An owned partition is read from ``committed`` (None: from its beginning), recorded as its

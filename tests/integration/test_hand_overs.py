@@ -34,6 +34,7 @@ pytestmark = pytest.mark.integration
 
 KEPT = {stage: f"{stage} keeps partitions" for stage in STAGES}  # the log's line when a stage keeps them
 RESTORED = "contacts pass: restored"
+WRITTEN_BY_OTHERS = "past this worker's own writes"  # the log's line when a changelog's watch finds another writer
 
 
 def visit(bootstrap: str, deployment: Deployment, stay: threading.Event, joined: threading.Event) -> None:
@@ -104,6 +105,7 @@ def test_a_hand_over_that_gives_the_partitions_back_keeps_their_state(kafka_boot
         assert gauge_problems(worker, lines, targets) == []
         found = log_of(worker)
         assert [stage for stage, line in KEPT.items() if line not in found] == [], worker.log_tail(30)
+        assert WRITTEN_BY_OTHERS not in found  # its own writes, counted: the changelogs' watch found no other
     finally:
         worker.stop()
 
@@ -194,13 +196,26 @@ def test_records_a_frozen_owner_sends_after_the_next_took_over_are_not_restored(
                           headers=[(EPOCH_HEADER, str(epoch).encode())])  # fmt: skip
         producer.flush()
         producer.close()
+        owner_1 = {epoch for _, epoch in late.values()}
+
+        def still_late() -> list[tuple[int, bytes]]:
+            latest = {(partition, key): epoch for partition, key, _, epoch in changelog_of(deployment)}
+            return [at for at in late if latest[at] in owner_1]
+
+        # the owner finds them while it runs (its changelogs' watch) and takes the partitions over
+        # again: the latest record of every key is its own before compaction can reach them
+        assert still_late()
+        deadline = time.monotonic() + 60
+        while still_late():
+            assert time.monotonic() < deadline, f"still the latest after 60 s: {still_late()[:5]} {second.log_tail(30)}"
+            time.sleep(1)
+        assert WRITTEN_BY_OTHERS in log_of(second), second.log_tail(30)
+        produce(deployment, parts[2][: len(parts[2]) // 2])
         second.kill()  # restored from the changelog: the late records are not, and their keys are written again
         second = deployment.worker("b").start()
-        produce(deployment, parts[2])
+        produce(deployment, parts[2][len(parts[2]) // 2 :])
         wait_until_exact([second], expected_samples(expected, targets), timeout=180)
         assert "were sent by an earlier owner" in log_of(second), second.log_tail(30)
-        latest = {(partition, key): epoch for partition, key, _, epoch in changelog_of(deployment)}
-        owner_1 = {epoch for _, epoch in late.values()}
-        assert not [at for at in late if latest[at] in owner_1]  # compaction keeps a later owner's record
+        assert not still_late()  # compaction keeps a later owner's record
     finally:
         second.stop()
