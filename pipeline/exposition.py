@@ -355,6 +355,29 @@ class LagCollector(Collector):
                                 value=self._kafka_silent() or 0.0)  # fmt: skip
 
 
+class ChangelogWatchCollector(Collector):
+    """Per stage that watches its changelogs (``StageRunner.watches_changelogs``), the partitions it
+    took over again because another writer had appended to their changelog: a worker frozen past
+    its group session that ran again (docs/operations.md)."""
+
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+
+    def describe(self) -> list[Metric]:
+        return described([], ["ccpulse_changelog_taken_over_again"])
+
+    def collect(self) -> Iterator[Metric]:
+        again = CounterMetricFamily(
+            "ccpulse_changelog_taken_over_again",
+            "Partitions taken over again from their changelog because another writer had appended to it "
+            "(a worker frozen past its group session that ran again), per stage.",
+            labels=["stage"],
+        )  # fmt: skip
+        for stage, count in sorted(self._counts().items()):
+            again.add_metric([stage], count)
+        yield again
+
+
 class SinkCollector(Collector):
     """The ClickHouse sink: what it wrote, what waits, and whether it is failing."""
 

@@ -146,6 +146,7 @@ class StageRunner(Service):
         self._log_ends: dict[TopicPartition, int] = {}
         self._unsure = False  # since the last hand-over, a send failed or a batch was not settled: park nothing
         self._written_by_others: set[TopicPartition] = set()  # owned partitions to take over again (_watch_changelogs)
+        self.taken_over_again = 0  # partitions taken over again for another writer's records (a metric)
         # when the group last said this consumer is a member (a commit, an assignment), and how long
         # a silence makes _still_member ask it again (the consumer's heartbeat interval)
         self._confirmed_at = 0.0
@@ -502,6 +503,7 @@ class StageRunner(Service):
         the stage's yet, or is forgotten below; its thread (a sum over restored state) ends on
         its own, its result unused."""
         self.handing_over = True
+        self._written_by_others.clear()  # the assignment's keep_parked compares every changelog's end anyway
         if self._taking is not None and not self._taking.done():
             self._taking.cancel()
             await asyncio.wait([self._taking])
@@ -661,6 +663,7 @@ class StageRunner(Service):
         again, self._written_by_others = sorted(self._written_by_others & set(self.committed)), set()
         if self.handing_over or not again:
             return
+        self.taken_over_again += len(again)
         async with self._batch:
             self.consumer.pause(*again)
             for tp in again:

@@ -46,6 +46,7 @@ from pipeline.core.stall import StallWatch, kafka_quiet
 from pipeline.core.targets import Targets
 from pipeline.exposition import (
     BoardCollector,
+    ChangelogWatchCollector,
     LagCollector,
     PipelineHealthCollector,
     SinkCollector,
@@ -289,6 +290,8 @@ def _register(registry: CollectorRegistry, wiring: Wiring) -> None:
                                      settings.max_queue_labels))  # fmt: skip
     registry.register(LagCollector(lambda: dict(wiring.lag), wiring.kafka_silent,
                                    lambda: (wiring.lag_rounds, wiring.lag_asked_at)))  # fmt: skip
+    registry.register(ChangelogWatchCollector(lambda: {name: stage.taken_over_again for name, stage in
+                                                       wiring.stages.items() if stage.watches_changelogs}))  # fmt: skip
     if sink is not None:
         registry.register(SinkCollector(lambda: sink.health))
 

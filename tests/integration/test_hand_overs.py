@@ -77,6 +77,12 @@ def produce(deployment: Deployment, lines: list[bytes]) -> None:
     assert produced.returncode == 0, produced.stderr.decode()
 
 
+def taken_over_again(worker: WorkerProcess) -> dict[str, float]:
+    """``ccpulse_changelog_taken_over_again_total`` per stage."""
+    found = worker.scrape("ccpulse_changelog_taken_over_again_total")
+    return {dict(labels)["stage"]: value for (_, labels), value in found.items()}
+
+
 def log_of(worker: WorkerProcess, since: int = 0) -> str:
     return worker.log_path.read_text(errors="replace")[since:]
 
@@ -106,6 +112,7 @@ def test_a_hand_over_that_gives_the_partitions_back_keeps_their_state(kafka_boot
         found = log_of(worker)
         assert [stage for stage, line in KEPT.items() if line not in found] == [], worker.log_tail(30)
         assert WRITTEN_BY_OTHERS not in found  # its own writes, counted: the changelogs' watch found no other
+        assert taken_over_again(worker) == {"ingest": 0, "issues": 0}
     finally:
         worker.stop()
 
@@ -210,6 +217,7 @@ def test_records_a_frozen_owner_sends_after_the_next_took_over_are_not_restored(
             assert time.monotonic() < deadline, f"still the latest after 60 s: {still_late()[:5]} {second.log_tail(30)}"
             time.sleep(1)
         assert WRITTEN_BY_OTHERS in log_of(second), second.log_tail(30)
+        assert taken_over_again(second)["ingest"] >= 1  # the late records went to the contacts pass's changelog
         produce(deployment, parts[2][: len(parts[2]) // 2])
         second.kill()  # restored from the changelog: the late records are not, and their keys are written again
         second = deployment.worker("b").start()

@@ -12,7 +12,14 @@ from prometheus_client.registry import Collector
 
 from pipeline.core.progress import PartitionProgress, StageProgress
 from pipeline.core.targets import Targets
-from pipeline.exposition import BoardCollector, LagCollector, PipelineHealthCollector, SinkCollector, StateSizeCollector
+from pipeline.exposition import (
+    BoardCollector,
+    ChangelogWatchCollector,
+    LagCollector,
+    PipelineHealthCollector,
+    SinkCollector,
+    StateSizeCollector,
+)
 from pipeline.sink import SinkHealth
 from tests.unit.test_queue_label_cap import NOW_US, board_with
 
@@ -27,6 +34,7 @@ def collectors(board_collector: type[BoardCollector] = BoardCollector) -> list[C
         StateSizeCollector(lambda: {"contacts": 3}),
         LagCollector(lambda: {"ingest": 5, "board": 0}, lambda: 12.5, lambda: (7, 1.8e9)),
         SinkCollector(SinkHealth),
+        ChangelogWatchCollector(lambda: {"ingest": 1, "issues": 0}),
     ]
 
 
