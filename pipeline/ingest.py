@@ -49,8 +49,9 @@ from pipeline.core.privacy import Pseudonyms
 from pipeline.core.progress import PartitionProgress
 from pipeline.core.targets import Targets
 from pipeline.core.wire import BoardMessage, Tick, encode, issue_messages
+from pipeline.dead_letters import fitted
 from pipeline.kafka_edge import aiokafka_producer, committed_with_metadata
-from pipeline.kafka_io import partition_counts
+from pipeline.kafka_io import KAFKA_MESSAGE_BYTES, dead_letter_bytes, partition_counts
 from pipeline.settings import Settings
 from pipeline.sink import Sink, SinkBatch
 from pipeline.stage_runner import StageRunner
@@ -85,7 +86,12 @@ class IngestStage(StageRunner):
         self.board_topic = board_topic
         self.on_batch = on_batch
         self.progress: dict[int, PartitionProgress] = {}  # per owned input partition, applied so far
+        self.dead_letter_bytes = KAFKA_MESSAGE_BYTES  # the largest dead letter Kafka takes (read at start)
         self.passes: dict[int, ContactPass] = {}  # per owned input partition: its contacts and agents
+
+    async def on_start(self) -> None:
+        self.dead_letter_bytes = await asyncio.to_thread(dead_letter_bytes, self.settings)
+        await super().on_start()
 
     # ------------------------------------------------------------------ what the worker reads
     def owned(self) -> list[int]:
@@ -151,8 +157,8 @@ class IngestStage(StageRunner):
             deliveries.append(await producer.send(settings.topic, reroute.value, key=reroute.key,
                                                   partition=reroute.partition, headers=reroute.headers))  # fmt: skip
         for letter in intake.dead_letters:
-            deliveries.append(await producer.send(settings.dlq_topic, letter.value, key=letter.key,
-                                                  headers=letter.headers))  # fmt: skip
+            value, headers = fitted(letter.value, letter.headers, self.dead_letter_bytes)
+            deliveries.append(await producer.send(settings.dlq_topic, value, key=letter.key, headers=headers))
         if ticks:
             tick_message = encode(BoardMessage(ticks=ticks))
             for board_partition in range(settings.partitions):

@@ -23,6 +23,11 @@ log = logging.getLogger("ccpulse.kafka")
 # The broker's default message.max.bytes is ~1 MiB; the contract's own limit (64 KiB) is
 # enforced by the worker, which must receive over-size messages to dead-letter them.
 MAX_REQUEST_BYTES = 1_000_000
+KAFKA_MESSAGE_BYTES = 1_048_588  # Kafka's default message.max.bytes: what a topic takes unless set otherwise
+# The dead-letter topic's max.message.bytes, set where ccpulse creates it or nobody set it, and
+# the worker producer's largest request: a dead letter is its message's bytes unchanged plus
+# headers, and must fit (pipeline/dead_letters.py)
+DEAD_LETTER_TOPIC_BYTES = 2 * 1024 * 1024
 
 
 # The stages' changelogs are compacted, and a take-over reads a changelog partition whole. The
@@ -72,6 +77,8 @@ def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: t
             for name in (settings.topic, settings.dlq_topic, *internal)
             if name not in existing
         }
+        if settings.dlq_topic in wanted:
+            wanted[settings.dlq_topic]["configs"] = {"max.message.bytes": str(DEAD_LETTER_TOPIC_BYTES)}
         for name in compacted:
             if name not in existing:
                 wanted[name] = {"num_partitions": settings.partitions, "replication_factor": -1,
@@ -85,8 +92,61 @@ def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: t
         if per_input:
             _ensure_per_input(admin, settings, per_input, timeout_seconds)
         _roll_sooner(admin, [name for name in (*compacted, *per_input) if name in existing])
+        if settings.dlq_topic in existing:
+            _dead_letters_fit(admin, settings.dlq_topic)
     finally:
         admin.close()
+
+
+def _set_where_unset(admin: KafkaAdminClient, names: list[str],
+                     configs: dict[str, str]) -> tuple[list[str], dict[str, str]]:  # fmt: skip
+    """Set ``configs`` on each topic of ``names`` where nobody has set them (neither on the topic
+    nor in the broker's configuration): (the topics changed, the refusals by topic)."""
+    try:
+        found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
+        modified = found.get("topic", {})  # only what is set: on the topic, or in the broker's configuration
+        unset = {name: {key: value for key, value in configs.items() if key not in modified.get(name, {})}
+                 for name in names}  # fmt: skip
+        resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=wanted)
+                     for name, wanted in unset.items() if wanted]  # fmt: skip
+        results = admin.alter_configs(resources).get("topic", {}) if resources else {}
+    except KafkaError as problem:
+        results = dict.fromkeys(names, f"{type(problem).__name__}: {problem}")
+    refused = {name: result for name, result in results.items() if result != "OK"}
+    return sorted(set(results) - set(refused)), refused
+
+
+def _dead_letters_fit(admin: KafkaAdminClient, name: str) -> None:
+    """A dead-letter topic created before ccpulse set its largest message gets it, where nobody set one."""
+    done, refused = _set_where_unset(admin, [name], {"max.message.bytes": str(DEAD_LETTER_TOPIC_BYTES)})
+    if refused:
+        log.warning("could not set max.message.bytes=%d on the dead-letter topic %s (%s): a message over its "
+                    "limit goes there cut short (header error.truncated); set it with kafka-configs.sh "
+                    "(docs/operations.md, \"Dead letters\")", DEAD_LETTER_TOPIC_BYTES, name, refused[name])  # fmt: skip
+    if done:
+        log.info("the dead-letter topic %s now takes messages up to %d bytes (max.message.bytes), so a message "
+                 "of the input topic goes there unchanged", name, DEAD_LETTER_TOPIC_BYTES)  # fmt: skip
+
+
+def dead_letter_bytes(settings: Settings, timeout_seconds: float = 30.0) -> int:
+    """The largest dead letter the worker can send: the dead-letter topic's max.message.bytes as
+    the broker applies it now (the topic's, the broker's or Kafka's default), at most the worker
+    producer's largest request; Kafka's default when the broker does not say (blocking: run it in
+    a thread)."""
+    resource = ConfigResource(ConfigResourceType.TOPIC, settings.dlq_topic, configs={"max.message.bytes": None})
+    try:
+        admin = KafkaAdminClient(client_id="ccpulse-admin", request_timeout_ms=int(timeout_seconds * 1000),
+                                 **client_options(settings))  # fmt: skip
+        try:
+            found = admin.describe_configs([resource], config_filter="all")
+        finally:
+            admin.close()
+        limit = int(found["topic"][settings.dlq_topic]["max.message.bytes"]["value"])
+    except (KafkaError, KeyError, TypeError, ValueError) as problem:
+        log.warning("could not read the dead-letter topic's max.message.bytes (%s: %s): dead letters are cut at "
+                    "Kafka's default, %d bytes", type(problem).__name__, problem, KAFKA_MESSAGE_BYTES)  # fmt: skip
+        return KAFKA_MESSAGE_BYTES
+    return min(limit, DEAD_LETTER_TOPIC_BYTES)
 
 
 def _roll_sooner(admin: KafkaAdminClient, names: list[str]) -> None:
@@ -94,21 +154,11 @@ def _roll_sooner(admin: KafkaAdminClient, names: list[str]) -> None:
     on the topic nor in the broker's configuration); a broker that refuses (an ACL) is logged."""
     if not names:
         return
-    try:
-        found = admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name) for name in names])
-        modified = found.get("topic", {})  # only what is set: on the topic, or in the broker's configuration
-        unset = {name: {key: COMPACTED[key] for key in ROLLING if key not in modified.get(name, {})} for name in names}
-        resources = [ConfigResource(ConfigResourceType.TOPIC, name, configs=configs)
-                     for name, configs in unset.items() if configs]  # fmt: skip
-        results = admin.alter_configs(resources).get("topic", {}) if resources else {}
-    except KafkaError as problem:
-        results = dict.fromkeys(names, f"{type(problem).__name__}: {problem}")
-    refused = {name: result for name, result in results.items() if result != "OK"}
+    done, refused = _set_where_unset(admin, names, {key: COMPACTED[key] for key in ROLLING})
     if refused:
         log.warning("could not set %s on the changelogs %s (%s): a take-over reads everything they hold since "
                     "they began; set them with kafka-configs.sh (docs/operations.md, \"Hand-overs\")",
                     COMPACTED_ROLLING_TEXT, sorted(refused), next(iter(refused.values())))  # fmt: skip
-    done = sorted(set(results) - set(refused))
     if done:
         log.info("changelogs %s now roll their segments hourly or at 128 MiB (%s), so the broker compacts them",
                  done, COMPACTED_ROLLING_TEXT)  # fmt: skip

@@ -55,6 +55,7 @@ from pipeline.exposition import (
 from pipeline.ingest import IngestStage
 from pipeline.issues_stage import IssuesStage
 from pipeline.kafka_edge import aiokafka_producer, consumer_client, producer_backlog, started_producer
+from pipeline.kafka_io import DEAD_LETTER_TOPIC_BYTES
 from pipeline.kafka_watch import CHECK_SECONDS as METADATA_CHECK_SECONDS
 from pipeline.kafka_watch import MetadataWatch
 from pipeline.loop_watch import LoopWatch
@@ -99,6 +100,7 @@ def faust_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=min(3.0, settings.session_timeout_seconds / 3),
         table_standby_replicas=0,
         producer_max_batch_size=RECORD_BATCH_BYTES,
+        producer_max_request_size=DEAD_LETTER_TOPIC_BYTES,  # a dead letter is a whole input message and headers
         stream_wait_empty=False,
         # A topic created while the group formed (a fresh broker) is missing from the first
         # assignment; the consumer notices it at its next metadata refresh (Kafka's default: 5 min).

@@ -26,8 +26,8 @@ from typing import BinaryIO, Protocol
 
 import orjson
 
-from pipeline.dead_letters import HEADER_DETAIL, HEADER_REASON
-from pipeline.kafka_io import SendReport
+from pipeline.dead_letters import HEADER_DETAIL, HEADER_REASON, fitted
+from pipeline.kafka_io import MAX_REQUEST_BYTES, SendReport
 from pipeline.sources import Outcome, Source, Summary
 
 log = logging.getLogger("ccpulse.follow")
@@ -201,4 +201,5 @@ def send_outcome(sender: Sender, outcome: Outcome, raw: bytes, dlq_topic: str,
         sender.send(orjson.dumps(event))
     if outcome.rejected:
         why = [(HEADER_REASON, outcome.rejected.encode()), (HEADER_DETAIL, outcome.detail.encode()[:1000])]
-        sender.send(raw, key=None, topic=dlq_topic, headers=why + where)
+        value, headers = fitted(raw, why + where, MAX_REQUEST_BYTES)  # as large as its producer sends
+        sender.send(value or b"", key=None, topic=dlq_topic, headers=headers)
