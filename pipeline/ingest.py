@@ -157,7 +157,7 @@ class IngestStage(StageRunner):
             deliveries.append(await producer.send(settings.topic, reroute.value, key=reroute.key,
                                                   partition=reroute.partition, headers=reroute.headers))  # fmt: skip
         for letter in intake.dead_letters:
-            value, headers = fitted(letter.value, letter.headers, self.dead_letter_bytes)
+            value, headers = fitted(letter.value, letter.headers, self.dead_letter_bytes - len(letter.key or b""))
             deliveries.append(await producer.send(settings.dlq_topic, value, key=letter.key, headers=headers))
         if ticks:
             tick_message = encode(BoardMessage(ticks=ticks))
