@@ -54,11 +54,14 @@ def client_options(settings: Settings) -> dict[str, object]:
 
 
 def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: tuple[str, ...] = (),
-                  compacted: tuple[str, ...] = (), per_input: tuple[str, ...] = ()) -> None:  # fmt: skip
+                  compacted: tuple[str, ...] = (), per_input: tuple[str, ...] = (),
+                  fit_dead_letters: bool = False) -> None:  # fmt: skip
     """Create the input and dead-letter topics (and the worker's ``internal`` topics, and its
     ``compacted`` ones: the tables' changelogs) with ``settings.partitions`` if they are missing;
     the compacted ``per_input`` ones (the contacts' state, by input partition) with as many
-    partitions as the input topic has, or more (grown when the input topic grew)."""
+    partitions as the input topic has, or more (grown when the input topic grew). With
+    ``fit_dead_letters`` (the worker), an existing dead-letter topic whose largest message nobody
+    set is set to take ``DEAD_LETTER_TOPIC_BYTES``."""
     try:
         admin = KafkaAdminClient(
             client_id="ccpulse-admin",
@@ -92,7 +95,7 @@ def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: t
         if per_input:
             _ensure_per_input(admin, settings, per_input, timeout_seconds)
         _roll_sooner(admin, [name for name in (*compacted, *per_input) if name in existing])
-        if settings.dlq_topic in existing:
+        if fit_dead_letters and settings.dlq_topic in existing:
             _dead_letters_fit(admin, settings.dlq_topic)
     finally:
         admin.close()

@@ -48,6 +48,7 @@ def run_worker(settings: Settings, verbose: bool = False) -> int:
         internal=stage_topics(settings.app_id),
         compacted=changelogs,
         per_input=(state_topic(settings.app_id),),
+        fit_dead_letters=True,
     )
     log.info(
         "worker starting: kafka %s, topic %s (%d partitions), web port %s, ClickHouse %s",

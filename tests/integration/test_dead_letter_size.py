@@ -47,9 +47,16 @@ def send_big_then_valid(deployment: Deployment, bootstrap: str, big: bytes) -> i
     return len(lines)
 
 
-def test_a_message_as_large_as_kafka_takes_goes_to_the_dead_letters_unchanged(kafka_bootstrap: str,
-                                                                               tmp_path: Path) -> None:  # fmt: skip
+@pytest.mark.parametrize("older_topic", [False, True], ids=["created by the worker", "created before, unset"])
+def test_a_message_as_large_as_kafka_takes_goes_to_the_dead_letters_unchanged(kafka_bootstrap: str, tmp_path: Path,
+                                                                               older_topic: bool) -> None:  # fmt: skip
+    from kafka.admin import KafkaAdminClient, NewTopic
+
     deployment = Deployment(kafka_bootstrap, tmp_path)
+    if older_topic:  # a dead-letter topic of Kafka's defaults (~1 MiB): the worker sets it at start
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        admin.create_topics([NewTopic(f"{deployment.topic}.dlq", 1, 1)])
+        admin.close()
     big = b'{"event_id": "huge", "blob": "' + b"z" * 1_040_000 + b'"}'  # the input topic takes up to 1,048,588
     with deployment.worker() as worker:
         valid = send_big_then_valid(deployment, kafka_bootstrap, big)
