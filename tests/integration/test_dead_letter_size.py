@@ -3,6 +3,7 @@ too large to send stopped the worker at every read of it (a partition stuck behi
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +84,43 @@ def test_a_message_larger_than_the_dead_letter_topic_takes_goes_there_cut_short(
     [(value, headers)] = dead_letters(kafka_bootstrap, f"{deployment.topic}.dlq")
     assert value == big[: 300_000 - HEADROOM - len(b"big")]  # room for its headers and its key
     assert headers[HEADER_TRUNCATED] == str(len(big)).encode() and headers[HEADER_REASON] == b"too_large"
+
+
+def test_the_bridge_dead_letters_a_message_near_1_mib_and_goes_on(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """``ccpulse follow --input-topic``: a connector's message near Kafka's limit is rejected by
+    the converter; its dead letter was over the bridge producer's 1,000,000 bytes, the send failed
+    and the bridge stopped, to fail on the same message after every restart."""
+    import signal
+    import subprocess
+    import sys
+
+    from kafka import KafkaConsumer, KafkaProducer
+
+    from pipeline.kafka_io import MAX_REQUEST_BYTES
+
+    deployment = Deployment(kafka_bootstrap, tmp_path)
+    vendor_topic = f"{deployment.topic}.twilio"
+    fixture = Path(__file__).resolve().parents[1] / "fixtures" / "twilio" / "taskrouter_events.txt"
+    big = b"x" * 1_040_000
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, max_request_size=4 * 2**20)
+    for line in [big, *fixture.read_bytes().splitlines()]:
+        producer.send(vendor_topic, line)
+    producer.close()
+    command = [sys.executable, "-m", "pipeline", "follow", "--from", "twilio-taskrouter", "--input-topic", vendor_topic]
+    bridge = subprocess.Popen(command, env=deployment.env(CCPULSE_DATA_DIR=str(tmp_path / "bridge")),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+    consumer = KafkaConsumer(deployment.topic, bootstrap_servers=kafka_bootstrap, auto_offset_reset="earliest",
+                             consumer_timeout_ms=1000)  # fmt: skip
+    try:
+        offered, deadline = 0, time.monotonic() + 60
+        while offered < 4 and bridge.poll() is None and time.monotonic() < deadline:
+            offered += sum(b'"contact.offered"' in record.value for record in consumer)
+        assert offered == 4, bridge.stderr.read().decode() if bridge.poll() is not None else "not converted in 60 s"
+    finally:
+        consumer.close()
+        bridge.send_signal(signal.SIGTERM)
+        _, errors = bridge.communicate(timeout=30)
+    assert bridge.returncode == 0, errors.decode()
+    cut = [(value, headers) for value, headers in dead_letters(kafka_bootstrap, f"{deployment.topic}.dlq")
+           if HEADER_TRUNCATED in headers]  # fmt: skip
+    assert cut == [(big[: MAX_REQUEST_BYTES - HEADROOM], cut[0][1])] and cut[0][1][HEADER_TRUNCATED] == b"1040000"
