@@ -53,6 +53,12 @@ def client_options(settings: Settings) -> dict[str, object]:
     }
 
 
+def admin_client(settings: Settings, timeout_seconds: float) -> KafkaAdminClient:
+    """ccpulse's Kafka admin client (blocking: run it in a thread from the event loop)."""
+    return KafkaAdminClient(client_id="ccpulse-admin", request_timeout_ms=int(timeout_seconds * 1000),
+                            **client_options(settings))  # fmt: skip
+
+
 def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: tuple[str, ...] = (),
                   compacted: tuple[str, ...] = (), per_input: tuple[str, ...] = (),
                   fit_dead_letters: bool = False) -> None:  # fmt: skip
@@ -63,11 +69,7 @@ def ensure_topics(settings: Settings, timeout_seconds: float = 30.0, internal: t
     ``fit_dead_letters`` (the worker), an existing dead-letter topic whose largest message nobody
     set is set to take ``DEAD_LETTER_TOPIC_BYTES``."""
     try:
-        admin = KafkaAdminClient(
-            client_id="ccpulse-admin",
-            request_timeout_ms=int(timeout_seconds * 1000),
-            **client_options(settings),
-        )
+        admin = admin_client(settings, timeout_seconds)
     except KafkaError as problem:
         raise KafkaUnavailable(
             f"cannot reach Kafka at {settings.kafka_bootstrap} ({problem}). Start a broker "
@@ -138,8 +140,7 @@ def dead_letter_bytes(settings: Settings, timeout_seconds: float = 30.0) -> int:
     a thread)."""
     resource = ConfigResource(ConfigResourceType.TOPIC, settings.dlq_topic, configs={"max.message.bytes": None})
     try:
-        admin = KafkaAdminClient(client_id="ccpulse-admin", request_timeout_ms=int(timeout_seconds * 1000),
-                                 **client_options(settings))  # fmt: skip
+        admin = admin_client(settings, timeout_seconds)
         try:
             found = admin.describe_configs([resource], config_filter="all")
         finally:
@@ -169,8 +170,7 @@ def _roll_sooner(admin: KafkaAdminClient, names: list[str]) -> None:
 
 def partition_counts(settings: Settings, names: list[str], timeout_seconds: float = 30.0) -> dict[str, int]:
     """The partition count of each of ``names`` that exists (blocking: run it in a thread)."""
-    admin = KafkaAdminClient(client_id="ccpulse-admin", request_timeout_ms=int(timeout_seconds * 1000),
-                             **client_options(settings))  # fmt: skip
+    admin = admin_client(settings, timeout_seconds)
     try:
         existing = [name for name in names if name in set(admin.list_topics())]
         if not existing:

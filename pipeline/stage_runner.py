@@ -356,10 +356,8 @@ class StageRunner(Service):
         owner reads it) and the revocation that follows hands everything over."""
         if time.monotonic() - self._confirmed_at < self._confirm_after:
             return True
-        while (self._in_flight or self._committing) and not self.handing_over:  # their commits answer it too
-            await self._wait_for_change()
-        if self.handing_over:  # a revocation came meanwhile: its take-over seeks to the last commit
-            return False
+        if not await self._committed_unless_handed_over():  # their commits answer it too; a revocation
+            return False  # came meanwhile: its take-over seeks to the last commit
         if time.monotonic() - self._confirmed_at < self._confirm_after:
             return True
         assert self.consumer is not None
@@ -643,7 +641,7 @@ class StageRunner(Service):
             return set()
         found = set()
         for log_tp, tp in logs.items():
-            past = ends.get(log_tp, 0) - self._log_ends.get(log_tp, ends.get(log_tp, 0))
+            past = ends.get(log_tp, 0) - self._log_ends.get(log_tp, 2**63)  # dropped meanwhile: never past
             if past > 0 and tp in self.committed:
                 found.add(tp)
                 log.warning("%s: changelog partition %s-%d ends %d records past this worker's own writes: another "
@@ -657,21 +655,23 @@ class StageRunner(Service):
         their changelog moved would: once every batch in flight is committed, their state is
         dropped and restored (no batch is fetched meanwhile: this runs in the read loop). A
         revocation meanwhile hands them over instead (its assignment reads them again)."""
-        assert self.consumer is not None
-        while (self._in_flight or self._committing) and not self.handing_over:
-            await self._wait_for_change()
-        again, self._written_by_others = sorted(self._written_by_others & set(self.committed)), set()
-        if self.handing_over or not again:
+        handed_over = not await self._committed_unless_handed_over()
+        again, self._written_by_others = self._written_by_others & set(self.committed), set()
+        if handed_over or not again:
             return
         self.taken_over_again += len(again)
         async with self._batch:
-            self.consumer.pause(*again)
             for tp in again:
                 self.committed.pop(tp, None)
                 self._drop(tp.partition)
             await self.handed_over()
-        what = f"taking partitions {[tp.partition for tp in again]} over again failed"
-        self._taking = asyncio.get_running_loop().create_task(self._or_stop(what, self._take_over(again)))
+        await self.assigned(again)  # paused, and taken over in a task of its own
+
+    async def _committed_unless_handed_over(self) -> bool:
+        """Wait until every batch in flight is committed; False if a revocation came first."""
+        while (self._in_flight or self._committing) and not self.handing_over:
+            await self._wait_for_change()
+        return not self.handing_over
 
     def _drop(self, partition: int) -> None:
         """Forget a partition for good, and where its changelogs ended."""
